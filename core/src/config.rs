@@ -1,0 +1,575 @@
+//! Configuration as plain data.
+//!
+//! [`ServerConfig`] is how an application describes one MCP server (transport plus optional
+//! [`OAuthConfig`]); it serializes to and from JSON and round-trips exactly (every optional field
+//! is skipped when absent). Secrets in it are [`SecretRef`]s: an environment variable name, or a
+//! literal. Literals are written back out as `{"redacted": true}` unless the caller asks for
+//! them with [`with_secrets_exposed`].
+//!
+//! [`Config`] is the resolved form the [`Authorizer`](crate::Authorizer) runs on: defaults
+//! applied, URLs parsed, secrets read through a caller-supplied lookup (core itself never reads
+//! the environment).
+
+use crate::discovery::ResourceMatch;
+use crate::error::ConfigError;
+use crate::http::{is_loopback_url, is_secure_endpoint};
+use crate::secret::{ClientSecret, PrivateKeyPem};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+use url::Url;
+
+thread_local! {
+    static EXPOSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with literal secrets serialized in plain text (for example to save a configuration
+/// file the user asked to keep secrets in). Outside this call they serialize as redacted.
+pub fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXPOSE.with(|e| e.set(self.0));
+        }
+    }
+    let _reset = Reset(EXPOSE.with(|e| e.replace(true)));
+    f()
+}
+
+/// Where a secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// Read from this environment variable when the configuration is resolved.
+    Env(String),
+    /// The value itself. `plain` remembers whether it was written as a bare string.
+    Literal {
+        /// The secret.
+        value: String,
+        /// Written as `"value"` rather than `{"value": "..."}`.
+        plain: bool,
+    },
+    /// A literal that was redacted when the configuration was saved.
+    Redacted,
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(v) => f.debug_tuple("Env").field(v).finish(),
+            SecretRef::Literal { .. } => f.write_str("Literal([redacted])"),
+            SecretRef::Redacted => f.write_str("Redacted"),
+        }
+    }
+}
+
+impl SecretRef {
+    /// A literal secret.
+    pub fn literal(value: impl Into<String>) -> Self {
+        SecretRef::Literal { value: value.into(), plain: true }
+    }
+
+    /// Resolves the secret through `env`.
+    pub fn resolve(&self, field: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+        match self {
+            SecretRef::Env(var) => env(var).ok_or_else(|| ConfigError::MissingEnv { field, var: var.clone() }),
+            SecretRef::Literal { value, .. } => Ok(value.clone()),
+            SecretRef::Redacted => Err(ConfigError::RedactedSecret(field)),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SecretRepr {
+    Plain(String),
+    Env { env: String },
+    Value { value: String },
+    Redacted { redacted: bool },
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let expose = EXPOSE.with(Cell::get);
+        let repr = match self {
+            SecretRef::Env(env) => SecretRepr::Env { env: env.clone() },
+            SecretRef::Literal { value, plain } if expose => {
+                if *plain {
+                    SecretRepr::Plain(value.clone())
+                } else {
+                    SecretRepr::Value { value: value.clone() }
+                }
+            }
+            SecretRef::Literal { .. } | SecretRef::Redacted => SecretRepr::Redacted { redacted: true },
+        };
+        repr.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match SecretRepr::deserialize(d)? {
+            SecretRepr::Plain(value) => SecretRef::Literal { value, plain: true },
+            SecretRepr::Env { env } => SecretRef::Env(env),
+            SecretRepr::Value { value } => SecretRef::Literal { value, plain: false },
+            SecretRepr::Redacted { .. } => SecretRef::Redacted,
+        })
+    }
+}
+
+/// One MCP server as an application configures it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// How to reach the server.
+    #[serde(flatten)]
+    pub transport: Transport,
+    /// OAuth settings; absent means the server is used without OAuth, exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// The MCP transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Transport {
+    /// Streamable HTTP (MCP 2025-03-26 and later).
+    StreamableHttp {
+        /// The MCP endpoint.
+        url: String,
+        /// Extra headers for every request.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+    },
+    /// The legacy HTTP+SSE transport (MCP 2024-11-05).
+    Sse {
+        /// The SSE endpoint.
+        url: String,
+        /// Extra headers for every request.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+    },
+    /// A child process speaking over stdin/stdout. Never uses OAuth.
+    Stdio {
+        /// The program.
+        command: String,
+        /// Its arguments.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        /// Extra environment variables.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+    },
+}
+
+impl Transport {
+    /// The URL of an HTTP transport.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Transport::StreamableHttp { url, .. } | Transport::Sse { url, .. } => Some(url),
+            Transport::Stdio { .. } => None,
+        }
+    }
+}
+
+/// Which grant to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Client credentials when a private key is configured, or when a client secret is
+    /// configured and the server offers `client_credentials` but not `authorization_code`;
+    /// otherwise the authorization code flow.
+    #[default]
+    Auto,
+    /// Authorization code with PKCE (a user logs in through a browser).
+    AuthorizationCode,
+    /// Client credentials (machine to machine, MCP ext-auth).
+    ClientCredentials,
+}
+
+/// Endpoints given in configuration: discovery is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualEndpoints {
+    /// The issuer, for `iss` checks and credential binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The authorization endpoint (needed for the code flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// The token endpoint.
+    pub token_endpoint: String,
+    /// The registration endpoint, if dynamic registration should be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+}
+
+/// OAuth settings of one MCP server, as plain data. Every field is optional.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Which grant to use (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// A client id registered in advance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The secret of a confidential client registered in advance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// The issuer the pre-registered credentials belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_server: Option<String>,
+    /// An HTTPS URL of this client's Client ID Metadata Document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    /// A PEM private key for `private_key_jwt` (ES256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecretRef>,
+    /// The JWS algorithm for `private_key_jwt` (only `ES256` is supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+    /// The `kid` header of client assertions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The `aud` of client assertions (default: the issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_audience: Option<String>,
+    /// Force a token endpoint authentication method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Endpoints given by hand; discovery is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<ManualEndpoints>,
+    /// Scopes to request when the server does not say which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// The loopback redirect URI (default `http://127.0.0.1:0/callback`; port 0 = any free port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// `client_name` for registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Send the RFC 8707 `resource` parameter (default true; some servers such as Entra ID
+    /// reject it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_resource: Option<bool>,
+    /// How strictly the metadata `resource` must match the server URL (default `prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_match: Option<ResourceMatch>,
+    /// Seconds to wait for the browser redirect before asking for a paste (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_timeout_secs: Option<u64>,
+    /// Refresh this many seconds before expiry (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_skew_secs: Option<u64>,
+    /// Authorization attempts per request before giving up (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_authorization_attempts: Option<u8>,
+    /// Ask for `offline_access` when the server lists it (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_access: Option<bool>,
+    /// Proceed when metadata omits `code_challenge_methods_supported` (default false; the MCP
+    /// specification says refuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_missing_pkce_metadata: Option<bool>,
+    /// `MCP-Protocol-Version` sent on discovery requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+}
+
+impl ServerConfig {
+    /// Checks the configuration without resolving secrets: OAuth only on HTTP transports, and
+    /// URLs that parse.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.transport, &self.oauth) {
+            (Transport::Stdio { command, .. }, Some(_)) => Err(ConfigError::OAuthOnStdio(command.clone())),
+            (Transport::Stdio { .. }, None) => Ok(()),
+            (t, _) => {
+                let url = t.url().unwrap_or_default();
+                Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Resolves the OAuth settings into a [`Config`]; `Ok(None)` when the server has no OAuth.
+    /// `env` looks up environment variables named by [`SecretRef::Env`].
+    pub fn oauth_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, ConfigError> {
+        self.validate()?;
+        let (Some(oauth), Some(url)) = (&self.oauth, self.transport.url()) else { return Ok(None) };
+        let server = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+        Config::from_oauth(server, oauth, env).map(Some)
+    }
+}
+
+/// The resolved configuration of one [`Authorizer`](crate::Authorizer).
+///
+/// Build it with [`Config::new`] and set fields, or from plain data with
+/// [`ServerConfig::oauth_config`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The MCP server URL (the protected resource).
+    pub server_url: Url,
+    /// Which grant to use.
+    pub flow: Flow,
+    /// A client id registered in advance.
+    pub client_id: Option<String>,
+    /// Its secret.
+    pub client_secret: Option<ClientSecret>,
+    /// The issuer the pre-registered credentials belong to.
+    pub authorization_server: Option<String>,
+    /// A Client ID Metadata Document URL to use as `client_id`.
+    pub client_metadata_url: Option<Url>,
+    /// A PEM private key for `private_key_jwt`.
+    pub private_key: Option<PrivateKeyPem>,
+    /// The `kid` of client assertions.
+    pub key_id: Option<String>,
+    /// The `aud` of client assertions (default: the issuer).
+    pub jwt_audience: Option<String>,
+    /// Force this token endpoint authentication method.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Endpoints given by hand.
+    pub endpoints: Option<ManualEndpoints>,
+    /// Scopes to request when the server does not say which.
+    pub scopes: Option<Vec<String>>,
+    /// The redirect URI plan; port 0 means any free port.
+    pub redirect_uri: Url,
+    /// `client_name` for registration.
+    pub client_name: String,
+    /// Send the RFC 8707 `resource` parameter.
+    pub send_resource: bool,
+    /// How strictly PRM `resource` must match.
+    pub resource_match: ResourceMatch,
+    /// How long to wait for the loopback redirect before asking for a paste.
+    pub callback_timeout: Duration,
+    /// Refresh this long before expiry.
+    pub refresh_skew: Duration,
+    /// Authorization attempts per request.
+    pub max_authorization_attempts: u8,
+    /// Ask for `offline_access` when the server lists it.
+    pub offline_access: bool,
+    /// Proceed without `code_challenge_methods_supported`.
+    pub allow_missing_pkce_metadata: bool,
+    /// `MCP-Protocol-Version` on discovery requests.
+    pub protocol_version: String,
+}
+
+/// The default loopback redirect URI: any free port on 127.0.0.1 (RFC 8252 §7.3).
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:0/callback";
+/// The MCP protocol version sent on discovery requests by default.
+pub const DEFAULT_PROTOCOL_VERSION: &str = "2025-11-25";
+
+impl Config {
+    /// A configuration with every default for the MCP server at `server_url`.
+    pub fn new(server_url: Url) -> Self {
+        Config {
+            server_url,
+            flow: Flow::Auto,
+            client_id: None,
+            client_secret: None,
+            authorization_server: None,
+            client_metadata_url: None,
+            private_key: None,
+            key_id: None,
+            jwt_audience: None,
+            token_endpoint_auth_method: None,
+            endpoints: None,
+            scopes: None,
+            redirect_uri: Url::parse(DEFAULT_REDIRECT_URI).unwrap_or_else(|_| unreachable!()),
+            client_name: "mcp-oauth".into(),
+            send_resource: true,
+            resource_match: ResourceMatch::Prefix,
+            callback_timeout: Duration::from_secs(300),
+            refresh_skew: Duration::from_secs(60),
+            max_authorization_attempts: 3,
+            offline_access: true,
+            allow_missing_pkce_metadata: false,
+            protocol_version: DEFAULT_PROTOCOL_VERSION.into(),
+        }
+    }
+
+    /// Applies [`OAuthConfig`] to the defaults, resolving secrets through `env`.
+    pub fn from_oauth(server_url: Url, o: &OAuthConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Config::new(server_url);
+        c.flow = o.flow.unwrap_or_default();
+        c.client_id = o.client_id.clone();
+        c.client_secret = o.client_secret.as_ref().map(|s| s.resolve("client_secret", env)).transpose()?.map(ClientSecret::new);
+        c.authorization_server = o.authorization_server.clone();
+        c.client_metadata_url = o
+            .client_metadata_url
+            .as_deref()
+            .map(|u| Url::parse(u).map_err(|e| ConfigError::InvalidUrl { field: "client_metadata_url", reason: e.to_string() }))
+            .transpose()?;
+        c.private_key = o.private_key.as_ref().map(|s| s.resolve("private_key", env)).transpose()?.map(PrivateKeyPem::new);
+        if let Some(alg) = &o.signing_algorithm {
+            if alg != "ES256" {
+                return Err(ConfigError::Inconsistent(format!("signing_algorithm {alg:?} is not supported (ES256 is)")));
+            }
+        }
+        c.key_id = o.key_id.clone();
+        c.jwt_audience = o.jwt_audience.clone();
+        c.token_endpoint_auth_method = o.token_endpoint_auth_method.clone();
+        c.endpoints = o.endpoints.clone();
+        c.scopes = o.scopes.clone();
+        if let Some(r) = &o.redirect_uri {
+            c.redirect_uri = Url::parse(r).map_err(|e| ConfigError::InvalidUrl { field: "redirect_uri", reason: e.to_string() })?;
+        }
+        if let Some(n) = &o.client_name {
+            c.client_name = n.clone();
+        }
+        c.send_resource = o.send_resource.unwrap_or(true);
+        c.resource_match = o.resource_match.unwrap_or_default();
+        if let Some(s) = o.callback_timeout_secs {
+            c.callback_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = o.refresh_skew_secs {
+            c.refresh_skew = Duration::from_secs(s);
+        }
+        if let Some(n) = o.max_authorization_attempts {
+            c.max_authorization_attempts = n;
+        }
+        c.offline_access = o.offline_access.unwrap_or(true);
+        c.allow_missing_pkce_metadata = o.allow_missing_pkce_metadata.unwrap_or(false);
+        if let Some(v) = &o.protocol_version {
+            c.protocol_version = v.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the resolved configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| ConfigError::InvalidUrl { field, reason: reason.into() };
+        if !is_secure_endpoint(&self.server_url) {
+            return Err(bad("url", "must be https (http only for loopback hosts), without credentials"));
+        }
+        let r = &self.redirect_uri;
+        if r.scheme() != "http" || !is_loopback_url(r) {
+            return Err(bad("redirect_uri", "must be http on localhost, 127.0.0.1 or [::1]"));
+        }
+        if r.fragment().is_some() || r.query().is_some() {
+            return Err(bad("redirect_uri", "must not have a query or fragment"));
+        }
+        if let Some(u) = &self.client_metadata_url {
+            crate::registration::validate_client_metadata_url(u)
+                .map_err(|reason| ConfigError::InvalidUrl { field: "client_metadata_url", reason })?;
+        }
+        if let Some(e) = &self.endpoints {
+            for (field, v) in [
+                ("endpoints.token_endpoint", Some(&e.token_endpoint)),
+                ("endpoints.authorization_endpoint", e.authorization_endpoint.as_ref()),
+                ("endpoints.registration_endpoint", e.registration_endpoint.as_ref()),
+            ] {
+                if let Some(v) = v {
+                    let u = Url::parse(v).map_err(|e| ConfigError::InvalidUrl { field, reason: e.to_string() })?;
+                    if !is_secure_endpoint(&u) {
+                        return Err(bad(field, "must be https (http only for loopback hosts)"));
+                    }
+                }
+            }
+        }
+        if self.flow == Flow::ClientCredentials && self.client_id.is_none() {
+            return Err(ConfigError::Inconsistent("flow client_credentials needs client_id".into()));
+        }
+        if self.flow == Flow::ClientCredentials && self.client_secret.is_none() && self.private_key.is_none() {
+            return Err(ConfigError::Inconsistent("flow client_credentials needs client_secret or private_key".into()));
+        }
+        if let Some(key) = &self.private_key {
+            crate::jwt::SigningKey::from_pem(key).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?;
+        }
+        if self.max_authorization_attempts == 0 {
+            return Err(ConfigError::Inconsistent("max_authorization_attempts must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn round_trips_exactly() {
+        let src = json!({
+            "type": "streamable_http",
+            "url": "https://mcp.example.com",
+            "headers": {"X-Team": "a"},
+            "oauth": {
+                "flow": "client_credentials",
+                "client_id": "abc",
+                "client_secret": {"env": "MCP_SECRET"},
+                "scopes": ["mcp:read"],
+                "redirect_uri": "http://127.0.0.1:8976/callback",
+                "send_resource": false,
+                "resource_match": "strict",
+                "callback_timeout_secs": 60
+            }
+        });
+        let cfg: ServerConfig = serde_json::from_value(src.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&cfg).unwrap(), src);
+        let plain = json!({"type": "sse", "url": "http://localhost:3000/sse"});
+        let cfg: ServerConfig = serde_json::from_value(plain.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&cfg).unwrap(), plain);
+        assert!(cfg.oauth_config(&no_env).unwrap().is_none());
+    }
+
+    #[test]
+    fn literal_secrets_are_redacted_unless_exposed() {
+        let src = json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"client_id": "a", "client_secret": "hunter2"}});
+        let cfg: ServerConfig = serde_json::from_value(src.clone()).unwrap();
+        let out = serde_json::to_string(&cfg).unwrap();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("redacted"));
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let exposed = with_secrets_exposed(|| serde_json::to_value(&cfg).unwrap());
+        assert_eq!(exposed, src);
+        // A redacted config read back refuses to resolve instead of using "[redacted]".
+        let back: ServerConfig = serde_json::from_str(&out).unwrap();
+        assert_eq!(back.oauth_config(&no_env).unwrap_err(), ConfigError::RedactedSecret("client_secret"));
+    }
+
+    #[test]
+    fn env_secrets_resolve_through_the_lookup() {
+        let src =
+            json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"client_id": "a", "client_secret": {"env": "S"}}});
+        let cfg: ServerConfig = serde_json::from_value(src).unwrap();
+        let env = |k: &str| (k == "S").then(|| "from-env".to_string());
+        let c = cfg.oauth_config(&env).unwrap().unwrap();
+        assert_eq!(c.client_secret.unwrap().secret(), "from-env");
+        assert!(matches!(cfg.oauth_config(&no_env), Err(ConfigError::MissingEnv { .. })));
+    }
+
+    #[test]
+    fn stdio_with_oauth_is_refused() {
+        let src = json!({"type": "stdio", "command": "server", "args": ["-v"], "oauth": {}});
+        let cfg: ServerConfig = serde_json::from_value(src).unwrap();
+        assert_eq!(cfg.validate().unwrap_err(), ConfigError::OAuthOnStdio("server".into()));
+        assert!(cfg.validate().unwrap_err().to_string().contains("stdio"));
+        let ok: ServerConfig = serde_json::from_value(json!({"type": "stdio", "command": "server"})).unwrap();
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn insecure_urls_are_refused() {
+        let mk = |url: &str, redirect: &str| {
+            let o = OAuthConfig { redirect_uri: Some(redirect.into()), ..Default::default() };
+            Config::from_oauth(Url::parse(url).unwrap(), &o, &no_env)
+        };
+        assert!(mk("https://m.example/mcp", "http://127.0.0.1:0/cb").is_ok());
+        assert!(mk("http://m.example/mcp", "http://127.0.0.1:0/cb").is_err());
+        assert!(mk("https://m.example/mcp", "http://example.com/cb").is_err());
+        assert!(mk("https://m.example/mcp", "https://127.0.0.1/cb").is_err());
+        assert!(mk("http://localhost:3000/mcp", "http://localhost/cb").is_ok());
+    }
+
+    #[test]
+    fn unknown_oauth_fields_are_an_error() {
+        let src = json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"clientid": "typo"}});
+        assert!(serde_json::from_value::<ServerConfig>(src).is_err());
+    }
+}

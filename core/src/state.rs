@@ -1,0 +1,1080 @@
+//! Every state transition of the [`Authorizer`] lives in this file (h11's "Rule 1"): nothing
+//! else assigns `self.state`.
+
+use crate::authorize::{authorization_url, check_redirect, parse_redirect, AuthorizationRequest, RedirectExpectations};
+use crate::authorizer::{
+    AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, StateName,
+};
+use crate::callback::Outcome;
+use crate::config::Flow;
+use crate::discovery::{self, bearer_challenge, BearerChallenge};
+use crate::entropy::Entropy;
+use crate::error::*;
+use crate::http::{is_secure_endpoint, HttpRequest, HttpResponse, OutgoingRequest, Purpose, RequestId, TransportFailure};
+use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
+use crate::pkce::{verifier_from_bytes, PkceChallenge};
+use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
+use crate::secret::{CsrfState, PkceVerifier};
+use crate::time::Timestamp;
+use crate::token::{select_auth_method, token_request, AuthMethod, ClientAuth, TokenResponse, TokenSet};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use url::Url;
+
+/// The private state. Each in-flight variant remembers the one outstanding request, if any.
+pub(crate) enum State {
+    Idle,
+    Failed,
+    ResourceMetadata { req: RequestId, candidates: Vec<(Url, Url)>, index: usize },
+    ServerMetadata { req: RequestId, issuers: Vec<String>, issuer_index: usize, candidates: Vec<Url>, index: usize, legacy: bool },
+    AwaitingPreparation { plan: AttemptPlan, flow: ChosenFlow },
+    Registration { req: RequestId, attempt: Box<Attempt>, metadata: ClientMetadata, listening: bool },
+    AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
+    ExchangingCode { req: RequestId, attempt: Box<Attempt> },
+    ClientCredentials { req: RequestId, scope: Option<String> },
+    Refreshing { req: RequestId, fallback: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChosenFlow {
+    AuthorizationCode,
+    ClientCredentials,
+}
+
+/// The authorization server in use.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerContext {
+    pub(crate) issuer: String,
+    pub(crate) metadata: Option<AuthorizationServerMetadata>,
+    pub(crate) authorization_endpoint: Option<Url>,
+    pub(crate) token_endpoint: Url,
+    pub(crate) registration_endpoint: Option<Url>,
+    /// The issuer is a baseline for RFC 9207 `iss` checks: it came from validated metadata or
+    /// explicit configuration, not synthesized for 2025-03-26 default endpoints (SPEC OQ 18).
+    pub(crate) iss_baseline: bool,
+}
+
+/// What one MCP request (one `TokenWanted` and the challenges that follow) has seen.
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    pub(crate) challenge: Option<BearerChallenge>,
+    pub(crate) step_up: bool,
+    pub(crate) challenges: u8,
+    pub(crate) authorized: bool,
+    pub(crate) refreshed: bool,
+    /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
+    pub(crate) requested_scopes: Vec<String>,
+}
+
+/// One authorization-code attempt: everything recorded before the browser opens.
+pub(crate) struct Attempt {
+    verifier: PkceVerifier,
+    state: CsrfState,
+    redirect_uri: Url,
+    client: Option<ClientInfo>,
+    scope: Option<String>,
+    resource: Option<String>,
+    issuer: String,
+    /// The issuer recorded for the `iss` check, when there is a baseline.
+    expected_iss: Option<String>,
+    iss_supported: bool,
+    url: Option<Url>,
+}
+
+fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
+    Err(e.into())
+}
+
+impl Authorizer {
+    pub(crate) fn state_name(&self) -> StateName {
+        match &self.state {
+            State::Idle => StateName::Idle,
+            State::Failed => StateName::Failed,
+            State::ResourceMetadata { .. } => StateName::ResourceMetadata,
+            State::ServerMetadata { .. } => StateName::ServerMetadata,
+            State::AwaitingPreparation { .. } => StateName::AwaitingPreparation,
+            State::Registration { .. } => StateName::Registration,
+            State::AwaitingRedirect { .. } => StateName::AwaitingRedirect,
+            State::ExchangingCode { .. } => StateName::ExchangingCode,
+            State::ClientCredentials { .. } => StateName::ClientCredentials,
+            State::Refreshing { .. } => StateName::Refreshing,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Timestamp> {
+        match &self.state {
+            State::AwaitingRedirect { deadline, .. } => Some(*deadline),
+            _ => None,
+        }
+    }
+
+    /// The authorization server in use; every caller runs after discovery.
+    fn ctx(&self) -> Result<ServerContext, Error> {
+        self.server.clone().ok_or(Error::Discovery(DiscoveryError::NoAuthorizationServer { tried: 0 }))
+    }
+
+    fn outstanding(&self) -> Option<RequestId> {
+        match &self.state {
+            State::ResourceMetadata { req, .. }
+            | State::ServerMetadata { req, .. }
+            | State::Registration { req, .. }
+            | State::ExchangingCode { req, .. }
+            | State::ClientCredentials { req, .. }
+            | State::Refreshing { req, .. } => Some(*req),
+            _ => None,
+        }
+    }
+
+    fn unexpected(&self, input: &Input) -> Error {
+        UsageError::UnexpectedInput { input: input.name(), state: self.state_name() }.into()
+    }
+
+    /// Entry point for every input.
+    pub(crate) fn handle(&mut self, input: Input) -> Result<(), Error> {
+        // Validate before touching anything: a usage error changes nothing.
+        let idle = matches!(self.state, State::Idle | State::Failed);
+        match &input {
+            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => return Err(self.unexpected(&input)),
+            Input::Response { id, .. } if self.outstanding() != Some(*id) => return Err(UsageError::UnknownRequest(*id).into()),
+            Input::AttemptPrepared { .. } if !matches!(self.state, State::AwaitingPreparation { .. }) => {
+                return Err(self.unexpected(&input))
+            }
+            Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(self.state, State::AwaitingRedirect { .. }) => {
+                return Err(self.unexpected(&input))
+            }
+            Input::Cancel { .. } if idle => return Err(self.unexpected(&input)),
+            _ => {}
+        }
+        // Time only moves forward.
+        self.now = self.now.max(input.now());
+        let result = match input {
+            Input::TokenWanted { .. } => self.on_token_wanted(),
+            Input::Challenged { status, www_authenticate, .. } => self.on_challenged(status, &www_authenticate),
+            Input::Response { result, .. } => self.on_response(result),
+            Input::AttemptPrepared { entropy, callback, .. } => self.on_prepared(entropy, callback),
+            Input::CallbackUnavailable { .. } => {
+                self.on_callback_unavailable();
+                Ok(())
+            }
+            Input::Redirect { url, source, .. } => self.on_redirect(&url, source),
+            Input::Timeout { .. } => self.on_timeout(),
+            Input::Cancel { reason, .. } => failed(match reason {
+                CancelReason::User => AuthorizationError::Cancelled,
+                CancelReason::NoInteraction => AuthorizationError::InteractionRequired,
+            }),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Error::Usage(u)) => Err(Error::Usage(u)),
+            Err(e) => {
+                self.fail(e);
+                Ok(())
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.state = State::Failed;
+        self.queue.push_back(Output::Failed(e));
+    }
+
+    fn ready(&mut self) {
+        self.state = State::Idle;
+        if let Some(t) = &self.tokens {
+            self.queue.push_back(Output::Ready(t.authorization()));
+        }
+    }
+
+    fn send(&mut self, purpose: Purpose, request: HttpRequest) -> RequestId {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        self.queue.push_back(Output::Send(OutgoingRequest { id, purpose, request, max_response_bytes: purpose.max_response_bytes() }));
+        id
+    }
+
+    fn get(&mut self, purpose: Purpose, url: &Url) -> RequestId {
+        let req = http::Request::get(url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .header("MCP-Protocol-Version", self.config.protocol_version.as_str())
+            .body(Vec::new())
+            .unwrap_or_else(|_| http::Request::new(Vec::new()));
+        self.send(purpose, req)
+    }
+
+    // ---- Starting a request -------------------------------------------------------------
+
+    fn on_token_wanted(&mut self) -> Result<(), Error> {
+        let requested = std::mem::take(&mut self.request.requested_scopes);
+        self.request = Default::default();
+        self.request.requested_scopes = requested;
+        if self.has_usable_token(self.now) {
+            self.ready();
+            return Ok(());
+        }
+        if self.try_refresh(false) {
+            return Ok(());
+        }
+        self.start_discovery()
+    }
+
+    fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue]) -> Result<(), Error> {
+        // A malformed header is treated as no header: well-known discovery still works.
+        let challenge = bearer_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
+        let insufficient = challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("insufficient_scope");
+        match status {
+            401 => {
+                if self.request.authorized {
+                    return failed(ResourceError::RejectedFreshToken { status });
+                }
+            }
+            403 if insufficient => {}
+            403 => return failed(ResourceError::Forbidden { description: challenge.and_then(|c| c.error_description) }),
+            other => return failed(ResourceError::NotAChallenge(other)),
+        }
+        self.request.challenges = self.request.challenges.saturating_add(1);
+        if self.request.challenges > self.config.max_authorization_attempts {
+            let c = challenge.unwrap_or_default();
+            return failed(if insufficient {
+                ResourceError::InsufficientScope { scope: c.scope, description: c.error_description, attempts: self.request.challenges - 1 }
+            } else {
+                ResourceError::RejectedFreshToken { status }
+            });
+        }
+        self.request.step_up = insufficient;
+        let new_prm = challenge.as_ref().is_some_and(|c| c.resource_metadata.is_some());
+        self.request.challenge = challenge;
+        if insufficient && self.server.is_some() && !new_prm {
+            return self.obtain_token();
+        }
+        // SPEC item 10 / OQ 14: re-run discovery on every 401, the AS may have changed.
+        self.start_discovery()
+    }
+
+    // ---- Discovery ----------------------------------------------------------------------
+
+    fn start_discovery(&mut self) -> Result<(), Error> {
+        if let Some(m) = self.config.endpoints.clone() {
+            let parse = |field: &'static str, v: &str| Url::parse(v).map_err(|_| Error::from(DiscoveryError::InvalidUrl { field }));
+            let token_endpoint = parse("token_endpoint", &m.token_endpoint)?;
+            let ctx = ServerContext {
+                issuer: m.issuer.clone().unwrap_or_else(|| discovery::origin_of(&token_endpoint)),
+                metadata: None,
+                authorization_endpoint: m.authorization_endpoint.as_deref().map(|v| parse("authorization_endpoint", v)).transpose()?,
+                token_endpoint,
+                registration_endpoint: m.registration_endpoint.as_deref().map(|v| parse("registration_endpoint", v)).transpose()?,
+                iss_baseline: m.issuer.is_some(),
+            };
+            return self.server_known(ctx);
+        }
+        let server = self.config.server_url.clone();
+        let mut candidates = Vec::new();
+        if let Some(rm) = self.request.challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()) {
+            // SPEC W14: an invalid or insecure URL is ignored; well-known discovery follows.
+            if let Ok(u) = Url::parse(rm) {
+                if is_secure_endpoint(&u) {
+                    candidates.push((u, server.clone()));
+                }
+            }
+        }
+        for u in discovery::resource_metadata_urls(&server) {
+            let identifier = if u.path() == "/.well-known/oauth-protected-resource" {
+                Url::parse(&discovery::origin_of(&server)).unwrap_or_else(|_| server.clone())
+            } else {
+                server.clone()
+            };
+            if !candidates.iter().any(|(c, _)| *c == u) {
+                candidates.push((u, identifier));
+            }
+        }
+        let req = self.get(Purpose::ResourceMetadata, &candidates[0].0);
+        self.state = State::ResourceMetadata { req, candidates, index: 0 };
+        Ok(())
+    }
+
+    fn on_response(&mut self, result: Result<HttpResponse, TransportFailure>) -> Result<(), Error> {
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        match state {
+            State::ResourceMetadata { candidates, index, .. } => self.on_resource_metadata(result, candidates, index),
+            State::ServerMetadata { issuers, issuer_index, candidates, index, legacy, .. } => {
+                self.on_server_metadata(result, issuers, issuer_index, candidates, index, legacy)
+            }
+            State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
+            State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
+            State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope),
+            State::Refreshing { fallback, .. } => self.on_refreshed(result, fallback),
+            other => {
+                self.state = other;
+                Ok(())
+            }
+        }
+    }
+
+    fn on_resource_metadata(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        candidates: Vec<(Url, Url)>,
+        index: usize,
+    ) -> Result<(), Error> {
+        let purpose = Purpose::ResourceMetadata;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        crate::token::check_size(&resp, purpose)?;
+        let status = resp.status().as_u16();
+        let next = |this: &mut Self| -> Result<(), Error> {
+            if let Some((url, _)) = candidates.get(index + 1) {
+                let url = url.clone();
+                let req = this.get(purpose, &url);
+                this.state = State::ResourceMetadata { req, candidates: candidates.clone(), index: index + 1 };
+                Ok(())
+            } else {
+                this.start_legacy_discovery()
+            }
+        };
+        if (400..500).contains(&status) {
+            return next(self);
+        }
+        if !resp.status().is_success() {
+            return failed(Error::Http {
+                purpose,
+                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::excerpt(resp.body()) },
+            });
+        }
+        let prm = match ProtectedResourceMetadata::from_json(resp.body()) {
+            Ok(p) => p,
+            // SPEC OQ 5: an unusable document is like a missing one; try the next candidate.
+            Err(_) if index + 1 < candidates.len() => return next(self),
+            Err(e) => return failed(e),
+        };
+        let (_, identifier) = &candidates[index];
+        if !discovery::resource_matches(&prm.resource, &self.config.server_url, identifier, self.config.resource_match) {
+            return failed(DiscoveryError::ResourceMismatch {
+                expected: discovery::canonical_resource_uri(&self.config.server_url),
+                found: prm.resource.chars().take(200).collect(),
+            });
+        }
+        let mut issuers = Vec::new();
+        for a in &prm.authorization_servers {
+            match Url::parse(a) {
+                Ok(u) if is_secure_endpoint(&u) => issuers.push(a.clone()),
+                Ok(_) => return failed(DiscoveryError::InsecureUrl { field: "authorization_servers", url: a.chars().take(200).collect() }),
+                Err(_) => return failed(DiscoveryError::InvalidUrl { field: "authorization_servers" }),
+            }
+        }
+        // Prefer the issuer of configured credentials, then the one we hold tokens or a
+        // registration for; otherwise the listed order (SPEC item 24).
+        let preferred: Vec<String> = self
+            .config
+            .authorization_server
+            .iter()
+            .cloned()
+            .chain(self.tokens.iter().map(|t| t.issuer.clone()))
+            .chain(self.clients.iter().map(|c| c.issuer.clone()))
+            .collect();
+        issuers.sort_by_key(|i| preferred.iter().position(|p| p == i).unwrap_or(usize::MAX));
+        self.prm = Some(prm);
+        self.start_server_metadata(issuers, 0, false)
+    }
+
+    fn start_legacy_discovery(&mut self) -> Result<(), Error> {
+        // 2025-03-26: the authorization server is the MCP server's origin.
+        self.prm = None;
+        let origin = discovery::origin_of(&self.config.server_url);
+        self.start_server_metadata(vec![origin], 0, true)
+    }
+
+    fn start_server_metadata(&mut self, issuers: Vec<String>, issuer_index: usize, legacy: bool) -> Result<(), Error> {
+        let Some(issuer) = issuers.get(issuer_index) else {
+            return failed(DiscoveryError::NoAuthorizationServer { tried: issuers.len() });
+        };
+        let url = Url::parse(issuer).map_err(|_| DiscoveryError::InvalidUrl { field: "authorization_servers" })?;
+        let candidates = if legacy {
+            vec![discovery::legacy_server_metadata_url(&self.config.server_url)]
+        } else {
+            discovery::server_metadata_urls(&url)
+        };
+        let req = self.get(Purpose::ServerMetadata, &candidates[0]);
+        self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: 0, legacy };
+        Ok(())
+    }
+
+    fn on_server_metadata(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        issuers: Vec<String>,
+        issuer_index: usize,
+        candidates: Vec<Url>,
+        index: usize,
+        legacy: bool,
+    ) -> Result<(), Error> {
+        let purpose = Purpose::ServerMetadata;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        crate::token::check_size(&resp, purpose)?;
+        let status = resp.status().as_u16();
+        let issuer = issuers[issuer_index].clone();
+        let not_found = (400..500).contains(&status);
+        if !not_found && !resp.status().is_success() {
+            return failed(Error::Http {
+                purpose,
+                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::excerpt(resp.body()) },
+            });
+        }
+        let parsed = if not_found { None } else { Some(AuthorizationServerMetadata::from_json(resp.body(), &issuer, legacy)) };
+        match parsed {
+            Some(Ok(md)) => {
+                let ctx = self.context_from_metadata(&issuer, md, legacy)?;
+                self.server_known(ctx)
+            }
+            // Security failures are final: never move silently to another server (SPEC OQ 8).
+            Some(Err(e @ (DiscoveryError::IssuerMismatch { .. } | DiscoveryError::InsecureUrl { .. }))) => failed(e),
+            Some(Err(e)) if index + 1 == candidates.len() && issuer_index + 1 == issuers.len() && !legacy => failed(e),
+            _ => {
+                if let Some(url) = candidates.get(index + 1) {
+                    let url = url.clone();
+                    let req = self.get(purpose, &url);
+                    self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: index + 1, legacy };
+                    Ok(())
+                } else if legacy {
+                    // 2025-03-26 without metadata: the default endpoints.
+                    let (a, t, r) = discovery::legacy_default_endpoints(&self.config.server_url);
+                    self.server_known(ServerContext {
+                        issuer,
+                        metadata: None,
+                        authorization_endpoint: Some(a),
+                        token_endpoint: t,
+                        registration_endpoint: Some(r),
+                        iss_baseline: false,
+                    })
+                } else {
+                    self.start_server_metadata(issuers, issuer_index + 1, false)
+                }
+            }
+        }
+    }
+
+    fn context_from_metadata(&self, issuer: &str, md: AuthorizationServerMetadata, legacy: bool) -> Result<ServerContext, Error> {
+        let parse = |field: &'static str, v: &Option<String>| -> Result<Option<Url>, Error> {
+            v.as_deref().map(|s| Url::parse(s).map_err(|_| DiscoveryError::InvalidUrl { field }.into())).transpose()
+        };
+        let token_endpoint = parse("token_endpoint", &md.token_endpoint)?
+            .ok_or_else(|| DiscoveryError::MissingEndpoint { issuer: issuer.to_owned(), endpoint: "token_endpoint" })?;
+        Ok(ServerContext {
+            issuer: if legacy { md.issuer.clone() } else { issuer.to_owned() },
+            authorization_endpoint: parse("authorization_endpoint", &md.authorization_endpoint)?,
+            registration_endpoint: parse("registration_endpoint", &md.registration_endpoint)?,
+            token_endpoint,
+            metadata: Some(md),
+            iss_baseline: true,
+        })
+    }
+
+    /// Discovery is done: apply the authorization server binding, then get a token.
+    fn server_known(&mut self, ctx: ServerContext) -> Result<(), Error> {
+        // SEP-2352: tokens from another authorization server are never sent or refreshed.
+        if let Some(t) = &self.tokens {
+            if t.issuer != ctx.issuer {
+                let issuer = t.issuer.clone();
+                self.tokens = None;
+                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
+            }
+        }
+        self.server = Some(ctx);
+        self.obtain_token()
+    }
+
+    // ---- Getting a token ----------------------------------------------------------------
+
+    fn obtain_token(&mut self) -> Result<(), Error> {
+        if !self.request.step_up && self.try_refresh(true) {
+            return Ok(());
+        }
+        match self.choose_flow()? {
+            ChosenFlow::ClientCredentials => self.start_client_credentials(),
+            ChosenFlow::AuthorizationCode => self.start_code_flow(),
+        }
+    }
+
+    fn choose_flow(&self) -> Result<ChosenFlow, Error> {
+        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
+        Ok(match self.config.flow {
+            Flow::ClientCredentials => ChosenFlow::ClientCredentials,
+            Flow::AuthorizationCode => ChosenFlow::AuthorizationCode,
+            Flow::Auto => {
+                let cc_only = md.is_some_and(|m| m.supports_grant("client_credentials") && !m.supports_grant("authorization_code"));
+                if self.config.client_id.is_some() && (self.signing_key.is_some() || (self.config.client_secret.is_some() && cc_only)) {
+                    ChosenFlow::ClientCredentials
+                } else {
+                    ChosenFlow::AuthorizationCode
+                }
+            }
+        })
+    }
+
+    /// The pre-registered client, if configuration has one for `issuer`.
+    fn configured_client(&self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
+        let Some(id) = &self.config.client_id else { return Ok(None) };
+        if let Some(bound) = &self.config.authorization_server {
+            if bound != issuer {
+                return failed(RegistrationError::BoundToOtherIssuer { configured: bound.clone(), discovered: issuer.to_owned() });
+            }
+        }
+        Ok(Some(ClientInfo {
+            issuer: issuer.to_owned(),
+            client_id: id.clone(),
+            client_secret: self.config.client_secret.clone(),
+            client_secret_expires_at: None,
+            token_endpoint_auth_method: self.config.token_endpoint_auth_method.clone(),
+            redirect_uris: Vec::new(),
+            kind: ClientKind::PreRegistered,
+        }))
+    }
+
+    fn client_auth<'a>(
+        &self,
+        client: &'a ClientInfo,
+        audience: &str,
+        nonce: Option<&[u8; 16]>,
+        id_in_body: bool,
+    ) -> Result<ClientAuth<'a>, Error> {
+        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
+        let forced = self.config.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse);
+        let has_key = self.signing_key.is_some() && client.kind == ClientKind::PreRegistered;
+        let method = select_auth_method(md, forced, client.auth_method(), client.client_secret.is_some(), has_key);
+        let assertion = match method {
+            AuthMethod::PrivateKeyJwt => {
+                let key = self
+                    .signing_key
+                    .as_ref()
+                    .ok_or_else(|| TokenError::ClientAuthentication("private_key_jwt needs private_key".into()))?;
+                let nonce = nonce.ok_or_else(|| TokenError::ClientAuthentication("no entropy for the assertion jti".into()))?;
+                let aud = self.config.jwt_audience.as_deref().unwrap_or(audience);
+                Some(crate::jwt::client_assertion(key, self.config.key_id.as_deref(), &client.client_id, aud, self.now, nonce))
+            }
+            _ => None,
+        };
+        Ok(ClientAuth {
+            method,
+            client_id: &client.client_id,
+            secret: client.client_secret.as_ref(),
+            assertion,
+            client_id_in_body: id_in_body,
+        })
+    }
+
+    fn resource_param(&self) -> Option<String> {
+        if !self.config.send_resource {
+            return None;
+        }
+        // SPEC OQ 2: the validated metadata value, byte for byte; else the canonical URI.
+        Some(match &self.prm {
+            Some(p) => p.resource.clone(),
+            None => discovery::canonical_resource_uri(&self.config.server_url),
+        })
+    }
+
+    /// SPEC §2.H: challenge scope, else configured scopes, else PRM `scopes_supported`, else
+    /// none; a step-up takes the union with what was requested and granted before; and
+    /// `offline_access` when the server lists it.
+    fn select_scope(&self) -> Option<String> {
+        let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let challenged = self.request.challenge.as_ref().and_then(|c| c.scope.as_deref()).map(split);
+        let mut scopes = challenged
+            .clone()
+            .or_else(|| self.config.scopes.clone())
+            .or_else(|| self.prm.as_ref().and_then(|p| p.scopes_supported.clone()))
+            .unwrap_or_default();
+        if self.request.step_up {
+            let mut union: Vec<String> = self.request.requested_scopes.clone();
+            if let Some(t) = &self.tokens {
+                union.extend(t.scopes().into_iter().map(str::to_owned));
+            }
+            union.extend(scopes);
+            scopes = union;
+        }
+        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
+        if self.config.offline_access && !scopes.is_empty() && md.is_some_and(|m| m.lists_scope("offline_access")) {
+            scopes.push("offline_access".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        scopes.retain(|s| seen.insert(s.clone()));
+        (!scopes.is_empty()).then(|| scopes.join(" "))
+    }
+
+    fn remember_requested(&mut self, scope: &Option<String>) {
+        if let Some(s) = scope {
+            for x in s.split_whitespace() {
+                if x != "offline_access" && !self.request.requested_scopes.iter().any(|y| y == x) {
+                    self.request.requested_scopes.push(x.to_owned());
+                }
+            }
+        }
+    }
+
+    /// Starts a refresh if there is a refresh token, a token endpoint and a client for it.
+    fn try_refresh(&mut self, fallback: bool) -> bool {
+        if self.request.refreshed {
+            return false;
+        }
+        let Some(t) = self.tokens.clone() else { return false };
+        let Some(rt) = t.refresh_token.clone() else { return false };
+        let token_endpoint = match &self.server {
+            Some(s) if s.issuer == t.issuer => Some(s.token_endpoint.clone()),
+            Some(_) => None,
+            None => t.token_endpoint.as_deref().and_then(|u| Url::parse(u).ok()).filter(is_secure_endpoint),
+        };
+        let Some(token_endpoint) = token_endpoint else { return false };
+        let Some(client) = self.client_for_tokens(&t) else { return false };
+        let Ok(auth) = self.client_auth(&client, &t.issuer, None, true) else { return false };
+        if auth.method == AuthMethod::PrivateKeyJwt {
+            return false; // needs entropy; a fresh client credentials token is as cheap
+        }
+        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.secret().to_owned())];
+        if let Some(r) = self.resource_param().or_else(|| self.config.send_resource.then(|| t.resource.clone())) {
+            form.push(("resource", r));
+        }
+        let req = token_request(&token_endpoint, form, &auth);
+        let req = self.send(Purpose::Refresh, req);
+        self.request.refreshed = true;
+        self.state = State::Refreshing { req, fallback };
+        true
+    }
+
+    fn client_for_tokens(&self, t: &TokenSet) -> Option<ClientInfo> {
+        let id = t.client_id.as_deref()?;
+        if self.config.client_id.as_deref() == Some(id) {
+            return self.configured_client(&t.issuer).ok().flatten();
+        }
+        if self.config.client_metadata_url.as_ref().is_some_and(|u| u.as_str() == id) {
+            return Some(self.metadata_document_client(&t.issuer, id));
+        }
+        self.clients.iter().find(|c| c.issuer == t.issuer && c.client_id == id).cloned()
+    }
+
+    fn metadata_document_client(&self, issuer: &str, id: &str) -> ClientInfo {
+        ClientInfo {
+            issuer: issuer.to_owned(),
+            client_id: id.to_owned(),
+            client_secret: None,
+            client_secret_expires_at: None,
+            token_endpoint_auth_method: Some("none".into()),
+            redirect_uris: Vec::new(),
+            kind: ClientKind::MetadataDocument,
+        }
+    }
+
+    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, fallback: bool) -> Result<(), Error> {
+        let purpose = Purpose::Refresh;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        match TokenResponse::from_http(&resp, purpose) {
+            Ok(tr) => {
+                let old = self.tokens.take();
+                let scope = old.as_ref().and_then(|t| t.scope.clone());
+                let issuer = old.as_ref().map(|t| t.issuer.clone()).unwrap_or_default();
+                let client_id = old.as_ref().and_then(|t| t.client_id.clone());
+                let resource = old.as_ref().map(|t| t.resource.clone()).unwrap_or_default();
+                let endpoint = old.as_ref().and_then(|t| t.token_endpoint.clone());
+                // Rotation: a new refresh token replaces the old; none means keep the old.
+                let keep = old.and_then(|t| t.refresh_token);
+                let mut set = self.token_set_from(tr, scope, issuer, resource, endpoint, client_id);
+                if set.refresh_token.is_none() {
+                    set.refresh_token = keep;
+                }
+                self.store_tokens(set);
+                self.ready();
+                Ok(())
+            }
+            Err(Error::Token(TokenError::Rejected(e))) => {
+                // SPEC item 90: the grant is dead; drop the tokens and authorize afresh.
+                let issuer = self.tokens.take().map(|t| t.issuer).unwrap_or_default();
+                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
+                if e.error == "invalid_client" {
+                    self.forget_dynamic_client();
+                }
+                if fallback || self.server.is_some() {
+                    self.obtain_token()
+                } else {
+                    self.start_discovery()
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn forget_dynamic_client(&mut self) {
+        let issuer = self.server.as_ref().map(|s| s.issuer.clone());
+        if let Some(issuer) = issuer {
+            let before = self.clients.len();
+            self.clients.retain(|c| !(c.issuer == issuer && c.kind == ClientKind::Dynamic));
+            if self.clients.len() != before {
+                self.queue.push_back(Output::Persist(Persist::ForgetClient { issuer }));
+            }
+        }
+    }
+
+    fn token_set_from(
+        &self,
+        tr: TokenResponse,
+        requested_scope: Option<String>,
+        issuer: String,
+        resource: String,
+        token_endpoint: Option<String>,
+        client_id: Option<String>,
+    ) -> TokenSet {
+        TokenSet {
+            expires_at: tr.expires_in.map(|s| self.now.saturating_add(std::time::Duration::from_secs(s))),
+            access_token: tr.access_token,
+            token_type: tr.token_type,
+            refresh_token: tr.refresh_token,
+            // SPEC item 82: no scope in the response means the requested scope was granted.
+            scope: tr.scope.or(requested_scope),
+            issuer,
+            resource,
+            token_endpoint,
+            client_id,
+            obtained_at: self.now,
+        }
+    }
+
+    fn store_tokens(&mut self, set: TokenSet) {
+        self.queue.push_back(Output::Persist(Persist::Tokens(set.clone())));
+        self.tokens = Some(set);
+        self.request.authorized = true;
+    }
+
+    // ---- Client credentials -------------------------------------------------------------
+
+    fn start_client_credentials(&mut self) -> Result<(), Error> {
+        let issuer = self.server.as_ref().map(|s| s.issuer.clone()).unwrap_or_default();
+        if self.configured_client(&issuer)?.is_none() {
+            return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
+        }
+        if self.signing_key.is_some() {
+            // The assertion's jti needs entropy.
+            let plan = AttemptPlan { redirect: None };
+            self.queue.push_back(Output::PrepareAttempt(plan.clone()));
+            self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::ClientCredentials };
+            return Ok(());
+        }
+        self.send_client_credentials(None)
+    }
+
+    fn send_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+        let ctx = self.ctx()?;
+        let client = self.configured_client(&ctx.issuer)?.ok_or_else(|| AuthorizationError::FlowUnavailable("no client_id".into()))?;
+        let scope = self.select_scope();
+        let mut form = vec![("grant_type", "client_credentials".to_owned())];
+        if let Some(r) = self.resource_param() {
+            form.push(("resource", r));
+        }
+        if let Some(s) = &scope {
+            form.push(("scope", s.clone()));
+        }
+        let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
+        let req = token_request(&ctx.token_endpoint, form, &auth);
+        self.remember_requested(&scope);
+        let req = self.send(Purpose::ClientCredentials, req);
+        self.state = State::ClientCredentials { req, scope };
+        Ok(())
+    }
+
+    fn on_client_credentials(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
+        let purpose = Purpose::ClientCredentials;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let tr = TokenResponse::from_http(&resp, purpose)?;
+        let ctx = self.ctx()?;
+        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
+        let set = self.token_set_from(tr, scope, ctx.issuer, resource, Some(ctx.token_endpoint.to_string()), self.config.client_id.clone());
+        self.store_tokens(set);
+        self.ready();
+        Ok(())
+    }
+
+    // ---- Authorization code -------------------------------------------------------------
+
+    fn start_code_flow(&mut self) -> Result<(), Error> {
+        let ctx = self.ctx()?;
+        let endpoint = ctx
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| DiscoveryError::MissingEndpoint { issuer: ctx.issuer.clone(), endpoint: "authorization_endpoint" })?;
+        if !matches!(endpoint.scheme(), "http" | "https") || !is_secure_endpoint(&endpoint) {
+            return failed(AuthorizationError::InsecureAuthorizationEndpoint(crate::http::redact_query(endpoint.as_str())));
+        }
+        if let Some(md) = &ctx.metadata {
+            let absent = md.code_challenge_methods_supported.is_none();
+            if !(md.supports_s256() || absent && self.config.allow_missing_pkce_metadata) {
+                return failed(DiscoveryError::PkceNotSupported { issuer: ctx.issuer.clone() });
+            }
+            if md.response_types_supported.as_ref().is_some_and(|r| !r.iter().any(|t| t == "code")) {
+                return failed(DiscoveryError::InvalidServerMetadata {
+                    issuer: ctx.issuer.clone(),
+                    reason: "response_types_supported does not list code".into(),
+                });
+            }
+        }
+        let r = &self.config.redirect_uri;
+        let host = match r.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(h) => h.to_string(),
+            None => "127.0.0.1".into(),
+        };
+        let configured_port = r.port().unwrap_or(0);
+        // Prefer the port of an existing registration, so it can be reused as is.
+        let registered_port = self
+            .clients
+            .iter()
+            .filter(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic)
+            .flat_map(|c| c.redirect_uris.iter())
+            .filter_map(|u| Url::parse(u).ok())
+            .find(|u| u.host() == r.host() && u.path() == r.path())
+            .and_then(|u| u.port());
+        let port = if configured_port == 0 { registered_port.unwrap_or(0) } else { configured_port };
+        let plan =
+            AttemptPlan { redirect: Some(RedirectPlan { host, port, path: r.path().to_owned(), any_port_fallback: configured_port == 0 }) };
+        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
+        self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::AuthorizationCode };
+        Ok(())
+    }
+
+    fn on_prepared(&mut self, entropy: Entropy, callback: CallbackSetup) -> Result<(), Error> {
+        let State::AwaitingPreparation { plan, flow } = std::mem::replace(&mut self.state, State::Idle) else {
+            return Ok(());
+        };
+        if flow == ChosenFlow::ClientCredentials {
+            return self.send_client_credentials(Some(&entropy.nonce));
+        }
+        let Some(rp) = plan.redirect.clone() else { return Ok(()) };
+        let (redirect_uri, listening) = match callback {
+            CallbackSetup::Listening(uri) => {
+                let ok = uri.scheme() == "http" && crate::http::is_loopback_url(&uri) && uri.path() == rp.path && uri.port().is_some();
+                if !ok {
+                    self.state = State::AwaitingPreparation { plan, flow };
+                    return Err(UsageError::BadRedirectUri(uri.to_string()).into());
+                }
+                (uri, true)
+            }
+            CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => {
+                // Paste mode: the browser lands on a port nobody listens on, and the user copies
+                // the address. Port 0 needs a concrete port: derive one from the entropy.
+                let port = if rp.port != 0 { rp.port } else { 49152 + (u16::from_be_bytes([entropy.nonce[0], entropy.nonce[1]]) % 16384) };
+                (rp.redirect_uri(port), false)
+            }
+        };
+        let ctx = self.ctx()?;
+        let verifier = verifier_from_bytes(&entropy.pkce);
+        let state = CsrfState::new(URL_SAFE_NO_PAD.encode(entropy.state));
+        let attempt = Box::new(Attempt {
+            verifier,
+            state,
+            redirect_uri,
+            client: None,
+            scope: self.select_scope(),
+            resource: self.resource_param(),
+            issuer: ctx.issuer.clone(),
+            expected_iss: ctx.iss_baseline.then(|| ctx.issuer.clone()),
+            iss_supported: ctx.metadata.as_ref().is_some_and(|m| m.iss_parameter_supported()),
+            url: None,
+        });
+        self.ensure_client(attempt, listening)
+    }
+
+    /// SPEC item 40: pre-registered, then CIMD, then a stored registration that fits, then DCR.
+    fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+        let ctx = self.ctx()?;
+        let md = ctx.metadata.as_ref();
+        let now_secs = self.now.as_secs();
+        let client = if let Some(c) = self.configured_client(&ctx.issuer)? {
+            Some(c)
+        } else if let (Some(u), true) = (&self.config.client_metadata_url, md.is_some_and(|m| m.client_id_metadata_document_supported())) {
+            Some(self.metadata_document_client(&ctx.issuer, u.as_str()))
+        } else {
+            let stored = self.clients.iter().find(|c| c.issuer == ctx.issuer && !c.secret_expired(now_secs)).cloned();
+            match stored {
+                Some(c) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
+                // RFC 8252 §7.3: any port for loopback IP literals, when re-registering is impossible.
+                Some(c) if ctx.registration_endpoint.is_none() && c.allows_redirect(&attempt.redirect_uri, true) => Some(c),
+                _ => None,
+            }
+        };
+        if let Some(c) = client {
+            attempt.client = Some(c);
+            return self.open_authorization(attempt, listening);
+        }
+        let Some(endpoint) = ctx.registration_endpoint.clone() else {
+            return failed(RegistrationError::NoMethod { issuer: ctx.issuer.clone() });
+        };
+        if !is_secure_endpoint(&endpoint) {
+            return failed(DiscoveryError::InsecureUrl { field: "registration_endpoint", url: endpoint.to_string() });
+        }
+        let metadata = ClientMetadata::native(&attempt.redirect_uri, &self.config.client_name, attempt.scope.clone());
+        let req = registration_request(&endpoint, &metadata);
+        let req = self.send(Purpose::Registration, req);
+        self.state = State::Registration { req, attempt, metadata, listening };
+        Ok(())
+    }
+
+    fn on_registration(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        mut attempt: Box<Attempt>,
+        metadata: ClientMetadata,
+        listening: bool,
+    ) -> Result<(), Error> {
+        let purpose = Purpose::Registration;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
+        self.clients.retain(|c| c.issuer != info.issuer);
+        self.clients.push(info.clone());
+        self.queue.push_back(Output::Persist(Persist::Client(info.clone())));
+        attempt.client = Some(info);
+        self.open_authorization(attempt, listening)
+    }
+
+    fn open_authorization(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+        let ctx = self.ctx()?;
+        let Some(endpoint) = ctx.authorization_endpoint.clone() else {
+            return failed(DiscoveryError::MissingEndpoint { issuer: ctx.issuer, endpoint: "authorization_endpoint" });
+        };
+        let client_id = attempt.client.as_ref().map(|c| c.client_id.clone()).unwrap_or_default();
+        let challenge = PkceChallenge::s256(&attempt.verifier);
+        let redirect = attempt.redirect_uri.to_string();
+        let url = authorization_url(
+            &endpoint,
+            &AuthorizationRequest {
+                client_id: &client_id,
+                redirect_uri: &redirect,
+                challenge: &challenge,
+                state: &attempt.state,
+                scope: attempt.scope.as_deref(),
+                resource: attempt.resource.as_deref(),
+            },
+        );
+        let scope = attempt.scope.clone();
+        self.remember_requested(&scope);
+        attempt.url = Some(url.clone());
+        let deadline = self.now.saturating_add(self.config.callback_timeout);
+        self.queue.push_back(Output::OpenAuthorizationUrl { url: url.clone(), deadline });
+        if !listening {
+            self.queue.push_back(Output::PromptForRedirect { url });
+        }
+        self.state = State::AwaitingRedirect { attempt, deadline, listening };
+        Ok(())
+    }
+
+    fn on_callback_unavailable(&mut self) {
+        if let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state {
+            if *listening {
+                *listening = false;
+                *deadline = self.now.saturating_add(self.config.callback_timeout);
+                if let Some(url) = attempt.url.clone() {
+                    self.queue.push_back(Output::PromptForRedirect { url });
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) -> Result<(), Error> {
+        let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state else {
+            return Ok(()); // a late timer: nothing waits on it
+        };
+        if self.now < *deadline {
+            return Ok(());
+        }
+        if *listening {
+            // The browser never came back: ask for a paste (SSH sessions, other machines).
+            *listening = false;
+            *deadline = self.now.saturating_add(self.config.callback_timeout);
+            if let Some(url) = attempt.url.clone() {
+                self.queue.push_back(Output::PromptForRedirect { url });
+            }
+            return Ok(());
+        }
+        failed(Error::TimedOut { waiting_for: Stage::Authorization })
+    }
+
+    fn on_redirect(&mut self, url: &str, source: RedirectSource) -> Result<(), Error> {
+        let State::AwaitingRedirect { attempt, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+            return Ok(());
+        };
+        let checked = parse_redirect(url, &attempt.redirect_uri).and_then(|p| {
+            check_redirect(
+                p,
+                &RedirectExpectations {
+                    state: &attempt.state,
+                    issuer: attempt.expected_iss.as_deref(),
+                    iss_supported: attempt.iss_supported,
+                },
+            )
+        });
+        let code = match checked {
+            Ok(code) => code,
+            Err(e) => {
+                let e = Error::from(e);
+                if source == RedirectSource::Loopback {
+                    self.queue.push_back(Output::AnswerCallback(Outcome::for_error(&e)));
+                }
+                return Err(e);
+            }
+        };
+        if source == RedirectSource::Loopback {
+            self.queue.push_back(Output::AnswerCallback(Outcome::Success));
+        }
+        let ctx = self.ctx()?;
+        let client = attempt.client.clone().ok_or_else(|| RegistrationError::NoMethod { issuer: ctx.issuer.clone() })?;
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.secret().to_owned()),
+            ("redirect_uri", attempt.redirect_uri.to_string()),
+            ("code_verifier", attempt.verifier.secret().to_owned()),
+        ];
+        if let Some(r) = &attempt.resource {
+            form.push(("resource", r.clone()));
+        }
+        let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
+        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let req = self.send(Purpose::CodeExchange, req);
+        self.state = State::ExchangingCode { req, attempt };
+        Ok(())
+    }
+
+    fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<(), Error> {
+        let purpose = Purpose::CodeExchange;
+        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let tr = match TokenResponse::from_http(&resp, purpose) {
+            Ok(tr) => tr,
+            Err(e) => {
+                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
+                    self.forget_dynamic_client();
+                }
+                return Err(e);
+            }
+        };
+        let ctx = self.ctx()?;
+        let resource = attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
+        let client_id = attempt.client.as_ref().map(|c| c.client_id.clone());
+        let set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, Some(ctx.token_endpoint.to_string()), client_id);
+        self.store_tokens(set);
+        self.ready();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn diagram_names_every_state() {
+        let docs = include_str!("lib.rs");
+        for name in [
+            "Idle",
+            "ResourceMetadata",
+            "ServerMetadata",
+            "AwaitingPreparation",
+            "Registration",
+            "AwaitingRedirect",
+            "ExchangingCode",
+            "ClientCredentials",
+            "Refreshing",
+            "Failed",
+        ] {
+            assert!(docs.contains(name), "state diagram in lib.rs lacks {name}");
+        }
+    }
+}

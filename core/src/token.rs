@@ -1,0 +1,454 @@
+//! Token endpoint requests (authorization code, refresh, client credentials), client
+//! authentication (RFC 6749 §2.3, RFC 7523), token responses (RFC 6749 §5) and the persisted
+//! [`TokenSet`].
+
+use crate::error::{Error, HttpError, OAuthErrorResponse, TokenError};
+use crate::http::{excerpt, is_json_or_absent, HttpRequest, HttpResponse, Purpose};
+use crate::metadata::AuthorizationServerMetadata;
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use crate::time::Timestamp;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+use url::Url;
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Public client: `client_id` in the body, no secret.
+    None,
+    /// `Authorization: Basic` with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the body.
+    ClientSecretPost,
+    /// A signed JWT assertion (RFC 7523 §2.2).
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// The registered name (`none`, `client_secret_basic`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// Parses a registered name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => AuthMethod::None,
+            "client_secret_basic" => AuthMethod::ClientSecretBasic,
+            "client_secret_post" => AuthMethod::ClientSecretPost,
+            "private_key_jwt" => AuthMethod::PrivateKeyJwt,
+            _ => return None,
+        })
+    }
+}
+
+/// Chooses the authentication method (SPEC item 77): a forced method, then the one the
+/// registration returned, then `private_key_jwt` with a key, then Basic or Post with a secret,
+/// else `none`.
+pub fn select_auth_method(
+    metadata: Option<&AuthorizationServerMetadata>,
+    forced: Option<AuthMethod>,
+    registered: Option<AuthMethod>,
+    has_secret: bool,
+    has_key: bool,
+) -> AuthMethod {
+    if let Some(m) = forced {
+        return m;
+    }
+    let supports = |m: AuthMethod| metadata.is_none_or(|md| md.supports_auth_method(m.as_str()));
+    if let Some(m) = registered {
+        let usable = match m {
+            AuthMethod::None => true,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => has_secret,
+            AuthMethod::PrivateKeyJwt => has_key,
+        };
+        if usable {
+            return m;
+        }
+    }
+    if has_key && (supports(AuthMethod::PrivateKeyJwt) || !has_secret) {
+        return AuthMethod::PrivateKeyJwt;
+    }
+    if has_secret {
+        let listed = metadata.is_some_and(|m| m.lists_auth_methods());
+        if listed && !supports(AuthMethod::ClientSecretBasic) && supports(AuthMethod::ClientSecretPost) {
+            return AuthMethod::ClientSecretPost;
+        }
+        return AuthMethod::ClientSecretBasic;
+    }
+    AuthMethod::None
+}
+
+/// Client authentication for one token request.
+pub struct ClientAuth<'a> {
+    /// The method.
+    pub method: AuthMethod,
+    /// The client id.
+    pub client_id: &'a str,
+    /// The secret, for the `client_secret_*` methods.
+    pub secret: Option<&'a ClientSecret>,
+    /// The signed assertion, for `private_key_jwt`.
+    pub assertion: Option<String>,
+    /// Put `client_id` in the body even with `private_key_jwt` (the authorization code flow
+    /// does; the client credentials extension omits it, RFC 7523 §3).
+    pub client_id_in_body: bool,
+}
+
+impl fmt::Debug for ClientAuth<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth").field("method", &self.method).field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1 and Appendix B).
+pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret))))
+}
+
+/// Builds a token endpoint `POST` with a form body, adding client authentication.
+pub fn token_request(endpoint: &Url, mut form: Vec<(&'static str, String)>, auth: &ClientAuth<'_>) -> HttpRequest {
+    let mut basic = None;
+    match auth.method {
+        AuthMethod::None => form.push(("client_id", auth.client_id.to_owned())),
+        AuthMethod::ClientSecretBasic => {
+            basic = Some(basic_authorization(auth.client_id, auth.secret.map(ClientSecret::secret).unwrap_or("")));
+        }
+        AuthMethod::ClientSecretPost => {
+            form.push(("client_id", auth.client_id.to_owned()));
+            form.push(("client_secret", auth.secret.map(|s| s.secret().to_owned()).unwrap_or_default()));
+        }
+        AuthMethod::PrivateKeyJwt => {
+            if auth.client_id_in_body {
+                form.push(("client_id", auth.client_id.to_owned()));
+            }
+            form.push(("client_assertion_type", crate::jwt::ASSERTION_TYPE.to_owned()));
+            form.push(("client_assertion", auth.assertion.clone().unwrap_or_default()));
+        }
+    }
+    let body = serde_urlencoded::to_string(&form).unwrap_or_default().into_bytes();
+    let mut b = http::Request::post(endpoint.as_str())
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(http::header::ACCEPT, "application/json");
+    if let Some(v) = basic {
+        if let Ok(mut hv) = http::HeaderValue::from_str(&v) {
+            hv.set_sensitive(true);
+            b = b.header(http::header::AUTHORIZATION, hv);
+        }
+    }
+    b.body(body).unwrap_or_else(|_| http::Request::new(Vec::new()))
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// `Bearer` (normalised).
+    pub token_type: String,
+    /// Lifetime in seconds, if given (a numeric string is accepted).
+    pub expires_in: Option<u64>,
+    /// A refresh token, if issued.
+    pub refresh_token: Option<RefreshToken>,
+    /// The granted scope, if given.
+    pub scope: Option<String>,
+}
+
+/// Parses an OAuth error body, if it is one.
+pub(crate) fn oauth_error(body: &[u8]) -> Option<OAuthErrorResponse> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = v.get("error")?.as_str()?.to_owned();
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    Some(OAuthErrorResponse { error, description: text("error_description"), uri: text("error_uri") })
+}
+
+/// Checks the size limit of a response.
+pub(crate) fn check_size(resp: &HttpResponse, purpose: Purpose) -> Result<(), Error> {
+    let limit = purpose.max_response_bytes();
+    if resp.body().len() > limit {
+        return Err(Error::Http { purpose, error: HttpError::BodyTooLarge { limit } });
+    }
+    Ok(())
+}
+
+impl TokenResponse {
+    /// Interprets a token endpoint response: 2xx with a valid body is success; an `error`
+    /// body (also inside a 200, as GitHub does) is [`TokenError::Rejected`]; anything else is an
+    /// HTTP error.
+    pub fn from_http(resp: &HttpResponse, purpose: Purpose) -> Result<Self, Error> {
+        check_size(resp, purpose)?;
+        let status = resp.status().as_u16();
+        let body = resp.body();
+        if let Some(e) = oauth_error(body) {
+            return Err(TokenError::Rejected(e).into());
+        }
+        if !resp.status().is_success() {
+            return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: excerpt(body) } });
+        }
+        if !is_json_or_absent(resp) {
+            let ct = crate::http::header_str(resp, http::header::CONTENT_TYPE).unwrap_or("").to_owned();
+            return Err(Error::Http { purpose, error: HttpError::BadContentType { content_type: ct } });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: e.to_string() } })?;
+        let invalid = |m: &str| Error::from(TokenError::InvalidResponse(m.to_owned()));
+        let obj = v.as_object().ok_or_else(|| invalid("body is not a json object"))?;
+        let access_token = match obj.get("access_token") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => AccessToken::new(s.clone()),
+            _ => return Err(invalid("access_token is missing or not a non-empty string")),
+        };
+        let token_type = match obj.get("token_type") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => return Err(invalid("token_type is missing or not a string")),
+        };
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::UnsupportedTokenType(token_type.chars().take(40).collect()).into());
+        }
+        let expires_in = match obj.get("expires_in") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => {
+                Some(n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.max(0.0) as u64)).unwrap_or(0))
+            }
+            Some(serde_json::Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| invalid("expires_in is not a number"))?),
+            Some(_) => return Err(invalid("expires_in is not a number")),
+        };
+        let opt_str = |k: &str| -> Result<Option<String>, Error> {
+            match obj.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(TokenError::InvalidResponse(format!("{k} is not a string")).into()),
+            }
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in,
+            refresh_token: opt_str("refresh_token")?.filter(|s| !s.is_empty()).map(RefreshToken::new),
+            scope: opt_str("scope")?.filter(|s| !s.trim().is_empty()),
+        })
+    }
+}
+
+/// Tokens for one (resource, issuer) pair, as persisted by the adapter's store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// Always `Bearer` today.
+    pub token_type: String,
+    /// The refresh token, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<RefreshToken>,
+    /// When the access token expires, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The granted scope (the requested one when the server did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The issuer that minted the tokens.
+    pub issuer: String,
+    /// The resource (MCP server) they are for.
+    pub resource: String,
+    /// Where to refresh them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The client id they were issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// When they were obtained.
+    pub obtained_at: Timestamp,
+}
+
+impl TokenSet {
+    /// True if the access token is usable at `now`, refreshing `skew` early.
+    pub fn is_fresh(&self, now: Timestamp, skew: Duration) -> bool {
+        match self.expires_at {
+            None => true,
+            Some(exp) => now < exp.saturating_sub(skew),
+        }
+    }
+
+    /// The header to attach.
+    pub fn authorization(&self) -> Authorization {
+        Authorization(format!("Bearer {}", self.access_token.secret()))
+    }
+
+    /// The granted scopes as a list.
+    pub fn scopes(&self) -> Vec<&str> {
+        self.scope.as_deref().map(|s| s.split_whitespace().collect()).unwrap_or_default()
+    }
+}
+
+/// The value of the `Authorization` header for MCP requests. `Debug` is redacted.
+#[derive(Clone)]
+pub struct Authorization(String);
+
+impl Authorization {
+    /// The header value, marked sensitive so HTTP libraries do not log it.
+    pub fn header_value(&self) -> http::HeaderValue {
+        let mut v = http::HeaderValue::from_str(&self.0).unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid"));
+        v.set_sensitive(true);
+        v
+    }
+
+    /// The header value as text. Never log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authorization(Bearer [redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        http::Response::builder().status(status).header("content-type", "application/json").body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn basic_auth_vectors() {
+        // RFC 6749 §2.3.1 example and SPEC §3.6.
+        assert_eq!(basic_authorization("s6BhdRkqt3", "7Fjfp0ZBr1KtDRbnfVdmIw"), "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3");
+        assert_eq!(basic_authorization("a:b", "c d"), "Basic YSUzQWI6Yytk");
+    }
+
+    #[test]
+    fn client_credentials_post_body_vector() {
+        let secret = ClientSecret::new("7Fjfp0ZBr1KtDRbnfVdmIw");
+        let auth = ClientAuth {
+            method: AuthMethod::ClientSecretPost,
+            client_id: "s6BhdRkqt3",
+            secret: Some(&secret),
+            assertion: None,
+            client_id_in_body: true,
+        };
+        let form = vec![("grant_type", "client_credentials".into())];
+        let mut form2 = form.clone();
+        form2.push(("resource", "https://mcp.example.com".into()));
+        form2.push(("scope", "mcp:read".into()));
+        let req = token_request(&Url::parse("https://as.example/token").unwrap(), form2, &auth);
+        let body = String::from_utf8(req.body().clone()).unwrap();
+        let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+        pairs.sort();
+        let mut want: Vec<(String, String)> = serde_urlencoded::from_str(
+            "grant_type=client_credentials&client_id=s6BhdRkqt3&client_secret=7Fjfp0ZBr1KtDRbnfVdmIw&resource=https%3A%2F%2Fmcp.example.com&scope=mcp%3Aread",
+        )
+        .unwrap();
+        want.sort();
+        assert_eq!(pairs, want);
+        assert!(req.headers().get("authorization").is_none());
+        assert!(!format!("{auth:?}").contains("7Fjf"));
+    }
+
+    #[test]
+    fn basic_puts_no_secret_in_body() {
+        let secret = ClientSecret::new("sekrit");
+        let auth = ClientAuth {
+            method: AuthMethod::ClientSecretBasic,
+            client_id: "id",
+            secret: Some(&secret),
+            assertion: None,
+            client_id_in_body: false,
+        };
+        let req = token_request(&Url::parse("https://as.example/token").unwrap(), vec![("grant_type", "client_credentials".into())], &auth);
+        assert!(!String::from_utf8_lossy(req.body()).contains("sekrit"));
+        assert!(req.headers()["authorization"].is_sensitive());
+    }
+
+    #[test]
+    fn method_selection() {
+        let md = |methods: Option<&[&str]>| {
+            let mut v = serde_json::json!({"issuer": "https://a"});
+            if let Some(m) = methods {
+                v["token_endpoint_auth_methods_supported"] = serde_json::json!(m);
+            }
+            AuthorizationServerMetadata::from_json(v.to_string().as_bytes(), "https://a", false).unwrap()
+        };
+        let basic = md(Some(&["client_secret_basic"]));
+        let post = md(Some(&["client_secret_post"]));
+        let none = md(Some(&["none"]));
+        let jwt = md(Some(&["private_key_jwt"]));
+        let absent = md(None);
+        assert_eq!(select_auth_method(Some(&basic), None, None, true, false), AuthMethod::ClientSecretBasic);
+        assert_eq!(select_auth_method(Some(&post), None, None, true, false), AuthMethod::ClientSecretPost);
+        assert_eq!(select_auth_method(Some(&none), None, None, false, false), AuthMethod::None);
+        assert_eq!(select_auth_method(Some(&absent), None, None, true, false), AuthMethod::ClientSecretBasic);
+        assert_eq!(select_auth_method(Some(&jwt), None, None, false, true), AuthMethod::PrivateKeyJwt);
+        assert_eq!(select_auth_method(Some(&none), None, Some(AuthMethod::ClientSecretPost), true, false), AuthMethod::ClientSecretPost);
+        // A registration that names a secret method but issued no secret cannot use it.
+        assert_eq!(select_auth_method(Some(&none), None, Some(AuthMethod::ClientSecretBasic), false, false), AuthMethod::None);
+        assert_eq!(select_auth_method(Some(&basic), Some(AuthMethod::ClientSecretPost), None, true, false), AuthMethod::ClientSecretPost);
+    }
+
+    #[test]
+    fn token_responses() {
+        let ok = TokenResponse::from_http(
+            &resp(200, r#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":"r","scope":"x y"}"#),
+            Purpose::CodeExchange,
+        )
+        .unwrap();
+        assert_eq!(ok.expires_in, Some(3600));
+        assert_eq!(ok.token_type, "Bearer");
+        assert_eq!(ok.scope.as_deref(), Some("x y"));
+        let no_exp = TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"Bearer"}"#), Purpose::CodeExchange).unwrap();
+        assert_eq!(no_exp.expires_in, None);
+        assert!(no_exp.refresh_token.is_none());
+        let e = TokenResponse::from_http(&resp(400, r#"{"error":"invalid_grant","error_description":"bad code"}"#), Purpose::CodeExchange)
+            .unwrap_err();
+        assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_grant"));
+        let e = TokenResponse::from_http(&resp(200, r#"{"error":"bad_verification_code"}"#), Purpose::CodeExchange).unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::Rejected(_))));
+        let e = TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"mac"}"#), Purpose::CodeExchange).unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::UnsupportedTokenType(_))));
+        let e = TokenResponse::from_http(&resp(200, r#"{"token_type":"Bearer"}"#), Purpose::CodeExchange).unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::InvalidResponse(_))));
+        let e = TokenResponse::from_http(&resp(500, "<html>oops</html>"), Purpose::Refresh).unwrap_err();
+        assert!(matches!(e, Error::Http { error: HttpError::UnexpectedStatus { status: 500, .. }, .. }));
+        assert!(e.is_retryable());
+        let big = "x".repeat(Purpose::CodeExchange.max_response_bytes() + 1);
+        let e = TokenResponse::from_http(&resp(200, &big), Purpose::CodeExchange).unwrap_err();
+        assert!(matches!(e, Error::Http { error: HttpError::BodyTooLarge { .. }, .. }));
+        let html = http::Response::builder().status(200).header("content-type", "text/html").body(b"{}".to_vec()).unwrap();
+        assert!(matches!(
+            TokenResponse::from_http(&html, Purpose::CodeExchange),
+            Err(Error::Http { error: HttpError::BadContentType { .. }, .. })
+        ));
+    }
+
+    #[test]
+    fn freshness_and_redaction() {
+        let ts = TokenSet {
+            access_token: AccessToken::new("tok-secret"),
+            token_type: "Bearer".into(),
+            refresh_token: Some(RefreshToken::new("ref-secret")),
+            expires_at: Some(Timestamp::from_secs(100)),
+            scope: Some("a b".into()),
+            issuer: "https://as".into(),
+            resource: "https://rs".into(),
+            token_endpoint: None,
+            client_id: None,
+            obtained_at: Timestamp::ZERO,
+        };
+        assert!(ts.is_fresh(Timestamp::from_secs(30), Duration::from_secs(60)));
+        assert!(!ts.is_fresh(Timestamp::from_secs(41), Duration::from_secs(60)));
+        let d = format!("{ts:?} {:?}", ts.authorization());
+        assert!(!d.contains("tok-secret") && !d.contains("ref-secret"), "{d}");
+        assert_eq!(ts.authorization().secret(), "Bearer tok-secret");
+        assert_eq!(ts.scopes(), ["a", "b"]);
+    }
+}
