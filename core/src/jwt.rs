@@ -68,17 +68,18 @@ pub fn client_assertion(key: &SigningKey, key_id: Option<&str>, client_id: &str,
     key.sign_jwt(&header, &claims)
 }
 
+/// A throwaway P-256 key generated for this crate's tests only.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use p256::ecdsa::signature::Verifier;
-
-    // A throwaway P-256 key generated for these tests only.
-    pub(crate) const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+pub(crate) const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg6g9Ac2rEIOgE4SQU
 tdYmF97Gp+K30YL5Gx6VsgujpzahRANCAARhrJjnXKTE7ZSbozxjFgR3X02Rcine
 kGzt42Pj4u3khB1otUFCYX7vyKO1+dTE5f7v8zP+y0+QomuVKTd+/QBf
 -----END PRIVATE KEY-----";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Verifier;
 
     #[test]
     fn assertion_verifies_and_has_the_claims() {

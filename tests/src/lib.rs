@@ -1,1 +1,781 @@
-//! placeholder
+//! An independent OAuth 2.1 authorization server and MCP protected resource for tests and the
+//! demo, written from the RFCs. It does not depend on `mcp-oauth-core`, so a parsing bug in the
+//! client cannot be mirrored by its peer.
+//!
+//! [`TestServer::handle`] is Sans-IO (`http::Request` in, `http::Response` out); the same
+//! handler is served in memory by core's scenario tests and over TCP by the end-to-end tests.
+//! Every behaviour is a field of [`Options`].
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use url::Url;
+
+/// Where protected resource metadata is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrmLocation {
+    /// `/.well-known/oauth-protected-resource{mcp_path}`.
+    PathAware,
+    /// `/.well-known/oauth-protected-resource`.
+    Root,
+    /// A custom path, only discoverable through the `WWW-Authenticate` header.
+    Custom(String),
+    /// No metadata at all (a 2025-03-26 server).
+    None,
+}
+
+/// Where authorization server metadata is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsMetadataLocation {
+    /// RFC 8414 (path inserted).
+    OAuth,
+    /// OpenID Connect, path inserted.
+    OidcInserted,
+    /// OpenID Connect, path appended.
+    OidcAppended,
+    /// No metadata (2025-03-26 default endpoints).
+    None,
+}
+
+/// What the server sends as `iss` in redirects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssBehaviour {
+    /// The correct issuer.
+    Correct,
+    /// No `iss`.
+    Missing,
+    /// This value.
+    Wrong(String),
+}
+
+/// A client registered in advance.
+#[derive(Debug, Clone)]
+pub struct PreClient {
+    /// The id.
+    pub id: String,
+    /// The secret, for confidential clients.
+    pub secret: Option<String>,
+    /// An ES256 public key (SEC1 bytes) for `private_key_jwt`.
+    pub jwt_key: Option<Vec<u8>>,
+}
+
+/// Every knob of the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The origin of the MCP server, e.g. `https://mcp.example.com`.
+    pub resource_origin: String,
+    /// The MCP endpoint path.
+    pub mcp_path: String,
+    /// The origin of the authorization server (may equal the resource origin).
+    pub auth_origin: String,
+    /// A path for the issuer, e.g. `/tenant1` (endpoints live under it).
+    pub issuer_path: String,
+    /// Where PRM lives.
+    pub prm: PrmLocation,
+    /// Put `resource_metadata` in the 401 challenge.
+    pub prm_in_header: bool,
+    /// Override PRM `resource`.
+    pub prm_resource: Option<String>,
+    /// PRM `scopes_supported`.
+    pub prm_scopes: Option<Vec<String>>,
+    /// `scope` in the 401 challenge.
+    pub challenge_scope: Option<String>,
+    /// Where AS metadata lives.
+    pub as_metadata: AsMetadataLocation,
+    /// AS `scopes_supported`.
+    pub as_scopes: Option<Vec<String>>,
+    /// Publish a registration endpoint.
+    pub dcr: bool,
+    /// DCR issues a secret and demands `client_secret_basic`.
+    pub dcr_confidential: bool,
+    /// Accept Client ID Metadata Document URLs as client ids.
+    pub cimd: bool,
+    /// `code_challenge_methods_supported` (`None` = absent).
+    pub pkce_methods: Option<Vec<String>>,
+    /// Advertise RFC 9207 `iss`.
+    pub iss_supported: bool,
+    /// What `iss` redirects carry.
+    pub iss: IssBehaviour,
+    /// Put this `issuer` in the metadata instead of the real one.
+    pub issuer_override: Option<String>,
+    /// Clients registered in advance.
+    pub clients: Vec<PreClient>,
+    /// `token_endpoint_auth_methods_supported`.
+    pub auth_methods: Vec<String>,
+    /// `grant_types_supported`.
+    pub grant_types: Vec<String>,
+    /// `expires_in` of access tokens (`None` = omitted).
+    pub token_lifetime: Option<u64>,
+    /// Issue refresh tokens.
+    pub refresh_tokens: bool,
+    /// Rotate refresh tokens on use.
+    pub rotate_refresh: bool,
+    /// Scopes needed to call `tools/call` on `admin-tool` (step-up tests).
+    pub admin_scope: Option<String>,
+    /// Answer every authorization with `error=access_denied`.
+    pub deny: bool,
+    /// Redirect with a different `state` than received.
+    pub wrong_state: bool,
+    /// Answer the token endpoint with an HTML 500.
+    pub token_html_500: bool,
+    /// Answer this path with a body of this many bytes.
+    pub huge_body: Option<(String, usize)>,
+    /// Answer refresh requests with `invalid_grant`.
+    pub refresh_invalid_grant: bool,
+    /// Require `resource` on authorization and token requests.
+    pub require_resource: bool,
+    /// Redirect URIs must match exactly, even the loopback port.
+    pub strict_redirect_port: bool,
+    /// Issuers listed in PRM before the real one (dead or foreign servers).
+    pub prm_extra_servers: Vec<String>,
+    /// Grant exactly this scope, whatever was asked (makes step-up impossible).
+    pub grant_scope_override: Option<String>,
+}
+
+impl Options {
+    /// A 2025-11-25-style server on one origin with DCR, PKCE, `iss`, refresh tokens.
+    pub fn new(origin: &str) -> Self {
+        Options {
+            resource_origin: origin.trim_end_matches('/').to_owned(),
+            mcp_path: "/mcp".into(),
+            auth_origin: origin.trim_end_matches('/').to_owned(),
+            issuer_path: String::new(),
+            prm: PrmLocation::PathAware,
+            prm_in_header: true,
+            prm_resource: None,
+            prm_scopes: Some(vec!["mcp:read".into(), "mcp:write".into()]),
+            challenge_scope: None,
+            as_metadata: AsMetadataLocation::OAuth,
+            as_scopes: Some(vec!["mcp:read".into(), "mcp:write".into(), "mcp:admin".into()]),
+            dcr: true,
+            dcr_confidential: false,
+            cimd: false,
+            pkce_methods: Some(vec!["S256".into()]),
+            iss_supported: true,
+            iss: IssBehaviour::Correct,
+            issuer_override: None,
+            clients: Vec::new(),
+            auth_methods: vec!["none".into(), "client_secret_basic".into(), "client_secret_post".into(), "private_key_jwt".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
+            token_lifetime: Some(3600),
+            refresh_tokens: true,
+            rotate_refresh: true,
+            admin_scope: Some("mcp:admin".into()),
+            deny: false,
+            wrong_state: false,
+            token_html_500: false,
+            huge_body: None,
+            refresh_invalid_grant: false,
+            require_resource: true,
+            strict_redirect_port: false,
+            prm_extra_servers: Vec::new(),
+            grant_scope_override: None,
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> String {
+        format!("{}{}", self.auth_origin, self.issuer_path)
+    }
+
+    /// The MCP endpoint URL.
+    pub fn mcp_url(&self) -> String {
+        format!("{}{}", self.resource_origin, self.mcp_path)
+    }
+
+    /// The `resource` value PRM publishes.
+    pub fn resource(&self) -> String {
+        self.prm_resource.clone().unwrap_or_else(|| self.mcp_url())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Client {
+    secret: Option<String>,
+    redirect_uris: Vec<String>,
+    method: String,
+    jwt_key: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+struct Grant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    resource: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    scope: Vec<String>,
+    client_id: String,
+    resource: Option<String>,
+}
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `GET`, `POST`...
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Form or JSON body fields, decoded (for token and registration requests).
+    pub params: Vec<(String, String)>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The response status.
+    pub status: u16,
+}
+
+/// The server. Cheap to build; all state is in memory.
+#[derive(Debug)]
+pub struct TestServer {
+    /// The knobs; tests may change them between requests.
+    pub options: Options,
+    clients: HashMap<String, Client>,
+    grants: HashMap<String, Grant>,
+    tokens: HashMap<String, Token>,
+    refresh: HashMap<String, Token>,
+    used_jti: Vec<String>,
+    counter: u64,
+    /// Every request, in order.
+    pub log: Vec<Seen>,
+}
+
+fn resp(status: u16, ctype: &str, body: Vec<u8>) -> http::Response<Vec<u8>> {
+    http::Response::builder().status(status).header("content-type", ctype).body(body).unwrap_or_default()
+}
+
+fn json_resp(status: u16, v: Value) -> http::Response<Vec<u8>> {
+    resp(status, "application/json", v.to_string().into_bytes())
+}
+
+fn oauth_error(status: u16, error: &str, desc: &str) -> http::Response<Vec<u8>> {
+    json_resp(status, json!({"error": error, "error_description": desc}))
+}
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+fn is_loopback_ip_url(u: &Url) -> bool {
+    matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+}
+
+impl TestServer {
+    /// A server with these options.
+    pub fn new(options: Options) -> Self {
+        let mut s = TestServer {
+            options,
+            clients: HashMap::new(),
+            grants: HashMap::new(),
+            tokens: HashMap::new(),
+            refresh: HashMap::new(),
+            used_jti: Vec::new(),
+            counter: 0,
+            log: Vec::new(),
+        };
+        for c in s.options.clients.clone() {
+            let method = if c.jwt_key.is_some() {
+                "private_key_jwt"
+            } else if c.secret.is_some() {
+                "client_secret_basic"
+            } else {
+                "none"
+            };
+            s.clients
+                .insert(c.id.clone(), Client { secret: c.secret, redirect_uris: Vec::new(), method: method.into(), jwt_key: c.jwt_key });
+        }
+        s
+    }
+
+    fn mint(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        let h = Sha256::digest(format!("{prefix}:{}:{}", self.counter, self.options.issuer()));
+        format!("{prefix}-{}", URL_SAFE_NO_PAD.encode(&h[..18]))
+    }
+
+    /// Revokes every access token (the next MCP request gets `invalid_token`).
+    pub fn revoke_access_tokens(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// How many requests had this path (query ignored).
+    pub fn count(&self, path: &str) -> usize {
+        self.log.iter().filter(|s| s.target.split('?').next() == Some(path)).count()
+    }
+
+    /// Requests to the token endpoint, in order.
+    pub fn token_requests(&self) -> Vec<&Seen> {
+        let p = format!("{}/token", self.options.issuer_path);
+        self.log.iter().filter(|s| s.target == p).collect()
+    }
+
+    /// Query parameters of authorization requests, in order.
+    pub fn authorization_requests(&self) -> Vec<Vec<(String, String)>> {
+        let p = format!("{}/authorize", self.options.issuer_path);
+        self.log
+            .iter()
+            .filter(|s| s.target.split('?').next() == Some(p.as_str()))
+            .map(|s| form(s.target.split_once('?').map(|(_, q)| q).unwrap_or("").as_bytes()))
+            .collect()
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, req: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let params = match req.headers().get("content-type").and_then(|v| v.to_str().ok()) {
+            Some(ct) if ct.starts_with("application/x-www-form-urlencoded") => form(req.body()),
+            Some(ct) if ct.starts_with("application/json") => serde_json::from_slice::<Value>(req.body())
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .map(|o| o.into_iter().map(|(k, v)| (k, if let Value::String(s) = v { s } else { v.to_string() })).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let response = self.route(req, &target, &params, authorization.as_deref());
+        self.log.push(Seen { method: req.method().to_string(), target, params, authorization, status: response.status().as_u16() });
+        response
+    }
+
+    fn route(
+        &mut self,
+        req: &http::Request<Vec<u8>>,
+        target: &str,
+        params: &[(String, String)],
+        authz: Option<&str>,
+    ) -> http::Response<Vec<u8>> {
+        let path = target.split('?').next().unwrap_or("");
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let o = self.options.clone();
+        if let Some((p, n)) = &o.huge_body {
+            if p == path {
+                return resp(200, "application/json", vec![b' '; *n]);
+            }
+        }
+        let ip = &o.issuer_path;
+        let prm_path = match &o.prm {
+            PrmLocation::PathAware => Some(format!("/.well-known/oauth-protected-resource{}", o.mcp_path)),
+            PrmLocation::Root => Some("/.well-known/oauth-protected-resource".to_owned()),
+            PrmLocation::Custom(p) => Some(p.clone()),
+            PrmLocation::None => None,
+        };
+        let as_path = match o.as_metadata {
+            AsMetadataLocation::OAuth => Some(format!("/.well-known/oauth-authorization-server{ip}")),
+            AsMetadataLocation::OidcInserted => Some(format!("/.well-known/openid-configuration{ip}")),
+            AsMetadataLocation::OidcAppended => Some(format!("{ip}/.well-known/openid-configuration")),
+            AsMetadataLocation::None => None,
+        };
+        if prm_path.as_deref() == Some(path) && req.method() == http::Method::GET {
+            let mut servers = o.prm_extra_servers.clone();
+            servers.push(o.issuer());
+            let mut v = json!({"resource": o.resource(), "authorization_servers": servers});
+            if let Some(s) = &o.prm_scopes {
+                v["scopes_supported"] = json!(s);
+            }
+            return json_resp(200, v);
+        }
+        if as_path.as_deref() == Some(path) && req.method() == http::Method::GET {
+            return json_resp(200, self.as_metadata());
+        }
+        if path == format!("{ip}/authorize") && req.method() == http::Method::GET {
+            return self.authorize(query);
+        }
+        if path == format!("{ip}/token") && req.method() == http::Method::POST {
+            return self.token(params, authz);
+        }
+        if path == format!("{ip}/register") && req.method() == http::Method::POST && o.dcr {
+            return self.register(params);
+        }
+        if path == o.mcp_path {
+            return self.mcp(req, authz);
+        }
+        resp(404, "text/plain", b"not found".to_vec())
+    }
+
+    fn as_metadata(&self) -> Value {
+        let o = &self.options;
+        let iss = o.issuer();
+        let mut v = json!({
+            "issuer": o.issuer_override.clone().unwrap_or_else(|| iss.clone()),
+            "authorization_endpoint": format!("{iss}/authorize"),
+            "token_endpoint": format!("{iss}/token"),
+            "response_types_supported": ["code"],
+            "grant_types_supported": o.grant_types,
+            "token_endpoint_auth_methods_supported": o.auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        });
+        if o.dcr {
+            v["registration_endpoint"] = json!(format!("{iss}/register"));
+        }
+        if let Some(m) = &o.pkce_methods {
+            v["code_challenge_methods_supported"] = json!(m);
+        }
+        if let Some(s) = &o.as_scopes {
+            v["scopes_supported"] = json!(s);
+        }
+        if o.iss_supported {
+            v["authorization_response_iss_parameter_supported"] = json!(true);
+        }
+        if o.cimd {
+            v["client_id_metadata_document_supported"] = json!(true);
+        }
+        v
+    }
+
+    fn redirect_allowed(&self, client_id: &str, redirect_uri: &str) -> bool {
+        let Ok(want) = Url::parse(redirect_uri) else { return false };
+        if self.options.cimd && client_id.starts_with("https://") {
+            return is_loopback_ip_url(&want) || want.host_str() == Some("localhost");
+        }
+        let Some(c) = self.clients.get(client_id) else { return false };
+        if c.redirect_uris.is_empty() {
+            // Pre-registered clients in these tests accept any loopback redirect.
+            return is_loopback_ip_url(&want) || want.host_str() == Some("localhost");
+        }
+        c.redirect_uris.iter().any(|r| {
+            let Ok(r) = Url::parse(r) else { return false };
+            r == want
+                || (!self.options.strict_redirect_port
+                    && is_loopback_ip_url(&r)
+                    && r.host() == want.host()
+                    && r.path() == want.path()
+                    && r.scheme() == want.scheme())
+        })
+    }
+
+    fn authorize(&mut self, query: &str) -> http::Response<Vec<u8>> {
+        let q = form(query.as_bytes());
+        let o = self.options.clone();
+        let (Some(client_id), Some(redirect_uri)) = (get(&q, "client_id"), get(&q, "redirect_uri")) else {
+            return resp(400, "text/plain", b"client_id and redirect_uri required".to_vec());
+        };
+        if !self.redirect_allowed(client_id, redirect_uri) {
+            return resp(400, "text/plain", b"unknown client or redirect_uri not registered".to_vec());
+        }
+        let mut loc = Url::parse(redirect_uri).unwrap_or_else(|_| Url::parse("http://127.0.0.1/").unwrap_or_else(|_| unreachable!()));
+        let state = get(&q, "state").map(|s| if o.wrong_state { format!("{s}x") } else { s.to_owned() });
+        let mut add = |k: &str, v: &str| {
+            loc.query_pairs_mut().append_pair(k, v);
+        };
+        let problem = if get(&q, "response_type") != Some("code") {
+            Some("unsupported_response_type")
+        } else if get(&q, "code_challenge_method") != Some("S256") || get(&q, "code_challenge").is_none() {
+            Some("invalid_request")
+        } else if o.require_resource && get(&q, "resource") != Some(o.resource().as_str()) {
+            Some("invalid_target")
+        } else if o.deny {
+            Some("access_denied")
+        } else {
+            None
+        };
+        match problem {
+            Some(e) => add("error", e),
+            None => {
+                self.counter += 1;
+                let code = format!("code-{}", self.counter);
+                self.grants.insert(
+                    code.clone(),
+                    Grant {
+                        client_id: client_id.to_owned(),
+                        redirect_uri: redirect_uri.to_owned(),
+                        challenge: get(&q, "code_challenge").unwrap_or("").to_owned(),
+                        resource: get(&q, "resource").map(str::to_owned),
+                        scope: get(&q, "scope").map(str::to_owned),
+                    },
+                );
+                add("code", &code);
+            }
+        }
+        if let Some(s) = &state {
+            add("state", s);
+        }
+        match &o.iss {
+            IssBehaviour::Correct => add("iss", &o.issuer()),
+            IssBehaviour::Missing => {}
+            IssBehaviour::Wrong(w) => add("iss", w),
+        }
+        http::Response::builder().status(302).header("location", loc.as_str()).body(Vec::new()).unwrap_or_default()
+    }
+
+    /// Authenticates the client of a token request: its id, or why not (`invalid_client`).
+    fn authenticate(&mut self, p: &[(String, String)], authz: Option<&str>) -> Result<String, String> {
+        let invalid = |d: &str| Err(d.to_owned());
+        if let Some(basic) = authz.and_then(|a| a.strip_prefix("Basic ")) {
+            let Ok(raw) = STANDARD.decode(basic) else { return invalid("bad basic encoding") };
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let Some((id, secret)) = raw.split_once(':') else { return invalid("bad basic credentials") };
+            let dec =
+                |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let (id, secret) = (dec(id), dec(secret));
+            if !self.options.auth_methods.iter().any(|m| m == "client_secret_basic") {
+                return invalid("client_secret_basic not supported");
+            }
+            return match self.clients.get(&id) {
+                Some(c) if c.secret.as_deref() == Some(secret.as_str()) => Ok(id),
+                _ => invalid("bad client credentials"),
+            };
+        }
+        if let Some(assertion) = get(p, "client_assertion") {
+            if get(p, "client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+                return invalid("bad client_assertion_type");
+            }
+            return self.verify_assertion(assertion);
+        }
+        let Some(id) = get(p, "client_id").map(str::to_owned) else { return invalid("no client authentication") };
+        if self.options.cimd && id.starts_with("https://") {
+            return Ok(id);
+        }
+        let Some(c) = self.clients.get(&id).cloned() else { return invalid("unknown client") };
+        match (get(p, "client_secret"), &c.secret) {
+            (Some(s), Some(want)) if s == want => {
+                if !self.options.auth_methods.iter().any(|m| m == "client_secret_post") {
+                    return invalid("client_secret_post not supported");
+                }
+                Ok(id)
+            }
+            (None, None) => Ok(id),
+            (None, Some(_)) if c.method == "none" => Ok(id),
+            _ => invalid("bad client secret"),
+        }
+    }
+
+    fn verify_assertion(&mut self, jwt: &str) -> Result<String, String> {
+        use p256::ecdsa::signature::Verifier;
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let [h, c, s] = parts[..] else { return Err("not a compact jws".into()) };
+        let dec = |x: &str| URL_SAFE_NO_PAD.decode(x).map_err(|_| "bad base64url".to_string());
+        let header: Value = serde_json::from_slice(&dec(h)?).map_err(|_| "bad header")?;
+        let claims: Value = serde_json::from_slice(&dec(c)?).map_err(|_| "bad claims")?;
+        if header["alg"] != "ES256" {
+            return Err("alg must be ES256".into());
+        }
+        let id = claims["iss"].as_str().ok_or("no iss")?.to_owned();
+        if claims["sub"].as_str() != Some(id.as_str()) {
+            return Err("sub must equal iss".into());
+        }
+        let aud_ok = match &claims["aud"] {
+            Value::String(a) => a.trim_end_matches('/') == self.options.issuer(),
+            Value::Array(v) => v.iter().any(|a| a.as_str().map(|a| a.trim_end_matches('/')) == Some(self.options.issuer().as_str())),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err("aud must be the issuer".into());
+        }
+        let jti = claims["jti"].as_str().ok_or("no jti")?.to_owned();
+        if self.used_jti.contains(&jti) {
+            return Err("jti replayed".into());
+        }
+        if claims["exp"].as_u64().is_none() || claims["iat"].as_u64().is_none() {
+            return Err("exp and iat required".into());
+        }
+        let key = self.clients.get(&id).and_then(|c| c.jwt_key.clone()).ok_or("client has no key")?;
+        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&key).map_err(|_| "bad key")?;
+        let sig = p256::ecdsa::Signature::from_slice(&dec(s)?).map_err(|_| "bad signature encoding")?;
+        vk.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| "signature does not verify")?;
+        self.used_jti.push(jti);
+        Ok(id)
+    }
+
+    fn issue(&mut self, client_id: &str, scope: Option<String>, resource: Option<String>, with_refresh: bool) -> http::Response<Vec<u8>> {
+        let scope = self.options.grant_scope_override.clone().or(scope);
+        let scopes: Vec<String> = scope.as_deref().map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+        let access = self.mint("at");
+        let t = Token { scope: scopes, client_id: client_id.to_owned(), resource };
+        self.tokens.insert(access.clone(), t.clone());
+        let mut v = json!({"access_token": access, "token_type": "Bearer"});
+        if let Some(l) = self.options.token_lifetime {
+            v["expires_in"] = json!(l);
+        }
+        if let Some(s) = &scope {
+            v["scope"] = json!(s);
+        }
+        if with_refresh && self.options.refresh_tokens {
+            let rt = self.mint("rt");
+            self.refresh.insert(rt.clone(), t);
+            v["refresh_token"] = json!(rt);
+        }
+        let mut r = json_resp(200, v);
+        r.headers_mut().insert("cache-control", http::HeaderValue::from_static("no-store"));
+        r
+    }
+
+    fn token(&mut self, p: &[(String, String)], authz: Option<&str>) -> http::Response<Vec<u8>> {
+        if self.options.token_html_500 {
+            return resp(500, "text/html", b"<html><body>Internal Server Error</body></html>".to_vec());
+        }
+        let client_id = match self.authenticate(p, authz) {
+            Ok(id) => id,
+            Err(why) => return oauth_error(401, "invalid_client", &why),
+        };
+        let o = self.options.clone();
+        let resource = get(p, "resource").map(str::to_owned);
+        if o.require_resource && resource.as_deref() != Some(o.resource().as_str()) {
+            return oauth_error(400, "invalid_target", "resource missing or wrong");
+        }
+        match get(p, "grant_type") {
+            Some("authorization_code") => {
+                let Some(g) = get(p, "code").and_then(|c| self.grants.remove(c)) else {
+                    return oauth_error(400, "invalid_grant", "unknown or used code");
+                };
+                if g.client_id != client_id || Some(g.redirect_uri.as_str()) != get(p, "redirect_uri") {
+                    return oauth_error(400, "invalid_grant", "client or redirect_uri mismatch");
+                }
+                let verifier = get(p, "code_verifier").unwrap_or("");
+                if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != g.challenge {
+                    return oauth_error(400, "invalid_grant", "pkce verification failed");
+                }
+                if g.resource != resource {
+                    return oauth_error(400, "invalid_target", "resource differs from the authorization request");
+                }
+                self.issue(&client_id, g.scope, resource, true)
+            }
+            Some("refresh_token") => {
+                if o.refresh_invalid_grant {
+                    return oauth_error(400, "invalid_grant", "refresh token revoked");
+                }
+                let Some(rt) = get(p, "refresh_token") else { return oauth_error(400, "invalid_request", "no refresh_token") };
+                let Some(t) = self.refresh.get(rt).cloned() else { return oauth_error(400, "invalid_grant", "unknown refresh token") };
+                if t.client_id != client_id {
+                    return oauth_error(400, "invalid_grant", "refresh token of another client");
+                }
+                if o.rotate_refresh {
+                    self.refresh.remove(rt);
+                }
+                let scope = (!t.scope.is_empty()).then(|| t.scope.join(" "));
+                let mut r = self.issue(&client_id, scope, resource, o.rotate_refresh);
+                if !o.rotate_refresh {
+                    // Without rotation the response carries no new refresh token.
+                    if let Ok(mut v) = serde_json::from_slice::<Value>(r.body()) {
+                        v.as_object_mut().map(|m| m.remove("refresh_token"));
+                        *r.body_mut() = v.to_string().into_bytes();
+                    }
+                }
+                r
+            }
+            Some("client_credentials") => {
+                if !o.grant_types.iter().any(|g| g == "client_credentials") {
+                    return oauth_error(400, "unsupported_grant_type", "client_credentials not enabled");
+                }
+                if !self.clients.get(&client_id).is_some_and(|c| c.secret.is_some() || c.jwt_key.is_some()) {
+                    return oauth_error(401, "invalid_client", "client_credentials needs a confidential client");
+                }
+                self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false)
+            }
+            _ => oauth_error(400, "unsupported_grant_type", "unknown grant_type"),
+        }
+    }
+
+    fn register(&mut self, p: &[(String, String)]) -> http::Response<Vec<u8>> {
+        let Some(uris) = get(p, "redirect_uris").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()) else {
+            return oauth_error(400, "invalid_redirect_uri", "redirect_uris required");
+        };
+        if get(p, "application_type").is_none() {
+            return oauth_error(400, "invalid_client_metadata", "application_type required");
+        }
+        if uris.iter().any(|u| Url::parse(u).map(|u| !(is_loopback_ip_url(&u) || u.host_str() == Some("localhost"))).unwrap_or(true)) {
+            return oauth_error(400, "invalid_redirect_uri", "only loopback redirect uris");
+        }
+        self.counter += 1;
+        let id = format!("dyn-{}", self.counter);
+        let (secret, method) = if self.options.dcr_confidential {
+            (Some(self.mint("secret")), "client_secret_basic".to_owned())
+        } else {
+            (None, get(p, "token_endpoint_auth_method").unwrap_or("client_secret_basic").to_owned())
+        };
+        self.clients
+            .insert(id.clone(), Client { secret: secret.clone(), redirect_uris: uris.clone(), method: method.clone(), jwt_key: None });
+        let mut v = json!({"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": method, "client_id_issued_at": 0});
+        if let Some(s) = secret {
+            v["client_secret"] = json!(s);
+            v["client_secret_expires_at"] = json!(0);
+        }
+        json_resp(201, v)
+    }
+
+    fn challenge(&self, error: Option<(&str, &str)>, scope: Option<&str>) -> http::Response<Vec<u8>> {
+        let o = &self.options;
+        let mut parts = Vec::new();
+        if let Some((e, d)) = error {
+            parts.push(format!("error=\"{e}\""));
+            parts.push(format!("error_description=\"{d}\""));
+        }
+        if let Some(s) = scope.or(o.challenge_scope.as_deref()) {
+            parts.push(format!("scope=\"{s}\""));
+        }
+        if o.prm_in_header {
+            let p = match &o.prm {
+                PrmLocation::PathAware => Some(format!("/.well-known/oauth-protected-resource{}", o.mcp_path)),
+                PrmLocation::Root => Some("/.well-known/oauth-protected-resource".into()),
+                PrmLocation::Custom(p) => Some(p.clone()),
+                PrmLocation::None => None,
+            };
+            if let Some(p) = p {
+                parts.push(format!("resource_metadata=\"{}{p}\"", o.resource_origin));
+            }
+        }
+        let status = if error.map(|e| e.0) == Some("insufficient_scope") { 403 } else { 401 };
+        let value = if parts.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", parts.join(", ")) };
+        http::Response::builder()
+            .status(status)
+            .header("www-authenticate", value)
+            .header("content-type", "application/json")
+            .body(br#"{"error":"unauthorized"}"#.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses), behind bearer auth.
+    fn mcp(&mut self, req: &http::Request<Vec<u8>>, authz: Option<&str>) -> http::Response<Vec<u8>> {
+        let Some(bearer) = authz.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer "))) else {
+            return self.challenge(None, None);
+        };
+        let Some(tok) = self.tokens.get(bearer).cloned() else {
+            return self.challenge(Some(("invalid_token", "The access token is invalid or expired")), None);
+        };
+        if self.options.require_resource && tok.resource.as_deref() != Some(self.options.resource().as_str()) {
+            return self.challenge(Some(("invalid_token", "The access token is for another resource")), None);
+        }
+        if req.method() != http::Method::POST {
+            return resp(405, "text/plain", b"method not allowed".to_vec());
+        }
+        let Ok(msg) = serde_json::from_slice::<Value>(req.body()) else {
+            return json_resp(400, json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}}));
+        };
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        let result = match method {
+            "initialize" => json!({
+                "protocolVersion": msg["params"]["protocolVersion"].as_str().unwrap_or("2025-11-25"),
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "mcp-oauth-test-server", "version": "0.1.0"},
+            }),
+            "notifications/initialized" => return resp(202, "application/json", Vec::new()),
+            "tools/list" => json!({"tools": [
+                {"name": "echo", "description": "Echoes its text argument", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+                {"name": "admin-tool", "description": "Needs the admin scope", "inputSchema": {"type": "object"}},
+            ]}),
+            "tools/call" => {
+                let name = msg["params"]["name"].as_str().unwrap_or("");
+                if name == "admin-tool" {
+                    if let Some(need) = self.options.admin_scope.clone() {
+                        if !need.split_whitespace().all(|s| tok.scope.iter().any(|t| t == s)) {
+                            return self.challenge(Some(("insufficient_scope", "Additional permission required")), Some(&need));
+                        }
+                    }
+                }
+                let text = msg["params"]["arguments"]["text"].as_str().unwrap_or("ok").to_owned();
+                json!({"content": [{"type": "text", "text": text}], "isError": false})
+            }
+            _ => return json_resp(200, json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}})),
+        };
+        json_resp(200, json!({"jsonrpc": "2.0", "id": id, "result": result}))
+    }
+}

@@ -1,1 +1,240 @@
-// scenario tests: see files
+//! Scenario tests: the [`Authorizer`] driven against the independent `mcp-oauth-tests` server in
+//! memory, on a simulated clock. One file per behaviour (str0m).
+
+use crate::authorizer::*;
+use crate::config::Config;
+use crate::entropy::Entropy;
+use crate::error::Error;
+use crate::http::OutgoingRequest;
+use crate::time::Timestamp;
+use crate::token::Authorization;
+use mcp_oauth_tests::{Options, TestServer};
+use std::time::Duration;
+use url::Url;
+
+mod client_credentials;
+mod discovery_order;
+mod legacy;
+mod metadata_checks;
+mod paste_fallback;
+mod redirect_checks;
+mod refresh;
+mod registration;
+mod restored;
+mod safety;
+mod step_up;
+mod usage;
+
+pub(crate) const ORIGIN: &str = "https://mcp.example.com";
+
+/// What the simulated browser does with an authorization URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Browser {
+    /// Follows it to the server and delivers the redirect to the loopback listener.
+    Follow,
+    /// Cannot open: the adapter reports `CallbackUnavailable`; the user pastes the redirect.
+    FailsThenPaste,
+    /// Opens, but the redirect never reaches the listener: time passes until the timeout, then
+    /// the user pastes.
+    NeverReturnsThenPaste,
+    /// Opens, and nobody ever answers (not even a paste).
+    Silent,
+}
+
+pub(crate) struct Harness {
+    pub(crate) auth: Authorizer,
+    pub(crate) server: TestServer,
+    pub(crate) now: Timestamp,
+    pub(crate) browser: Browser,
+    /// Whether the adapter can bind the loopback port.
+    pub(crate) can_bind: bool,
+    /// Every `Persist` output, in order.
+    pub(crate) persisted: Vec<Persist>,
+    /// Every request the machine sent.
+    pub(crate) sent: Vec<OutgoingRequest>,
+    /// Names of outputs in order, for asserting sequences.
+    pub(crate) trace: Vec<String>,
+    pub(crate) callback_pages: Vec<crate::callback::Outcome>,
+    entropy_counter: u8,
+    /// The loopback port the simulated adapter binds for port 0.
+    pub(crate) bound_port: u16,
+    /// Redirects produced by the browser for a later paste.
+    pending_paste: Option<String>,
+}
+
+pub(crate) fn options() -> Options {
+    Options::new(ORIGIN)
+}
+
+pub(crate) fn config(o: &Options) -> Config {
+    Config::new(Url::parse(&o.mcp_url()).unwrap())
+}
+
+impl Harness {
+    pub(crate) fn new(options: Options) -> Self {
+        let c = config(&options);
+        Self::with(options, c, Restored::default())
+    }
+
+    pub(crate) fn with(options: Options, config: Config, restored: Restored) -> Self {
+        let now = Timestamp::from_secs(1_700_000_000);
+        Harness {
+            auth: Authorizer::new(config, restored, now).expect("config"),
+            server: TestServer::new(options),
+            now,
+            browser: Browser::Follow,
+            can_bind: true,
+            persisted: Vec::new(),
+            sent: Vec::new(),
+            trace: Vec::new(),
+            callback_pages: Vec::new(),
+            entropy_counter: 0,
+            bound_port: 50123,
+            pending_paste: None,
+        }
+    }
+
+    pub(crate) fn advance(&mut self, d: Duration) {
+        self.now = self.now.saturating_add(d);
+    }
+
+    fn entropy(&mut self) -> Entropy {
+        self.entropy_counter = self.entropy_counter.wrapping_add(1);
+        let mut b = [0u8; 64];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (i as u8).wrapping_mul(31).wrapping_add(self.entropy_counter);
+        }
+        Entropy::from_bytes(b)
+    }
+
+    /// Follows an authorization URL at the server: returns the redirect `Location`.
+    fn visit(&mut self, url: &Url) -> Option<String> {
+        let req = http::Request::get(url.as_str()).body(Vec::new()).unwrap();
+        let resp = self.server.handle(&req);
+        resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned())
+    }
+
+    /// Feeds `first`, then plays adapter until `Ready` or `Failed` (at most 100 steps).
+    pub(crate) fn drive(&mut self, first: Input) -> Result<Authorization, Error> {
+        self.auth.handle_input(first)?;
+        for _ in 0..100 {
+            let out = self.auth.poll_output();
+            self.trace.push(format!("{out:?}").split(['(', ' ', '{']).next().unwrap_or("").to_owned());
+            let next = match out {
+                Output::Send(req) => {
+                    self.sent.push(req.clone());
+                    let resp = self.server.handle(&req.request);
+                    let mut resp = resp;
+                    if resp.body().len() > req.max_response_bytes {
+                        resp.body_mut().truncate(req.max_response_bytes + 1);
+                    }
+                    Input::Response { now: self.now, id: req.id, result: Ok(resp) }
+                }
+                Output::PrepareAttempt(plan) => {
+                    let callback = match &plan.redirect {
+                        None => CallbackSetup::NotRequested,
+                        Some(_) if !self.can_bind => CallbackSetup::Unavailable("address in use".into()),
+                        Some(r) => CallbackSetup::Listening(r.redirect_uri(if r.port == 0 { self.bound_port } else { r.port })),
+                    };
+                    let entropy = self.entropy();
+                    Input::AttemptPrepared { now: self.now, entropy, callback }
+                }
+                Output::OpenAuthorizationUrl { url, .. } => match self.browser {
+                    Browser::Follow => match self.visit(&url) {
+                        Some(loc) if self.can_bind => Input::Redirect { now: self.now, url: loc, source: RedirectSource::Loopback },
+                        Some(loc) => {
+                            self.pending_paste = Some(loc);
+                            continue;
+                        }
+                        None => continue,
+                    },
+                    Browser::FailsThenPaste => {
+                        self.pending_paste = self.visit(&url);
+                        Input::CallbackUnavailable { now: self.now, reason: "no display".into() }
+                    }
+                    Browser::NeverReturnsThenPaste => {
+                        self.pending_paste = self.visit(&url);
+                        continue;
+                    }
+                    Browser::Silent => continue,
+                },
+                Output::PromptForRedirect { .. } => match self.pending_paste.take() {
+                    Some(url) => Input::Redirect { now: self.now, url, source: RedirectSource::Paste },
+                    None => continue,
+                },
+                Output::AnswerCallback(o) => {
+                    self.callback_pages.push(o);
+                    continue;
+                }
+                Output::Persist(p) => {
+                    self.persisted.push(p);
+                    continue;
+                }
+                Output::Wait { until: Some(t) } => {
+                    self.now = self.now.max(t);
+                    Input::Timeout { now: self.now }
+                }
+                Output::Wait { until: None } => panic!("stalled: Wait without deadline in {:?}", self.auth.state()),
+                Output::Ready(a) => return Ok(a),
+                Output::Failed(e) => return Err(e),
+            };
+            self.auth.handle_input(next)?;
+        }
+        panic!("no Ready or Failed within 100 steps; trace {:?}", self.trace)
+    }
+
+    pub(crate) fn token_wanted(&mut self) -> Result<Authorization, Error> {
+        let now = self.now;
+        self.drive(Input::TokenWanted { now })
+    }
+
+    /// One MCP request as an application makes it: token, send, on a challenge re-authorize and
+    /// retry, as often as the machine allows. Returns the final HTTP status.
+    pub(crate) fn mcp_call(&mut self, method: &str, params: serde_json::Value) -> Result<http::Response<Vec<u8>>, Error> {
+        let mut auth = self.token_wanted()?;
+        loop {
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+            let req = http::Request::post(self.server.options.mcp_url())
+                .header("content-type", "application/json")
+                .header("authorization", auth.header_value())
+                .body(body.into_bytes())
+                .unwrap();
+            let resp = self.server.handle(&req);
+            let status = resp.status().as_u16();
+            if status != 401 && status != 403 {
+                return Ok(resp);
+            }
+            let www: Vec<_> = resp.headers().get_all("www-authenticate").iter().cloned().collect();
+            let now = self.now;
+            auth = self.drive(Input::Challenged { now, status, www_authenticate: www })?;
+        }
+    }
+
+    /// Like [`mcp_call`](Self::mcp_call) but starts without a token (lazy connect): the first
+    /// request goes out bare and the 401 starts the flow.
+    pub(crate) fn lazy_call(&mut self, method: &str) -> Result<http::Response<Vec<u8>>, Error> {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).to_string();
+        let req = http::Request::post(self.server.options.mcp_url()).body(body.into_bytes()).unwrap();
+        let resp = self.server.handle(&req);
+        assert_eq!(resp.status(), 401, "an unauthenticated request must be challenged");
+        let www: Vec<_> = resp.headers().get_all("www-authenticate").iter().cloned().collect();
+        let now = self.now;
+        self.drive(Input::Challenged { now, status: 401, www_authenticate: www })?;
+        self.mcp_call(method, serde_json::json!({}))
+    }
+
+    /// The targets (path and query) the machine sent, in order.
+    pub(crate) fn targets(&self) -> Vec<String> {
+        self.sent.iter().map(|r| r.request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default()).collect()
+    }
+
+    /// Decoded form parameters of the last request to a path.
+    pub(crate) fn last_form(&self, path: &str) -> Vec<(String, String)> {
+        let r = self.sent.iter().rev().find(|r| r.request.uri().path() == path).expect("no such request");
+        url::form_urlencoded::parse(r.request.body()).into_owned().collect()
+    }
+}
+
+pub(crate) fn param<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,135 @@
+//! SPEC §2.C/§2.E: the metadata URLs are tried in the specification's order.
+
+use super::*;
+use mcp_oauth_tests::{AsMetadataLocation, PrmLocation};
+
+#[test]
+fn header_url_is_used_first_and_root_prm_never_fetched() {
+    let mut h = Harness::new(options());
+    let resp = h.lazy_call("tools/list").unwrap();
+    assert_eq!(resp.status(), 200);
+    let t = h.targets();
+    assert_eq!(t[0], "/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(t[1], "/.well-known/oauth-authorization-server");
+    assert!(!t.iter().any(|x| x == "/.well-known/oauth-protected-resource"), "{t:?}");
+    assert_eq!(h.server.authorization_requests().len(), 1);
+}
+
+#[test]
+fn without_header_path_aware_then_root() {
+    let mut o = options();
+    o.prm_in_header = false;
+    o.prm = PrmLocation::Root;
+    o.prm_resource = Some(ORIGIN.into()); // a root PRM names the origin (conformance metadata-var2)
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(&t[..2], ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]);
+    // The resource sent is the PRM value, byte for byte.
+    let authz = &h.server.authorization_requests()[0];
+    assert_eq!(param(authz, "resource"), Some(ORIGIN));
+}
+
+#[test]
+fn custom_header_url_only() {
+    let mut o = options();
+    o.prm = PrmLocation::Custom("/custom/metadata/location.json".into());
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(h.targets()[0], "/custom/metadata/location.json");
+    assert!(!h.targets().iter().any(|t| t.starts_with("/.well-known/oauth-protected-resource")));
+}
+
+#[test]
+fn invalid_header_url_falls_back_to_well_known() {
+    let mut h = Harness::new(options());
+    let www = vec![http::HeaderValue::from_static(r#"Bearer resource_metadata="not a url""#)];
+    let now = h.now;
+    h.drive(Input::Challenged { now, status: 401, www_authenticate: www }).unwrap();
+    assert_eq!(h.targets()[0], "/.well-known/oauth-protected-resource/mcp");
+}
+
+#[test]
+fn path_issuer_uses_path_insertion_and_never_the_root() {
+    let mut o = options();
+    o.issuer_path = "/tenant1".into();
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(t[1], "/.well-known/oauth-authorization-server/tenant1");
+    assert!(!t.iter().any(|x| x == "/.well-known/oauth-authorization-server"));
+}
+
+#[test]
+fn path_issuer_oidc_appended_is_the_third_candidate() {
+    let mut o = options();
+    o.issuer_path = "/tenant1".into();
+    o.as_metadata = AsMetadataLocation::OidcAppended;
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(
+        &t[1..4],
+        [
+            "/.well-known/oauth-authorization-server/tenant1",
+            "/.well-known/openid-configuration/tenant1",
+            "/tenant1/.well-known/openid-configuration"
+        ]
+    );
+}
+
+#[test]
+fn root_issuer_oidc_is_the_second_candidate() {
+    let mut o = options();
+    o.as_metadata = AsMetadataLocation::OidcInserted;
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(&h.targets()[1..3], ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]);
+}
+
+#[test]
+fn several_authorization_servers_are_tried_in_turn() {
+    let mut o = options();
+    o.issuer_path = "/real".into();
+    o.prm_extra_servers = vec![format!("{ORIGIN}/gone")];
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(
+        &t[1..5],
+        [
+            "/.well-known/oauth-authorization-server/gone",
+            "/.well-known/openid-configuration/gone",
+            "/gone/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server/real",
+        ]
+    );
+    assert_eq!(h.auth.issuer(), Some(format!("{ORIGIN}/real").as_str()));
+}
+
+#[test]
+fn manual_endpoints_skip_discovery() {
+    let o = options();
+    let mut c = config(&o);
+    c.endpoints = Some(crate::config::ManualEndpoints {
+        issuer: Some(o.issuer()),
+        authorization_endpoint: Some(format!("{ORIGIN}/authorize")),
+        token_endpoint: format!("{ORIGIN}/token"),
+        registration_endpoint: Some(format!("{ORIGIN}/register")),
+    });
+    let mut h = Harness::with(o, c, Restored::default());
+    h.token_wanted().unwrap();
+    let t = h.targets();
+    assert!(!t.iter().any(|x| x.contains(".well-known")), "{t:?}");
+    assert_eq!(t[0], "/register");
+}
+
+#[test]
+fn discovery_requests_carry_protocol_version_and_no_token() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    for r in h.sent.iter().filter(|r| r.request.method() == http::Method::GET) {
+        assert_eq!(r.request.headers()["mcp-protocol-version"], "2025-11-25");
+        assert!(r.request.headers().get("authorization").is_none());
+    }
+}

@@ -1,0 +1,44 @@
+//! SPEC §2.F: 2025-03-26 servers without protected resource metadata.
+
+use super::*;
+use mcp_oauth_tests::{AsMetadataLocation, PrmLocation};
+
+#[test]
+fn metadata_at_the_origin_is_used() {
+    let mut o = options();
+    o.prm = PrmLocation::None;
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(
+        &t[..3],
+        ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server"]
+    );
+    assert_eq!(h.auth.issuer(), Some(ORIGIN));
+}
+
+#[test]
+fn default_endpoints_after_a_404() {
+    let mut o = options();
+    o.prm = PrmLocation::None;
+    o.as_metadata = AsMetadataLocation::None;
+    let mut h = Harness::new(o);
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.targets();
+    assert_eq!(t[2], "/.well-known/oauth-authorization-server");
+    assert_eq!(&t[3..], ["/register", "/token"]);
+    assert_eq!(h.server.authorization_requests().len(), 1);
+    // The resource indicator is still sent (MUST since 2025-06-18), as the canonical URI.
+    assert_eq!(param(&h.last_form("/token"), "resource"), Some("https://mcp.example.com/mcp"));
+}
+
+#[test]
+fn legacy_defaults_skip_the_iss_check_without_a_baseline() {
+    let mut o = options();
+    o.prm = PrmLocation::None;
+    o.as_metadata = AsMetadataLocation::None;
+    o.iss = mcp_oauth_tests::IssBehaviour::Wrong("https://elsewhere.example".into());
+    let mut h = Harness::new(o);
+    // No validated issuer exists, so there is nothing to compare against (SPEC OQ 18).
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+}

@@ -1,0 +1,135 @@
+//! SPEC §2.I/§2.J: the authorization request, and the checks on the redirect.
+
+use super::*;
+use crate::callback::Outcome;
+use crate::error::AuthorizationError;
+use mcp_oauth_tests::IssBehaviour;
+
+#[test]
+fn wrong_state_is_rejected_and_nothing_is_exchanged() {
+    let mut o = options();
+    o.wrong_state = true;
+    let mut h = Harness::new(o);
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert_eq!(e, Error::Authorization(AuthorizationError::StateMismatch));
+    assert!(h.server.token_requests().is_empty(), "a code was exchanged after a state mismatch");
+    assert!(matches!(&h.callback_pages[..], [Outcome::Failure { .. }]));
+}
+
+#[test]
+fn denied_consent_is_a_typed_error_with_a_page() {
+    let mut o = options();
+    o.deny = true;
+    let mut h = Harness::new(o);
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == "access_denied"), "{e}");
+    assert!(!e.is_retryable());
+    assert!(matches!(&h.callback_pages[..], [Outcome::Failure { title, .. }] if title.contains("denied")));
+    assert!(h.server.token_requests().is_empty());
+}
+
+#[test]
+fn iss_is_checked_per_rfc_9207() {
+    let cases = [
+        (true, IssBehaviour::Correct, None),
+        (true, IssBehaviour::Missing, Some(AuthorizationError::MissingIssuer)),
+        (
+            true,
+            IssBehaviour::Wrong("https://evil.example.com".into()),
+            Some(AuthorizationError::IssuerMismatch { expected: ORIGIN.into(), found: "https://evil.example.com".into() }),
+        ),
+        (
+            true,
+            IssBehaviour::Wrong(format!("{ORIGIN}/")),
+            Some(AuthorizationError::IssuerMismatch { expected: ORIGIN.into(), found: format!("{ORIGIN}/") }),
+        ),
+        (false, IssBehaviour::Missing, None),
+        (
+            false,
+            IssBehaviour::Wrong("https://evil.example.com".into()),
+            Some(AuthorizationError::IssuerMismatch { expected: ORIGIN.into(), found: "https://evil.example.com".into() }),
+        ),
+    ];
+    for (supported, iss, want) in cases {
+        let mut o = options();
+        o.iss_supported = supported;
+        o.iss = iss.clone();
+        let mut h = Harness::new(o);
+        match (h.lazy_call("tools/list"), want) {
+            (Ok(r), None) => assert_eq!(r.status(), 200),
+            (Err(Error::Authorization(e)), Some(w)) => {
+                assert_eq!(e, w, "supported={supported} iss={iss:?}");
+                assert!(h.server.token_requests().is_empty(), "code sent despite iss failure");
+            }
+            (got, want) => panic!("supported={supported} iss={iss:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn pkce_s256_and_one_resource_value_everywhere() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    let a = &h.server.authorization_requests()[0];
+    assert_eq!(param(a, "code_challenge_method"), Some("S256"));
+    assert_eq!(param(a, "response_type"), Some("code"));
+    let t = h.last_form("/token");
+    let verifier = param(&t, "code_verifier").unwrap();
+    assert_eq!(verifier.len(), 43);
+    assert_eq!(param(a, "code_challenge").unwrap(), crate::pkce::PkceChallenge::s256(&crate::secret::PkceVerifier::new(verifier)).as_str());
+    assert_eq!(param(a, "resource"), Some("https://mcp.example.com/mcp"));
+    assert_eq!(param(&t, "resource"), param(a, "resource"));
+    assert_eq!(param(&t, "redirect_uri"), param(a, "redirect_uri"));
+}
+
+#[test]
+fn resource_can_be_switched_off() {
+    let mut o = options();
+    o.require_resource = false;
+    let mut c = config(&o);
+    c.send_resource = false;
+    let mut h = Harness::with(o, c, Restored::default());
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(param(&h.server.authorization_requests()[0], "resource"), None);
+    assert_eq!(param(&h.last_form("/token"), "resource"), None);
+}
+
+#[test]
+fn scope_comes_from_the_challenge_first() {
+    let mut o = options();
+    o.challenge_scope = Some("mcp:read".into());
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read"));
+}
+
+#[test]
+fn scope_falls_back_to_all_prm_scopes_then_to_none() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read mcp:write"));
+    let mut o = options();
+    o.prm_scopes = None;
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(param(&h.server.authorization_requests()[0], "scope"), None);
+}
+
+#[test]
+fn offline_access_only_when_the_server_lists_it() {
+    let mut o = options();
+    o.as_scopes = Some(vec!["mcp:read".into(), "offline_access".into()]);
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read mcp:write offline_access"));
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    assert!(!param(&h.server.authorization_requests()[0], "scope").unwrap().contains("offline_access"));
+}
+
+#[test]
+fn success_page_is_answered_on_loopback() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(h.callback_pages, [Outcome::Success]);
+}

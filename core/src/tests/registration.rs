@@ -1,0 +1,168 @@
+//! SPEC §2.G: pre-registered, Client ID Metadata Document, DCR; per-issuer binding.
+
+use super::*;
+use crate::error::RegistrationError;
+use crate::registration::{ClientInfo, ClientKind};
+use mcp_oauth_tests::PreClient;
+
+fn clients(h: &Harness) -> Vec<ClientInfo> {
+    h.persisted.iter().filter_map(|p| if let Persist::Client(c) = p { Some(c.clone()) } else { None }).collect()
+}
+
+#[test]
+fn dcr_registers_a_native_client_with_the_bound_port() {
+    let mut h = Harness::new(options());
+    h.bound_port = 41234;
+    h.lazy_call("tools/list").unwrap();
+    let reg = h.sent.iter().find(|r| r.request.uri().path() == "/register").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(reg.request.body()).unwrap();
+    assert_eq!(body["application_type"], "native");
+    assert_eq!(body["redirect_uris"], serde_json::json!(["http://127.0.0.1:41234/callback"]));
+    assert_eq!(body["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
+    assert_eq!(body["token_endpoint_auth_method"], "none");
+    let c = clients(&h);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].issuer, ORIGIN);
+    assert_eq!(c[0].kind, ClientKind::Dynamic);
+}
+
+#[test]
+fn a_registration_is_reused_when_the_port_still_fits() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    h.server.revoke_access_tokens();
+    h.server.options.refresh_tokens = false;
+    h.auth.tokens.as_mut().unwrap().refresh_token = None;
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(h.server.count("/register"), 1);
+    assert_eq!(h.server.authorization_requests().len(), 2);
+}
+
+#[test]
+fn a_registration_for_another_port_is_replaced() {
+    let mut o = options();
+    o.strict_redirect_port = true;
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    let first = clients(&h)[0].client_id.clone();
+    // Restart: the registered port is taken, any port is allowed, so a new one is bound.
+    let restored = Restored { clients: clients(&h), tokens: None };
+    let o2 = h.server.options.clone();
+    let c = config(&o2);
+    let mut h2 = Harness::with(o2, c, restored);
+    h2.server = h.server;
+    h2.bound_port = 50999;
+    // The plan asks for the registered port first; simulate it being in use by binding another.
+    let now = h2.now;
+    h2.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let mut plan_port = None;
+    loop {
+        match h2.auth.poll_output() {
+            Output::Send(req) => {
+                let resp = h2.server.handle(&req.request);
+                h2.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+            }
+            Output::PrepareAttempt(plan) => {
+                let r = plan.redirect.unwrap();
+                plan_port = Some(r.port);
+                assert!(r.any_port_fallback);
+                let uri = r.redirect_uri(50999);
+                let entropy = Entropy::from_bytes([9; 64]);
+                h2.auth.handle_input(Input::AttemptPrepared { now, entropy, callback: CallbackSetup::Listening(uri) }).unwrap();
+            }
+            Output::Persist(Persist::Client(c)) => {
+                assert_ne!(c.client_id, first);
+                assert_eq!(c.redirect_uris, ["http://127.0.0.1:50999/callback"]);
+                break;
+            }
+            Output::Persist(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(plan_port, Some(50123), "the registered port is preferred");
+    assert_eq!(h2.server.count("/register"), 2);
+}
+
+#[test]
+fn client_id_metadata_document_is_used_when_supported() {
+    let mut o = options();
+    o.cimd = true;
+    let mut c = config(&o);
+    c.client_metadata_url = Some(Url::parse("https://app.example.com/oauth/client.json").unwrap());
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(h.server.count("/register"), 0);
+    assert_eq!(param(&h.server.authorization_requests()[0], "client_id"), Some("https://app.example.com/oauth/client.json"));
+    assert_eq!(param(&h.last_form("/token"), "client_id"), Some("https://app.example.com/oauth/client.json"));
+}
+
+#[test]
+fn cimd_falls_back_to_dcr_when_not_supported() {
+    let o = options();
+    let mut c = config(&o);
+    c.client_metadata_url = Some(Url::parse("https://app.example.com/oauth/client.json").unwrap());
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(h.server.count("/register"), 1);
+}
+
+#[test]
+fn pre_registered_confidential_client_uses_basic() {
+    let mut o = options();
+    o.dcr = false;
+    o.clients = vec![PreClient { id: "pre-1".into(), secret: Some("pre-secret".into()), jwt_key: None }];
+    o.auth_methods = vec!["client_secret_basic".into()];
+    let mut c = config(&o);
+    c.client_id = Some("pre-1".into());
+    c.client_secret = Some(crate::secret::ClientSecret::new("pre-secret"));
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let tok = h.sent.iter().find(|r| r.request.uri().path() == "/token").unwrap();
+    assert_eq!(tok.request.headers()["authorization"], crate::token::basic_authorization("pre-1", "pre-secret").as_str());
+    assert!(!String::from_utf8_lossy(tok.request.body()).contains("pre-secret"));
+    assert!(clients(&h).is_empty(), "configured credentials are not persisted");
+}
+
+#[test]
+fn credentials_bound_to_another_issuer_are_not_presented() {
+    let o = options();
+    let mut c = config(&o);
+    c.client_id = Some("pre-1".into());
+    c.authorization_server = Some("https://other-as.example.com".into());
+    let mut h = Harness::with(o, c, Restored::default());
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(e, Error::Registration(RegistrationError::BoundToOtherIssuer { .. })), "{e}");
+    assert!(h.server.authorization_requests().is_empty());
+}
+
+#[test]
+fn no_way_to_register_is_a_typed_error() {
+    let mut o = options();
+    o.dcr = false;
+    let mut h = Harness::new(o);
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(e, Error::Registration(RegistrationError::NoMethod { .. })), "{e}");
+}
+
+#[test]
+fn authorization_server_migration_reregisters_and_drops_old_tokens() {
+    // SEP-2352: tokens and a registration from AS1; the resource now points at AS2.
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    let old_client = clients(&h)[0].client_id.clone();
+    h.server.options.issuer_path = "/as2".into();
+    h.server.revoke_access_tokens();
+    h.persisted.clear();
+    let resp = h.mcp_call("tools/list", serde_json::json!({})).unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(h.persisted.iter().any(|p| matches!(p, Persist::ForgetTokens { issuer } if issuer == ORIGIN)));
+    let new = clients(&h);
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].issuer, format!("{ORIGIN}/as2"));
+    assert_ne!(new[0].client_id, old_client);
+    // The old AS's client id was never presented to the new AS.
+    let last = h.server.authorization_requests().pop().unwrap();
+    assert_eq!(param(&last, "client_id"), Some(new[0].client_id.as_str()));
+    // And the old refresh token was not replayed at the new AS.
+    assert!(!h.server.token_requests().iter().any(|r| r.target == "/as2/token" && param(&r.params, "grant_type") == Some("refresh_token")));
+}

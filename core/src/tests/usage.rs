@@ -1,0 +1,120 @@
+//! The contract: usage errors change nothing; ids are fresh; time never runs backwards.
+
+use super::*;
+use crate::error::UsageError;
+use crate::http::RequestId;
+
+fn ok_resp() -> http::Response<Vec<u8>> {
+    http::Response::builder().status(404).body(Vec::new()).unwrap()
+}
+
+#[test]
+fn unknown_or_stale_response_ids_change_nothing() {
+    let mut h = Harness::new(options());
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let Output::Send(req) = h.auth.poll_output() else { panic!() };
+    let e = h.auth.handle_input(Input::Response { now, id: RequestId(999), result: Ok(ok_resp()) }).unwrap_err();
+    assert_eq!(e, Error::Usage(UsageError::UnknownRequest(RequestId(999))));
+    assert_eq!(h.auth.state(), StateName::ResourceMetadata);
+    assert!(matches!(h.auth.poll_output(), Output::Wait { until: None }));
+    // The real answer still works, and answering it twice is a usage error.
+    let resp = h.server.handle(&req.request);
+    h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp.clone()) }).unwrap();
+    let e = h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap_err();
+    assert_eq!(e, Error::Usage(UsageError::UnknownRequest(req.id)));
+}
+
+#[test]
+fn inputs_in_the_wrong_state_are_usage_errors() {
+    let mut h = Harness::new(options());
+    let now = h.now;
+    let e = h
+        .auth
+        .handle_input(Input::Redirect { now, url: "http://127.0.0.1/cb?code=x&state=y".into(), source: RedirectSource::Paste })
+        .unwrap_err();
+    assert!(matches!(e, Error::Usage(UsageError::UnexpectedInput { input: "Redirect", state: StateName::Idle })));
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let e = h.auth.handle_input(Input::TokenWanted { now }).unwrap_err();
+    assert!(matches!(e, Error::Usage(UsageError::UnexpectedInput { input: "TokenWanted", .. })));
+    assert!(matches!(h.auth.handle_input(Input::Cancel { now, reason: CancelReason::User }), Ok(())));
+    assert!(matches!(h.auth.poll_output(), Output::Send(_)), "outputs queued before the cancel are still drained");
+    assert!(matches!(h.auth.poll_output(), Output::Failed(Error::Authorization(crate::error::AuthorizationError::Cancelled))));
+    // After Failed, a new flow may start.
+    h.token_wanted().unwrap();
+}
+
+#[test]
+fn every_send_has_a_fresh_id() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    h.server.revoke_access_tokens();
+    h.mcp_call("tools/list", serde_json::json!({})).unwrap();
+    let mut ids: Vec<u64> = h.sent.iter().map(|r| r.id.0).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+}
+
+#[test]
+fn clock_going_backwards_is_clamped_and_never_extends_a_deadline() {
+    let mut h = Harness::new(options());
+    h.browser = Browser::Silent;
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let mut deadline = None;
+    loop {
+        match h.auth.poll_output() {
+            Output::Send(req) => {
+                let resp = h.server.handle(&req.request);
+                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+            }
+            Output::PrepareAttempt(plan) => {
+                let uri = plan.redirect.unwrap().redirect_uri(40000);
+                h.auth
+                    .handle_input(Input::AttemptPrepared {
+                        now,
+                        entropy: Entropy::from_bytes([3; 64]),
+                        callback: CallbackSetup::Listening(uri),
+                    })
+                    .unwrap();
+            }
+            Output::OpenAuthorizationUrl { deadline: d, .. } => deadline = Some(d),
+            Output::Persist(_) => {}
+            Output::Wait { until } => {
+                assert_eq!(until, deadline);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let d = deadline.unwrap();
+    // An hour in the past: time is clamped, the deadline stays, nothing times out early.
+    let past = now.saturating_sub(Duration::from_secs(3600));
+    h.auth.handle_input(Input::Timeout { now: past }).unwrap();
+    assert!(matches!(h.auth.poll_output(), Output::Wait { until: Some(u) } if u == d));
+    assert_eq!(h.auth.state(), StateName::AwaitingRedirect);
+}
+
+#[test]
+fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
+    let mut h = Harness::new(options());
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    loop {
+        match h.auth.poll_output() {
+            Output::Send(req) => {
+                let resp = h.server.handle(&req.request);
+                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+            }
+            Output::PrepareAttempt(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let bad = Url::parse("http://example.com:80/callback").unwrap();
+    let e =
+        h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([1; 64]), callback: CallbackSetup::Listening(bad) });
+    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
+    assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
+}
