@@ -223,6 +223,24 @@ impl Harness {
         self.mcp_call(method, serde_json::json!({}))
     }
 
+    /// Feeds `TokenWanted` and answers requests honestly until the machine asks to prepare an
+    /// attempt; returns the plan without answering it.
+    pub(crate) fn until_prepare(&mut self) -> AttemptPlan {
+        let now = self.now;
+        self.auth.handle_input(Input::TokenWanted { now }).unwrap();
+        loop {
+            match self.auth.poll_output() {
+                Output::Send(req) => {
+                    let resp = self.server.handle(&req.request);
+                    self.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+                }
+                Output::Persist(p) => self.persisted.push(p),
+                Output::PrepareAttempt(plan) => return plan,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
     /// The targets (path and query) the machine sent, in order.
     pub(crate) fn targets(&self) -> Vec<String> {
         self.sent.iter().map(|r| r.request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default()).collect()

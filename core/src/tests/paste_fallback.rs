@@ -55,24 +55,11 @@ fn default_timeout_is_five_minutes_then_paste_then_fail() {
 #[test]
 fn nobody_to_log_in_is_a_typed_error() {
     let mut h = Harness::new(options());
+    let _plan = h.until_prepare();
+    // The adapter knows nobody can log in: no browser, no terminal, no hook.
     let now = h.now;
-    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
-    loop {
-        match h.auth.poll_output() {
-            Output::Send(req) => {
-                let resp = h.server.handle(&req.request);
-                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
-            }
-            Output::PrepareAttempt(_) => {
-                // The adapter knows nobody can log in: no browser, no terminal, no hook.
-                h.auth.handle_input(Input::Cancel { now, reason: CancelReason::NoInteraction }).unwrap();
-            }
-            Output::Failed(e) => {
-                assert_eq!(e, Error::Authorization(crate::error::AuthorizationError::InteractionRequired));
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    h.auth.handle_input(Input::Cancel { now, reason: CancelReason::NoInteraction }).unwrap();
+    let Output::Failed(e) = h.auth.poll_output() else { panic!("expected Failed") };
+    assert_eq!(e, Error::Authorization(crate::error::AuthorizationError::InteractionRequired));
     assert!(h.server.authorization_requests().is_empty());
 }

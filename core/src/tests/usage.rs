@@ -100,18 +100,8 @@ fn clock_going_backwards_is_clamped_and_never_extends_a_deadline() {
 #[test]
 fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
     let mut h = Harness::new(options());
+    let _plan = h.until_prepare();
     let now = h.now;
-    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
-    loop {
-        match h.auth.poll_output() {
-            Output::Send(req) => {
-                let resp = h.server.handle(&req.request);
-                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
-            }
-            Output::PrepareAttempt(_) => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
     let bad = Url::parse("http://example.com:80/callback").unwrap();
     let e =
         h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([1; 64]), callback: CallbackSetup::Listening(bad) });
