@@ -1,8 +1,68 @@
-//! OAuth 2.1 for MCP servers: adapters that drive [`mcp_oauth_core`] with real I/O.
+//! # mcp-oauth-client
 //!
-//! This crate is a skeleton until the blocking adapter lands; today it re-exports the core.
+//! OAuth 2.1 for MCP (Model Context Protocol) servers, ready to use: the Sans-IO
+//! [`mcp_oauth_core`] machine driven with real HTTP, a loopback callback listener, the system
+//! browser (or your `on_authorization_url` hook), a paste fallback, and a token store.
+//!
+//! * Feature `blocking` (default): [`blocking::OAuthClient`] and [`blocking::McpClient`].
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")] {
+//! use mcp_oauth_client::blocking::McpClient;
+//! use mcp_oauth_client::{Config, FileStore, Interaction};
+//! use std::sync::Arc;
+//!
+//! let config = Config::new("https://mcp.example.com/mcp".parse()?);
+//! let store = Arc::new(FileStore::in_default_dir()?);
+//! let mut mcp = McpClient::with_oauth(config, store, Interaction::default())?;
+//! for tool in mcp.list_tools()? {
+//!     println!("{}", tool.name);
+//! }
+//! let result = mcp.call_tool("echo", serde_json::json!({"text": "hi"}))?;
+//! # let _ = result; }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod browser;
+pub mod error;
+pub mod interaction;
+pub mod prompt;
+pub mod store;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+pub use error::Error;
+pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
+pub use mcp_oauth_core::{Authorization, Config, OAuthConfig, ServerConfig, Timestamp, TokenSet, Transport};
+pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
+
+use mcp_oauth_core::Entropy;
+
+/// Fresh entropy for one authorization attempt, from the operating system.
+pub fn os_entropy() -> Result<Entropy, Error> {
+    let mut b = [0u8; Entropy::LEN];
+    getrandom::fill(&mut b).map_err(|e| Error::Entropy(e.to_string()))?;
+    Ok(Entropy::from_bytes(b))
+}
+
+/// The adapters' only clock (quinn's `Runtime::now`); tests replace it.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+}

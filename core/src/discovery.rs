@@ -303,6 +303,20 @@ where
     }))
 }
 
+/// True if an MCP server response is an OAuth challenge to feed as
+/// [`Input::Challenged`](crate::Input::Challenged): any 401, or a 403 whose Bearer challenge
+/// says `insufficient_scope`. Other 403s are not OAuth matters (SPEC item 93).
+pub fn is_challenge(status: u16, www_authenticate: &[http::HeaderValue]) -> bool {
+    match status {
+        401 => true,
+        403 => bearer_challenge(www_authenticate.iter().map(|v| v.as_bytes()))
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope")),
+        _ => false,
+    }
+}
+
 /// Renders challenges back into one field value (quoting every parameter value). Used by tests
 /// and the test server; `parse(render(x)) == x` for every well-formed `x`.
 pub fn render_www_authenticate(challenges: &[Challenge]) -> String {
@@ -560,6 +574,18 @@ mod tests {
         assert_eq!(bad(&huge), WwwAuthenticateError::TooLong);
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=v")).collect();
         assert_eq!(bad(&format!("Bearer {}", many.join(", "))), WwwAuthenticateError::TooManyParameters);
+    }
+
+    #[test]
+    fn challenge_classification() {
+        let h = |s: &'static str| vec![http::HeaderValue::from_static(s)];
+        assert!(is_challenge(401, &[]));
+        assert!(is_challenge(403, &h(r#"Bearer error="insufficient_scope", scope="a""#)));
+        assert!(!is_challenge(403, &h(r#"Bearer error="invalid_token""#)));
+        assert!(!is_challenge(403, &[]));
+        assert!(!is_challenge(404, &[]));
+        // A quoted "insufficient_scope" elsewhere is not the error code.
+        assert!(!is_challenge(403, &h(r#"Bearer error_description="no insufficient_scope here""#)));
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub(crate) struct Attempt {
     url: Option<Url>,
 }
 
+/// A failed exchange; an adapter that stopped reading at the cap reports the same typed
+/// `BodyTooLarge` as a body core measured itself.
+fn transport_error(purpose: Purpose, t: TransportFailure) -> Error {
+    let error = match t.kind {
+        crate::http::TransportFailureKind::BodyTooLarge => HttpError::BodyTooLarge { limit: purpose.max_response_bytes() },
+        _ => HttpError::Transport(t),
+    };
+    Error::Http { purpose, error }
+}
+
 fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
     Err(e.into())
 }
@@ -316,7 +326,7 @@ impl Authorizer {
         index: usize,
     ) -> Result<(), Error> {
         let purpose = Purpose::ResourceMetadata;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
         let status = resp.status().as_u16();
         let next = |this: &mut Self| -> Result<(), Error> {
@@ -406,7 +416,7 @@ impl Authorizer {
         legacy: bool,
     ) -> Result<(), Error> {
         let purpose = Purpose::ServerMetadata;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
         let status = resp.status().as_u16();
         let issuer = issuers[issuer_index].clone();
@@ -662,7 +672,7 @@ impl Authorizer {
 
     fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, fallback: bool) -> Result<(), Error> {
         let purpose = Purpose::Refresh;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => {
                 let old = self.tokens.take();
@@ -777,7 +787,7 @@ impl Authorizer {
 
     fn on_client_credentials(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
         let purpose = Purpose::ClientCredentials;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         let tr = TokenResponse::from_http(&resp, purpose)?;
         let ctx = self.ctx()?;
         let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
@@ -919,7 +929,7 @@ impl Authorizer {
         listening: bool,
     ) -> Result<(), Error> {
         let purpose = Purpose::Registration;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
         self.clients.retain(|c| c.issuer != info.issuer);
         self.clients.push(info.clone());
@@ -1037,7 +1047,7 @@ impl Authorizer {
 
     fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<(), Error> {
         let purpose = Purpose::CodeExchange;
-        let resp = result.map_err(|t| Error::Http { purpose, error: HttpError::Transport(t) })?;
+        let resp = result.map_err(|t| transport_error(purpose, t))?;
         let tr = match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => tr,
             Err(e) => {

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use url::Url;
 
+pub mod tcp;
+
 /// Where protected resource metadata is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrmLocation {
@@ -132,6 +134,10 @@ pub struct Options {
     pub prm_extra_servers: Vec<String>,
     /// Grant exactly this scope, whatever was asked (makes step-up impossible).
     pub grant_scope_override: Option<String>,
+    /// Frame MCP POST replies as Server-Sent Events (`text/event-stream`).
+    pub sse_responses: bool,
+    /// Hand out an `Mcp-Session-Id` on `initialize` and require it afterwards.
+    pub sessions: bool,
 }
 
 impl Options {
@@ -172,6 +178,8 @@ impl Options {
             strict_redirect_port: false,
             prm_extra_servers: Vec::new(),
             grant_scope_override: None,
+            sse_responses: false,
+            sessions: false,
         }
     }
 
@@ -240,6 +248,7 @@ pub struct TestServer {
     tokens: HashMap<String, Token>,
     refresh: HashMap<String, Token>,
     used_jti: Vec<String>,
+    sessions: Vec<String>,
     counter: u64,
     /// Every request, in order.
     pub log: Vec<Seen>,
@@ -279,6 +288,7 @@ impl TestServer {
             tokens: HashMap::new(),
             refresh: HashMap::new(),
             used_jti: Vec::new(),
+            sessions: Vec::new(),
             counter: 0,
             log: Vec::new(),
         };
@@ -751,6 +761,10 @@ impl TestServer {
         };
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        let session = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if self.options.sessions && method != "initialize" && !session.as_ref().is_some_and(|s| self.sessions.contains(s)) {
+            return resp(404, "text/plain", b"unknown or missing Mcp-Session-Id".to_vec());
+        }
         let result = match method {
             "initialize" => json!({
                 "protocolVersion": msg["params"]["protocolVersion"].as_str().unwrap_or("2025-11-25"),
@@ -776,6 +790,18 @@ impl TestServer {
             }
             _ => return json_resp(200, json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}})),
         };
-        json_resp(200, json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        let mut r = if self.options.sse_responses {
+            resp(200, "text/event-stream", format!("event: message\ndata: {body}\n\n").into_bytes())
+        } else {
+            json_resp(200, body)
+        };
+        if self.options.sessions && method == "initialize" {
+            self.counter += 1;
+            let sid = format!("sess-{}", self.counter);
+            self.sessions.push(sid.clone());
+            r.headers_mut().insert("mcp-session-id", http::HeaderValue::from_str(&sid).unwrap_or(http::HeaderValue::from_static("x")));
+        }
+        r
     }
 }

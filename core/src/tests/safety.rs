@@ -82,3 +82,16 @@ fn every_request_goes_to_https_or_loopback() {
         assert_eq!(r.request.uri().scheme_str(), Some("https"), "{:?}", r);
     }
 }
+
+#[test]
+fn an_adapter_that_stops_at_the_cap_gets_the_same_typed_error() {
+    let mut h = Harness::new(options());
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let Output::Send(req) = h.auth.poll_output() else { panic!() };
+    let failure = crate::http::TransportFailure { kind: crate::http::TransportFailureKind::BodyTooLarge, message: "cap".into() };
+    h.auth.handle_input(Input::Response { now, id: req.id, result: Err(failure) }).unwrap();
+    let Output::Failed(e) = h.auth.poll_output() else { panic!() };
+    assert_eq!(e, Error::Http { purpose: crate::http::Purpose::ResourceMetadata, error: HttpError::BodyTooLarge { limit: 262144 } });
+    assert!(!e.is_retryable());
+}

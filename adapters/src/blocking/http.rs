@@ -1,0 +1,68 @@
+//! HTTP through ureq 3: redirects never followed, status codes returned as responses, a
+//! timeout on every call, TLS verified (rustls with webpki roots), and bodies read only up to
+//! the cap core asks for. A 20 MB body fails after the cap, not after 20 MB.
+
+use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
+use std::time::Duration;
+
+/// The blocking HTTP client.
+#[derive(Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl HttpClient {
+    /// A client whose every call finishes within `timeout` (connect within 10 s).
+    pub fn new(timeout: Duration) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+            .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        HttpClient { agent }
+    }
+
+    /// Sends a request core asked for.
+    pub fn call(&self, req: &OutgoingRequest) -> Result<HttpResponse, TransportFailure> {
+        self.send(req.request.clone(), req.max_response_bytes)
+    }
+
+    /// Sends any request, reading at most `max_body` bytes of the response.
+    pub fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> Result<HttpResponse, TransportFailure> {
+        let resp = self.agent.run(req).map_err(failure)?;
+        let (parts, mut body) = resp.into_parts();
+        let bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+fn failure(e: ureq::Error) -> TransportFailure {
+    let kind = match &e {
+        ureq::Error::Timeout(_) => TransportFailureKind::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportFailureKind::Connect,
+        ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset) => {
+            TransportFailureKind::Connect
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportFailureKind::Timeout,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportFailureKind::Tls,
+        ureq::Error::BodyExceedsLimit(_) => TransportFailureKind::BodyTooLarge,
+        _ => TransportFailureKind::Other,
+    };
+    TransportFailure { kind, message: e.to_string() }
+}

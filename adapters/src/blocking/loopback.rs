@@ -1,0 +1,162 @@
+//! The loopback callback listener: a `std::net::TcpListener` on 127.0.0.1, localhost or ::1,
+//! bound before the browser opens, served from a background thread. Request heads are bounded
+//! in size and time, so a client that connects and sends nothing cannot block the callback.
+//! Other paths get 404 and do not end the wait. Dropping the listener stops the thread and
+//! frees the port.
+
+use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
+use mcp_oauth_core::RedirectPlan;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// How long a connection may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections handled at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// What the listener (or the paste prompt) delivers to the driver.
+#[derive(Debug)]
+pub enum Event {
+    /// A request on the callback path: the full redirect URL, and where to send the page.
+    Callback {
+        /// The redirect URL.
+        url: String,
+        /// Send the complete HTTP response for the browser here.
+        reply: Sender<Vec<u8>>,
+    },
+    /// A pasted redirect URL.
+    Paste(String),
+    /// The prompt ended without an answer.
+    PromptClosed,
+}
+
+/// A running listener. Drop it to stop.
+#[derive(Debug)]
+pub struct Listener {
+    redirect_uri: Url,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Binds the planned host and port (or any port, when the plan allows and the port is
+    /// taken) and starts serving. Only loopback hosts are accepted.
+    pub fn bind(plan: &RedirectPlan, events: Sender<Event>) -> io::Result<Listener> {
+        let ip: std::net::IpAddr = match plan.host.as_str() {
+            "127.0.0.1" | "localhost" => Ipv4Addr::LOCALHOST.into(),
+            "::1" | "[::1]" => Ipv6Addr::LOCALHOST.into(),
+            other => match other.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_loopback() => ip,
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{other} is not a loopback host"))),
+            },
+        };
+        let listener = match TcpListener::bind(SocketAddr::new(ip, plan.port)) {
+            Ok(l) => l,
+            Err(_) if plan.port != 0 && plan.any_port_fallback => TcpListener::bind(SocketAddr::new(ip, 0))?,
+            Err(e) => return Err(e),
+        };
+        let port = listener.local_addr()?.port();
+        let redirect_uri = plan.redirect_uri(port);
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, path, base) = (stop.clone(), plan.path.clone(), redirect_uri.clone());
+        let thread = std::thread::Builder::new().name("mcp-oauth-callback".into()).spawn(move || {
+            let active = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                            continue; // dropped: closed at once
+                        }
+                        active.fetch_add(1, Ordering::Relaxed);
+                        let (a, d, ev, p, b) = (active.clone(), done.clone(), events.clone(), path.clone(), base.clone());
+                        let spawned = std::thread::Builder::new().name("mcp-oauth-callback-conn".into()).spawn(move || {
+                            let _ = handle(conn, &p, &b, &d, &ev);
+                            a.fetch_sub(1, Ordering::Relaxed);
+                        });
+                        if spawned.is_err() {
+                            active.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })?;
+        Ok(Listener { redirect_uri, stop, thread: Some(thread) })
+    }
+
+    /// The exact redirect URI, with the real port.
+    pub fn redirect_uri(&self) -> &Url {
+        &self.redirect_uri
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, events: &Sender<Event>) -> io::Result<()> {
+    conn.set_nonblocking(false)?;
+    let started = Instant::now();
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let request = loop {
+        match parse_request_head(&buf) {
+            Err(CallbackError::Incomplete) => {}
+            Ok(r) => break r,
+            Err(_) => {
+                let page = response_page(&Outcome::Failure {
+                    title: "Bad request".into(),
+                    detail: "This address only receives the login response.".into(),
+                });
+                return conn.write_all(&page);
+            }
+        }
+        let left = HEAD_TIMEOUT.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Ok(()); // slowloris: give up on it, the wait goes on
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = conn.read(&mut chunk[..(MAX_HEAD_BYTES + 4 - buf.len()).clamp(1, 1024)])?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    if request.method != "GET" || request.path() != path || done.swap(true, Ordering::SeqCst) {
+        if request.path() == path && request.method == "GET" {
+            // A second callback: the first one is already being handled.
+            let page = response_page(&Outcome::Failure {
+                title: "Already handled".into(),
+                detail: "This login response was already received. You can close this tab.".into(),
+            });
+            return conn.write_all(&page);
+        }
+        return conn.write_all(&response_page(&Outcome::NotFound));
+    }
+    let (tx, rx) = mpsc::channel();
+    if events.send(Event::Callback { url: request.redirect_url(base), reply: tx }).is_err() {
+        return Ok(());
+    }
+    let page = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+        response_page(&Outcome::Failure {
+            title: "No answer".into(),
+            detail: "The application stopped waiting. Return to it to see what happened.".into(),
+        })
+    });
+    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+    conn.write_all(&page)?;
+    conn.flush()
+}

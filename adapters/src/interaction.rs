@@ -1,0 +1,101 @@
+//! What happens with the authorization URL: the `on_authorization_url` hook, the browser, the
+//! paste prompt. The defaults print the URL, open the system browser unless the session is
+//! headless, and offer a paste prompt when a terminal is attached.
+
+use crate::prompt::{NoPrompt, Prompt, StdinPrompt};
+use std::sync::Arc;
+use url::Url;
+
+/// What the hook did with the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlHandled {
+    /// Someone will visit it (browser opened, URL sent to a UI...): keep listening.
+    Opened,
+    /// Nobody will: fall back to a pasted redirect.
+    NotOpened(String),
+}
+
+/// A replacement for "open the browser": print it, send it to a UI, drive a test browser.
+pub type AuthorizationUrlHook = Arc<dyn Fn(&Url) -> UrlHandled + Send + Sync>;
+
+/// An environment lookup (`std::env::var` by default; tests replace it).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How the user is reached.
+#[derive(Clone)]
+pub struct Interaction {
+    /// Replaces opening the browser. `None`: the system browser, unless headless.
+    pub on_authorization_url: Option<AuthorizationUrlHook>,
+    /// Where a pasted redirect comes from.
+    pub prompt: Arc<dyn Prompt>,
+    /// Print the authorization URL to standard error (always true by default: the library
+    /// never hides the URL).
+    pub print_url: bool,
+    /// Ask for a paste while still listening (SSH users can paste at once).
+    pub paste_while_listening: bool,
+    /// Environment lookup, for headless detection.
+    pub env: EnvLookup,
+}
+
+impl std::fmt::Debug for Interaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interaction")
+            .field("hook", &self.on_authorization_url.is_some())
+            .field("prompt_available", &self.prompt.available())
+            .field("print_url", &self.print_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Interaction {
+    fn default() -> Self {
+        Interaction {
+            on_authorization_url: None,
+            prompt: Arc::new(StdinPrompt),
+            print_url: true,
+            paste_while_listening: true,
+            env: Arc::new(crate::browser::process_env),
+        }
+    }
+}
+
+impl Interaction {
+    /// For services: no browser, no prompt. A flow that needs a person fails with
+    /// `InteractionRequired` instead of waiting.
+    pub fn non_interactive() -> Self {
+        Interaction {
+            on_authorization_url: Some(Arc::new(|_: &Url| UrlHandled::NotOpened("non-interactive".into()))),
+            prompt: Arc::new(NoPrompt),
+            print_url: false,
+            paste_while_listening: false,
+            env: Arc::new(crate::browser::process_env),
+        }
+    }
+
+    /// With a hook instead of the browser.
+    pub fn with_hook(hook: impl Fn(&Url) -> UrlHandled + Send + Sync + 'static) -> Self {
+        Interaction { on_authorization_url: Some(Arc::new(hook)), ..Default::default() }
+    }
+
+    /// True if anybody can complete a login: a hook, a browser, or a prompt.
+    pub fn can_interact(&self) -> bool {
+        self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available()
+    }
+
+    /// Runs the hook, or prints and opens the browser.
+    pub fn handle_url(&self, url: &Url) -> UrlHandled {
+        if self.print_url {
+            eprintln!("Authorize this application by visiting:\n\n  {url}\n");
+        }
+        if let Some(h) = &self.on_authorization_url {
+            return h(url);
+        }
+        if crate::browser::is_headless(&*self.env) {
+            return UrlHandled::NotOpened("headless session: no display, SSH or CI".into());
+        }
+        match crate::browser::open(url) {
+            Ok(()) => UrlHandled::Opened,
+            Err(e) => UrlHandled::NotOpened(e),
+        }
+    }
+}

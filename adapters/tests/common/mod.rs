@@ -1,0 +1,103 @@
+//! Shared helpers for the end-to-end tests: the independent test server over TCP, and a
+//! "browser" that follows the authorization URL with plain HTTP GETs.
+#![allow(dead_code)]
+
+use mcp_oauth_client::interaction::{Interaction, UrlHandled};
+use mcp_oauth_client::prompt::Prompt;
+use mcp_oauth_client::Config;
+use mcp_oauth_tests::tcp::TcpTestServer;
+use mcp_oauth_tests::Options;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+pub fn server(configure: impl FnOnce(&mut Options)) -> TcpTestServer {
+    TcpTestServer::start(|origin| {
+        let mut o = Options::new(origin);
+        configure(&mut o);
+        o
+    })
+    .expect("start test server")
+}
+
+pub fn config(s: &TcpTestServer) -> Config {
+    let mut c = Config::new(s.mcp_url().parse().unwrap());
+    c.callback_timeout = Duration::from_secs(20);
+    c
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// GETs the authorization URL and returns the redirect `Location` (the server auto-approves).
+pub fn approve(url: &Url) -> String {
+    let resp = agent().get(url.as_str()).call().expect("authorize");
+    resp.headers().get("location").expect("a redirect").to_str().unwrap().to_owned()
+}
+
+/// GETs a URL, returning status and body.
+pub fn get(url: &str) -> (u16, String) {
+    let mut resp = agent().get(url).call().expect("get");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// What the simulated browser saw.
+#[derive(Default, Debug, Clone)]
+pub struct BrowserLog {
+    pub opened: Vec<String>,
+    pub pages: Vec<(u16, String)>,
+}
+
+/// A hook that plays the browser on its own thread: follows the authorization URL to the
+/// server, then the redirect to our loopback listener, and records the page it got.
+pub fn following_browser() -> (Interaction, Arc<Mutex<BrowserLog>>) {
+    let log = Arc::new(Mutex::new(BrowserLog::default()));
+    let l = log.clone();
+    let mut i = Interaction::with_hook(move |url: &Url| {
+        let (url, l) = (url.clone(), l.clone());
+        l.lock().unwrap().opened.push(url.to_string());
+        std::thread::spawn(move || {
+            let loc = approve(&url);
+            let page = get(&loc);
+            l.lock().unwrap().pages.push(page);
+        });
+        UrlHandled::Opened
+    });
+    i.print_url = false;
+    i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
+    (i, log)
+}
+
+/// A prompt that "pastes" by visiting the authorization URL itself and returning the redirect.
+pub struct PastingPrompt {
+    pub used: Arc<Mutex<usize>>,
+}
+
+impl Prompt for PastingPrompt {
+    fn read_redirect(&self, url: &Url, _: &AtomicBool) -> Option<String> {
+        *self.used.lock().unwrap() += 1;
+        Some(approve(url))
+    }
+}
+
+/// An interaction with no browser (headless) and a pasting prompt.
+pub fn pasting(hook: Option<mcp_oauth_client::interaction::AuthorizationUrlHook>) -> (Interaction, Arc<Mutex<usize>>) {
+    let used = Arc::new(Mutex::new(0));
+    let i = Interaction {
+        on_authorization_url: hook,
+        prompt: Arc::new(PastingPrompt { used: used.clone() }),
+        print_url: false,
+        paste_while_listening: false,
+        env: Arc::new(|k: &str| (k == "CI").then(|| "true".to_owned())),
+    };
+    (i, used)
+}

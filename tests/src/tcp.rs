@@ -1,0 +1,144 @@
+//! The [`TestServer`] served over real sockets on 127.0.0.1: one thread per connection, one
+//! request per connection (`Connection: close`), bounded heads and bodies.
+
+use crate::{Options, TestServer};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A running server. Dropping it stops the accept loop.
+pub struct TcpTestServer {
+    addr: SocketAddr,
+    server: Arc<Mutex<TestServer>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Delay every response to this path (slow-server tests).
+    pub slow: Arc<Mutex<Option<(String, Duration)>>>,
+}
+
+impl TcpTestServer {
+    /// Binds 127.0.0.1 on a free port, builds the options for that origin, and serves.
+    pub fn start(configure: impl FnOnce(&str) -> Options) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let origin = format!("http://127.0.0.1:{}", addr.port());
+        let server = Arc::new(Mutex::new(TestServer::new(configure(&origin))));
+        let stop = Arc::new(AtomicBool::new(false));
+        let slow: Arc<Mutex<Option<(String, Duration)>>> = Arc::new(Mutex::new(None));
+        listener.set_nonblocking(true)?;
+        let (s, st, sl) = (server.clone(), stop.clone(), slow.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (s, sl) = (s.clone(), sl.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(conn, &s, &sl);
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(TcpTestServer { addr, server, stop, thread: Some(thread), slow })
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The MCP endpoint URL.
+    pub fn mcp_url(&self) -> String {
+        self.lock().options.mcp_url()
+    }
+
+    /// The server's state, for assertions and to change options.
+    pub fn lock(&self) -> MutexGuard<'_, TestServer> {
+        self.server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for TcpTestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(mut conn: TcpStream, server: &Mutex<TestServer>, slow: &Mutex<Option<(String, Duration)>>) -> io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return write_simple(&mut conn, 431, "header too large");
+        }
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next().unwrap_or("").split(' ');
+    let (method, target) = (parts.next().unwrap_or("GET").to_owned(), parts.next().unwrap_or("/").to_owned());
+    let mut builder = http::Request::builder().method(method.as_str()).uri(format!("http://127.0.0.1{target}"));
+    let mut length = 0usize;
+    for line in lines.filter(|l| !l.is_empty()) {
+        if let Some((k, v)) = line.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.parse().unwrap_or(0);
+            }
+            builder = builder.header(k, v);
+        }
+    }
+    if length > MAX_BODY {
+        return write_simple(&mut conn, 413, "body too large");
+    }
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    let Ok(req) = builder.body(body) else { return write_simple(&mut conn, 400, "bad request") };
+    let delay = slow.lock().ok().and_then(|s| s.clone()).filter(|(p, _)| target.split('?').next() == Some(p.as_str()));
+    if let Some((_, d)) = delay {
+        std::thread::sleep(d);
+    }
+    let resp = server.lock().unwrap_or_else(|e| e.into_inner()).handle(&req);
+    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status().as_u16(), resp.status().canonical_reason().unwrap_or("")).into_bytes();
+    for (k, v) in resp.headers() {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", resp.body().len()).as_bytes());
+    conn.write_all(&out)?;
+    conn.write_all(resp.body())?;
+    conn.flush()
+}
+
+fn write_simple(conn: &mut TcpStream, status: u16, text: &str) -> io::Result<()> {
+    write!(conn, "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}", text.len())
+}
