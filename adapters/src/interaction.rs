@@ -35,6 +35,8 @@ pub struct Interaction {
     pub paste_while_listening: bool,
     /// Environment lookup, for headless detection.
     pub env: EnvLookup,
+    /// False for services: never start a login that needs a person.
+    pub interactive: bool,
 }
 
 impl std::fmt::Debug for Interaction {
@@ -55,6 +57,7 @@ impl Default for Interaction {
             print_url: true,
             paste_while_listening: true,
             env: Arc::new(crate::browser::process_env),
+            interactive: true,
         }
     }
 }
@@ -64,11 +67,12 @@ impl Interaction {
     /// `InteractionRequired` instead of waiting.
     pub fn non_interactive() -> Self {
         Interaction {
-            on_authorization_url: Some(Arc::new(|_: &Url| UrlHandled::NotOpened("non-interactive".into()))),
+            on_authorization_url: None,
             prompt: Arc::new(NoPrompt),
             print_url: false,
             paste_while_listening: false,
             env: Arc::new(crate::browser::process_env),
+            interactive: false,
         }
     }
 
@@ -79,7 +83,7 @@ impl Interaction {
 
     /// True if anybody can complete a login: a hook, a browser, or a prompt.
     pub fn can_interact(&self) -> bool {
-        self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available()
+        self.interactive && (self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available())
     }
 
     /// Runs the hook, or prints and opens the browser.

@@ -138,6 +138,8 @@ pub struct Options {
     pub sse_responses: bool,
     /// Hand out an `Mcp-Session-Id` on `initialize` and require it afterwards.
     pub sessions: bool,
+    /// Serve the MCP endpoint without any authorization (a server without OAuth).
+    pub open: bool,
 }
 
 impl Options {
@@ -180,6 +182,7 @@ impl Options {
             grant_scope_override: None,
             sse_responses: false,
             sessions: false,
+            open: false,
         }
     }
 
@@ -744,6 +747,10 @@ impl TestServer {
 
     /// The MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses), behind bearer auth.
     fn mcp(&mut self, req: &http::Request<Vec<u8>>, authz: Option<&str>) -> http::Response<Vec<u8>> {
+        if self.options.open {
+            let all = Token { scope: vec!["mcp:admin".into()], client_id: String::new(), resource: Some(self.options.resource()) };
+            return self.rpc(req, &all);
+        }
         let Some(bearer) = authz.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer "))) else {
             return self.challenge(None, None);
         };
@@ -753,6 +760,10 @@ impl TestServer {
         if self.options.require_resource && tok.resource.as_deref() != Some(self.options.resource().as_str()) {
             return self.challenge(Some(("invalid_token", "The access token is for another resource")), None);
         }
+        self.rpc(req, &tok)
+    }
+
+    fn rpc(&mut self, req: &http::Request<Vec<u8>>, tok: &Token) -> http::Response<Vec<u8>> {
         if req.method() != http::Method::POST {
             return resp(405, "text/plain", b"method not allowed".to_vec());
         }

@@ -98,6 +98,7 @@ pub fn pasting(hook: Option<mcp_oauth_client::interaction::AuthorizationUrlHook>
         print_url: false,
         paste_while_listening: false,
         env: Arc::new(|k: &str| (k == "CI").then(|| "true".to_owned())),
+        interactive: true,
     };
     (i, used)
 }

@@ -1,0 +1,70 @@
+//! Wrong state and denied consent: typed errors, a clear page in the browser, nothing
+//! exchanged. Junk and slow clients on the callback port do not block the real callback.
+
+mod common;
+use common::*;
+use mcp_oauth_client::blocking::McpClient;
+use mcp_oauth_client::interaction::{Interaction, UrlHandled};
+use mcp_oauth_client::{Error, MemoryStore};
+use mcp_oauth_core::AuthorizationError;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn wrong_state_is_rejected_and_the_page_says_so() {
+    let s = server(|o| o.wrong_state = true);
+    let (i, log) = following_browser();
+    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let e = mcp.list_tools().unwrap_err();
+    assert!(matches!(e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::StateMismatch))), "{e}");
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, page) = log.lock().unwrap().pages[0].clone();
+    assert_eq!(status, 400);
+    assert!(page.contains("does not belong to this session"), "{page}");
+    assert!(s.lock().token_requests().is_empty(), "a code was exchanged after a state mismatch");
+}
+
+#[test]
+fn denied_consent_shows_a_page_and_is_not_retried() {
+    let s = server(|o| o.deny = true);
+    let (i, log) = following_browser();
+    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let e = mcp.list_tools().unwrap_err();
+    assert!(matches!(&e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::Denied(r))) if r.error == "access_denied"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(log.lock().unwrap().pages[0].1.contains("Access was denied"));
+    assert_eq!(s.lock().authorization_requests().len(), 1);
+}
+
+#[test]
+fn junk_and_silent_clients_do_not_block_the_callback() {
+    let s = server(|_| {});
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let mut i = Interaction::with_hook(move |url: &url::Url| {
+        let (url, l) = (url.clone(), l.clone());
+        std::thread::spawn(move || {
+            let loc = approve(&url);
+            let origin = url::Url::parse(&loc).unwrap();
+            let addr = format!("127.0.0.1:{}", origin.port().unwrap());
+            // A client that connects and says nothing, one that sends junk, a favicon probe.
+            let _silent = std::net::TcpStream::connect(&addr).unwrap();
+            let mut junk = std::net::TcpStream::connect(&addr).unwrap();
+            junk.write_all(b"\x16\x03\x01garbage\r\n\r\n").unwrap();
+            let favicon = get(&format!("http://{addr}/favicon.ico"));
+            l.lock().unwrap().push(favicon);
+            let page = get(&loc);
+            l.lock().unwrap().push(page);
+        });
+        UrlHandled::Opened
+    });
+    i.print_url = false;
+    i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
+    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    mcp.list_tools().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pages = log.lock().unwrap().clone();
+    assert_eq!(pages[0].0, 404, "other paths get 404 without ending the wait");
+    assert_eq!(pages[1].0, 200);
+}

@@ -1,0 +1,62 @@
+//! Machine to machine over TCP, configured from plain JSON: all three authentication methods.
+
+mod common;
+use common::*;
+use mcp_oauth_client::blocking::McpClient;
+use mcp_oauth_client::{Interaction, MemoryStore, ServerConfig};
+use mcp_oauth_tests::PreClient;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use std::sync::Arc;
+
+fn cc_server(methods: &[&str], client: PreClient) -> mcp_oauth_tests::tcp::TcpTestServer {
+    let methods: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
+    server(move |o| {
+        o.grant_types = vec!["client_credentials".into()];
+        o.auth_methods = methods;
+        o.dcr = false;
+        o.clients = vec![client];
+    })
+}
+
+fn connect(url: &str, oauth: serde_json::Value, env: &dyn Fn(&str) -> Option<String>) -> McpClient {
+    let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "streamable_http", "url": url, "oauth": oauth})).unwrap();
+    McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::non_interactive(), env).unwrap()
+}
+
+fn secret_client() -> PreClient {
+    PreClient { id: "svc".into(), secret: Some("s3cr3t".into()), jwt_key: None }
+}
+
+#[test]
+fn client_secret_basic() {
+    let s = cc_server(&["client_secret_basic"], secret_client());
+    let env = |k: &str| (k == "SVC_SECRET").then(|| "s3cr3t".to_owned());
+    let mut mcp = connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": {"env": "SVC_SECRET"}}), &env);
+    mcp.list_tools().unwrap();
+    let server = s.lock();
+    let t = server.token_requests()[0].clone();
+    assert!(t.authorization.as_deref().unwrap().starts_with("Basic "));
+    assert!(server.authorization_requests().is_empty());
+}
+
+#[test]
+fn client_secret_post() {
+    let s = cc_server(&["client_secret_post"], secret_client());
+    let mut mcp = connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": "s3cr3t"}), &|_| None);
+    mcp.list_tools().unwrap();
+    let t = s.lock().token_requests()[0].clone();
+    assert!(t.params.iter().any(|(k, v)| k == "client_secret" && v == "s3cr3t"));
+}
+
+#[test]
+fn private_key_jwt() {
+    let sk = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let pem = sk.to_pkcs8_pem(Default::default()).unwrap().to_string();
+    let public = p256::SecretKey::from_pkcs8_pem(&pem).unwrap().public_key().to_sec1_bytes().to_vec();
+    let s = cc_server(&["private_key_jwt"], PreClient { id: "svc".into(), secret: None, jwt_key: Some(public) });
+    let mut mcp =
+        connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "private_key": pem, "signing_algorithm": "ES256"}), &|_| None);
+    mcp.list_tools().unwrap();
+    let t = s.lock().token_requests()[0].clone();
+    assert!(t.params.iter().any(|(k, _)| k == "client_assertion"));
+}

@@ -1,0 +1,78 @@
+//! Tokens persist across instances: a shared MemoryStore, and a FileStore on disk (0600 files,
+//! atomic writes, corrupt files ignored).
+
+mod common;
+use common::*;
+use mcp_oauth_client::blocking::McpClient;
+use mcp_oauth_client::{FileStore, MemoryStore, TokenStore};
+use std::sync::Arc;
+
+fn oauth_requests(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
+    s.lock().log.iter().filter(|r| r.target != "/mcp").count()
+}
+
+#[test]
+fn memory_store_is_shared_by_instances() {
+    let s = server(|_| {});
+    let store = MemoryStore::new();
+    let (i, _) = following_browser();
+    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
+    let before = oauth_requests(&s);
+    McpClient::with_oauth(config(&s), Arc::new(store), i).unwrap().list_tools().unwrap();
+    assert_eq!(oauth_requests(&s), before, "the second instance made OAuth requests");
+}
+
+#[test]
+fn file_store_persists_with_private_permissions() {
+    let s = server(|_| {});
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (i, _) = following_browser();
+    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
+    let before = oauth_requests(&s);
+    // A new store object reads the files back: a fresh start of the program.
+    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
+    assert_eq!(oauth_requests(&s), before);
+    let store = FileStore::new(&dir);
+    let key = config(&s).server_url.to_string();
+    let file = store.entry_path(&key, &s.origin());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("access_token"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(store.server_dir(&key)).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+    // No temp files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(store.server_dir(&key))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_file_is_ignored_and_other_servers_are_untouched() {
+    let s = server(|_| {});
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = FileStore::new(&dir);
+    let (i, _) = following_browser();
+    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
+    let key = config(&s).server_url.to_string();
+    // Another server's entry, then a half-written file for ours.
+    let other = "https://other.example.com/mcp";
+    let t = store.load(&key).unwrap().tokens.unwrap();
+    store.persist(other, &mcp_oauth_core::Persist::Tokens(t)).unwrap();
+    std::fs::write(store.entry_path(&key, &s.origin()), b"{\"version\":1,\"server\":\"http").unwrap();
+    let r = store.load(&key).unwrap();
+    assert!(r.tokens.is_none() && r.clients.is_empty(), "a corrupt file yields nothing, not a panic");
+    assert!(store.load(other).unwrap().tokens.is_some(), "another server's entry survives");
+    // The program recovers by authorizing again and rewriting the file.
+    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    assert!(store.load(&key).unwrap().tokens.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
