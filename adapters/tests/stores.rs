@@ -76,3 +76,43 @@ fn a_corrupt_file_is_ignored_and_other_servers_are_untouched() {
     assert!(store.load(&key).unwrap().tokens.is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run as a child by `file_store_persists_across_processes` (MCP_OAUTH_CHILD=dir|url): uses the
+/// stored token, non-interactively. Run directly: an empty store yields nothing.
+#[test]
+fn file_store_child_entry() {
+    match std::env::var("MCP_OAUTH_CHILD") {
+        Ok(spec) => {
+            let (dir, url) = spec.split_once('|').unwrap();
+            let config = mcp_oauth_client::Config::new(url.parse().unwrap());
+            let mut mcp =
+                McpClient::with_oauth(config, Arc::new(FileStore::new(dir)), mcp_oauth_client::Interaction::non_interactive()).unwrap();
+            mcp.list_tools().expect("the child uses the parent's stored token");
+        }
+        Err(_) => {
+            let dir = std::env::temp_dir().join(format!("mcp-oauth-empty-{}", std::process::id()));
+            let r = FileStore::new(&dir).load("https://nothing.example.com/mcp").unwrap();
+            assert!(r.tokens.is_none() && r.clients.is_empty());
+        }
+    }
+}
+
+#[test]
+fn file_store_persists_across_processes() {
+    let s = server(|_| {});
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (i, _) = following_browser();
+    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
+    let oauth_before = oauth_requests(&s);
+    let mcp_before = s.lock().count("/mcp");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "file_store_child_entry", "--test-threads=1"])
+        .env("MCP_OAUTH_CHILD", format!("{}|{}", dir.display(), s.mcp_url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child process failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(oauth_requests(&s), oauth_before, "the child made OAuth requests");
+    assert!(s.lock().count("/mcp") > mcp_before, "the child talked to the server");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,20 +31,18 @@ impl TcpTestServer {
         let server = Arc::new(Mutex::new(TestServer::new(configure(&origin))));
         let stop = Arc::new(AtomicBool::new(false));
         let slow: Arc<Mutex<Option<(String, Duration)>>> = Arc::new(Mutex::new(None));
-        listener.set_nonblocking(true)?;
         let (s, st, sl) = (server.clone(), stop.clone(), slow.clone());
+        // Blocking accept; Drop wakes it with a connection of its own.
         let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (s, sl) = (s.clone(), sl.clone());
-                        std::thread::spawn(move || {
-                            let _ = serve(conn, &s, &sl);
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
                 }
+                let Ok(conn) = conn else { continue };
+                let (s, sl) = (s.clone(), sl.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &s, &sl);
+                });
             }
         });
         Ok(TcpTestServer { addr, server, stop, thread: Some(thread), slow })
@@ -69,6 +67,7 @@ impl TcpTestServer {
 impl Drop for TcpTestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -40,6 +40,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Listener {
     redirect_uri: Url,
+    local: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -63,14 +64,16 @@ impl Listener {
         };
         let port = listener.local_addr()?.port();
         let redirect_uri = plan.redirect_uri(port);
-        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (st, path, base) = (stop.clone(), plan.path.clone(), redirect_uri.clone());
         let thread = std::thread::Builder::new().name("mcp-oauth-callback".into()).spawn(move || {
             let active = Arc::new(AtomicUsize::new(0));
             let done = Arc::new(AtomicBool::new(false));
+            // Blocking accept; Drop wakes it with a connection of its own.
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
+                    Ok(_) if st.load(Ordering::Relaxed) => break,
                     Ok((conn, _)) => {
                         if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
                             continue; // dropped: closed at once
@@ -89,7 +92,7 @@ impl Listener {
                 }
             }
         })?;
-        Ok(Listener { redirect_uri, stop, thread: Some(thread) })
+        Ok(Listener { redirect_uri, local, stop, thread: Some(thread) })
     }
 
     /// The exact redirect URI, with the real port.
@@ -101,6 +104,7 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.local, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

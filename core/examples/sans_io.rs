@@ -1,7 +1,7 @@
 //! The whole MCP OAuth flow, printed step by step: the core `Authorizer` against the
 //! independent test authorization server and MCP resource from `mcp-oauth-tests`, in memory.
 //!
-//! Run: `cargo run -p mcp-oauth-core --example demo`
+//! Run: `cargo run -p mcp-oauth-core --example sans_io`
 
 use mcp_oauth_core::{Authorizer, CallbackSetup, Config, Entropy, Input, Output, Persist, RedirectSource, Restored, Timestamp};
 use mcp_oauth_tests::{Options, TestServer};

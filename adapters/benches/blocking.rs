@@ -1,0 +1,80 @@
+//! The blocking adapter's overhead per authorized request, against a raw ureq request with the
+//! same header to the same loopback server; and the wall time of a cold flow.
+//! Run: `cargo bench -p mcp-oauth-client`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use mcp_oauth_client::blocking::{McpClient, OAuthClient};
+use mcp_oauth_client::interaction::{Interaction, UrlHandled};
+use mcp_oauth_client::{Config, MemoryStore};
+use mcp_oauth_tests::tcp::TcpTestServer;
+use mcp_oauth_tests::Options;
+use std::sync::Arc;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().max_redirects(0).max_redirects_will_error(false).http_status_as_error(false).build().into()
+}
+
+fn browser() -> Interaction {
+    let mut i = Interaction::with_hook(|url: &url::Url| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let a = agent();
+            let resp = a.get(url.as_str()).call().unwrap();
+            let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+            let _ = a.get(&loc).call();
+        });
+        UrlHandled::Opened
+    });
+    i.print_url = false;
+    i
+}
+
+fn list_request(url: &str) -> http::Request<Vec<u8>> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).to_string();
+    http::Request::post(url).header("content-type", "application/json").body(body.into_bytes()).unwrap()
+}
+
+fn overhead(c: &mut Criterion) {
+    let server = TcpTestServer::start(Options::new).unwrap();
+    let url = server.mcp_url();
+    let mut oauth = OAuthClient::new(Config::new(url.parse().unwrap()), Arc::new(MemoryStore::new()), browser()).unwrap();
+    let header = oauth.authorization().unwrap().header_value();
+    let raw = agent();
+    let mut g = c.benchmark_group("authorized_request");
+    g.bench_function("raw_ureq_with_header", |b| {
+        b.iter(|| {
+            let mut req = list_request(&url);
+            req.headers_mut().insert("authorization", header.clone());
+            let mut resp = raw.run(req).unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.body_mut().read_to_vec().unwrap()
+        })
+    });
+    g.bench_function("oauth_client_send", |b| {
+        b.iter(|| {
+            let resp = oauth.send(list_request(&url), 1 << 20).unwrap();
+            assert_eq!(resp.status(), 200);
+            resp
+        })
+    });
+    g.finish();
+}
+
+fn cold_flow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cold_flow");
+    g.sample_size(20);
+    g.bench_function("loopback_authorization_code_then_tools_list", |b| {
+        b.iter(|| {
+            let server = TcpTestServer::start(Options::new).unwrap();
+            let mut mcp =
+                McpClient::with_oauth(Config::new(server.mcp_url().parse().unwrap()), Arc::new(MemoryStore::new()), browser()).unwrap();
+            mcp.list_tools().unwrap();
+            let n = server.lock().log.len();
+            assert_eq!(n, 9, "401, PRM, AS metadata, register, authorize, token, initialize, initialized, list: {n}");
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, overhead, cold_flow);
+criterion_main!(benches);
