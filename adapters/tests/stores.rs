@@ -111,7 +111,12 @@ fn file_store_persists_across_processes() {
         .env("MCP_OAUTH_CHILD", format!("{}|{}", dir.display(), s.mcp_url()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "child process failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child process failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(oauth_requests(&s), oauth_before, "the child made OAuth requests");
     assert!(s.lock().count("/mcp") > mcp_before, "the child talked to the server");
     let _ = std::fs::remove_dir_all(&dir);

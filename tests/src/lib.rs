@@ -140,6 +140,10 @@ pub struct Options {
     pub sessions: bool,
     /// Serve the MCP endpoint without any authorization (a server without OAuth).
     pub open: bool,
+    /// The legacy HTTP+SSE transport (2024-11-05): `GET {mcp_path}` opens an event stream that
+    /// announces `/messages?sessionId=…`; replies to POSTs there arrive on the stream. Only
+    /// over TCP ([`tcp`]).
+    pub legacy_sse: bool,
 }
 
 impl Options {
@@ -183,6 +187,7 @@ impl Options {
             sse_responses: false,
             sessions: false,
             open: false,
+            legacy_sse: false,
         }
     }
 
@@ -743,6 +748,31 @@ impl TestServer {
             .header("content-type", "application/json")
             .body(br#"{"error":"unauthorized"}"#.to_vec())
             .unwrap_or_default()
+    }
+
+    /// Checks the bearer token of a legacy event-stream open (logged like any request):
+    /// `Some` is the challenge to send instead of the stream.
+    pub fn open_event_stream(&mut self, target: &str, authz: Option<&str>) -> Option<http::Response<Vec<u8>>> {
+        let result = if self.options.open {
+            Ok(())
+        } else {
+            match authz.and_then(|a| a.strip_prefix("Bearer ")).map(|b| self.tokens.get(b).cloned()) {
+                None => Err(self.challenge(None, None)),
+                Some(Some(t)) if !self.options.require_resource || t.resource.as_deref() == Some(self.options.resource().as_str()) => {
+                    Ok(())
+                }
+                Some(_) => Err(self.challenge(Some(("invalid_token", "The access token is invalid or expired")), None)),
+            }
+        };
+        let status = result.as_ref().map(|_| 200).unwrap_or_else(|r| r.status().as_u16());
+        self.log.push(Seen {
+            method: "GET".into(),
+            target: target.to_owned(),
+            params: Vec::new(),
+            authorization: authz.map(str::to_owned),
+            status,
+        });
+        result.err()
     }
 
     /// The MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses), behind bearer auth.

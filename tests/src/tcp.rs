@@ -2,15 +2,23 @@
 //! request per connection (`Connection: close`), bounded heads and bodies.
 
 use crate::{Options, TestServer};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
+
+/// Open legacy SSE streams by session id.
+#[derive(Default)]
+struct Streams {
+    open: Mutex<HashMap<String, TcpStream>>,
+    next: AtomicU64,
+}
 
 /// A running server. Dropping it stops the accept loop.
 pub struct TcpTestServer {
@@ -20,6 +28,7 @@ pub struct TcpTestServer {
     thread: Option<JoinHandle<()>>,
     /// Delay every response to this path (slow-server tests).
     pub slow: Arc<Mutex<Option<(String, Duration)>>>,
+    streams: Arc<Streams>,
 }
 
 impl TcpTestServer {
@@ -32,6 +41,8 @@ impl TcpTestServer {
         let stop = Arc::new(AtomicBool::new(false));
         let slow: Arc<Mutex<Option<(String, Duration)>>> = Arc::new(Mutex::new(None));
         let (s, st, sl) = (server.clone(), stop.clone(), slow.clone());
+        let streams = Arc::new(Streams::default());
+        let open_streams = streams.clone();
         // Blocking accept; Drop wakes it with a connection of its own.
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -39,13 +50,13 @@ impl TcpTestServer {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (s, sl) = (s.clone(), sl.clone());
+                let (s, sl, sr) = (s.clone(), sl.clone(), streams.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &s, &sl);
+                    let _ = serve(conn, &s, &sl, &sr);
                 });
             }
         });
-        Ok(TcpTestServer { addr, server, stop, thread: Some(thread), slow })
+        Ok(TcpTestServer { addr, server, stop, thread: Some(thread), slow, streams: open_streams })
     }
 
     /// `http://127.0.0.1:port`.
@@ -71,10 +82,13 @@ impl Drop for TcpTestServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        for (_, s) in self.streams.open.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
-fn serve(mut conn: TcpStream, server: &Mutex<TestServer>, slow: &Mutex<Option<(String, Duration)>>) -> io::Result<()> {
+fn serve(mut conn: TcpStream, server: &Mutex<TestServer>, slow: &Mutex<Option<(String, Duration)>>, streams: &Streams) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = Vec::new();
@@ -124,7 +138,55 @@ fn serve(mut conn: TcpStream, server: &Mutex<TestServer>, slow: &Mutex<Option<(S
     if let Some((_, d)) = delay {
         std::thread::sleep(d);
     }
+    let (legacy, mcp_path) = {
+        let s = server.lock().unwrap_or_else(|e| e.into_inner());
+        (s.options.legacy_sse, s.options.mcp_path.clone())
+    };
+    let path = target.split('?').next().unwrap_or("").to_owned();
+    if legacy && method == "GET" && path == mcp_path {
+        return open_stream(conn, server, streams, &req);
+    }
+    if legacy && method == "POST" && path == "/messages" {
+        let sid = target.split("sessionId=").nth(1).unwrap_or("").to_owned();
+        let (mut parts, body) = req.into_parts();
+        parts.uri = format!("http://127.0.0.1{mcp_path}").parse().unwrap_or_default();
+        let resp = server.lock().unwrap_or_else(|e| e.into_inner()).handle(&http::Request::from_parts(parts, body));
+        if resp.status() == 200 {
+            let mut open = streams.open.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(stream) = open.get_mut(&sid) else { return write_simple(&mut conn, 404, "unknown session") };
+            let event = format!("event: message\ndata: {}\n\n", String::from_utf8_lossy(resp.body()));
+            stream.write_all(event.as_bytes())?;
+            stream.flush()?;
+            return write_simple(&mut conn, 202, "accepted");
+        }
+        return write_response(&mut conn, &resp);
+    }
     let resp = server.lock().unwrap_or_else(|e| e.into_inner()).handle(&req);
+    write_response(&mut conn, &resp)
+}
+
+/// The legacy transport's event stream: authorize, announce the message endpoint, then hold
+/// the connection open (POST replies are written to it) until the client goes away.
+fn open_stream(mut conn: TcpStream, server: &Mutex<TestServer>, streams: &Streams, req: &http::Request<Vec<u8>>) -> io::Result<()> {
+    let authz = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let target = req.uri().path().to_owned();
+    let checked = server.lock().unwrap_or_else(|e| e.into_inner()).open_event_stream(&target, authz);
+    if let Some(challenge) = checked {
+        return write_response(&mut conn, &challenge);
+    }
+    let sid = format!("s{}", streams.next.fetch_add(1, Ordering::Relaxed));
+    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n")?;
+    conn.write_all(format!("event: endpoint\ndata: /messages?sessionId={sid}\n\n").as_bytes())?;
+    conn.flush()?;
+    streams.open.lock().unwrap_or_else(|e| e.into_inner()).insert(sid.clone(), conn.try_clone()?);
+    conn.set_read_timeout(None)?;
+    let mut sink = [0u8; 256];
+    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    streams.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&sid);
+    Ok(())
+}
+
+fn write_response(conn: &mut TcpStream, resp: &http::Response<Vec<u8>>) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status().as_u16(), resp.status().canonical_reason().unwrap_or("")).into_bytes();
     for (k, v) in resp.headers() {
         out.extend_from_slice(k.as_str().as_bytes());

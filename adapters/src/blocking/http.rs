@@ -9,6 +9,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
+    /// For event streams: no global timeout (the stream lives as long as the session).
+    streaming: ureq::Agent,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -35,7 +37,28 @@ impl HttpClient {
             .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        HttpClient { agent }
+        let streaming: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+            .timeout_recv_response(Some(timeout))
+            .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        HttpClient { agent, streaming }
+    }
+
+    /// Opens a long-lived response (an event stream): the head within the timeout, then a
+    /// reader of the unbounded body. Non-2xx responses are read (capped) and returned whole.
+    pub fn open_stream(&self, req: http::Request<Vec<u8>>) -> Result<Stream, TransportFailure> {
+        let resp = self.streaming.run(req).map_err(failure)?;
+        let (parts, mut body) = resp.into_parts();
+        if !parts.status.is_success() {
+            let bytes = body.with_config().limit(64 * 1024).read_to_vec().map_err(failure)?;
+            return Ok(Stream::Done(http::Response::from_parts(parts, bytes)));
+        }
+        Ok(Stream::Open(parts, Box::new(body.into_reader())))
     }
 
     /// Sends a request core asked for.
@@ -49,6 +72,23 @@ impl HttpClient {
         let (parts, mut body) = resp.into_parts();
         let bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
         Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+/// What [`HttpClient::open_stream`] got.
+pub enum Stream {
+    /// A 2xx head and the body to read as it arrives.
+    Open(http::response::Parts, Box<dyn std::io::Read + Send>),
+    /// Any other response, read whole (for challenges).
+    Done(http::Response<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stream::Open(p, _) => f.debug_tuple("Open").field(&p.status).finish(),
+            Stream::Done(r) => f.debug_tuple("Done").field(&r.status()).finish(),
+        }
     }
 }
 

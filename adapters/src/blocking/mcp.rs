@@ -1,19 +1,26 @@
-//! A small MCP client over Streamable HTTP: `initialize`, `tools/list`, `tools/call`, with
-//! JSON or SSE-framed replies, `Mcp-Session-Id` and `MCP-Protocol-Version`. With OAuth, every
+//! A small MCP client: `initialize`, `tools/list`, `tools/call`, over Streamable HTTP (JSON or
+//! SSE-framed replies, `Mcp-Session-Id`, `MCP-Protocol-Version`) or the legacy HTTP+SSE
+//! transport (an event stream that announces where to POST, and carries the replies). With OAuth, every
 //! request carries the token, and a 401 (or 403 `insufficient_scope`) runs the flow and
 //! retries; without OAuth, requests go out exactly as they would without this crate.
 
-use super::{challenge_of, HttpClient, OAuthClient};
+use super::{challenge_of, HttpClient, OAuthClient, Stream};
 use crate::error::Error;
 use crate::interaction::Interaction;
 use crate::store::TokenStore;
 use mcp_oauth_core::{Config, ConfigError, ServerConfig, Transport};
 use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use url::Url;
 
-/// Largest MCP response body read.
+/// Largest MCP response body (and legacy event) read.
 pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
+/// How long to wait for a reply on the legacy event stream.
+pub const LEGACY_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The protocol version this client asks for.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
@@ -38,6 +45,64 @@ pub struct Tool {
     pub input_schema: Value,
 }
 
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` name (`message` when absent).
+    pub event: String,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+}
+
+/// Assembles events from lines (the `text/event-stream` format).
+#[derive(Debug, Default)]
+struct SseAssembler {
+    event: Option<String>,
+    data: Vec<String>,
+}
+
+impl SseAssembler {
+    fn line(&mut self, line: &str) -> Option<SseEvent> {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            if self.data.is_empty() {
+                self.event = None;
+                return None;
+            }
+            let ev = SseEvent { event: self.event.take().unwrap_or_else(|| "message".into()), data: self.data.join("\n") };
+            self.data.clear();
+            return Some(ev);
+        }
+        let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => self.data.push(value.to_owned()),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The legacy transport's open event stream.
+struct Legacy {
+    endpoint: Url,
+    events: Receiver<SseEvent>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Legacy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Legacy").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Legacy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// An MCP client for one server.
 #[derive(Debug)]
 pub struct McpClient {
@@ -50,6 +115,8 @@ pub struct McpClient {
     protocol_version: Option<String>,
     next_id: u64,
     connected: bool,
+    legacy_sse: bool,
+    legacy: Option<Legacy>,
 }
 
 impl McpClient {
@@ -66,7 +133,14 @@ impl McpClient {
             protocol_version: None,
             next_id: 0,
             connected: false,
+            legacy_sse: false,
+            legacy: None,
         }
+    }
+
+    /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
+    pub fn legacy_sse(url: Url, oauth: Option<OAuthClient>) -> Self {
+        McpClient { legacy_sse: true, ..McpClient::new(url, oauth) }
     }
 
     /// From plain configuration. OAuth on a stdio server is refused; a stdio server without
@@ -78,9 +152,9 @@ impl McpClient {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         server.validate()?;
-        let (url, headers) = match &server.transport {
-            Transport::StreamableHttp { url, headers } => (url, headers),
-            Transport::Sse { .. } => return Err(Error::Mcp("the legacy HTTP+SSE transport is not supported by this client yet".into())),
+        let (url, headers, legacy) = match &server.transport {
+            Transport::StreamableHttp { url, headers } => (url, headers, false),
+            Transport::Sse { url, headers } => (url, headers, true),
             Transport::Stdio { command, .. } => {
                 return Err(Error::Config(ConfigError::Inconsistent(format!("{command:?} is a stdio server; this client speaks HTTP"))))
             }
@@ -90,7 +164,7 @@ impl McpClient {
             Some(config) => Some(OAuthClient::new(config, store, interaction)?),
             None => None,
         };
-        let mut c = McpClient::new(url, oauth);
+        let mut c = if legacy { McpClient::legacy_sse(url, oauth) } else { McpClient::new(url, oauth) };
         for (k, v) in headers {
             let name = http::HeaderName::try_from(k.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
             let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
@@ -133,6 +207,9 @@ impl McpClient {
     pub fn connect(&mut self) -> Result<Value, Error> {
         if self.mode == ConnectMode::Eager {
             self.warm_up()?;
+        }
+        if self.legacy_sse && self.legacy.is_none() {
+            self.open_legacy_stream()?;
         }
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
@@ -177,11 +254,74 @@ impl McpClient {
         Ok(())
     }
 
+    /// Opens the legacy event stream (authorizing on a 401) and waits for the `endpoint` event,
+    /// which must name a URL on the stream's own origin.
+    fn open_legacy_stream(&mut self) -> Result<(), Error> {
+        let mut header = match &mut self.oauth {
+            Some(o) if self.mode == ConnectMode::Eager || o.authorizer().token_set().is_some() => Some(o.authorization()?),
+            _ => None,
+        };
+        let reader = loop {
+            let mut b = http::Request::get(self.url.as_str()).header(http::header::ACCEPT, "text/event-stream");
+            for (k, v) in &self.headers {
+                b = b.header(k, v);
+            }
+            if let Some(h) = &header {
+                b = b.header(http::header::AUTHORIZATION, h.header_value());
+            }
+            let req = b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))?;
+            match self.http.open_stream(req).map_err(Error::Transport)? {
+                Stream::Open(_, reader) => break reader,
+                Stream::Done(resp) => match (challenge_of(&resp), &mut self.oauth) {
+                    (Some((status, www)), Some(o)) => header = Some(o.challenged(status, www)?),
+                    _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
+                },
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        std::thread::Builder::new()
+            .name("mcp-legacy-sse".into())
+            .spawn(move || {
+                let mut lines = BufReader::new(reader.take(u64::MAX));
+                let mut asm = SseAssembler::default();
+                let mut line = Vec::new();
+                while !st.load(Ordering::Relaxed) {
+                    line.clear();
+                    match (&mut lines).take(MAX_MCP_BODY as u64).read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            if let Some(ev) = asm.line(&String::from_utf8_lossy(&line)) {
+                                if tx.send(ev).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Mcp(format!("cannot start the event stream reader: {e}")))?;
+        let first = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| Error::Mcp("no endpoint event on the event stream".into()))?;
+        if first.event != "endpoint" {
+            return Err(Error::Mcp(format!("expected an endpoint event, got {:?}", first.event)));
+        }
+        let endpoint = self.url.join(first.data.trim()).map_err(|e| Error::Mcp(format!("endpoint event: {e}")))?;
+        if endpoint.origin() != self.url.origin() {
+            return Err(Error::Mcp("the endpoint event names another origin; refusing to send requests (and tokens) there".into()));
+        }
+        self.legacy = Some(Legacy { endpoint, events: rx, stop });
+        Ok(())
+    }
+
     fn rpc(&mut self, method: &str, params: Value) -> Result<Value, Error> {
         self.next_id += 1;
         let id = self.next_id;
         let resp = self.post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
-        let msg = find_response(&resp, id)?;
+        let msg = match &self.legacy {
+            Some(l) => wait_for_reply(l, id)?,
+            None => find_response(&resp, id)?,
+        };
         if let Some(e) = msg.get("error") {
             return Err(Error::JsonRpc {
                 code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
@@ -198,7 +338,8 @@ impl McpClient {
         };
         let body = body.to_string().into_bytes();
         loop {
-            let mut b = http::Request::post(self.url.as_str())
+            let target = self.legacy.as_ref().map(|l| l.endpoint.as_str()).unwrap_or(self.url.as_str());
+            let mut b = http::Request::post(target)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .header(http::header::ACCEPT, "application/json, text/event-stream");
             for (k, v) in &self.headers {
@@ -233,14 +374,13 @@ fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<Value, Error
     let matches = |v: &Value| v.get("id").and_then(Value::as_u64) == Some(id);
     if ct.starts_with("text/event-stream") {
         let text = String::from_utf8_lossy(resp.body());
-        for event in text.split("\n\n").flat_map(|e| e.split("\r\n\r\n")) {
-            let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
-            if data.is_empty() {
-                continue;
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&data.join("\n")) {
-                if matches(&v) {
-                    return Ok(v);
+        let mut asm = SseAssembler::default();
+        for line in text.split_inclusive('\n').chain(std::iter::once("\n")) {
+            if let Some(ev) = asm.line(line) {
+                if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+                    if matches(&v) {
+                        return Ok(v);
+                    }
                 }
             }
         }
@@ -251,5 +391,46 @@ fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<Value, Error
         Ok(v)
     } else {
         Err(Error::Mcp(format!("response id does not match request id {id}")))
+    }
+}
+
+/// The reply with `id` from the legacy event stream.
+fn wait_for_reply(legacy: &Legacy, id: u64) -> Result<Value, Error> {
+    let deadline = Instant::now() + LEGACY_REPLY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match legacy.events.recv_timeout(left) {
+            Ok(ev) if ev.event == "message" => {
+                if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+                    if v.get("id").and_then(Value::as_u64) == Some(id) {
+                        return Ok(v);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => return Err(Error::Mcp(format!("no reply to request {id} on the event stream"))),
+            Err(RecvTimeoutError::Disconnected) => return Err(Error::Mcp("the event stream closed".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_assembly() {
+        let mut a = SseAssembler::default();
+        let mut out = Vec::new();
+        for l in ["event: endpoint\n", "data: /messages?x=1\r\n", "\n", ": comment\n", "data: {\"a\":\n", "data: 1}\n", "\n"] {
+            out.extend(a.line(l));
+        }
+        assert_eq!(
+            out,
+            [
+                SseEvent { event: "endpoint".into(), data: "/messages?x=1".into() },
+                SseEvent { event: "message".into(), data: "{\"a\":\n1}".into() }
+            ]
+        );
     }
 }

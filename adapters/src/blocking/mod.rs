@@ -9,7 +9,7 @@ mod http;
 mod loopback;
 mod mcp;
 
-pub use self::http::HttpClient;
+pub use self::http::{HttpClient, Stream};
 pub use self::loopback::{Event, Listener};
 pub use self::mcp::{ConnectMode, McpClient, Tool};
 
