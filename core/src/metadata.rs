@@ -88,16 +88,22 @@ fn lists(v: &Option<Vec<String>>, item: &str) -> bool {
 impl AuthorizationServerMetadata {
     /// Parses a document and checks it against the issuer it was fetched for: the `issuer` must
     /// be identical (simple string comparison, RFC 8414 §3.3), and every endpoint must be a
-    /// secure URL. `legacy_origin` relaxes the comparison by one trailing `/` for the issuer the
-    /// client synthesized itself from a 2025-03-26 server's origin (SPEC Open Question 9).
+    /// secure URL.
+    ///
+    /// `legacy_origin`: the document was fetched from a 2025-03-26 server's own origin, where
+    /// the MCP server *is* the authorization server and no issuer was published in advance.
+    /// There the `issuer` must be on that same origin (the conformance suite's legacy server
+    /// publishes `{origin}/oauth`); a foreign issuer is still refused.
     pub fn from_json(body: &[u8], expected_issuer: &str, legacy_origin: bool) -> Result<Self, DiscoveryError> {
         let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::InvalidServerMetadata {
             issuer: expected_issuer.to_owned(),
             reason: format!("invalid json: {e}"),
         })?;
-        let same =
-            m.issuer == expected_issuer || (legacy_origin && m.issuer.trim_end_matches('/') == expected_issuer.trim_end_matches('/'));
-        if !same {
+        let same_origin = || match (Url::parse(&m.issuer), Url::parse(expected_issuer)) {
+            (Ok(found), Ok(expected)) => found.origin() == expected.origin() && found.query().is_none() && found.fragment().is_none(),
+            _ => false,
+        };
+        if m.issuer != expected_issuer && !(legacy_origin && same_origin()) {
             return Err(DiscoveryError::IssuerMismatch { expected: expected_issuer.to_owned(), found: m.issuer });
         }
         for (field, value) in [
@@ -196,6 +202,12 @@ mod tests {
         // A trailing slash is a different issuer, except for the synthesized legacy origin.
         assert!(AuthorizationServerMetadata::from_json(body, "https://server.example.com/", false).is_err());
         assert!(AuthorizationServerMetadata::from_json(body, "https://server.example.com/", true).is_ok());
+        // Legacy: an issuer on the server's own origin is the server itself; another origin is not.
+        let prefixed = br#"{"issuer":"http://localhost:3000/oauth"}"#;
+        assert!(AuthorizationServerMetadata::from_json(prefixed, "http://localhost:3000", true).is_ok());
+        assert!(AuthorizationServerMetadata::from_json(prefixed, "http://localhost:3000", false).is_err());
+        let foreign = br#"{"issuer":"http://localhost:3001/oauth"}"#;
+        assert!(matches!(AuthorizationServerMetadata::from_json(foreign, "http://localhost:3000", true), Err(DiscoveryError::IssuerMismatch { .. })));
     }
 
     #[test]

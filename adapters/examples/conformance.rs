@@ -1,0 +1,81 @@
+//! A client for the official MCP conformance suite: `conformance <server-url>`.
+//!
+//! The suite sets `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT` (JSON with
+//! credentials for pre-registered and machine-to-machine clients). This program maps the
+//! context onto plain `OAuthConfig` data the way any application would, connects, lists tools
+//! and calls `test-tool`. It contains no OAuth logic and nothing per scenario: authorization is
+//! the library's normal loopback flow, with an `on_authorization_url` hook that follows the URL
+//! with an HTTP GET (the suite's authorization server approves at once) instead of a browser.
+
+use mcp_oauth_client::blocking::McpClient;
+use mcp_oauth_client::core::config::SecretRef;
+use mcp_oauth_client::interaction::{Interaction, UrlHandled};
+use mcp_oauth_client::{MemoryStore, OAuthConfig, ServerConfig, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// This client's Client ID Metadata Document URL (its identity, as a real app has one).
+const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+fn main() {
+    let Some(url) = std::env::args().nth(1) else {
+        eprintln!("usage: conformance <server-url>");
+        std::process::exit(2);
+    };
+    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
+    match run(&url) {
+        Ok(()) => eprintln!("conformance client: {scenario}: done"),
+        Err(e) => {
+            eprintln!("conformance client: {scenario}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let context: serde_json::Value =
+        std::env::var("MCP_CONFORMANCE_CONTEXT").ok().and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+    let text = |k: &str| context.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let oauth = OAuthConfig {
+        client_name: Some("mcp-oauth conformance client".into()),
+        client_metadata_url: Some(CLIENT_METADATA_URL.into()),
+        client_id: text("client_id"),
+        client_secret: text("client_secret").map(SecretRef::literal),
+        private_key: text("private_key_pem").map(SecretRef::literal),
+        signing_algorithm: text("signing_algorithm"),
+        ..Default::default()
+    };
+    let server = ServerConfig { transport: Transport::StreamableHttp { url: url.into(), headers: Default::default() }, oauth: Some(oauth) };
+
+    let mut interaction = Interaction::with_hook(|auth_url: &url::Url| {
+        let auth_url = auth_url.clone();
+        std::thread::spawn(move || {
+            let a = agent();
+            let Ok(resp) = a.get(auth_url.as_str()).call() else { return };
+            if let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+                let _ = a.get(loc).call();
+            }
+        });
+        UrlHandled::Opened
+    });
+    interaction.print_url = false;
+    interaction.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
+
+    let mut mcp = McpClient::from_config(&server, Arc::new(MemoryStore::new()), interaction, &|_| None)?;
+    mcp.connect()?;
+    let tools = mcp.list_tools()?;
+    if tools.iter().any(|t| t.name == "test-tool") {
+        mcp.call_tool("test-tool", serde_json::json!({}))?;
+    }
+    Ok(())
+}

