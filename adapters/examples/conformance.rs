@@ -8,7 +8,7 @@
 //! with an HTTP GET (the suite's authorization server approves at once) instead of a browser.
 
 use mcp_oauth_client::blocking::McpClient;
-use mcp_oauth_client::core::config::SecretRef;
+use mcp_oauth_client::core::config::{IdpSettings, SecretRef};
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
 use mcp_oauth_client::{MemoryStore, OAuthConfig, ServerConfig, Transport};
 use std::sync::Arc;
@@ -53,6 +53,15 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         client_secret: text("client_secret").map(SecretRef::literal),
         private_key: text("private_key_pem").map(SecretRef::literal),
         signing_algorithm: text("signing_algorithm"),
+        idp: match (text("idp_token_endpoint"), text("idp_id_token")) {
+            (Some(token_endpoint), Some(id_token)) => Some(IdpSettings {
+                token_endpoint,
+                client_id: text("idp_client_id"),
+                client_secret: text("idp_client_secret").map(SecretRef::literal),
+                id_token: SecretRef::literal(id_token),
+            }),
+            _ => None,
+        },
         ..Default::default()
     };
     let server = ServerConfig { transport: Transport::StreamableHttp { url: url.into(), headers: Default::default() }, oauth: Some(oauth) };

@@ -314,6 +314,10 @@ pub enum StateName {
     ClientCredentials,
     /// Refreshing the token.
     Refreshing,
+    /// Exchanging the user's ID token at the identity provider (enterprise-managed).
+    TokenExchange,
+    /// Presenting the ID-JAG to the authorization server (enterprise-managed).
+    JwtBearer,
     /// The last flow failed.
     Failed,
 }

@@ -185,6 +185,39 @@ pub enum Flow {
     AuthorizationCode,
     /// Client credentials (machine to machine, MCP ext-auth).
     ClientCredentials,
+    /// Enterprise-managed authorization (SEP-990): an ID token from the enterprise identity
+    /// provider is exchanged there for an ID-JAG (RFC 8693), which the authorization server
+    /// takes as a JWT bearer grant (RFC 7523). Needs `idp`.
+    EnterpriseManaged,
+}
+
+/// The enterprise identity provider, as plain data (enterprise-managed authorization).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpSettings {
+    /// The IdP's token endpoint (RFC 8693 token exchange).
+    pub token_endpoint: String,
+    /// This client's id at the IdP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// This client's secret at the IdP, if it is confidential there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// The user's ID token from the IdP (the subject token).
+    pub id_token: SecretRef,
+}
+
+/// The resolved identity provider settings.
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    /// The IdP's token endpoint.
+    pub token_endpoint: Url,
+    /// This client's id at the IdP.
+    pub client_id: Option<String>,
+    /// This client's secret at the IdP.
+    pub client_secret: Option<ClientSecret>,
+    /// The subject token (an ID token).
+    pub subject_token: crate::secret::SubjectToken,
 }
 
 /// Endpoints given in configuration: discovery is skipped.
@@ -275,6 +308,9 @@ pub struct OAuthConfig {
     /// `MCP-Protocol-Version` sent on discovery requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// The enterprise identity provider (enterprise-managed authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<IdpSettings>,
 }
 
 impl ServerConfig {
@@ -352,6 +388,8 @@ pub struct Config {
     pub allow_missing_pkce_metadata: bool,
     /// `MCP-Protocol-Version` on discovery requests.
     pub protocol_version: String,
+    /// The enterprise identity provider, for enterprise-managed authorization.
+    pub idp: Option<IdpConfig>,
 }
 
 /// The default loopback redirect URI: any free port on 127.0.0.1 (RFC 8252 §7.3).
@@ -385,6 +423,7 @@ impl Config {
             offline_access: true,
             allow_missing_pkce_metadata: false,
             protocol_version: DEFAULT_PROTOCOL_VERSION.into(),
+            idp: None,
         }
     }
 
@@ -433,6 +472,15 @@ impl Config {
         if let Some(v) = &o.protocol_version {
             c.protocol_version = v.clone();
         }
+        if let Some(i) = &o.idp {
+            c.idp = Some(IdpConfig {
+                token_endpoint: Url::parse(&i.token_endpoint)
+                    .map_err(|e| ConfigError::InvalidUrl { field: "idp.token_endpoint", reason: e.to_string() })?,
+                client_id: i.client_id.clone(),
+                client_secret: i.client_secret.as_ref().map(|s| s.resolve("idp.client_secret", env)).transpose()?.map(ClientSecret::new),
+                subject_token: crate::secret::SubjectToken::new(i.id_token.resolve("idp.id_token", env)?),
+            });
+        }
         c.validate()?;
         Ok(c)
     }
@@ -476,6 +524,14 @@ impl Config {
         }
         if let Some(key) = &self.private_key {
             crate::jwt::SigningKey::from_pem(key).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?;
+        }
+        if let Some(i) = &self.idp {
+            if !is_secure_endpoint(&i.token_endpoint) {
+                return Err(bad("idp.token_endpoint", "must be https (http only for loopback hosts)"));
+            }
+        }
+        if self.flow == Flow::EnterpriseManaged && (self.idp.is_none() || self.client_id.is_none()) {
+            return Err(ConfigError::Inconsistent("flow enterprise_managed needs idp and client_id".into()));
         }
         if self.max_authorization_attempts == 0 {
             return Err(ConfigError::Inconsistent("max_authorization_attempts must be at least 1".into()));

@@ -41,6 +41,10 @@ pub enum Purpose {
     Refresh,
     /// `POST` to the token endpoint with the client credentials grant.
     ClientCredentials,
+    /// `POST` to an identity provider's token endpoint: RFC 8693 token exchange for an ID-JAG.
+    TokenExchange,
+    /// `POST` to the token endpoint with the RFC 7523 JWT bearer grant (the ID-JAG).
+    JwtBearer,
 }
 
 impl Purpose {
@@ -49,7 +53,9 @@ impl Purpose {
         match self {
             Purpose::ResourceMetadata | Purpose::ServerMetadata => 256 * 1024,
             Purpose::Registration => 64 * 1024,
-            Purpose::CodeExchange | Purpose::Refresh | Purpose::ClientCredentials => 64 * 1024,
+            Purpose::CodeExchange | Purpose::Refresh | Purpose::ClientCredentials | Purpose::TokenExchange | Purpose::JwtBearer => {
+                64 * 1024
+            }
         }
     }
 }
@@ -63,6 +69,8 @@ impl fmt::Display for Purpose {
             Purpose::CodeExchange => "authorization code exchange",
             Purpose::Refresh => "token refresh",
             Purpose::ClientCredentials => "client credentials grant",
+            Purpose::TokenExchange => "identity provider token exchange",
+            Purpose::JwtBearer => "jwt bearer grant",
         })
     }
 }

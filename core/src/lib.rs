@@ -53,7 +53,8 @@
 //!      │                         ▼                        ▼
 //!      │            AwaitingPreparation ──► Registration ──► AwaitingRedirect ──► ExchangingCode ──► Idle
 //!      │            (bind + entropy)        (DCR, if needed)  (loopback │ paste)
-//!      │                         └──► ClientCredentials ─────────────────────────────────────────► Idle
+//!      │                         ├──► ClientCredentials ─────────────────────────────────────────► Idle
+//!      │                         └──► TokenExchange (IdP: ID token -> ID-JAG) ──► JwtBearer ─────► Idle
 //!      │
 //!      └─── any error ──► Failed (the flow ends; a new TokenWanted or Challenged starts over)
 //! ```

@@ -207,7 +207,10 @@ mod tests {
         assert!(AuthorizationServerMetadata::from_json(prefixed, "http://localhost:3000", true).is_ok());
         assert!(AuthorizationServerMetadata::from_json(prefixed, "http://localhost:3000", false).is_err());
         let foreign = br#"{"issuer":"http://localhost:3001/oauth"}"#;
-        assert!(matches!(AuthorizationServerMetadata::from_json(foreign, "http://localhost:3000", true), Err(DiscoveryError::IssuerMismatch { .. })));
+        assert!(matches!(
+            AuthorizationServerMetadata::from_json(foreign, "http://localhost:3000", true),
+            Err(DiscoveryError::IssuerMismatch { .. })
+        ));
     }
 
     #[test]

@@ -66,6 +66,11 @@ secret_type!(
     CsrfState
 );
 secret_type!(
+    /// A token presented to an identity provider (an ID token) or an assertion obtained from one
+    /// (an ID-JAG), for enterprise-managed authorization (RFC 8693, RFC 7523).
+    SubjectToken
+);
+secret_type!(
     /// A private key in PEM form, used for `private_key_jwt` client authentication (RFC 7523).
     PrivateKeyPem
 );

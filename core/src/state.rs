@@ -33,12 +33,15 @@ pub(crate) enum State {
     ExchangingCode { req: RequestId, attempt: Box<Attempt> },
     ClientCredentials { req: RequestId, scope: Option<String> },
     Refreshing { req: RequestId, fallback: bool },
+    TokenExchange { req: RequestId, scope: Option<String> },
+    JwtBearer { req: RequestId, scope: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChosenFlow {
     AuthorizationCode,
     ClientCredentials,
+    EnterpriseManaged,
 }
 
 /// The authorization server in use.
@@ -108,6 +111,8 @@ impl Authorizer {
             State::ExchangingCode { .. } => StateName::ExchangingCode,
             State::ClientCredentials { .. } => StateName::ClientCredentials,
             State::Refreshing { .. } => StateName::Refreshing,
+            State::TokenExchange { .. } => StateName::TokenExchange,
+            State::JwtBearer { .. } => StateName::JwtBearer,
         }
     }
 
@@ -130,7 +135,9 @@ impl Authorizer {
             | State::Registration { req, .. }
             | State::ExchangingCode { req, .. }
             | State::ClientCredentials { req, .. }
-            | State::Refreshing { req, .. } => Some(*req),
+            | State::Refreshing { req, .. }
+            | State::TokenExchange { req, .. }
+            | State::JwtBearer { req, .. } => Some(*req),
             _ => None,
         }
     }
@@ -310,8 +317,10 @@ impl Authorizer {
             }
             State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
             State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
-            State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope),
+            State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
             State::Refreshing { fallback, .. } => self.on_refreshed(result, fallback),
+            State::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
+            State::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
             other => {
                 self.state = other;
                 Ok(())
@@ -499,6 +508,7 @@ impl Authorizer {
         match self.choose_flow()? {
             ChosenFlow::ClientCredentials => self.start_client_credentials(),
             ChosenFlow::AuthorizationCode => self.start_code_flow(),
+            ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
         }
     }
 
@@ -507,6 +517,8 @@ impl Authorizer {
         Ok(match self.config.flow {
             Flow::ClientCredentials => ChosenFlow::ClientCredentials,
             Flow::AuthorizationCode => ChosenFlow::AuthorizationCode,
+            Flow::EnterpriseManaged => ChosenFlow::EnterpriseManaged,
+            Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
             Flow::Auto => {
                 let cc_only = md.is_some_and(|m| m.supports_grant("client_credentials") && !m.supports_grant("authorization_code"));
                 if self.config.client_id.is_some() && (self.signing_key.is_some() || (self.config.client_secret.is_some() && cc_only)) {
@@ -785,8 +797,13 @@ impl Authorizer {
         Ok(())
     }
 
-    fn on_client_credentials(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
-        let purpose = Purpose::ClientCredentials;
+    /// A token from a grant without a browser (client credentials, JWT bearer).
+    fn on_client_credentials(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        scope: Option<String>,
+        purpose: Purpose,
+    ) -> Result<(), Error> {
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let tr = TokenResponse::from_http(&resp, purpose)?;
         let ctx = self.ctx()?;
@@ -794,6 +811,66 @@ impl Authorizer {
         let set = self.token_set_from(tr, scope, ctx.issuer, resource, Some(ctx.token_endpoint.to_string()), self.config.client_id.clone());
         self.store_tokens(set);
         self.ready();
+        Ok(())
+    }
+
+    // ---- Enterprise-managed authorization (SEP-990) ---------------------------------------
+
+    /// RFC 8693 at the identity provider: the user's ID token for an ID-JAG addressed to the
+    /// authorization server (`audience` = its issuer) and this resource.
+    fn start_token_exchange(&mut self) -> Result<(), Error> {
+        let ctx = self.ctx()?;
+        let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
+        let scope = self.select_scope();
+        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
+        let mut form = vec![
+            ("grant_type", crate::token::TOKEN_EXCHANGE_GRANT.to_owned()),
+            ("requested_token_type", crate::token::ID_JAG_TOKEN_TYPE.to_owned()),
+            ("subject_token", idp.subject_token.secret().to_owned()),
+            ("subject_token_type", crate::token::ID_TOKEN_TYPE.to_owned()),
+            ("audience", ctx.issuer.clone()),
+            ("resource", resource),
+        ];
+        if let Some(s) = &scope {
+            form.push(("scope", s.clone()));
+        }
+        // The client authenticates to the IdP with its IdP credentials, if it has any.
+        let req = match (&idp.client_id, &idp.client_secret) {
+            (Some(id), secret) => {
+                let method = if secret.is_some() { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
+                token_request(
+                    &idp.token_endpoint,
+                    form,
+                    &ClientAuth { method, client_id: id, secret: secret.as_ref(), assertion: None, client_id_in_body: true },
+                )
+            }
+            (None, _) => crate::token::form_request(&idp.token_endpoint, &form),
+        };
+        self.remember_requested(&scope);
+        let req = self.send(Purpose::TokenExchange, req);
+        self.state = State::TokenExchange { req, scope };
+        Ok(())
+    }
+
+    /// RFC 7523 at the authorization server: the ID-JAG as a JWT bearer grant.
+    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
+        let resp = result.map_err(|t| transport_error(Purpose::TokenExchange, t))?;
+        let jag = crate::token::id_jag_from_http(&resp)?;
+        let ctx = self.ctx()?;
+        let client = self
+            .configured_client(&ctx.issuer)?
+            .ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs a client_id".into()))?;
+        let mut form = vec![("grant_type", crate::token::JWT_BEARER_GRANT.to_owned()), ("assertion", jag.secret().to_owned())];
+        if let Some(r) = self.resource_param() {
+            form.push(("resource", r));
+        }
+        if let Some(s) = &scope {
+            form.push(("scope", s.clone()));
+        }
+        let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
+        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let req = self.send(Purpose::JwtBearer, req);
+        self.state = State::JwtBearer { req, scope };
         Ok(())
     }
 
@@ -1082,6 +1159,8 @@ mod tests {
             "ExchangingCode",
             "ClientCredentials",
             "Refreshing",
+            "TokenExchange",
+            "JwtBearer",
             "Failed",
         ] {
             assert!(docs.contains(name), "state diagram in lib.rs lacks {name}");

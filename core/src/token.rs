@@ -135,17 +135,24 @@ pub fn token_request(endpoint: &Url, mut form: Vec<(&'static str, String)>, auth
             form.push(("client_assertion", auth.assertion.clone().unwrap_or_default()));
         }
     }
-    let body = serde_urlencoded::to_string(&form).unwrap_or_default().into_bytes();
-    let mut b = http::Request::post(endpoint.as_str())
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(http::header::ACCEPT, "application/json");
+    let mut req = form_request(endpoint, &form);
     if let Some(v) = basic {
         if let Ok(mut hv) = http::HeaderValue::from_str(&v) {
             hv.set_sensitive(true);
-            b = b.header(http::header::AUTHORIZATION, hv);
+            req.headers_mut().insert(http::header::AUTHORIZATION, hv);
         }
     }
-    b.body(body).unwrap_or_else(|_| http::Request::new(Vec::new()))
+    req
+}
+
+/// A form `POST` accepting JSON, without client authentication.
+pub fn form_request(endpoint: &Url, form: &[(&'static str, String)]) -> HttpRequest {
+    let body = serde_urlencoded::to_string(form).unwrap_or_default().into_bytes();
+    http::Request::post(endpoint.as_str())
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(http::header::ACCEPT, "application/json")
+        .body(body)
+        .unwrap_or_else(|_| http::Request::new(Vec::new()))
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -235,6 +242,45 @@ impl TokenResponse {
             refresh_token: opt_str("refresh_token")?.filter(|s| !s.is_empty()).map(RefreshToken::new),
             scope: opt_str("scope")?.filter(|s| !s.trim().is_empty()),
         })
+    }
+}
+
+/// The `requested_token_type` and `issued_token_type` of an Identity Assertion JWT
+/// Authorization Grant (ID-JAG).
+pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
+/// The token exchange grant (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The JWT bearer grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `subject_token_type` of an OpenID Connect ID token.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// Interprets an RFC 8693 token exchange response that must carry an ID-JAG: the
+/// `access_token` is the assertion (its `token_type` is `N_A`, so the bearer rules of
+/// [`TokenResponse`] do not apply).
+pub fn id_jag_from_http(resp: &HttpResponse) -> Result<crate::secret::SubjectToken, Error> {
+    let purpose = Purpose::TokenExchange;
+    check_size(resp, purpose)?;
+    if let Some(e) = oauth_error(resp.body()) {
+        return Err(TokenError::Rejected(e).into());
+    }
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: excerpt(resp.body()) } });
+    }
+    let v: serde_json::Value = serde_json::from_slice(resp.body())
+        .map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: e.to_string() } })?;
+    match v.get("issued_token_type").and_then(|t| t.as_str()) {
+        Some(ID_JAG_TOKEN_TYPE) => {}
+        other => {
+            return Err(
+                TokenError::InvalidResponse(format!("issued_token_type is {:?}, expected an id-jag", other.unwrap_or("absent"))).into()
+            )
+        }
+    }
+    match v.get("access_token").and_then(|t| t.as_str()) {
+        Some(t) if !t.is_empty() => Ok(crate::secret::SubjectToken::new(t)),
+        _ => Err(TokenError::InvalidResponse("access_token (the id-jag) is missing".into()).into()),
     }
 }
 
@@ -428,6 +474,18 @@ mod tests {
             TokenResponse::from_http(&html, Purpose::CodeExchange),
             Err(Error::Http { error: HttpError::BadContentType { .. }, .. })
         ));
+    }
+
+    #[test]
+    fn id_jag_responses() {
+        let ok =
+            resp(200, r#"{"access_token":"eyJ.jag.sig","issued_token_type":"urn:ietf:params:oauth:token-type:id-jag","token_type":"N_A"}"#);
+        assert_eq!(id_jag_from_http(&ok).unwrap().secret(), "eyJ.jag.sig");
+        let wrong =
+            resp(200, r#"{"access_token":"x","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer"}"#);
+        assert!(matches!(id_jag_from_http(&wrong), Err(Error::Token(TokenError::InvalidResponse(_)))));
+        let refused = resp(400, r#"{"error":"invalid_grant","error_description":"Invalid ID token"}"#);
+        assert!(matches!(id_jag_from_http(&refused), Err(Error::Token(TokenError::Rejected(_)))));
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct Options {
     /// announces `/messages?sessionId=…`; replies to POSTs there arrive on the stream. Only
     /// over TCP ([`tcp`]).
     pub legacy_sse: bool,
+    /// Act as an enterprise IdP too: `/idp/token` exchanges this ID token (RFC 8693) for an
+    /// ID-JAG that the authorization server accepts once as a JWT bearer grant (RFC 7523).
+    pub idp_id_token: Option<String>,
 }
 
 impl Options {
@@ -188,6 +191,7 @@ impl Options {
             sessions: false,
             open: false,
             legacy_sse: false,
+            idp_id_token: None,
         }
     }
 
@@ -256,6 +260,8 @@ pub struct TestServer {
     tokens: HashMap<String, Token>,
     refresh: HashMap<String, Token>,
     used_jti: Vec<String>,
+    /// Issued ID-JAGs: (audience, resource, scope).
+    jags: HashMap<String, (String, String, Option<String>)>,
     sessions: Vec<String>,
     counter: u64,
     /// Every request, in order.
@@ -296,6 +302,7 @@ impl TestServer {
             tokens: HashMap::new(),
             refresh: HashMap::new(),
             used_jti: Vec::new(),
+            jags: HashMap::new(),
             sessions: Vec::new(),
             counter: 0,
             log: Vec::new(),
@@ -406,6 +413,9 @@ impl TestServer {
         }
         if path == format!("{ip}/authorize") && req.method() == http::Method::GET {
             return self.authorize(query);
+        }
+        if path == "/idp/token" && req.method() == http::Method::POST && o.idp_id_token.is_some() {
+            return self.idp_token_exchange(params);
         }
         if path == format!("{ip}/token") && req.method() == http::Method::POST {
             return self.token(params, authz);
@@ -679,6 +689,15 @@ impl TestServer {
                 }
                 r
             }
+            Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+                let Some((aud, res, scope)) = get(p, "assertion").and_then(|a| self.jags.remove(a)) else {
+                    return oauth_error(400, "invalid_grant", "unknown or used assertion");
+                };
+                if aud != o.issuer() || Some(res.as_str()) != resource.as_deref().or(Some(res.as_str())) {
+                    return oauth_error(400, "invalid_grant", "assertion audience or resource mismatch");
+                }
+                self.issue(&client_id, scope, Some(res), false)
+            }
             Some("client_credentials") => {
                 if !o.grant_types.iter().any(|g| g == "client_credentials") {
                     return oauth_error(400, "unsupported_grant_type", "client_credentials not enabled");
@@ -690,6 +709,27 @@ impl TestServer {
             }
             _ => oauth_error(400, "unsupported_grant_type", "unknown grant_type"),
         }
+    }
+
+    /// The IdP's RFC 8693 endpoint: an ID token for an ID-JAG.
+    fn idp_token_exchange(&mut self, p: &[(String, String)]) -> http::Response<Vec<u8>> {
+        let o = self.options.clone();
+        let want = |k: &str, v: &str| get(p, k) == Some(v);
+        if !want("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange")
+            || !want("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag")
+            || !want("subject_token_type", "urn:ietf:params:oauth:token-type:id_token")
+        {
+            return oauth_error(400, "invalid_request", "not an id-jag token exchange");
+        }
+        if get(p, "subject_token") != o.idp_id_token.as_deref() {
+            return oauth_error(400, "invalid_grant", "invalid id token");
+        }
+        let (Some(aud), Some(res)) = (get(p, "audience"), get(p, "resource")) else {
+            return oauth_error(400, "invalid_request", "audience and resource are required");
+        };
+        let jag = self.mint("jag");
+        self.jags.insert(jag.clone(), (aud.to_owned(), res.to_owned(), get(p, "scope").map(str::to_owned)));
+        json_resp(200, json!({"access_token": jag, "issued_token_type": "urn:ietf:params:oauth:token-type:id-jag", "token_type": "N_A"}))
     }
 
     fn register(&mut self, p: &[(String, String)]) -> http::Response<Vec<u8>> {

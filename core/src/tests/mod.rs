@@ -14,6 +14,7 @@ use url::Url;
 
 mod client_credentials;
 mod discovery_order;
+mod enterprise_managed;
 mod legacy;
 mod metadata_checks;
 mod paste_fallback;

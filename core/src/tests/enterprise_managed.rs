@@ -1,0 +1,55 @@
+//! Enterprise-managed authorization (SEP-990): the ID token is exchanged at the IdP for an
+//! ID-JAG (RFC 8693), which the authorization server takes as a JWT bearer grant (RFC 7523).
+
+use super::*;
+use crate::config::IdpConfig;
+use crate::secret::{ClientSecret, SubjectToken};
+use mcp_oauth_tests::PreClient;
+
+fn setup(id_token: &str) -> Harness {
+    let mut o = options();
+    o.idp_id_token = Some("the-users-id-token".into());
+    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+    o.auth_methods = vec!["client_secret_basic".into()];
+    o.dcr = false;
+    o.clients = vec![PreClient { id: "app".into(), secret: Some("app-secret".into()), jwt_key: None }];
+    let mut c = config(&o);
+    c.client_id = Some("app".into());
+    c.client_secret = Some(ClientSecret::new("app-secret"));
+    c.idp = Some(IdpConfig {
+        token_endpoint: Url::parse(&format!("{ORIGIN}/idp/token")).unwrap(),
+        client_id: Some("idp-client".into()),
+        client_secret: None,
+        subject_token: SubjectToken::new(id_token),
+    });
+    Harness::with(o, c, Restored::default())
+}
+
+#[test]
+fn exchange_then_jwt_bearer() {
+    let mut h = setup("the-users-id-token");
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert!(h.server.authorization_requests().is_empty(), "no browser");
+    let x = h.last_form("/idp/token");
+    assert_eq!(param(&x, "grant_type"), Some(crate::token::TOKEN_EXCHANGE_GRANT));
+    assert_eq!(param(&x, "requested_token_type"), Some(crate::token::ID_JAG_TOKEN_TYPE));
+    assert_eq!(param(&x, "subject_token_type"), Some(crate::token::ID_TOKEN_TYPE));
+    assert_eq!(param(&x, "audience"), Some(ORIGIN), "audience is the authorization server's issuer");
+    assert_eq!(param(&x, "resource"), Some("https://mcp.example.com/mcp"));
+    assert_eq!(param(&x, "client_id"), Some("idp-client"));
+    let t = h.last_form("/token");
+    assert_eq!(param(&t, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));
+    assert!(param(&t, "assertion").unwrap().starts_with("jag-"));
+    let tok = h.sent.iter().rev().find(|r| r.request.uri().path() == "/token").unwrap();
+    assert_eq!(tok.request.headers()["authorization"], crate::token::basic_authorization("app", "app-secret").as_str());
+    let trace = format!("{:?}", h.sent);
+    assert!(!trace.contains("the-users-id-token") && !trace.contains("jag-"), "subject token or id-jag in Debug");
+}
+
+#[test]
+fn a_refused_id_token_is_a_typed_error() {
+    let mut h = setup("someone-elses-token");
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_grant"), "{e}");
+    assert!(!h.targets().iter().any(|t| t == "/token"), "nothing presented to the authorization server");
+}
