@@ -147,6 +147,10 @@ pub struct Options {
     /// Act as an enterprise IdP too: `/idp/token` exchanges this ID token (RFC 8693) for an
     /// ID-JAG that the authorization server accepts once as a JWT bearer grant (RFC 7523).
     pub idp_id_token: Option<String>,
+    /// Speak only the stateless 2026-07-28 wire: `initialize` is refused, `server/discover`
+    /// answers, and every request must carry `MCP-Protocol-Version: 2026-07-28`, a matching
+    /// `Mcp-Method` header and the protocol version in `params._meta`.
+    pub stateless_2026: bool,
 }
 
 impl Options {
@@ -192,6 +196,7 @@ impl Options {
             open: false,
             legacy_sse: false,
             idp_id_token: None,
+            stateless_2026: false,
         }
     }
 
@@ -842,6 +847,24 @@ impl TestServer {
         };
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        if self.options.stateless_2026 && !method.starts_with("notifications/") {
+            let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let meta_version = msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"].as_str().unwrap_or("");
+            if method == "initialize" || header("mcp-protocol-version") != "2026-07-28" || meta_version != "2026-07-28" {
+                let err = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": "Unsupported protocol version", "data": {"supported": ["2026-07-28"]}}});
+                return json_resp(400, err);
+            }
+            if header("mcp-method") != method {
+                return json_resp(
+                    400,
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32020, "message": "Header mismatch: Mcp-Method"}}),
+                );
+            }
+            if method == "server/discover" {
+                let r = json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "serverInfo": {"name": "mcp-oauth-test-server", "version": "0.1.0"}, "ttlMs": 60000});
+                return json_resp(200, json!({"jsonrpc": "2.0", "id": id, "result": r}));
+            }
+        }
         let session = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if self.options.sessions && method != "initialize" && !session.as_ref().is_some_and(|s| self.sessions.contains(s)) {
             return resp(404, "text/plain", b"unknown or missing Mcp-Session-Id".to_vec());

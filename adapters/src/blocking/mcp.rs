@@ -21,7 +21,10 @@ use url::Url;
 pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
 /// How long to wait for a reply on the legacy event stream.
 pub const LEGACY_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
-/// The protocol version this client asks for.
+/// The newest protocol version: stateless, no `initialize`, version and capabilities in every
+/// request's `_meta`, `Mcp-Method` / `Mcp-Name` headers.
+pub const PROTOCOL_VERSION_STATELESS: &str = "2026-07-28";
+/// The version asked for in `initialize` when a server does not speak the stateless wire.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// When to authorize.
@@ -117,6 +120,8 @@ pub struct McpClient {
     connected: bool,
     legacy_sse: bool,
     legacy: Option<Legacy>,
+    /// The stateless 2026-07-28 wire was negotiated.
+    stateless: bool,
 }
 
 impl McpClient {
@@ -135,6 +140,7 @@ impl McpClient {
             connected: false,
             legacy_sse: false,
             legacy: None,
+            stateless: false,
         }
     }
 
@@ -203,13 +209,40 @@ impl McpClient {
         Ok(())
     }
 
-    /// `initialize` and `notifications/initialized`. Returns the server's result.
+    /// The negotiated protocol version, once connected.
+    pub fn protocol_version(&self) -> Option<&str> {
+        self.protocol_version.as_deref()
+    }
+
+    /// Connects: `server/discover` on the stateless 2026-07-28 wire; servers that do not speak
+    /// it get the `initialize` handshake (2025-11-25 and older; the legacy SSE transport always).
+    /// Returns the server's discover or initialize result.
     pub fn connect(&mut self) -> Result<Value, Error> {
         if self.mode == ConnectMode::Eager {
             self.warm_up()?;
         }
         if self.legacy_sse && self.legacy.is_none() {
             self.open_legacy_stream()?;
+        }
+        if !self.legacy_sse {
+            self.stateless = true;
+            match self.rpc("server/discover", json!({})) {
+                Ok(result) => {
+                    let versions = result.get("supportedVersions").and_then(Value::as_array);
+                    if versions.is_none_or(|v| v.iter().any(|x| x == PROTOCOL_VERSION_STATELESS)) {
+                        self.protocol_version = Some(PROTOCOL_VERSION_STATELESS.into());
+                        self.connected = true;
+                        return Ok(result);
+                    }
+                }
+                // Not a 2026-07-28 server (unknown method, unsupported version, 4xx): negotiate down.
+                Err(Error::JsonRpc { .. } | Error::Mcp(_)) => {}
+                Err(e) => {
+                    self.stateless = false;
+                    return Err(e);
+                }
+            }
+            self.stateless = false;
         }
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
@@ -314,9 +347,22 @@ impl McpClient {
         Ok(())
     }
 
-    fn rpc(&mut self, method: &str, params: Value) -> Result<Value, Error> {
+    fn rpc(&mut self, method: &str, mut params: Value) -> Result<Value, Error> {
         self.next_id += 1;
         let id = self.next_id;
+        if self.stateless {
+            if let Some(p) = params.as_object_mut() {
+                let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(m) = meta.as_object_mut() {
+                    m.insert("io.modelcontextprotocol/protocolVersion".into(), json!(PROTOCOL_VERSION_STATELESS));
+                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
+                    m.insert(
+                        "io.modelcontextprotocol/clientInfo".into(),
+                        json!({"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")}),
+                    );
+                }
+            }
+        }
         let resp = self.post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
         let msg = match &self.legacy {
             Some(l) => wait_for_reply(l, id)?,
@@ -336,7 +382,8 @@ impl McpClient {
             Some(o) if self.mode == ConnectMode::Eager || o.authorizer().token_set().is_some() => Some(o.authorization()?),
             _ => None,
         };
-        let body = body.to_string().into_bytes();
+        let body_json = body;
+        let body = body_json.to_string().into_bytes();
         loop {
             let target = self.legacy.as_ref().map(|l| l.endpoint.as_str()).unwrap_or(self.url.as_str());
             let mut b = http::Request::post(target)
@@ -345,7 +392,15 @@ impl McpClient {
             for (k, v) in &self.headers {
                 b = b.header(k, v);
             }
-            if let Some(v) = &self.protocol_version {
+            if self.stateless {
+                b = b.header("MCP-Protocol-Version", PROTOCOL_VERSION_STATELESS);
+                if let Some(m) = body_json.get("method").and_then(Value::as_str) {
+                    b = b.header("Mcp-Method", m);
+                }
+                if let Some(n) = mcp_name(&body_json) {
+                    b = b.header("Mcp-Name", n);
+                }
+            } else if let Some(v) = &self.protocol_version {
                 b = b.header("MCP-Protocol-Version", v.as_str());
             }
             if let Some(s) = &self.session_id {
@@ -365,6 +420,16 @@ impl McpClient {
                 _ => return Err(Error::Mcp(format!("http status {}", resp.status().as_u16()))),
             }
         }
+    }
+}
+
+/// The `Mcp-Name` header of a request (SEP-2243): the tool or prompt name, or the resource URI.
+fn mcp_name(body: &Value) -> Option<&str> {
+    let params = body.get("params")?;
+    match body.get("method")?.as_str()? {
+        "tools/call" | "prompts/get" => params.get("name")?.as_str(),
+        "resources/read" => params.get("uri")?.as_str(),
+        _ => None,
     }
 }
 
