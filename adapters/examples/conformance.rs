@@ -53,6 +53,8 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         client_secret: text("client_secret").map(SecretRef::literal),
         private_key: text("private_key_pem").map(SecretRef::literal),
         signing_algorithm: text("signing_algorithm"),
+        // A workload identity (a JWT the platform issued to this workload).
+        workload_token: text("valid_jwt").map(SecretRef::literal),
         idp: match (text("idp_token_endpoint"), text("idp_id_token")) {
             (Some(token_endpoint), Some(id_token)) => Some(IdpSettings {
                 token_endpoint,

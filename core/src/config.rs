@@ -189,6 +189,9 @@ pub enum Flow {
     /// provider is exchanged there for an ID-JAG (RFC 8693), which the authorization server
     /// takes as a JWT bearer grant (RFC 7523). Needs `idp`.
     EnterpriseManaged,
+    /// Workload identity federation (SEP-1933): a JWT the platform issued to this workload is
+    /// presented as an RFC 7523 JWT bearer grant. Needs `workload_token`.
+    WorkloadIdentity,
 }
 
 /// The enterprise identity provider, as plain data (enterprise-managed authorization).
@@ -311,6 +314,10 @@ pub struct OAuthConfig {
     /// The enterprise identity provider (enterprise-managed authorization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<IdpSettings>,
+    /// The workload's platform-issued JWT (workload identity federation), usually an env
+    /// reference refreshed by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_token: Option<SecretRef>,
 }
 
 impl ServerConfig {
@@ -390,6 +397,8 @@ pub struct Config {
     pub protocol_version: String,
     /// The enterprise identity provider, for enterprise-managed authorization.
     pub idp: Option<IdpConfig>,
+    /// The workload's JWT, for workload identity federation.
+    pub workload_token: Option<crate::secret::SubjectToken>,
 }
 
 /// The default loopback redirect URI: any free port on 127.0.0.1 (RFC 8252 §7.3).
@@ -424,6 +433,7 @@ impl Config {
             allow_missing_pkce_metadata: false,
             protocol_version: DEFAULT_PROTOCOL_VERSION.into(),
             idp: None,
+            workload_token: None,
         }
     }
 
@@ -481,6 +491,8 @@ impl Config {
                 subject_token: crate::secret::SubjectToken::new(i.id_token.resolve("idp.id_token", env)?),
             });
         }
+        c.workload_token =
+            o.workload_token.as_ref().map(|t| t.resolve("workload_token", env)).transpose()?.map(crate::secret::SubjectToken::new);
         c.validate()?;
         Ok(c)
     }
@@ -532,6 +544,9 @@ impl Config {
         }
         if self.flow == Flow::EnterpriseManaged && (self.idp.is_none() || self.client_id.is_none()) {
             return Err(ConfigError::Inconsistent("flow enterprise_managed needs idp and client_id".into()));
+        }
+        if self.flow == Flow::WorkloadIdentity && self.workload_token.is_none() {
+            return Err(ConfigError::Inconsistent("flow workload_identity needs workload_token".into()));
         }
         if self.max_authorization_attempts == 0 {
             return Err(ConfigError::Inconsistent("max_authorization_attempts must be at least 1".into()));

@@ -42,6 +42,7 @@ pub(crate) enum ChosenFlow {
     AuthorizationCode,
     ClientCredentials,
     EnterpriseManaged,
+    WorkloadIdentity,
 }
 
 /// The authorization server in use.
@@ -509,6 +510,16 @@ impl Authorizer {
             ChosenFlow::ClientCredentials => self.start_client_credentials(),
             ChosenFlow::AuthorizationCode => self.start_code_flow(),
             ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
+            ChosenFlow::WorkloadIdentity => {
+                let token = self
+                    .config
+                    .workload_token
+                    .clone()
+                    .ok_or_else(|| AuthorizationError::FlowUnavailable("workload_identity needs workload_token".into()))?;
+                let scope = self.select_scope();
+                self.remember_requested(&scope);
+                self.send_jwt_bearer(&token, scope)
+            }
         }
     }
 
@@ -518,6 +529,8 @@ impl Authorizer {
             Flow::ClientCredentials => ChosenFlow::ClientCredentials,
             Flow::AuthorizationCode => ChosenFlow::AuthorizationCode,
             Flow::EnterpriseManaged => ChosenFlow::EnterpriseManaged,
+            Flow::WorkloadIdentity => ChosenFlow::WorkloadIdentity,
+            Flow::Auto if self.config.workload_token.is_some() => ChosenFlow::WorkloadIdentity,
             Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
             Flow::Auto => {
                 let cc_only = md.is_some_and(|m| m.supports_grant("client_credentials") && !m.supports_grant("authorization_code"));
@@ -852,23 +865,32 @@ impl Authorizer {
         Ok(())
     }
 
-    /// RFC 7523 at the authorization server: the ID-JAG as a JWT bearer grant.
+    /// The ID-JAG came back: present it to the authorization server.
     fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
         let resp = result.map_err(|t| transport_error(Purpose::TokenExchange, t))?;
         let jag = crate::token::id_jag_from_http(&resp)?;
+        self.send_jwt_bearer(&jag, scope)
+    }
+
+    /// RFC 7523 at the authorization server: an assertion (an ID-JAG, or a workload's JWT) as
+    /// a JWT bearer grant, with the client's own authentication if it has a client id. A
+    /// refusal is final: no retry, no other grant (SEP-1933).
+    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<(), Error> {
         let ctx = self.ctx()?;
-        let client = self
-            .configured_client(&ctx.issuer)?
-            .ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs a client_id".into()))?;
-        let mut form = vec![("grant_type", crate::token::JWT_BEARER_GRANT.to_owned()), ("assertion", jag.secret().to_owned())];
+        let mut form = vec![("grant_type", crate::token::JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.secret().to_owned())];
         if let Some(r) = self.resource_param() {
             form.push(("resource", r));
         }
         if let Some(s) = &scope {
             form.push(("scope", s.clone()));
         }
-        let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
-        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let req = match self.configured_client(&ctx.issuer)? {
+            Some(client) => {
+                let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
+                token_request(&ctx.token_endpoint, form, &auth)
+            }
+            None => crate::token::form_request(&ctx.token_endpoint, &form),
+        };
         let req = self.send(Purpose::JwtBearer, req);
         self.state = State::JwtBearer { req, scope };
         Ok(())

@@ -151,6 +151,8 @@ pub struct Options {
     /// answers, and every request must carry `MCP-Protocol-Version: 2026-07-28`, a matching
     /// `Mcp-Method` header and the protocol version in `params._meta`.
     pub stateless_2026: bool,
+    /// Accept this workload JWT as a JWT bearer grant (workload identity federation).
+    pub workload_assertion: Option<String>,
 }
 
 impl Options {
@@ -197,6 +199,7 @@ impl Options {
             legacy_sse: false,
             idp_id_token: None,
             stateless_2026: false,
+            workload_assertion: None,
         }
     }
 
@@ -645,8 +648,14 @@ impl TestServer {
         if self.options.token_html_500 {
             return resp(500, "text/html", b"<html><body>Internal Server Error</body></html>".to_vec());
         }
+        // RFC 7523 §3.1: client authentication is optional with the JWT bearer grant.
+        let anonymous_jwt_bearer = get(p, "grant_type") == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+            && authz.is_none()
+            && get(p, "client_id").is_none()
+            && get(p, "client_assertion").is_none();
         let client_id = match self.authenticate(p, authz) {
             Ok(id) => id,
+            Err(_) if anonymous_jwt_bearer => String::new(),
             Err(why) => return oauth_error(401, "invalid_client", &why),
         };
         let o = self.options.clone();
@@ -695,7 +704,11 @@ impl TestServer {
                 r
             }
             Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
-                let Some((aud, res, scope)) = get(p, "assertion").and_then(|a| self.jags.remove(a)) else {
+                let assertion = get(p, "assertion");
+                if assertion.is_some() && assertion == o.workload_assertion.as_deref() {
+                    return self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false);
+                }
+                let Some((aud, res, scope)) = assertion.and_then(|a| self.jags.remove(a)) else {
                     return oauth_error(400, "invalid_grant", "unknown or used assertion");
                 };
                 if aud != o.issuer() || Some(res.as_str()) != resource.as_deref().or(Some(res.as_str())) {

@@ -53,3 +53,42 @@ fn a_refused_id_token_is_a_typed_error() {
     assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_grant"), "{e}");
     assert!(!h.targets().iter().any(|t| t == "/token"), "nothing presented to the authorization server");
 }
+
+/// Workload identity federation (SEP-1933): the platform's JWT as a JWT bearer grant; a
+/// refusal is surfaced once, never retried or answered with another grant.
+#[test]
+fn workload_identity_presents_the_platform_jwt_once() {
+    let mut o = options();
+    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+    o.dcr = false;
+    o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: None }];
+    let mut c = config(&o);
+    c.client_id = Some("workload".into());
+    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
+    let mut h = Harness::with(o, c, Restored::default());
+    // The test server knows no such assertion: the grant is refused.
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_grant"), "{e}");
+    let tokens = h.server.token_requests();
+    assert_eq!(tokens.len(), 1, "no retry");
+    assert_eq!(param(&tokens[0].params, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));
+    assert_eq!(param(&tokens[0].params, "assertion"), Some("platform.jwt.value"));
+    assert_eq!(param(&tokens[0].params, "client_id"), Some("workload"));
+    assert!(h.server.authorization_requests().is_empty(), "no fallback to a browser grant");
+}
+
+#[test]
+fn workload_identity_success() {
+    let mut o = options();
+    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+    o.dcr = false;
+    o.workload_assertion = Some("platform.jwt.value".into());
+    let mut c = config(&o);
+    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.last_form("/token");
+    assert_eq!(param(&t, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));
+    assert_eq!(param(&t, "client_id"), None, "no client id configured, none sent");
+    assert_eq!(param(&t, "resource"), Some("https://mcp.example.com/mcp"));
+}
