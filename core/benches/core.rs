@@ -47,7 +47,7 @@ fn full_flow() -> usize {
             }
             Output::PrepareAttempt(plan) => Input::AttemptPrepared {
                 now,
-                entropy: Entropy::from_bytes([5; 64]),
+                entropy: Entropy::from_bytes([5; 96]),
                 callback: CallbackSetup::Listening(plan.redirect.unwrap().redirect_uri(40000)),
             },
             Output::OpenAuthorizationUrl { url, .. } => {

@@ -41,7 +41,7 @@ impl Demo {
                         }
                         None => CallbackSetup::NotRequested,
                     };
-                    let mut bytes = [0u8; 64];
+                    let mut bytes = [0u8; 96];
                     let seed = self.now.as_millis().to_le_bytes();
                     for (i, b) in bytes.iter_mut().enumerate() {
                         *b = seed[i % 8] ^ (i as u8).wrapping_mul(151);
@@ -101,7 +101,12 @@ impl Demo {
                 401 | 403 => {
                     let www = resp.headers().get_all("www-authenticate").iter().cloned().collect::<Vec<_>>();
                     self.step(&format!("     challenge: {}", www.first().and_then(|v| v.to_str().ok()).unwrap_or("")));
-                    header = self.run(Input::Challenged { now: self.now, status: resp.status().as_u16(), www_authenticate: www })?;
+                    header = self.run(Input::Challenged {
+                        now: self.now,
+                        status: resp.status().as_u16(),
+                        www_authenticate: www,
+                        dpop_nonce: None,
+                    })?;
                 }
                 _ => {
                     let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();

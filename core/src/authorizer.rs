@@ -34,6 +34,8 @@ pub enum Input {
         status: u16,
         /// Every `WWW-Authenticate` field line, in order.
         www_authenticate: Vec<http::HeaderValue>,
+        /// The `DPoP-Nonce` response header, if any (RFC 9449 §9).
+        dpop_nonce: Option<String>,
     },
     /// The answer to [`Output::Send`].
     Response {
@@ -118,7 +120,7 @@ impl fmt::Debug for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Input::TokenWanted { now } => f.debug_struct("TokenWanted").field("now", now).finish(),
-            Input::Challenged { now, status, www_authenticate } => {
+            Input::Challenged { now, status, www_authenticate, .. } => {
                 f.debug_struct("Challenged").field("now", now).field("status", status).field("www_authenticate", www_authenticate).finish()
             }
             Input::Response { now, id, result } => f
@@ -341,6 +343,7 @@ pub struct Authorizer {
     pub(crate) prm: Option<ProtectedResourceMetadata>,
     pub(crate) server: Option<ServerContext>,
     pub(crate) request: crate::state::RequestContext,
+    pub(crate) dpop: crate::state::DpopContext,
 }
 
 impl fmt::Debug for Authorizer {
@@ -375,6 +378,11 @@ impl Authorizer {
             prm: None,
             server: None,
             request: Default::default(),
+            dpop: Default::default(),
+        })
+        .map(|mut a| {
+            a.dpop.key = a.tokens.as_ref().and_then(|t| t.dpop_key.as_ref()).and_then(crate::dpop::DpopKey::restore);
+            a
         })
     }
 

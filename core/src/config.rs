@@ -194,6 +194,19 @@ pub enum Flow {
     WorkloadIdentity,
 }
 
+/// When to bind tokens to a key with DPoP (RFC 9449).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// When the authorization server lists ES256 in `dpop_signing_alg_values_supported`.
+    #[default]
+    Auto,
+    /// Always (for servers configured by hand).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// The enterprise identity provider, as plain data (enterprise-managed authorization).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +331,9 @@ pub struct OAuthConfig {
     /// reference refreshed by the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_token: Option<SecretRef>,
+    /// DPoP-bound tokens (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<DpopMode>,
 }
 
 impl ServerConfig {
@@ -399,6 +415,8 @@ pub struct Config {
     pub idp: Option<IdpConfig>,
     /// The workload's JWT, for workload identity federation.
     pub workload_token: Option<crate::secret::SubjectToken>,
+    /// DPoP-bound tokens.
+    pub dpop: DpopMode,
 }
 
 /// The default loopback redirect URI: any free port on 127.0.0.1 (RFC 8252 §7.3).
@@ -434,6 +452,7 @@ impl Config {
             protocol_version: DEFAULT_PROTOCOL_VERSION.into(),
             idp: None,
             workload_token: None,
+            dpop: DpopMode::Auto,
         }
     }
 
@@ -491,6 +510,7 @@ impl Config {
                 subject_token: crate::secret::SubjectToken::new(i.id_token.resolve("idp.id_token", env)?),
             });
         }
+        c.dpop = o.dpop.unwrap_or_default();
         c.workload_token =
             o.workload_token.as_ref().map(|t| t.resolve("workload_token", env)).transpose()?.map(crate::secret::SubjectToken::new);
         c.validate()?;

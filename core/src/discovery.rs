@@ -283,24 +283,35 @@ where
     }
 }
 
+fn params_of(c: &Challenge) -> BearerChallenge {
+    let get = |n: &str| c.param(n).filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    BearerChallenge {
+        resource_metadata: get("resource_metadata"),
+        scope: get("scope"),
+        error: get("error"),
+        error_description: get("error_description"),
+        error_uri: get("error_uri"),
+        realm: get("realm"),
+    }
+}
+
 /// Finds the first `Bearer` challenge in the field lines and extracts its parameters.
 /// `Ok(None)` when there is no Bearer challenge.
 pub fn bearer_challenge<'a, I>(values: I) -> Result<Option<BearerChallenge>, WwwAuthenticateError>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
-    let challenges = parse_www_authenticate(values)?;
-    Ok(challenges.into_iter().find(|c| c.scheme == "bearer").map(|c| {
-        let get = |n: &str| c.param(n).filter(|v| !v.trim().is_empty()).map(str::to_owned);
-        BearerChallenge {
-            resource_metadata: get("resource_metadata"),
-            scope: get("scope"),
-            error: get("error"),
-            error_description: get("error_description"),
-            error_uri: get("error_uri"),
-            realm: get("realm"),
-        }
-    }))
+    Ok(parse_www_authenticate(values)?.iter().find(|c| c.scheme == "bearer").map(params_of))
+}
+
+/// The parameters of the OAuth challenge: the first `Bearer` challenge, else the first `DPoP`
+/// challenge (RFC 9449 §7.1; DPoP resource servers challenge with that scheme).
+pub fn oauth_challenge<'a, I>(values: I) -> Result<Option<BearerChallenge>, WwwAuthenticateError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let all = parse_www_authenticate(values)?;
+    Ok(all.iter().find(|c| c.scheme == "bearer").or_else(|| all.iter().find(|c| c.scheme == "dpop")).map(params_of))
 }
 
 /// True if an MCP server response is an OAuth challenge to feed as
@@ -309,7 +320,7 @@ where
 pub fn is_challenge(status: u16, www_authenticate: &[http::HeaderValue]) -> bool {
     match status {
         401 => true,
-        403 => bearer_challenge(www_authenticate.iter().map(|v| v.as_bytes()))
+        403 => oauth_challenge(www_authenticate.iter().map(|v| v.as_bytes()))
             .ok()
             .flatten()
             .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope")),
@@ -574,6 +585,15 @@ mod tests {
         assert_eq!(bad(&huge), WwwAuthenticateError::TooLong);
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=v")).collect();
         assert_eq!(bad(&format!("Bearer {}", many.join(", "))), WwwAuthenticateError::TooManyParameters);
+    }
+
+    #[test]
+    fn dpop_challenges_count_when_there_is_no_bearer_one() {
+        let c = oauth_challenge([br#"DPoP error="use_dpop_nonce", resource_metadata="https://a/prm""#.as_slice()]).unwrap().unwrap();
+        assert_eq!(c.error.as_deref(), Some("use_dpop_nonce"));
+        let c = oauth_challenge([br#"DPoP algs="ES256", Bearer scope="s""#.as_slice()]).unwrap().unwrap();
+        assert_eq!(c.scope.as_deref(), Some("s"), "Bearer wins");
+        assert_eq!(bearer_challenge([br#"DPoP error="x""#.as_slice()]).unwrap(), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::fmt;
 /// * `state`: 16 bytes (128 bits, RFC 6749 §10.10), encoded as the CSRF `state`.
 /// * `nonce`: 16 bytes for anything else that must be unique, such as a client assertion's `jti`
 ///   (RFC 7523 §3).
+/// * `dpop_key`: 32 bytes for a DPoP key (RFC 9449), independent of everything a server sees.
 ///
 /// `Debug` never prints the bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,21 +24,25 @@ pub struct Entropy {
     pub state: [u8; 16],
     /// Bytes for other unique identifiers (JWT `jti`).
     pub nonce: [u8; 16],
+    /// Bytes for a DPoP private key.
+    pub dpop_key: [u8; 32],
 }
 
 impl Entropy {
     /// The number of bytes an adapter must supply.
-    pub const LEN: usize = 64;
+    pub const LEN: usize = 96;
 
-    /// Splits 64 random bytes into the three fields.
+    /// Splits 96 random bytes into the fields.
     pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
         let mut pkce = [0u8; 32];
         let mut state = [0u8; 16];
         let mut nonce = [0u8; 16];
+        let mut dpop_key = [0u8; 32];
         pkce.copy_from_slice(&bytes[..32]);
         state.copy_from_slice(&bytes[32..48]);
-        nonce.copy_from_slice(&bytes[48..]);
-        Entropy { pkce, state, nonce }
+        nonce.copy_from_slice(&bytes[48..64]);
+        dpop_key.copy_from_slice(&bytes[64..]);
+        Entropy { pkce, state, nonce, dpop_key }
     }
 }
 

@@ -38,6 +38,11 @@ impl SigningKey {
         Ok(SigningKey(p256::ecdsa::SigningKey::from(secret)))
     }
 
+    /// Wraps a P-256 secret key.
+    pub(crate) fn from_p256(sk: p256::SecretKey) -> Self {
+        SigningKey(p256::ecdsa::SigningKey::from(sk))
+    }
+
     /// Signs `header.claims` and returns the compact JWS.
     pub fn sign_jwt(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
         let mut input = URL_SAFE_NO_PAD.encode(header.to_string());

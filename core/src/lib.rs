@@ -65,7 +65,7 @@
 //! use mcp_oauth_core::{Authorizer, CallbackSetup, Config, Entropy, Input, Output, Restored, Timestamp};
 //! # fn http_call(_: &mcp_oauth_core::http::OutgoingRequest) -> Result<mcp_oauth_core::http::HttpResponse, mcp_oauth_core::http::TransportFailure> { unimplemented!() }
 //! # fn now() -> Timestamp { Timestamp(0) }
-//! # fn random_bytes() -> [u8; 64] { [0; 64] }
+//! # fn random_bytes() -> [u8; 96] { [0; 96] }
 //! # fn bind(_: &mcp_oauth_core::RedirectPlan) -> url::Url { unimplemented!() }
 //! # fn wait_for_callback(_: Option<Timestamp>) -> Option<String> { None }
 //! let config = Config::new("https://mcp.example.com/mcp".parse()?);
@@ -118,6 +118,7 @@ pub mod authorize;
 pub mod callback;
 pub mod config;
 pub mod discovery;
+pub mod dpop;
 pub mod entropy;
 pub mod error;
 pub mod http;

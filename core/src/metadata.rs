@@ -79,6 +79,9 @@ pub struct AuthorizationServerMetadata {
     /// Client ID Metadata Documents are accepted as `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id_metadata_document_supported: Option<serde_json::Value>,
+    /// RFC 9449: JWS algorithms accepted for DPoP proofs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 fn lists(v: &Option<Vec<String>>, item: &str) -> bool {
@@ -143,6 +146,11 @@ impl AuthorizationServerMetadata {
             None => grant == "authorization_code",
             Some(_) => lists(&self.grant_types_supported, grant),
         }
+    }
+
+    /// True if the server accepts ES256 DPoP proofs (RFC 9449 §5.1).
+    pub fn supports_dpop_es256(&self) -> bool {
+        lists(&self.dpop_signing_alg_values_supported, crate::dpop::ALG)
     }
 
     /// True if `scopes_supported` lists the scope.

@@ -7,7 +7,7 @@ use crate::authorizer::{
 };
 use crate::callback::Outcome;
 use crate::config::Flow;
-use crate::discovery::{self, bearer_challenge, BearerChallenge};
+use crate::discovery::{self, BearerChallenge};
 use crate::entropy::Entropy;
 use crate::error::*;
 use crate::http::{is_secure_endpoint, HttpRequest, HttpResponse, OutgoingRequest, Purpose, RequestId, TransportFailure};
@@ -68,6 +68,17 @@ pub(crate) struct RequestContext {
     pub(crate) refreshed: bool,
     /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
     pub(crate) requested_scopes: Vec<String>,
+}
+
+/// DPoP (RFC 9449): the key, the nonces servers demanded, and the last token request for a
+/// nonce retry.
+#[derive(Default)]
+pub(crate) struct DpopContext {
+    pub(crate) key: Option<crate::dpop::DpopKey>,
+    pub(crate) as_nonce: Option<String>,
+    pub(crate) rs_nonce: Option<String>,
+    last_token_request: Option<(Purpose, HttpRequest)>,
+    nonce_retried: bool,
 }
 
 /// One authorization-code attempt: everything recorded before the browser opens.
@@ -167,8 +178,13 @@ impl Authorizer {
         self.now = self.now.max(input.now());
         let result = match input {
             Input::TokenWanted { .. } => self.on_token_wanted(),
-            Input::Challenged { status, www_authenticate, .. } => self.on_challenged(status, &www_authenticate),
-            Input::Response { result, .. } => self.on_response(result),
+            Input::Challenged { status, www_authenticate, dpop_nonce, .. } => self.on_challenged(status, &www_authenticate, dpop_nonce),
+            Input::Response { result, .. } => {
+                if self.dpop_nonce_retry(&result) {
+                    return Ok(());
+                }
+                self.on_response(result)
+            }
             Input::AttemptPrepared { entropy, callback, .. } => self.on_prepared(entropy, callback),
             Input::CallbackUnavailable { .. } => {
                 self.on_callback_unavailable();
@@ -199,7 +215,7 @@ impl Authorizer {
     fn ready(&mut self) {
         self.state = State::Idle;
         if let Some(t) = &self.tokens {
-            self.queue.push_back(Output::Ready(t.authorization()));
+            self.queue.push_back(Output::Ready(t.authorization_with(self.dpop.key.as_ref(), self.dpop.rs_nonce.clone())));
         }
     }
 
@@ -219,6 +235,69 @@ impl Authorizer {
         self.send(purpose, req)
     }
 
+    /// True if new tokens should be DPoP-bound.
+    fn dpop_wanted(&self) -> bool {
+        match self.config.dpop {
+            crate::config::DpopMode::Always => true,
+            crate::config::DpopMode::Never => false,
+            crate::config::DpopMode::Auto => {
+                self.server.as_ref().and_then(|s| s.metadata.as_ref()).is_some_and(|m| m.supports_dpop_es256())
+            }
+        }
+    }
+
+    /// True if a DPoP key must be made (from entropy) before the next token request.
+    fn needs_dpop_key(&self) -> bool {
+        self.dpop_wanted() && self.dpop.key.is_none()
+    }
+
+    /// Sends a token endpoint request, with a DPoP proof when a key is in use, and remembers it
+    /// for one `use_dpop_nonce` retry.
+    fn send_token(&mut self, purpose: Purpose, req: HttpRequest) -> RequestId {
+        self.dpop.last_token_request = self.dpop.key.as_ref().map(|_| (purpose, req.clone()));
+        self.dpop.nonce_retried = false;
+        let req = self.with_token_proof(req);
+        self.send(purpose, req)
+    }
+
+    fn with_token_proof(&self, mut req: HttpRequest) -> HttpRequest {
+        if let Some(key) = &self.dpop.key {
+            if let Ok(url) = Url::parse(&req.uri().to_string()) {
+                let proof = key.proof(req.method().as_str(), &url, self.now, self.dpop.as_nonce.as_deref(), None, &[]);
+                if let Ok(v) = http::HeaderValue::from_str(&proof) {
+                    req.headers_mut().insert("DPoP", v);
+                }
+            }
+        }
+        req
+    }
+
+    /// RFC 9449 §8: a token endpoint that answers `use_dpop_nonce` with a `DPoP-Nonce` header
+    /// gets the same request once more, with a proof carrying the nonce. True if resent.
+    fn dpop_nonce_retry(&mut self, result: &Result<HttpResponse, TransportFailure>) -> bool {
+        let Ok(resp) = result else { return false };
+        let nonce = crate::http::header_str(resp, http::header::HeaderName::from_static("dpop-nonce")).map(str::to_owned);
+        if self.dpop.key.is_some() && nonce.is_some() && self.dpop.last_token_request.is_some() {
+            self.dpop.as_nonce = nonce.clone();
+        }
+        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
+        let Some((purpose, req)) = self.dpop.last_token_request.clone() else { return false };
+        if !demanded || nonce.is_none() || self.dpop.nonce_retried {
+            return false;
+        }
+        self.dpop.nonce_retried = true;
+        let req = self.with_token_proof(req);
+        let id = self.send(purpose, req);
+        match &mut self.state {
+            State::ExchangingCode { req, .. }
+            | State::ClientCredentials { req, .. }
+            | State::Refreshing { req, .. }
+            | State::JwtBearer { req, .. } => *req = id,
+            _ => return false,
+        }
+        true
+    }
+
     // ---- Starting a request -------------------------------------------------------------
 
     fn on_token_wanted(&mut self) -> Result<(), Error> {
@@ -235,9 +314,23 @@ impl Authorizer {
         self.start_discovery()
     }
 
-    fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue]) -> Result<(), Error> {
+    fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue], dpop_nonce: Option<String>) -> Result<(), Error> {
         // A malformed header is treated as no header: well-known discovery still works.
-        let challenge = bearer_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
+        let challenge = discovery::oauth_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
+        // RFC 9449 §9: the resource server wants a nonce in the proof. Same token, new proof;
+        // a nonce demanded again is an ordinary rejection.
+        let wants_nonce = challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("use_dpop_nonce");
+        if status == 401
+            && wants_nonce
+            && self.dpop.key.is_some()
+            && self.tokens.is_some()
+            && dpop_nonce.is_some()
+            && dpop_nonce != self.dpop.rs_nonce
+        {
+            self.dpop.rs_nonce = dpop_nonce;
+            self.ready();
+            return Ok(());
+        }
         let insufficient = challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("insufficient_scope");
         match status {
             401 => {
@@ -506,9 +599,25 @@ impl Authorizer {
         if !self.request.step_up && self.try_refresh(true) {
             return Ok(());
         }
-        match self.choose_flow()? {
-            ChosenFlow::ClientCredentials => self.start_client_credentials(),
-            ChosenFlow::AuthorizationCode => self.start_code_flow(),
+        let flow = self.choose_flow()?;
+        if flow == ChosenFlow::AuthorizationCode {
+            return self.start_code_flow(); // its PrepareAttempt also brings the entropy
+        }
+        // Entropy for a client assertion's jti, or for a new DPoP key.
+        let needs_entropy = self.needs_dpop_key() || (flow == ChosenFlow::ClientCredentials && self.signing_key.is_some());
+        if needs_entropy {
+            let plan = AttemptPlan { redirect: None };
+            self.queue.push_back(Output::PrepareAttempt(plan.clone()));
+            self.state = State::AwaitingPreparation { plan, flow };
+            return Ok(());
+        }
+        self.start_machine_flow(flow, None)
+    }
+
+    /// The grants without a browser.
+    fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+        match flow {
+            ChosenFlow::ClientCredentials => self.start_client_credentials(nonce),
             ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
             ChosenFlow::WorkloadIdentity => {
                 let token = self
@@ -520,6 +629,7 @@ impl Authorizer {
                 self.remember_requested(&scope);
                 self.send_jwt_bearer(&token, scope)
             }
+            ChosenFlow::AuthorizationCode => self.start_code_flow(),
         }
     }
 
@@ -666,7 +776,7 @@ impl Authorizer {
             form.push(("resource", r));
         }
         let req = token_request(&token_endpoint, form, &auth);
-        let req = self.send(Purpose::Refresh, req);
+        let req = self.send_token(Purpose::Refresh, req);
         self.request.refreshed = true;
         self.state = State::Refreshing { req, fallback };
         true
@@ -765,10 +875,14 @@ impl Authorizer {
             token_endpoint,
             client_id,
             obtained_at: self.now,
+            dpop_key: None,
         }
     }
 
-    fn store_tokens(&mut self, set: TokenSet) {
+    fn store_tokens(&mut self, mut set: TokenSet) {
+        if set.token_type == "DPoP" {
+            set.dpop_key = self.dpop.key.as_ref().map(|k| k.persisted().clone());
+        }
         self.queue.push_back(Output::Persist(Persist::Tokens(set.clone())));
         self.tokens = Some(set);
         self.request.authorized = true;
@@ -776,19 +890,12 @@ impl Authorizer {
 
     // ---- Client credentials -------------------------------------------------------------
 
-    fn start_client_credentials(&mut self) -> Result<(), Error> {
+    fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
         let issuer = self.server.as_ref().map(|s| s.issuer.clone()).unwrap_or_default();
         if self.configured_client(&issuer)?.is_none() {
             return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
         }
-        if self.signing_key.is_some() {
-            // The assertion's jti needs entropy.
-            let plan = AttemptPlan { redirect: None };
-            self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-            self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::ClientCredentials };
-            return Ok(());
-        }
-        self.send_client_credentials(None)
+        self.send_client_credentials(nonce)
     }
 
     fn send_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
@@ -805,7 +912,7 @@ impl Authorizer {
         let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
         let req = token_request(&ctx.token_endpoint, form, &auth);
         self.remember_requested(&scope);
-        let req = self.send(Purpose::ClientCredentials, req);
+        let req = self.send_token(Purpose::ClientCredentials, req);
         self.state = State::ClientCredentials { req, scope };
         Ok(())
     }
@@ -891,7 +998,7 @@ impl Authorizer {
             }
             None => crate::token::form_request(&ctx.token_endpoint, &form),
         };
-        let req = self.send(Purpose::JwtBearer, req);
+        let req = self.send_token(Purpose::JwtBearer, req);
         self.state = State::JwtBearer { req, scope };
         Ok(())
     }
@@ -947,8 +1054,13 @@ impl Authorizer {
         let State::AwaitingPreparation { plan, flow } = std::mem::replace(&mut self.state, State::Idle) else {
             return Ok(());
         };
-        if flow == ChosenFlow::ClientCredentials {
-            return self.send_client_credentials(Some(&entropy.nonce));
+        if self.needs_dpop_key() {
+            self.dpop.key = crate::dpop::DpopKey::from_bytes(&entropy.dpop_key);
+            self.dpop.as_nonce = None;
+            self.dpop.rs_nonce = None;
+        }
+        if flow != ChosenFlow::AuthorizationCode {
+            return self.start_machine_flow(flow, Some(&entropy.nonce));
         }
         let Some(rp) = plan.redirect.clone() else { return Ok(()) };
         let (redirect_uri, listening) = match callback {
@@ -1139,7 +1251,7 @@ impl Authorizer {
         }
         let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
         let req = token_request(&ctx.token_endpoint, form, &auth);
-        let req = self.send(Purpose::CodeExchange, req);
+        let req = self.send_token(Purpose::CodeExchange, req);
         self.state = State::ExchangingCode { req, attempt };
         Ok(())
     }

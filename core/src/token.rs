@@ -160,7 +160,7 @@ pub fn form_request(endpoint: &Url, form: &[(&'static str, String)]) -> HttpRequ
 pub struct TokenResponse {
     /// The access token.
     pub access_token: AccessToken,
-    /// `Bearer` (normalised).
+    /// `Bearer` or `DPoP` (normalised).
     pub token_type: String,
     /// Lifetime in seconds, if given (a numeric string is accepted).
     pub expires_in: Option<u64>,
@@ -217,9 +217,13 @@ impl TokenResponse {
             Some(serde_json::Value::String(s)) => s.clone(),
             _ => return Err(invalid("token_type is missing or not a string")),
         };
-        if !token_type.eq_ignore_ascii_case("bearer") {
+        let token_type = if token_type.eq_ignore_ascii_case("bearer") {
+            "Bearer"
+        } else if token_type.eq_ignore_ascii_case("dpop") {
+            "DPoP"
+        } else {
             return Err(TokenError::UnsupportedTokenType(token_type.chars().take(40).collect()).into());
-        }
+        };
         let expires_in = match obj.get("expires_in") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Number(n)) => {
@@ -237,7 +241,7 @@ impl TokenResponse {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer".into(),
+            token_type: token_type.into(),
             expires_in,
             refresh_token: opt_str("refresh_token")?.filter(|s| !s.is_empty()).map(RefreshToken::new),
             scope: opt_str("scope")?.filter(|s| !s.trim().is_empty()),
@@ -312,6 +316,9 @@ pub struct TokenSet {
     pub client_id: Option<String>,
     /// When they were obtained.
     pub obtained_at: Timestamp,
+    /// The DPoP key the access token is bound to (secret; `token_type` is `DPoP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<crate::secret::SubjectToken>,
 }
 
 impl TokenSet {
@@ -323,9 +330,20 @@ impl TokenSet {
         }
     }
 
-    /// The header to attach.
+    /// The header to attach (and, for DPoP-bound tokens, what proves possession).
     pub fn authorization(&self) -> Authorization {
-        Authorization(format!("Bearer {}", self.access_token.secret()))
+        self.authorization_with(None, None)
+    }
+
+    /// The header, with the machine's DPoP key (sharing its `jti` counter) and the nonce the
+    /// resource server demanded, if any.
+    pub(crate) fn authorization_with(&self, key: Option<&crate::dpop::DpopKey>, rs_nonce: Option<String>) -> Authorization {
+        let dpop = match (&self.dpop_key, self.token_type.as_str()) {
+            (Some(k), "DPoP") => key.cloned().or_else(|| crate::dpop::DpopKey::restore(k)).map(|key| (key, rs_nonce)),
+            _ => None,
+        };
+        let scheme = if dpop.is_some() { "DPoP" } else { "Bearer" };
+        Authorization { header: format!("{scheme} {}", self.access_token.secret()), token: self.access_token.clone(), dpop }
     }
 
     /// The granted scopes as a list.
@@ -334,27 +352,48 @@ impl TokenSet {
     }
 }
 
-/// The value of the `Authorization` header for MCP requests. `Debug` is redacted.
+/// What to attach to MCP requests: the `Authorization` header value and, for DPoP-bound
+/// tokens, a fresh `DPoP` proof per request. `Debug` is redacted.
 #[derive(Clone)]
-pub struct Authorization(String);
+pub struct Authorization {
+    header: String,
+    token: AccessToken,
+    dpop: Option<(crate::dpop::DpopKey, Option<String>)>,
+}
 
 impl Authorization {
-    /// The header value, marked sensitive so HTTP libraries do not log it.
+    /// The `Authorization` header value (`Bearer …` or `DPoP …`), marked sensitive so HTTP
+    /// libraries do not log it.
     pub fn header_value(&self) -> http::HeaderValue {
-        let mut v = http::HeaderValue::from_str(&self.0).unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid"));
+        let mut v = http::HeaderValue::from_str(&self.header).unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid"));
         v.set_sensitive(true);
         v
     }
 
+    /// The `DPoP` header for one request (`None` for bearer tokens): a fresh proof bound to the
+    /// method, the URL, the time and the access token. Build one per request; `salt` is fresh
+    /// random bytes from the adapter (the `jti` stays unique across processes sharing the key).
+    pub fn dpop_proof(&self, method: &str, url: &url::Url, now: Timestamp, salt: &[u8]) -> Option<http::HeaderValue> {
+        let (key, nonce) = self.dpop.as_ref()?;
+        let proof = key.proof(method, url, now, nonce.as_deref(), Some(self.token.secret()), salt);
+        http::HeaderValue::from_str(&proof).ok()
+    }
+
+    /// True for a DPoP-bound token.
+    pub fn is_dpop(&self) -> bool {
+        self.dpop.is_some()
+    }
+
     /// The header value as text. Never log it.
     pub fn secret(&self) -> &str {
-        &self.0
+        &self.header
     }
 }
 
 impl fmt::Debug for Authorization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Authorization(Bearer [redacted])")
+        let scheme = if self.dpop.is_some() { "DPoP" } else { "Bearer" };
+        write!(f, "Authorization({scheme} [redacted])")
     }
 }
 
@@ -501,6 +540,7 @@ mod tests {
             token_endpoint: None,
             client_id: None,
             obtained_at: Timestamp::ZERO,
+            dpop_key: None,
         };
         assert!(ts.is_fresh(Timestamp::from_secs(30), Duration::from_secs(60)));
         assert!(!ts.is_fresh(Timestamp::from_secs(41), Duration::from_secs(60)));

@@ -101,7 +101,7 @@ fn run(variant: u8, script: Vec<Step>) -> Result<(), TestCaseError> {
                 if s.challenge {
                     had_token = false;
                     let www = vec![http::HeaderValue::from_static("Bearer error=\"invalid_token\"")];
-                    Input::Challenged { now, status: 401, www_authenticate: www }
+                    Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }
                 } else {
                     Input::TokenWanted { now }
                 }
@@ -150,7 +150,7 @@ fn run(variant: u8, script: Vec<Step>) -> Result<(), TestCaseError> {
                         (Some(r), true) => CallbackSetup::Listening(r.redirect_uri(if r.port == 0 { 41000 } else { r.port })),
                         (Some(_), false) => CallbackSetup::Unavailable("in use".into()),
                     };
-                    let mut b = [7u8; 64];
+                    let mut b = [7u8; 96];
                     b[..8].copy_from_slice(&(ids.len() as u64).to_le_bytes());
                     pending = Some(Input::AttemptPrepared { now, entropy: Entropy::from_bytes(b), callback });
                     break;

@@ -153,6 +153,13 @@ pub struct Options {
     pub stateless_2026: bool,
     /// Accept this workload JWT as a JWT bearer grant (workload identity federation).
     pub workload_assertion: Option<String>,
+    /// DPoP (RFC 9449): advertise ES256, bind tokens requested with a proof, and demand a valid
+    /// proof with every request made with a bound token.
+    pub dpop: bool,
+    /// Demand this nonce in token-request proofs (`use_dpop_nonce` until given).
+    pub dpop_as_nonce: Option<String>,
+    /// Demand this nonce in resource-request proofs.
+    pub dpop_rs_nonce: Option<String>,
 }
 
 impl Options {
@@ -200,6 +207,9 @@ impl Options {
             idp_id_token: None,
             stateless_2026: false,
             workload_assertion: None,
+            dpop: false,
+            dpop_as_nonce: None,
+            dpop_rs_nonce: None,
         }
     }
 
@@ -241,6 +251,8 @@ struct Token {
     scope: Vec<String>,
     client_id: String,
     resource: Option<String>,
+    /// The DPoP key thumbprint the token is bound to.
+    jkt: Option<String>,
 }
 
 /// One request the server saw.
@@ -268,6 +280,8 @@ pub struct TestServer {
     tokens: HashMap<String, Token>,
     refresh: HashMap<String, Token>,
     used_jti: Vec<String>,
+    /// The thumbprint of the proof on the token request being served.
+    pending_jkt: Option<String>,
     /// Issued ID-JAGs: (audience, resource, scope).
     jags: HashMap<String, (String, String, Option<String>)>,
     sessions: Vec<String>,
@@ -310,6 +324,7 @@ impl TestServer {
             tokens: HashMap::new(),
             refresh: HashMap::new(),
             used_jti: Vec::new(),
+            pending_jkt: None,
             jags: HashMap::new(),
             sessions: Vec::new(),
             counter: 0,
@@ -426,7 +441,8 @@ impl TestServer {
             return self.idp_token_exchange(params);
         }
         if path == format!("{ip}/token") && req.method() == http::Method::POST {
-            return self.token(params, authz);
+            let proof = req.headers().get("dpop").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            return self.token(params, authz, proof.as_deref());
         }
         if path == format!("{ip}/register") && req.method() == http::Method::POST && o.dcr {
             return self.register(params);
@@ -463,6 +479,9 @@ impl TestServer {
         }
         if o.cimd {
             v["client_id_metadata_document_supported"] = json!(true);
+        }
+        if o.dpop {
+            v["dpop_signing_alg_values_supported"] = json!(["ES256"]);
         }
         v
     }
@@ -625,9 +644,11 @@ impl TestServer {
         let scope = self.options.grant_scope_override.clone().or(scope);
         let scopes: Vec<String> = scope.as_deref().map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
         let access = self.mint("at");
-        let t = Token { scope: scopes, client_id: client_id.to_owned(), resource };
+        let jkt = self.pending_jkt.take();
+        let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
+        let t = Token { scope: scopes, client_id: client_id.to_owned(), resource, jkt };
         self.tokens.insert(access.clone(), t.clone());
-        let mut v = json!({"access_token": access, "token_type": "Bearer"});
+        let mut v = json!({"access_token": access, "token_type": token_type});
         if let Some(l) = self.options.token_lifetime {
             v["expires_in"] = json!(l);
         }
@@ -644,7 +665,21 @@ impl TestServer {
         r
     }
 
-    fn token(&mut self, p: &[(String, String)], authz: Option<&str>) -> http::Response<Vec<u8>> {
+    fn token(&mut self, p: &[(String, String)], authz: Option<&str>, proof: Option<&str>) -> http::Response<Vec<u8>> {
+        self.pending_jkt = None;
+        if let (true, Some(proof)) = (self.options.dpop, proof) {
+            let url = format!("{}/token", self.options.issuer());
+            match self.verify_dpop(proof, "POST", &url, None, self.options.dpop_as_nonce.clone().as_deref()) {
+                Ok(jkt) => self.pending_jkt = Some(jkt),
+                Err(e) if e == "nonce" => {
+                    let mut r = oauth_error(400, "use_dpop_nonce", "a DPoP nonce is required");
+                    let n = self.options.dpop_as_nonce.clone().unwrap_or_default();
+                    r.headers_mut().insert("dpop-nonce", http::HeaderValue::from_str(&n).unwrap_or(http::HeaderValue::from_static("n")));
+                    return r;
+                }
+                Err(e) => return oauth_error(400, "invalid_dpop_proof", &e),
+            }
+        }
         if self.options.token_html_500 {
             return resp(500, "text/html", b"<html><body>Internal Server Error</body></html>".to_vec());
         }
@@ -727,6 +762,49 @@ impl TestServer {
             }
             _ => oauth_error(400, "unsupported_grant_type", "unknown grant_type"),
         }
+    }
+
+    /// Verifies a DPoP proof (RFC 9449 §4.3) with the key in its own header; returns the key's
+    /// thumbprint. `Err("nonce")` when the nonce is missing or wrong.
+    fn verify_dpop(&mut self, proof: &str, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> Result<String, String> {
+        use p256::ecdsa::signature::Verifier;
+        let parts: Vec<&str> = proof.split('.').collect();
+        let [h, c, s] = parts[..] else { return Err("not a compact jws".into()) };
+        let dec = |x: &str| URL_SAFE_NO_PAD.decode(x).map_err(|_| "bad base64url".to_string());
+        let header: Value = serde_json::from_slice(&dec(h)?).map_err(|_| "bad header")?;
+        let claims: Value = serde_json::from_slice(&dec(c)?).map_err(|_| "bad claims")?;
+        if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" {
+            return Err("typ must be dpop+jwt and alg ES256".into());
+        }
+        let jwk = &header["jwk"];
+        if jwk.get("d").is_some() {
+            return Err("private key in jwk".into());
+        }
+        let (x, y) = (jwk["x"].as_str().ok_or("no x")?, jwk["y"].as_str().ok_or("no y")?);
+        let mut sec1 = vec![4u8];
+        sec1.extend(dec(x)?);
+        sec1.extend(dec(y)?);
+        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| "bad jwk")?;
+        let sig = p256::ecdsa::Signature::from_slice(&dec(s)?).map_err(|_| "bad signature encoding")?;
+        vk.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| "signature does not verify")?;
+        if claims["htm"] != method || claims["htu"] != url {
+            return Err(format!("htm/htu mismatch: {} {}", claims["htm"], claims["htu"]));
+        }
+        if let Some(t) = token {
+            if claims["ath"] != URL_SAFE_NO_PAD.encode(Sha256::digest(t.as_bytes())).as_str() {
+                return Err("ath mismatch".into());
+            }
+        }
+        let jti = claims["jti"].as_str().ok_or("no jti")?.to_owned();
+        if self.used_jti.contains(&jti) {
+            return Err("jti replayed".into());
+        }
+        if nonce.is_some() && claims["nonce"].as_str() != nonce {
+            return Err("nonce".into());
+        }
+        self.used_jti.push(jti);
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
     }
 
     /// The IdP's RFC 8693 endpoint: an ID token for an ID-JAG.
@@ -836,15 +914,40 @@ impl TestServer {
     /// The MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses), behind bearer auth.
     fn mcp(&mut self, req: &http::Request<Vec<u8>>, authz: Option<&str>) -> http::Response<Vec<u8>> {
         if self.options.open {
-            let all = Token { scope: vec!["mcp:admin".into()], client_id: String::new(), resource: Some(self.options.resource()) };
+            let all =
+                Token { scope: vec!["mcp:admin".into()], client_id: String::new(), resource: Some(self.options.resource()), jkt: None };
             return self.rpc(req, &all);
         }
-        let Some(bearer) = authz.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer "))) else {
-            return self.challenge(None, None);
+        let (scheme, bearer) = match authz.and_then(|a| a.split_once(' ')) {
+            Some((s, t)) => (s.to_ascii_lowercase(), t.trim()),
+            None => return self.challenge(None, None),
         };
         let Some(tok) = self.tokens.get(bearer).cloned() else {
             return self.challenge(Some(("invalid_token", "The access token is invalid or expired")), None);
         };
+        match (&tok.jkt, scheme.as_str()) {
+            (None, "bearer") => {}
+            (Some(jkt), "dpop") => {
+                let proof = req.headers().get("dpop").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let url = self.options.mcp_url();
+                match self.verify_dpop(&proof, req.method().as_str(), &url, Some(bearer), self.options.dpop_rs_nonce.clone().as_deref()) {
+                    Ok(k) if &k == jkt => {}
+                    Ok(_) => return self.challenge(Some(("invalid_dpop_proof", "proof key does not match the token")), None),
+                    Err(e) if e == "nonce" => {
+                        let mut r = self.challenge(Some(("use_dpop_nonce", "A DPoP nonce is required")), None);
+                        let v = r.headers()["www-authenticate"].to_str().unwrap_or("").replacen("Bearer", "DPoP", 1);
+                        r.headers_mut()
+                            .insert("www-authenticate", http::HeaderValue::from_str(&v).unwrap_or(http::HeaderValue::from_static("DPoP")));
+                        let n = self.options.dpop_rs_nonce.clone().unwrap_or_default();
+                        r.headers_mut()
+                            .insert("dpop-nonce", http::HeaderValue::from_str(&n).unwrap_or(http::HeaderValue::from_static("n")));
+                        return r;
+                    }
+                    Err(e) => return self.challenge(Some(("invalid_dpop_proof", &e)), None),
+                }
+            }
+            _ => return self.challenge(Some(("invalid_token", "wrong authorization scheme for this token")), None),
+        }
         if self.options.require_resource && tok.resource.as_deref() != Some(self.options.resource().as_str()) {
             return self.challenge(Some(("invalid_token", "The access token is for another resource")), None);
         }

@@ -299,14 +299,14 @@ impl McpClient {
             for (k, v) in &self.headers {
                 b = b.header(k, v);
             }
-            if let Some(h) = &header {
-                b = b.header(http::header::AUTHORIZATION, h.header_value());
+            let mut req = b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))?;
+            if let (Some(h), Some(o)) = (&header, &self.oauth) {
+                o.attach(&mut req, h);
             }
-            let req = b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))?;
             match self.http.open_stream(req).map_err(Error::Transport)? {
                 Stream::Open(_, reader) => break reader,
                 Stream::Done(resp) => match (challenge_of(&resp), &mut self.oauth) {
-                    (Some((status, www)), Some(o)) => header = Some(o.challenged(status, www)?),
+                    (Some(c), Some(o)) => header = Some(o.challenged(c)?),
                     _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
                 },
             }
@@ -406,16 +406,16 @@ impl McpClient {
             if let Some(s) = &self.session_id {
                 b = b.header("Mcp-Session-Id", s.as_str());
             }
-            if let Some(h) = &header {
-                b = b.header(http::header::AUTHORIZATION, h.header_value());
+            let mut req = b.body(body.clone()).map_err(|e| Error::Mcp(e.to_string()))?;
+            if let (Some(h), Some(o)) = (&header, &self.oauth) {
+                o.attach(&mut req, h);
             }
-            let req = b.body(body.clone()).map_err(|e| Error::Mcp(e.to_string()))?;
             let resp = self.http.send(req, MAX_MCP_BODY).map_err(Error::Transport)?;
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
                 self.session_id = Some(s.to_owned());
             }
             match (challenge_of(&resp), &mut self.oauth) {
-                (Some((status, www)), Some(o)) => header = Some(o.challenged(status, www)?),
+                (Some(c), Some(o)) => header = Some(o.challenged(c)?),
                 _ if resp.status().is_success() => return Ok(resp),
                 _ => return Err(Error::Mcp(format!("http status {}", resp.status().as_u16()))),
             }

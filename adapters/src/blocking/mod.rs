@@ -11,7 +11,7 @@ mod mcp;
 
 pub use self::http::{HttpClient, Stream};
 pub use self::loopback::{Event, Listener};
-pub use self::mcp::{ConnectMode, McpClient, Tool};
+pub use self::mcp::{ConnectMode, McpClient, SseEvent, Tool};
 
 use crate::error::Error;
 use crate::interaction::{Interaction, UrlHandled};
@@ -101,9 +101,10 @@ impl OAuthClient {
         self.run(Input::TokenWanted { now: self.clock.now() })
     }
 
-    /// The server answered `status` (401, or 403) with these `WWW-Authenticate` lines:
-    /// re-authorize (or refresh, or step up) and return the header for the retry.
-    pub fn challenged(&mut self, status: u16, www_authenticate: Vec<::http::HeaderValue>) -> Result<Authorization, Error> {
+    /// The server challenged (see [`challenge_of`]): re-authorize (or refresh, step up, or
+    /// take a DPoP nonce) and return what to attach to the retry.
+    pub fn challenged(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
+        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store.lock(&self.key)?;
         let rejected = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
         let stored = self.store.load(&self.key)?;
@@ -114,7 +115,7 @@ impl OAuthClient {
                 return self.run(Input::TokenWanted { now: self.clock.now() });
             }
         }
-        self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate })
+        self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce })
     }
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes
@@ -123,11 +124,23 @@ impl OAuthClient {
         let mut header = self.authorization()?;
         loop {
             let mut r = req.clone();
-            r.headers_mut().insert(::http::header::AUTHORIZATION, header.header_value());
+            self.attach(&mut r, &header);
             let resp = self.http.send(r, max_body).map_err(Error::Transport)?;
             match challenge_of(&resp) {
-                Some((status, www)) => header = self.challenged(status, www)?,
+                Some(c) => header = self.challenged(c)?,
                 None => return Ok(resp),
+            }
+        }
+    }
+
+    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
+    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) {
+        req.headers_mut().insert(::http::header::AUTHORIZATION, authorization.header_value());
+        if let Ok(url) = url::Url::parse(&req.uri().to_string()) {
+            let mut salt = [0u8; 16];
+            let _ = getrandom::fill(&mut salt);
+            if let Some(proof) = authorization.dpop_proof(req.method().as_str(), &url, self.clock.now(), &salt) {
+                req.headers_mut().insert("DPoP", proof);
             }
         }
     }
@@ -257,10 +270,21 @@ impl OAuthClient {
     }
 }
 
-/// If the response is an OAuth challenge (as core judges it), its status and
-/// `WWW-Authenticate` lines.
-pub fn challenge_of(resp: &::http::Response<Vec<u8>>) -> Option<(u16, Vec<::http::HeaderValue>)> {
+/// An OAuth challenge from the MCP server, as core's [`Input::Challenged`] wants it.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// 401, or 403.
+    pub status: u16,
+    /// Every `WWW-Authenticate` line.
+    pub www_authenticate: Vec<::http::HeaderValue>,
+    /// The `DPoP-Nonce` header, if any.
+    pub dpop_nonce: Option<String>,
+}
+
+/// If the response is an OAuth challenge (as core judges it), its parts.
+pub fn challenge_of(resp: &::http::Response<Vec<u8>>) -> Option<Challenge> {
     let status = resp.status().as_u16();
     let www: Vec<_> = resp.headers().get_all(::http::header::WWW_AUTHENTICATE).iter().cloned().collect();
-    mcp_oauth_core::discovery::is_challenge(status, &www).then_some((status, www))
+    let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    mcp_oauth_core::discovery::is_challenge(status, &www).then_some(Challenge { status, www_authenticate: www, dpop_nonce })
 }

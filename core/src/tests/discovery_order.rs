@@ -45,7 +45,7 @@ fn invalid_header_url_falls_back_to_well_known() {
     let mut h = Harness::new(options());
     let www = vec![http::HeaderValue::from_static(r#"Bearer resource_metadata="not a url""#)];
     let now = h.now;
-    h.drive(Input::Challenged { now, status: 401, www_authenticate: www }).unwrap();
+    h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap();
     assert_eq!(h.targets()[0], "/.well-known/oauth-protected-resource/mcp");
 }
 

@@ -14,6 +14,7 @@ use url::Url;
 
 mod client_credentials;
 mod discovery_order;
+mod dpop;
 mod enterprise_managed;
 mod legacy;
 mod metadata_checks;
@@ -101,7 +102,7 @@ impl Harness {
 
     fn entropy(&mut self) -> Entropy {
         self.entropy_counter = self.entropy_counter.wrapping_add(1);
-        let mut b = [0u8; 64];
+        let mut b = [0u8; 96];
         for (i, x) in b.iter_mut().enumerate() {
             *x = (i as u8).wrapping_mul(31).wrapping_add(self.entropy_counter);
         }
@@ -195,19 +196,25 @@ impl Harness {
         let mut auth = self.token_wanted()?;
         loop {
             let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-            let req = http::Request::post(self.server.options.mcp_url())
+            let url = self.server.options.mcp_url();
+            let mut req = http::Request::post(&url)
                 .header("content-type", "application/json")
                 .header("authorization", auth.header_value())
                 .body(body.into_bytes())
                 .unwrap();
+            self.entropy_counter = self.entropy_counter.wrapping_add(1);
+            if let Some(proof) = auth.dpop_proof("POST", &Url::parse(&url).unwrap(), self.now, &[self.entropy_counter]) {
+                req.headers_mut().insert("dpop", proof);
+            }
             let resp = self.server.handle(&req);
             let status = resp.status().as_u16();
             if status != 401 && status != 403 {
                 return Ok(resp);
             }
             let www: Vec<_> = resp.headers().get_all("www-authenticate").iter().cloned().collect();
+            let dpop_nonce = resp.headers().get("dpop-nonce").map(|v| v.to_str().unwrap().to_owned());
             let now = self.now;
-            auth = self.drive(Input::Challenged { now, status, www_authenticate: www })?;
+            auth = self.drive(Input::Challenged { now, status, www_authenticate: www, dpop_nonce })?;
         }
     }
 
@@ -220,7 +227,7 @@ impl Harness {
         assert_eq!(resp.status(), 401, "an unauthenticated request must be challenged");
         let www: Vec<_> = resp.headers().get_all("www-authenticate").iter().cloned().collect();
         let now = self.now;
-        self.drive(Input::Challenged { now, status: 401, www_authenticate: www })?;
+        self.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None })?;
         self.mcp_call(method, serde_json::json!({}))
     }
 

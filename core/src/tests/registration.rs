@@ -67,7 +67,7 @@ fn a_registration_for_another_port_is_replaced() {
                 plan_port = Some(r.port);
                 assert!(r.any_port_fallback);
                 let uri = r.redirect_uri(50999);
-                let entropy = Entropy::from_bytes([9; 64]);
+                let entropy = Entropy::from_bytes([9; 96]);
                 h2.auth.handle_input(Input::AttemptPrepared { now, entropy, callback: CallbackSetup::Listening(uri) }).unwrap();
             }
             Output::Persist(Persist::Client(c)) => {

@@ -36,7 +36,7 @@ fn forbidden_without_insufficient_scope_is_not_an_oauth_matter() {
     h.lazy_call("tools/list").unwrap();
     let n = h.sent.len();
     let now = h.now;
-    let e = h.drive(Input::Challenged { now, status: 403, www_authenticate: vec![] }).unwrap_err();
+    let e = h.drive(Input::Challenged { now, status: 403, www_authenticate: vec![], dpop_nonce: None }).unwrap_err();
     assert!(matches!(e, Error::Resource(ResourceError::Forbidden { .. })));
     assert_eq!(h.sent.len(), n);
 }
@@ -50,8 +50,8 @@ fn a_second_401_with_a_fresh_token_is_final() {
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let _ = h.auth.poll_output();
     let www = vec![http::HeaderValue::from_static(r#"Bearer error="invalid_token""#)];
-    h.drive(Input::Challenged { now, status: 401, www_authenticate: www.clone() }).unwrap();
-    let e = h.drive(Input::Challenged { now, status: 401, www_authenticate: www }).unwrap_err();
+    h.drive(Input::Challenged { now, status: 401, www_authenticate: www.clone(), dpop_nonce: None }).unwrap();
+    let e = h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap_err();
     assert_eq!(e, Error::Resource(ResourceError::RejectedFreshToken { status: 401 }));
     assert!(h.server.authorization_requests().len() <= n + 1);
 }

@@ -75,7 +75,7 @@ fn clock_going_backwards_is_clamped_and_never_extends_a_deadline() {
                 h.auth
                     .handle_input(Input::AttemptPrepared {
                         now,
-                        entropy: Entropy::from_bytes([3; 64]),
+                        entropy: Entropy::from_bytes([3; 96]),
                         callback: CallbackSetup::Listening(uri),
                     })
                     .unwrap();
@@ -104,7 +104,7 @@ fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
     let now = h.now;
     let bad = Url::parse("http://example.com:80/callback").unwrap();
     let e =
-        h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([1; 64]), callback: CallbackSetup::Listening(bad) });
+        h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([1; 96]), callback: CallbackSetup::Listening(bad) });
     assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
     assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
 }
