@@ -195,6 +195,28 @@ pub(crate) fn is_json_or_absent(resp: &HttpResponse) -> bool {
     }
 }
 
+/// What an error may quote of a response body. Discovery responses answer requests that carry
+/// nothing secret, so a short escaped excerpt helps; a token or registration endpoint could
+/// echo our request (code, verifier, secret) back, so only the size is reported.
+pub(crate) fn body_summary(purpose: Purpose, body: &[u8]) -> String {
+    match purpose {
+        Purpose::ResourceMetadata | Purpose::ServerMetadata => excerpt(body),
+        _ => format!("[{} bytes not shown]", body.len()),
+    }
+}
+
+/// A serde_json error without the offending value (it can be a secret of the wrong type): the
+/// category and the position only.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value or missing field",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
 /// A short, printable excerpt of an untrusted body for error messages: at most 120 characters,
 /// control characters escaped.
 pub(crate) fn excerpt(body: &[u8]) -> String {

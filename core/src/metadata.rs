@@ -100,7 +100,7 @@ impl AuthorizationServerMetadata {
     pub fn from_json(body: &[u8], expected_issuer: &str, legacy_origin: bool) -> Result<Self, DiscoveryError> {
         let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::InvalidServerMetadata {
             issuer: expected_issuer.to_owned(),
-            reason: format!("invalid json: {e}"),
+            reason: format!("invalid json: {}", crate::http::json_error(&e)),
         })?;
         let same_origin = || match (Url::parse(&m.issuer), Url::parse(expected_issuer)) {
             (Ok(found), Ok(expected)) => found.origin() == expected.origin() && found.query().is_none() && found.fragment().is_none(),

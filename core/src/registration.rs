@@ -2,7 +2,7 @@
 //! Client Registration (RFC 7591). The result is a [`ClientInfo`], persisted per issuer.
 
 use crate::error::{Error, HttpError, RegistrationError};
-use crate::http::{excerpt, HttpRequest, HttpResponse, Purpose};
+use crate::http::{body_summary, json_error, HttpRequest, HttpResponse, Purpose};
 use crate::secret::ClientSecret;
 use crate::token::AuthMethod;
 use serde::{Deserialize, Serialize};
@@ -164,11 +164,11 @@ pub fn parse_registration_response(resp: &HttpResponse, issuer: &str, requested:
         }
         return Err(Error::Http {
             purpose: Purpose::Registration,
-            error: HttpError::UnexpectedStatus { status, excerpt: excerpt(resp.body()) },
+            error: HttpError::UnexpectedStatus { status, excerpt: body_summary(Purpose::Registration, resp.body()) },
         });
     }
     let r: RegistrationResponse =
-        serde_json::from_slice(resp.body()).map_err(|e| RegistrationError::InvalidResponse(format!("invalid json: {e}")))?;
+        serde_json::from_slice(resp.body()).map_err(|e| RegistrationError::InvalidResponse(format!("invalid json: {}", json_error(&e))))?;
     if r.client_id.is_empty() {
         return Err(RegistrationError::InvalidResponse("client_id is empty".into()).into());
     }
@@ -236,6 +236,21 @@ mod tests {
         ));
         let junk = http::Response::builder().status(201).body(b"{}".to_vec()).unwrap();
         assert!(parse_registration_response(&junk, "https://as", &md).is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_what_could_be_a_secret() {
+        let md = ClientMetadata::native(&u("http://127.0.0.1:5555/callback"), "demo", None);
+        // A secret of the wrong type: serde would quote it.
+        let typed = http::Response::builder().status(201).body(br#"{"client_id":"c","client_secret":918273645}"#.to_vec()).unwrap();
+        let e = parse_registration_response(&typed, "https://as", &md).unwrap_err().to_string();
+        assert!(!e.contains("918273645"), "{e}");
+        // A server echoing our request back in an error page.
+        let echo = http::Response::builder().status(500).body(b"code=sekrit-code&code_verifier=sekrit-verifier".to_vec()).unwrap();
+        let e = parse_registration_response(&echo, "https://as", &md).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("sekrit"), "{e:?}");
+        let t = crate::token::TokenResponse::from_http(&echo, Purpose::CodeExchange).unwrap_err();
+        assert!(!format!("{t} {t:?}").contains("sekrit"), "{t:?}");
     }
 
     #[test]

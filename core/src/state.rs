@@ -448,7 +448,7 @@ impl Authorizer {
         if !resp.status().is_success() {
             return failed(Error::Http {
                 purpose,
-                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::excerpt(resp.body()) },
+                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::body_summary(purpose, resp.body()) },
             });
         }
         let prm = match ProtectedResourceMetadata::from_json(resp.body()) {
@@ -527,7 +527,7 @@ impl Authorizer {
         if !not_found && !resp.status().is_success() {
             return failed(Error::Http {
                 purpose,
-                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::excerpt(resp.body()) },
+                error: HttpError::UnexpectedStatus { status, excerpt: crate::http::body_summary(purpose, resp.body()) },
             });
         }
         let parsed = if not_found { None } else { Some(AuthorizationServerMetadata::from_json(resp.body(), &issuer, legacy)) };

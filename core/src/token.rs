@@ -3,7 +3,7 @@
 //! [`TokenSet`].
 
 use crate::error::{Error, HttpError, OAuthErrorResponse, TokenError};
-use crate::http::{excerpt, is_json_or_absent, HttpRequest, HttpResponse, Purpose};
+use crate::http::{body_summary, is_json_or_absent, json_error, HttpRequest, HttpResponse, Purpose};
 use crate::metadata::AuthorizationServerMetadata;
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use crate::time::Timestamp;
@@ -199,14 +199,14 @@ impl TokenResponse {
             return Err(TokenError::Rejected(e).into());
         }
         if !resp.status().is_success() {
-            return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: excerpt(body) } });
+            return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: body_summary(purpose, body) } });
         }
         if !is_json_or_absent(resp) {
             let ct = crate::http::header_str(resp, http::header::CONTENT_TYPE).unwrap_or("").to_owned();
             return Err(Error::Http { purpose, error: HttpError::BadContentType { content_type: ct } });
         }
         let v: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: e.to_string() } })?;
+            serde_json::from_slice(body).map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: json_error(&e) } })?;
         let invalid = |m: &str| Error::from(TokenError::InvalidResponse(m.to_owned()));
         let obj = v.as_object().ok_or_else(|| invalid("body is not a json object"))?;
         let access_token = match obj.get("access_token") {
@@ -270,10 +270,10 @@ pub fn id_jag_from_http(resp: &HttpResponse) -> Result<crate::secret::SubjectTok
     }
     if !resp.status().is_success() {
         let status = resp.status().as_u16();
-        return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: excerpt(resp.body()) } });
+        return Err(Error::Http { purpose, error: HttpError::UnexpectedStatus { status, excerpt: body_summary(purpose, resp.body()) } });
     }
     let v: serde_json::Value = serde_json::from_slice(resp.body())
-        .map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: e.to_string() } })?;
+        .map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: json_error(&e) } })?;
     match v.get("issued_token_type").and_then(|t| t.as_str()) {
         Some(ID_JAG_TOKEN_TYPE) => {}
         other => {
