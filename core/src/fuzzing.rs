@@ -199,7 +199,8 @@ pub fn authorizer(data: &[u8]) {
                         0 => Input::CallbackUnavailable { now, reason: String::new() },
                         1 => Input::Timeout { now },
                         2 => {
-                            mismatch = true;
+                            // Only a redirect the machine will judge counts.
+                            mismatch |= auth.state() == StateName::AwaitingRedirect;
                             Input::Redirect {
                                 now,
                                 url: format!("{redirect}?code=code-fuzz&state=x{state}&iss={issuer}"),

@@ -1215,6 +1215,9 @@ impl Authorizer {
         let State::AwaitingRedirect { attempt, .. } = std::mem::replace(&mut self.state, State::Idle) else {
             return Ok(());
         };
+        // The redirect is in (a concurrent callback may beat the drain): asking for it again
+        // would be wrong, so outputs still queued for it are withdrawn.
+        self.queue.retain(|o| !matches!(o, Output::OpenAuthorizationUrl { .. } | Output::PromptForRedirect { .. }));
         let checked = parse_redirect(url, &attempt.redirect_uri).and_then(|p| {
             check_redirect(
                 p,

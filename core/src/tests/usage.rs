@@ -108,3 +108,35 @@ fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
     assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
     assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
 }
+
+#[test]
+fn a_redirect_that_beats_the_drain_withdraws_the_prompt() {
+    // Paste mode queues OpenAuthorizationUrl and PromptForRedirect; a concurrent callback may
+    // be fed before the adapter drains them. Nobody must then be asked to paste.
+    let mut h = Harness::new(options());
+    h.can_bind = false;
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let url = loop {
+        match h.auth.poll_output() {
+            Output::Send(req) => {
+                let resp = h.server.handle(&req.request);
+                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+            }
+            Output::PrepareAttempt(_) => {
+                let cb = CallbackSetup::Unavailable("busy".into());
+                h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([4; 96]), callback: cb }).unwrap();
+            }
+            Output::Persist(_) => {}
+            Output::OpenAuthorizationUrl { url, .. } => break url,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let loc =
+        h.server.handle(&http::Request::get(url.as_str()).body(Vec::new()).unwrap()).headers()["location"].to_str().unwrap().to_owned();
+    h.auth.handle_input(Input::Redirect { now, url: loc, source: RedirectSource::Paste }).unwrap();
+    match h.auth.poll_output() {
+        Output::Send(req) => assert_eq!(req.purpose, crate::http::Purpose::CodeExchange),
+        other => panic!("expected the code exchange, got {other:?}"),
+    }
+}
