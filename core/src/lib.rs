@@ -63,10 +63,13 @@
 //!
 //! ```no_run
 //! use mcp_oauth_core::{Authorizer, CallbackSetup, Config, Entropy, Input, Output, Restored, Timestamp};
-//! # fn http_call(_: &mcp_oauth_core::http::OutgoingRequest) -> Result<mcp_oauth_core::http::HttpResponse, mcp_oauth_core::http::TransportFailure> { unimplemented!() }
+//! # use mcp_oauth_core::http::{TransportFailure, TransportFailureKind};
+//! # fn http_call(_: &mcp_oauth_core::http::OutgoingRequest) -> Result<mcp_oauth_core::http::HttpResponse, TransportFailure> {
+//! #     Err(TransportFailure { kind: TransportFailureKind::Other, message: "plug in your HTTP client".into() })
+//! # }
 //! # fn now() -> Timestamp { Timestamp(0) }
 //! # fn random_bytes() -> [u8; 96] { [0; 96] }
-//! # fn bind(_: &mcp_oauth_core::RedirectPlan) -> url::Url { unimplemented!() }
+//! # fn bind(plan: &mcp_oauth_core::RedirectPlan) -> url::Url { plan.redirect_uri(8976) }
 //! # fn wait_for_callback(_: Option<Timestamp>) -> Option<String> { None }
 //! let config = Config::new("https://mcp.example.com/mcp".parse()?);
 //! let mut auth = Authorizer::new(config, Restored::default(), now())?;
@@ -83,7 +86,12 @@
 //!             },
 //!         },
 //!         Output::OpenAuthorizationUrl { url, .. } => { println!("open {url}"); continue }
-//!         Output::PromptForRedirect { .. } => unimplemented!("read a pasted URL"),
+//!         Output::PromptForRedirect { url } => {
+//!             println!("open {url}, then paste the address you land on:");
+//!             let mut line = String::new();
+//!             std::io::stdin().read_line(&mut line)?;
+//!             Input::Redirect { now: now(), url: line.trim().to_owned(), source: mcp_oauth_core::RedirectSource::Paste }
+//!         }
 //!         Output::AnswerCallback(outcome) => { let _page = mcp_oauth_core::callback::response_page(&outcome); continue }
 //!         Output::Persist(_) => continue, // save to your store
 //!         Output::Wait { until } => match wait_for_callback(until) {
