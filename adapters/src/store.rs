@@ -240,7 +240,8 @@ impl FileStore {
         match serde_json::from_slice::<Entry>(&bytes) {
             Ok(e) => Some(e),
             Err(e) => {
-                log::warn!("mcp-oauth: token file {} is corrupt ({e}); ignoring it", path.display());
+                // The position only: serde's message can quote a value, and values here are secrets.
+                log::warn!("mcp-oauth: token file {} is corrupt (at line {} column {}); ignoring it", path.display(), e.line(), e.column());
                 None
             }
         }
