@@ -28,9 +28,13 @@
 
 pub mod browser;
 pub mod error;
+mod flow;
 pub mod interaction;
+pub mod mcp;
 pub mod prompt;
 pub mod store;
+#[cfg(feature = "blocking")]
+pub mod transport;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;

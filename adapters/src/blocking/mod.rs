@@ -5,20 +5,20 @@
 //! it sends what core asks, binds and waits, opens and prompts, saves, and feeds the results
 //! back. [`McpClient`] is a small MCP client on top (Streamable HTTP).
 
-mod http;
 mod loopback;
 mod mcp;
 
-pub use self::http::{HttpClient, Stream};
 pub use self::loopback::{Event, Listener};
-pub use self::mcp::{ConnectMode, McpClient, SseEvent, Tool};
+pub use self::mcp::McpClient;
+pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
+pub use crate::transport::{HttpClient, Stream};
 
 use crate::error::Error;
-use crate::interaction::{Interaction, UrlHandled};
+use crate::flow::{self, Flow, Step};
+use crate::interaction::Interaction;
 use crate::store::TokenStore;
 use crate::{os_entropy, Clock, SystemClock};
-use mcp_oauth_core::callback::response_page;
-use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Input, Output, RedirectSource, Timestamp};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -49,11 +49,17 @@ struct FlowIo {
     prompt_cancel: Option<Arc<AtomicBool>>,
 }
 
-impl Drop for FlowIo {
-    fn drop(&mut self) {
+impl FlowIo {
+    fn stop_prompt(&mut self) {
         if let Some(c) = self.prompt_cancel.take() {
             c.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for FlowIo {
+    fn drop(&mut self) {
+        self.stop_prompt();
         self.listener.take();
     }
 }
@@ -108,12 +114,10 @@ impl OAuthClient {
         let _lock = self.store.lock(&self.key)?;
         let rejected = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
         let stored = self.store.load(&self.key)?;
-        if let (Some(r), Some(t)) = (&rejected, &stored.tokens) {
-            if t.access_token.secret() != r && t.is_fresh(self.clock.now(), self.config.refresh_skew) {
-                // Another instance already replaced the rejected token: use that.
-                self.auth = Authorizer::new(self.config.clone(), stored, self.clock.now())?;
-                return self.run(Input::TokenWanted { now: self.clock.now() });
-            }
+        if flow::replaced_since(rejected.as_deref(), &stored, self.clock.now(), self.config.refresh_skew) {
+            // Another instance already replaced the rejected token: use that.
+            self.auth = Authorizer::new(self.config.clone(), stored, self.clock.now())?;
+            return self.run(Input::TokenWanted { now: self.clock.now() });
         }
         self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce })
     }
@@ -135,22 +139,13 @@ impl OAuthClient {
 
     /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
     pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) {
-        req.headers_mut().insert(::http::header::AUTHORIZATION, authorization.header_value());
-        if let Ok(url) = url::Url::parse(&req.uri().to_string()) {
-            let mut salt = [0u8; 16];
-            let _ = getrandom::fill(&mut salt);
-            if let Some(proof) = authorization.dpop_proof(req.method().as_str(), &url, self.clock.now(), &salt) {
-                req.headers_mut().insert("DPoP", proof);
-            }
-        }
+        flow::attach(req, authorization, self.clock.now());
     }
 
     /// Rebuilds the machine from the store if another instance changed the tokens meanwhile.
     fn reload(&mut self) -> Result<(), Error> {
         let restored = self.store.load(&self.key)?;
-        let held = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
-        let stored = restored.tokens.as_ref().map(|t| t.access_token.secret().to_owned());
-        if held != stored {
+        if flow::store_changed(&self.auth, &restored) {
             self.auth = Authorizer::new(self.config.clone(), restored, self.clock.now())?;
         }
         Ok(())
@@ -163,100 +158,65 @@ impl OAuthClient {
     fn run(&mut self, first: Input) -> Result<Authorization, Error> {
         self.auth.handle_input(first)?;
         let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt_cancel: None };
+        let mut flow = Flow::default();
         loop {
             let now = self.now();
-            let next = match self.auth.poll_output() {
-                Output::Send(req) => Input::Response { now, id: req.id, result: self.http.call(&req) },
-                Output::PrepareAttempt(plan) => match &plan.redirect {
-                    Some(_) if !self.interaction.can_interact() => Input::Cancel { now, reason: CancelReason::NoInteraction },
-                    redirect => {
-                        let entropy = os_entropy()?;
-                        let callback = match redirect {
-                            None => CallbackSetup::NotRequested,
-                            Some(r) => match Listener::bind(r, io.events.0.clone()) {
-                                Ok(l) => {
-                                    let uri = l.redirect_uri().clone();
-                                    io.listener = Some(l);
-                                    CallbackSetup::Listening(uri)
-                                }
-                                Err(e) => CallbackSetup::Unavailable(format!("cannot listen on {}:{}: {e}", r.host, r.port)),
-                            },
-                        };
-                        Input::AttemptPrepared { now, entropy, callback }
-                    }
-                },
-                Output::OpenAuthorizationUrl { url, .. } => match self.interaction.handle_url(&url) {
-                    UrlHandled::Opened => {
-                        if self.interaction.paste_while_listening {
-                            self.start_prompt(&mut io, &url);
-                        }
-                        continue;
-                    }
-                    UrlHandled::NotOpened(reason) => {
-                        if io.listener.is_some() {
-                            Input::CallbackUnavailable { now, reason }
-                        } else {
-                            continue; // paste mode already; the prompt follows
-                        }
-                    }
-                },
-                Output::PromptForRedirect { url } => {
-                    if io.prompt_cancel.is_none() && self.interaction.prompt.available() {
-                        self.start_prompt(&mut io, &url);
-                        continue;
-                    } else if io.prompt_cancel.is_none() && io.listener.is_none() {
-                        // Nobody can paste and nothing listens: no login can finish.
-                        Input::Cancel { now, reason: CancelReason::NoInteraction }
-                    } else {
-                        continue;
-                    }
+            match flow.next(&mut self.auth, &self.interaction, now)? {
+                Step::Send(req) => {
+                    let result = self.http.call(&req);
+                    self.auth.handle_input(Input::Response { now: self.now(), id: req.id, result })?;
                 }
-                Output::AnswerCallback(outcome) => {
+                Step::Prepare(redirect) => {
+                    let entropy = os_entropy()?;
+                    let callback = match redirect {
+                        None => CallbackSetup::NotRequested,
+                        Some(plan) => match Listener::bind(&plan, io.events.0.clone()) {
+                            Ok(l) => {
+                                let uri = l.redirect_uri().clone();
+                                io.listener = Some(l);
+                                CallbackSetup::Listening(uri)
+                            }
+                            Err(e) => flow::bind_failed(&plan, &e),
+                        },
+                    };
+                    flow.prepared(&mut self.auth, now, entropy, callback)?;
+                }
+                Step::OpenUrl(url) => {
+                    let handled = self.interaction.handle_url(&url);
+                    flow.url_handled(&mut self.auth, &self.interaction, self.clock.now(), url, handled)?;
+                }
+                Step::StartPrompt(url) => self.start_prompt(&mut io, &url),
+                Step::Answer(page) => {
                     if let Some(reply) = io.reply.take() {
-                        let _ = reply.send(response_page(&outcome));
+                        let _ = reply.send(page);
                     }
                     io.listener.take();
-                    if let Some(c) = io.prompt_cancel.take() {
-                        c.store(true, Ordering::Relaxed);
-                    }
-                    continue;
+                    io.stop_prompt();
                 }
-                Output::Persist(p) => {
-                    self.store.persist(&self.key, &p)?;
-                    continue;
-                }
-                Output::Wait { until } => {
-                    let Some(until) = until else { return Err(Error::Stalled) };
+                Step::Persist(p) => self.store.persist(&self.key, &p)?,
+                Step::Wait(until) => {
                     let wait = Duration::from_millis(until.as_millis().saturating_sub(now.as_millis()));
-                    match io.events.1.recv_timeout(wait) {
+                    let event = match io.events.1.recv_timeout(wait) {
                         Ok(Event::Callback { url, reply }) => {
                             io.reply = Some(reply);
-                            Input::Redirect { now: self.now(), url, source: RedirectSource::Loopback }
+                            flow::Event::Callback(url)
                         }
-                        Ok(Event::Paste(url)) => Input::Redirect { now: self.now(), url, source: RedirectSource::Paste },
+                        Ok(Event::Paste(url)) => flow::Event::Paste(url),
                         Ok(Event::PromptClosed) => {
                             io.prompt_cancel = None;
-                            if io.listener.is_some() {
-                                continue;
-                            }
-                            Input::Cancel { now: self.now(), reason: CancelReason::NoInteraction }
+                            flow::Event::PromptClosed
                         }
-                        Err(RecvTimeoutError::Timeout) => Input::Timeout { now: self.now().max(until) },
+                        Err(RecvTimeoutError::Timeout) => flow::Event::Timeout(until),
                         Err(RecvTimeoutError::Disconnected) => return Err(Error::Stalled),
-                    }
+                    };
+                    flow.event(&mut self.auth, self.clock.now(), event)?;
                 }
-                Output::Ready(a) => return Ok(a),
-                Output::Failed(e) => return Err(e.into()),
-                _ => continue,
-            };
-            self.auth.handle_input(next)?;
+                Step::Ready(a) => return Ok(a),
+            }
         }
     }
 
     fn start_prompt(&self, io: &mut FlowIo, url: &url::Url) {
-        if io.prompt_cancel.is_some() || !self.interaction.prompt.available() {
-            return;
-        }
         let cancel = Arc::new(AtomicBool::new(false));
         io.prompt_cancel = Some(cancel.clone());
         let (prompt, tx, url) = (self.interaction.prompt.clone(), io.events.0.clone(), url.clone());
@@ -268,23 +228,4 @@ impl OAuthClient {
             let _ = tx.send(event);
         });
     }
-}
-
-/// An OAuth challenge from the MCP server, as core's [`Input::Challenged`] wants it.
-#[derive(Debug, Clone)]
-pub struct Challenge {
-    /// 401, or 403.
-    pub status: u16,
-    /// Every `WWW-Authenticate` line.
-    pub www_authenticate: Vec<::http::HeaderValue>,
-    /// The `DPoP-Nonce` header, if any.
-    pub dpop_nonce: Option<String>,
-}
-
-/// If the response is an OAuth challenge (as core judges it), its parts.
-pub fn challenge_of(resp: &::http::Response<Vec<u8>>) -> Option<Challenge> {
-    let status = resp.status().as_u16();
-    let www: Vec<_> = resp.headers().get_all(::http::header::WWW_AUTHENTICATE).iter().cloned().collect();
-    let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    mcp_oauth_core::discovery::is_challenge(status, &www).then_some(Challenge { status, www_authenticate: www, dpop_nonce })
 }

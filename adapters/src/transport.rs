@@ -1,11 +1,12 @@
-//! HTTP through ureq 3: redirects never followed, status codes returned as responses, a
+//! HTTP through ureq 3, for both adapters (the async one runs it on its blocking pool):
+//! redirects never followed, status codes returned as responses, a
 //! timeout on every call, TLS verified (rustls with webpki roots), and bodies read only up to
 //! the cap core asks for. A 20 MB body fails after the cap, not after 20 MB.
 
 use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
 use std::time::Duration;
 
-/// The blocking HTTP client.
+/// The HTTP client (blocking calls; the async adapter runs them off the executor).
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,

@@ -1,0 +1,419 @@
+//! The MCP protocol pieces both MCP clients share: request building (Streamable HTTP headers,
+//! sessions, the stateless 2026-07-28 `_meta` and `Mcp-Method` / `Mcp-Name`), reply parsing (JSON
+//! or SSE-framed), version negotiation and the legacy `endpoint` event. The runtime-specific
+//! clients ([`blocking::McpClient`](crate::blocking::McpClient), and the async one) only move bytes.
+
+use crate::error::Error;
+use mcp_oauth_core::{ConfigError, ServerConfig, Transport};
+use serde_json::{json, Value};
+use std::time::Duration;
+use url::Url;
+
+/// Largest MCP response body (and legacy event) read.
+pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
+/// How long to wait for a reply on the legacy event stream.
+pub const LEGACY_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for the legacy stream's `endpoint` event.
+pub const LEGACY_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The newest protocol version: stateless, no `initialize`, version and capabilities in every
+/// request's `_meta`, `Mcp-Method` / `Mcp-Name` headers.
+pub const PROTOCOL_VERSION_STATELESS: &str = "2026-07-28";
+/// The version asked for in `initialize` when a server does not speak the stateless wire.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// When to authorize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectMode {
+    /// Get a token before the first request (log in while connecting).
+    Eager,
+    /// Send the first request without a token; authorize on the 401.
+    #[default]
+    Lazy,
+}
+
+/// A tool the server offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its JSON schema.
+    pub input_schema: Value,
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` name (`message` when absent).
+    pub event: String,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+}
+
+/// Assembles events from lines (the `text/event-stream` format).
+#[derive(Debug, Default)]
+pub struct SseAssembler {
+    event: Option<String>,
+    data: Vec<String>,
+}
+
+impl SseAssembler {
+    /// Feeds one line (with or without its line ending); returns an event when a blank line
+    /// completes one.
+    pub fn line(&mut self, line: &str) -> Option<SseEvent> {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            if self.data.is_empty() {
+                self.event = None;
+                return None;
+            }
+            let ev = SseEvent { event: self.event.take().unwrap_or_else(|| "message".into()), data: self.data.join("\n") };
+            self.data.clear();
+            return Some(ev);
+        }
+        let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => self.data.push(value.to_owned()),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// An OAuth challenge from the MCP server, as core's `Input::Challenged` wants it.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// 401, or 403.
+    pub status: u16,
+    /// Every `WWW-Authenticate` line.
+    pub www_authenticate: Vec<::http::HeaderValue>,
+    /// The `DPoP-Nonce` header, if any.
+    pub dpop_nonce: Option<String>,
+}
+
+/// If the response is an OAuth challenge (as core judges it), its parts.
+pub fn challenge_of<B>(resp: &::http::Response<B>) -> Option<Challenge> {
+    let status = resp.status().as_u16();
+    let www: Vec<_> = resp.headers().get_all(::http::header::WWW_AUTHENTICATE).iter().cloned().collect();
+    let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    mcp_oauth_core::discovery::is_challenge(status, &www).then_some(Challenge { status, www_authenticate: www, dpop_nonce })
+}
+
+/// Where and how a configured server is reached.
+pub(crate) struct Endpoint {
+    pub(crate) url: Url,
+    pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub(crate) legacy_sse: bool,
+}
+
+/// Checks a server configuration for an HTTP MCP client: OAuth on stdio is refused, and a stdio
+/// server without OAuth is not an HTTP server either.
+pub(crate) fn endpoint(server: &ServerConfig) -> Result<Endpoint, Error> {
+    server.validate()?;
+    let (url, headers, legacy_sse) = match &server.transport {
+        Transport::StreamableHttp { url, headers } => (url, headers, false),
+        Transport::Sse { url, headers } => (url, headers, true),
+        Transport::Stdio { command, .. } => {
+            return Err(Error::Config(ConfigError::Inconsistent(format!("{command:?} is a stdio server; this client speaks HTTP"))))
+        }
+    };
+    let url = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+    let mut out = Vec::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::try_from(k.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
+        let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
+        out.push((name, value));
+    }
+    Ok(Endpoint { url, headers: out, legacy_sse })
+}
+
+/// The protocol state of one MCP connection: ids, session, negotiated version, where to POST.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) url: Url,
+    pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub(crate) mode: ConnectMode,
+    pub(crate) session_id: Option<String>,
+    pub(crate) protocol_version: Option<String>,
+    next_id: u64,
+    pub(crate) connected: bool,
+    pub(crate) legacy_sse: bool,
+    /// Where the legacy transport said to POST, once its stream is open.
+    pub(crate) legacy_endpoint: Option<Url>,
+    /// The stateless 2026-07-28 wire is being tried or was negotiated.
+    pub(crate) stateless: bool,
+}
+
+/// What a `server/discover` attempt means for the connection.
+pub(crate) enum Discovered {
+    /// The server speaks 2026-07-28: connected.
+    Stateless(Value),
+    /// Not a 2026-07-28 server: fall back to `initialize`.
+    Initialize,
+}
+
+impl Session {
+    pub(crate) fn new(url: Url, legacy_sse: bool) -> Self {
+        Session {
+            url,
+            headers: Vec::new(),
+            mode: ConnectMode::Lazy,
+            session_id: None,
+            protocol_version: None,
+            next_id: 0,
+            connected: false,
+            legacy_sse,
+            legacy_endpoint: None,
+            stateless: false,
+        }
+    }
+
+    /// Whether a request goes out with a token before any challenge.
+    pub(crate) fn wants_token_up_front(&self, holds_token: bool) -> bool {
+        self.mode == ConnectMode::Eager || holds_token
+    }
+
+    /// Judges the result of `server/discover` (sent with `stateless` set).
+    pub(crate) fn discovered(&mut self, result: Result<Value, Error>) -> Result<Discovered, Error> {
+        self.stateless = false;
+        match result {
+            Ok(result) => {
+                let versions = result.get("supportedVersions").and_then(Value::as_array);
+                if versions.is_none_or(|v| v.iter().any(|x| x == PROTOCOL_VERSION_STATELESS)) {
+                    self.stateless = true;
+                    self.protocol_version = Some(PROTOCOL_VERSION_STATELESS.into());
+                    self.connected = true;
+                    return Ok(Discovered::Stateless(result));
+                }
+                Ok(Discovered::Initialize)
+            }
+            // Not a 2026-07-28 server (unknown method, unsupported version, 4xx): negotiate down.
+            Err(Error::JsonRpc { .. } | Error::Mcp(_)) => Ok(Discovered::Initialize),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `initialize` parameters.
+    pub(crate) fn initialize_params() -> Value {
+        json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")},
+        })
+    }
+
+    /// Records the `initialize` result.
+    pub(crate) fn initialized(&mut self, result: &Value) {
+        self.protocol_version = result.get("protocolVersion").and_then(Value::as_str).map(str::to_owned);
+        self.connected = true;
+    }
+
+    /// The `notifications/initialized` message.
+    pub(crate) fn initialized_notification() -> Value {
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    }
+
+    /// A JSON-RPC request with a fresh id (and, on the stateless wire, the `_meta` it needs).
+    pub(crate) fn request(&mut self, method: &str, mut params: Value) -> (u64, Value) {
+        self.next_id += 1;
+        let id = self.next_id;
+        if self.stateless {
+            if let Some(p) = params.as_object_mut() {
+                let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(m) = meta.as_object_mut() {
+                    m.insert("io.modelcontextprotocol/protocolVersion".into(), json!(PROTOCOL_VERSION_STATELESS));
+                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
+                    m.insert(
+                        "io.modelcontextprotocol/clientInfo".into(),
+                        json!({"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")}),
+                    );
+                }
+            }
+        }
+        (id, json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+    }
+
+    /// The HTTP POST carrying `message`, without authorization.
+    pub(crate) fn post(&self, message: &Value) -> Result<http::Request<Vec<u8>>, Error> {
+        let target = self.legacy_endpoint.as_ref().unwrap_or(&self.url);
+        let mut b = http::Request::post(target.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream");
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        if self.stateless {
+            b = b.header("MCP-Protocol-Version", PROTOCOL_VERSION_STATELESS);
+            if let Some(m) = message.get("method").and_then(Value::as_str) {
+                b = b.header("Mcp-Method", m);
+            }
+            if let Some(n) = mcp_name(message) {
+                b = b.header("Mcp-Name", n);
+            }
+        } else if let Some(v) = &self.protocol_version {
+            b = b.header("MCP-Protocol-Version", v.as_str());
+        }
+        if let Some(s) = &self.session_id {
+            b = b.header("Mcp-Session-Id", s.as_str());
+        }
+        b.body(message.to_string().into_bytes()).map_err(|e| Error::Mcp(e.to_string()))
+    }
+
+    /// The GET that opens the legacy event stream, without authorization.
+    pub(crate) fn open_stream(&self) -> Result<http::Request<Vec<u8>>, Error> {
+        let mut b = http::Request::get(self.url.as_str()).header(http::header::ACCEPT, "text/event-stream");
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))
+    }
+
+    /// Takes the session id a response assigns.
+    pub(crate) fn observe(&mut self, resp: &http::Response<Vec<u8>>) {
+        if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            self.session_id = Some(s.to_owned());
+        }
+    }
+
+    /// Checks the legacy stream's first event: an `endpoint` on the stream's own origin.
+    pub(crate) fn legacy_opened(&mut self, first: Option<SseEvent>) -> Result<(), Error> {
+        let first = first.ok_or_else(|| Error::Mcp("no endpoint event on the event stream".into()))?;
+        if first.event != "endpoint" {
+            return Err(Error::Mcp(format!("expected an endpoint event, got {:?}", first.event)));
+        }
+        let endpoint = self.url.join(first.data.trim()).map_err(|e| Error::Mcp(format!("endpoint event: {e}")))?;
+        if endpoint.origin() != self.url.origin() {
+            return Err(Error::Mcp("the endpoint event names another origin; refusing to send requests (and tokens) there".into()));
+        }
+        self.legacy_endpoint = Some(endpoint);
+        Ok(())
+    }
+}
+
+/// A non-challenge response to a POST: its body if 2xx, else an error.
+pub(crate) fn unchallenged(resp: http::Response<Vec<u8>>) -> Result<http::Response<Vec<u8>>, Error> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(Error::Mcp(format!("http status {}", resp.status().as_u16())))
+    }
+}
+
+/// The `Mcp-Name` header of a request (SEP-2243): the tool or prompt name, or the resource URI.
+fn mcp_name(body: &Value) -> Option<&str> {
+    let params = body.get("params")?;
+    match body.get("method")?.as_str()? {
+        "tools/call" | "prompts/get" => params.get("name")?.as_str(),
+        "resources/read" => params.get("uri")?.as_str(),
+        _ => None,
+    }
+}
+
+/// The JSON-RPC response with `id`, from a JSON body or an SSE stream.
+pub(crate) fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<Value, Error> {
+    let ct = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("text/event-stream") {
+        let text = String::from_utf8_lossy(resp.body());
+        let mut asm = SseAssembler::default();
+        for line in text.split_inclusive('\n').chain(std::iter::once("\n")) {
+            if let Some(v) = asm.line(line).and_then(|ev| reply_to(&ev, id)) {
+                return Ok(v);
+            }
+        }
+        return Err(Error::Mcp(format!("no response with id {id} in the event stream")));
+    }
+    let v: Value = serde_json::from_slice(resp.body()).map_err(|e| Error::Mcp(format!("invalid json response: {e}")))?;
+    if v.get("id").and_then(Value::as_u64) == Some(id) {
+        Ok(v)
+    } else {
+        Err(Error::Mcp(format!("response id does not match request id {id}")))
+    }
+}
+
+/// The event, if it is the JSON-RPC reply to `id`.
+pub(crate) fn reply_to(ev: &SseEvent, id: u64) -> Option<Value> {
+    if ev.event != "message" {
+        return None;
+    }
+    let v = serde_json::from_str::<Value>(&ev.data).ok()?;
+    (v.get("id").and_then(Value::as_u64) == Some(id)).then_some(v)
+}
+
+/// The `result` of a JSON-RPC response, or its error.
+pub(crate) fn result_of(msg: Value) -> Result<Value, Error> {
+    if let Some(e) = msg.get("error") {
+        return Err(Error::JsonRpc {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: e.get("message").and_then(Value::as_str).unwrap_or("").chars().take(500).collect(),
+        });
+    }
+    msg.get("result").cloned().ok_or_else(|| Error::Mcp("response has neither result nor error".into()))
+}
+
+/// The tools of a `tools/list` result.
+pub(crate) fn tools_of(result: &Value) -> Result<Vec<Tool>, Error> {
+    let tools = result.get("tools").and_then(Value::as_array).ok_or_else(|| Error::Mcp("tools/list result has no tools array".into()))?;
+    Ok(tools
+        .iter()
+        .filter_map(|t| {
+            Some(Tool {
+                name: t.get("name")?.as_str()?.to_owned(),
+                description: t.get("description").and_then(Value::as_str).map(str::to_owned),
+                input_schema: t.get("inputSchema").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect())
+}
+
+/// The `tools/call` parameters.
+pub(crate) fn call_params(name: &str, arguments: Value) -> Value {
+    json!({"name": name, "arguments": arguments})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_assembly() {
+        let mut a = SseAssembler::default();
+        let mut out = Vec::new();
+        for l in ["event: endpoint\n", "data: /messages?x=1\r\n", "\n", ": comment\n", "data: {\"a\":\n", "data: 1}\n", "\n"] {
+            out.extend(a.line(l));
+        }
+        assert_eq!(
+            out,
+            [
+                SseEvent { event: "endpoint".into(), data: "/messages?x=1".into() },
+                SseEvent { event: "message".into(), data: "{\"a\":\n1}".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_legacy_endpoint_must_stay_on_the_stream_origin() {
+        let mut s = Session::new(Url::parse("https://mcp.example.com/sse").unwrap(), true);
+        let ev = |d: &str| Some(SseEvent { event: "endpoint".into(), data: d.into() });
+        assert!(s.legacy_opened(ev("https://evil.example.net/messages")).is_err());
+        assert!(s.legacy_opened(Some(SseEvent { event: "message".into(), data: "/m".into() })).is_err());
+        assert!(s.legacy_opened(None).is_err());
+        s.legacy_opened(ev("/messages?session=1")).unwrap();
+        assert_eq!(s.legacy_endpoint.unwrap().as_str(), "https://mcp.example.com/messages?session=1");
+    }
+
+    #[test]
+    fn stateless_requests_carry_meta_and_headers() {
+        let mut s = Session::new(Url::parse("https://mcp.example.com/mcp").unwrap(), false);
+        s.stateless = true;
+        let (id, msg) = s.request("tools/call", call_params("echo", json!({})));
+        assert_eq!(id, 1);
+        assert_eq!(msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], PROTOCOL_VERSION_STATELESS);
+        let req = s.post(&msg).unwrap();
+        assert_eq!(req.headers()["mcp-method"], "tools/call");
+        assert_eq!(req.headers()["mcp-name"], "echo");
+        assert_eq!(s.request("tools/list", json!({})).0, 2, "ids are fresh");
+    }
+}
