@@ -28,16 +28,22 @@
 
 pub mod browser;
 pub mod error;
+#[cfg(any(feature = "blocking", feature = "async-std"))]
 mod flow;
 pub mod interaction;
+#[cfg(any(feature = "blocking", feature = "async-std"))]
+mod listen;
 pub mod mcp;
 pub mod prompt;
 pub mod store;
-#[cfg(feature = "blocking")]
+#[cfg(any(feature = "blocking", feature = "async-std"))]
 pub mod transport;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+
+#[cfg(feature = "async-std")]
+pub mod async_std;
 
 pub use error::Error;
 pub use interaction::{Interaction, UrlHandled};

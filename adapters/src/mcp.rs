@@ -3,6 +3,8 @@
 //! or SSE-framed), version negotiation and the legacy `endpoint` event. The runtime-specific
 //! clients ([`blocking::McpClient`](crate::blocking::McpClient), and the async one) only move bytes.
 
+#![cfg_attr(not(any(feature = "blocking", feature = "async-std")), allow(dead_code))] // the clients are behind features
+
 use crate::error::Error;
 use mcp_oauth_core::{ConfigError, ServerConfig, Transport};
 use serde_json::{json, Value};

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
 use mcp_oauth_client::{Error, MemoryStore};
 use mcp_oauth_core::AuthorizationError;
@@ -11,11 +10,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[test]
-fn wrong_state_is_rejected_and_the_page_says_so() {
+fn wrong_state_is_rejected_and_the_page_says_so(a: Adapter) {
     let s = server(|o| o.wrong_state = true);
     let (i, log) = following_browser();
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     let e = mcp.list_tools().unwrap_err();
     assert!(matches!(e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::StateMismatch))), "{e}");
     std::thread::sleep(Duration::from_millis(200));
@@ -25,11 +23,10 @@ fn wrong_state_is_rejected_and_the_page_says_so() {
     assert!(s.lock().token_requests().is_empty(), "a code was exchanged after a state mismatch");
 }
 
-#[test]
-fn denied_consent_shows_a_page_and_is_not_retried() {
+fn denied_consent_shows_a_page_and_is_not_retried(a: Adapter) {
     let s = server(|o| o.deny = true);
     let (i, log) = following_browser();
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     let e = mcp.list_tools().unwrap_err();
     assert!(matches!(&e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::Denied(r))) if r.error == "access_denied"));
     std::thread::sleep(Duration::from_millis(200));
@@ -37,8 +34,7 @@ fn denied_consent_shows_a_page_and_is_not_retried() {
     assert_eq!(s.lock().authorization_requests().len(), 1);
 }
 
-#[test]
-fn junk_and_silent_clients_do_not_block_the_callback() {
+fn junk_and_silent_clients_do_not_block_the_callback(a: Adapter) {
     let s = server(|_| {});
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
@@ -61,10 +57,16 @@ fn junk_and_silent_clients_do_not_block_the_callback() {
     });
     i.print_url = false;
     i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     mcp.list_tools().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let pages = log.lock().unwrap().clone();
     assert_eq!(pages[0].0, 404, "other paths get 404 without ending the wait");
     assert_eq!(pages[1].0, 200);
 }
+
+on_every_adapter!(
+    wrong_state_is_rejected_and_the_page_says_so,
+    denied_consent_shows_a_page_and_is_not_retried,
+    junk_and_silent_clients_do_not_block_the_callback
+);

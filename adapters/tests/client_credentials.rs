@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{Interaction, MemoryStore, ServerConfig};
 use mcp_oauth_tests::PreClient;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -18,20 +17,19 @@ fn cc_server(methods: &[&str], client: PreClient) -> mcp_oauth_tests::tcp::TcpTe
     })
 }
 
-fn connect(url: &str, oauth: serde_json::Value, env: &dyn Fn(&str) -> Option<String>) -> McpClient {
+fn connect(a: Adapter, url: &str, oauth: serde_json::Value, env: &(dyn Fn(&str) -> Option<String> + Sync)) -> Mcp {
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "streamable_http", "url": url, "oauth": oauth})).unwrap();
-    McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::non_interactive(), env).unwrap()
+    a.configured(&cfg, Arc::new(MemoryStore::new()), Interaction::non_interactive(), env).unwrap()
 }
 
 fn secret_client() -> PreClient {
     PreClient { id: "svc".into(), secret: Some("s3cr3t".into()), jwt_key: None }
 }
 
-#[test]
-fn client_secret_basic() {
+fn client_secret_basic(a: Adapter) {
     let s = cc_server(&["client_secret_basic"], secret_client());
     let env = |k: &str| (k == "SVC_SECRET").then(|| "s3cr3t".to_owned());
-    let mut mcp = connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": {"env": "SVC_SECRET"}}), &env);
+    let mut mcp = connect(a, &s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": {"env": "SVC_SECRET"}}), &env);
     mcp.list_tools().unwrap();
     let server = s.lock();
     let t = server.token_requests()[0].clone();
@@ -39,24 +37,24 @@ fn client_secret_basic() {
     assert!(server.authorization_requests().is_empty());
 }
 
-#[test]
-fn client_secret_post() {
+fn client_secret_post(a: Adapter) {
     let s = cc_server(&["client_secret_post"], secret_client());
-    let mut mcp = connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": "s3cr3t"}), &|_| None);
+    let mut mcp = connect(a, &s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": "s3cr3t"}), &|_| None);
     mcp.list_tools().unwrap();
     let t = s.lock().token_requests()[0].clone();
     assert!(t.params.iter().any(|(k, v)| k == "client_secret" && v == "s3cr3t"));
 }
 
-#[test]
-fn private_key_jwt() {
+fn private_key_jwt(a: Adapter) {
     let sk = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let pem = sk.to_pkcs8_pem(Default::default()).unwrap().to_string();
     let public = p256::SecretKey::from_pkcs8_pem(&pem).unwrap().public_key().to_sec1_bytes().to_vec();
     let s = cc_server(&["private_key_jwt"], PreClient { id: "svc".into(), secret: None, jwt_key: Some(public) });
     let mut mcp =
-        connect(&s.mcp_url(), serde_json::json!({"client_id": "svc", "private_key": pem, "signing_algorithm": "ES256"}), &|_| None);
+        connect(a, &s.mcp_url(), serde_json::json!({"client_id": "svc", "private_key": pem, "signing_algorithm": "ES256"}), &|_| None);
     mcp.list_tools().unwrap();
     let t = s.lock().token_requests()[0].clone();
     assert!(t.params.iter().any(|(k, _)| k == "client_assertion"));
 }
+
+on_every_adapter!(client_secret_basic, client_secret_post, private_key_jwt);

@@ -2,19 +2,17 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::MemoryStore;
 use std::sync::Arc;
 
-#[test]
-fn dpop_bound_tokens_with_both_nonces() {
+fn dpop_bound_tokens_with_both_nonces(a: Adapter) {
     let s = server(|o| {
         o.dpop = true;
         o.dpop_as_nonce = Some("as-n".into());
         o.dpop_rs_nonce = Some("rs-n".into());
     });
     let (i, _) = following_browser();
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     for _ in 0..3 {
         mcp.call_tool("echo", serde_json::json!({"text": "bound"})).unwrap();
     }
@@ -28,3 +26,5 @@ fn dpop_bound_tokens_with_both_nonces() {
     assert_eq!(tokens, [400, 200]);
     assert_eq!(server.authorization_requests().len(), 1);
 }
+
+on_every_adapter!(dpop_bound_tokens_with_both_nonces);

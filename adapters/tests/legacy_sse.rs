@@ -4,19 +4,17 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{MemoryStore, ServerConfig};
 use std::sync::Arc;
 
-#[test]
-fn legacy_sse_with_oauth_from_config() {
+fn legacy_sse_with_oauth_from_config(a: Adapter) {
     let s = server(|o| {
         o.legacy_sse = true;
         o.mcp_path = "/sse".into();
     });
     let (i, log) = following_browser();
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "sse", "url": s.mcp_url(), "oauth": {}})).unwrap();
-    let mut mcp = McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), i, &|_| None).unwrap();
+    let mut mcp = a.configured(&cfg, Arc::new(MemoryStore::new()), i, &|_| None).unwrap();
     let tools = mcp.list_tools().unwrap();
     assert!(tools.iter().any(|t| t.name == "echo"));
     let r = mcp.call_tool("echo", serde_json::json!({"text": "legacy"})).unwrap();
@@ -36,17 +34,17 @@ fn legacy_sse_with_oauth_from_config() {
     );
 }
 
-#[test]
-fn legacy_sse_without_oauth() {
+fn legacy_sse_without_oauth(a: Adapter) {
     let s = server(|o| {
         o.legacy_sse = true;
         o.open = true;
         o.mcp_path = "/sse".into();
     });
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "sse", "url": s.mcp_url()})).unwrap();
-    let mut mcp =
-        McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), mcp_oauth_client::Interaction::non_interactive(), &|_| None).unwrap();
+    let mut mcp = a.configured(&cfg, Arc::new(MemoryStore::new()), mcp_oauth_client::Interaction::non_interactive(), &|_| None).unwrap();
     let r = mcp.call_tool("echo", serde_json::json!({"text": "plain legacy"})).unwrap();
     assert_eq!(r["content"][0]["text"], "plain legacy");
     assert!(s.lock().log.iter().all(|r| !r.target.contains(".well-known")));
 }
+
+on_every_adapter!(legacy_sse_with_oauth_from_config, legacy_sse_without_oauth);

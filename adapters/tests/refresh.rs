@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::{HttpClient, McpClient, OAuthClient};
 use mcp_oauth_client::{Clock, MemoryStore, Timestamp, TokenStore};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,14 +19,12 @@ fn grants(s: &mcp_oauth_tests::tcp::TcpTestServer, g: &str) -> usize {
     s.lock().token_requests().iter().filter(|t| t.params.iter().any(|(k, v)| k == "grant_type" && v == g)).count()
 }
 
-#[test]
-fn refreshes_before_expiry_and_persists_the_rotated_token() {
+fn refreshes_before_expiry_and_persists_the_rotated_token(a: Adapter) {
     let s = server(|o| o.token_lifetime = Some(120));
     let clock = Arc::new(ManualClock(AtomicU64::new(1_700_000_000_000)));
     let store = Arc::new(MemoryStore::new());
     let (i, _) = following_browser();
-    let oauth = OAuthClient::with_parts(config(&s), store.clone(), i, HttpClient::default(), clock.clone()).unwrap();
-    let mut mcp = McpClient::new(config(&s).server_url, Some(oauth));
+    let mut mcp = a.with_parts(config(&s), store.clone(), i, None, clock.clone()).unwrap();
     mcp.list_tools().unwrap();
     let key = config(&s).server_url.to_string();
     let first = store.load(&key).unwrap().tokens.unwrap();
@@ -39,13 +36,11 @@ fn refreshes_before_expiry_and_persists_the_rotated_token() {
     assert_eq!(s.lock().authorization_requests().len(), 1);
 }
 
-#[test]
-fn invalid_grant_on_refresh_leads_to_a_new_login() {
+fn invalid_grant_on_refresh_leads_to_a_new_login(a: Adapter) {
     let s = server(|o| o.token_lifetime = Some(120));
     let clock = Arc::new(ManualClock(AtomicU64::new(1_700_000_000_000)));
     let (i, log) = following_browser();
-    let oauth = OAuthClient::with_parts(config(&s), Arc::new(MemoryStore::new()), i, HttpClient::default(), clock.clone()).unwrap();
-    let mut mcp = McpClient::new(config(&s).server_url, Some(oauth));
+    let mut mcp = a.with_parts(config(&s), Arc::new(MemoryStore::new()), i, None, clock.clone()).unwrap();
     mcp.list_tools().unwrap();
     s.lock().options.refresh_invalid_grant = true;
     clock.0.fetch_add(200_000, Ordering::SeqCst);
@@ -53,3 +48,5 @@ fn invalid_grant_on_refresh_leads_to_a_new_login() {
     assert_eq!(grants(&s, "refresh_token"), 1, "one refresh attempt, no loop");
     assert_eq!(log.lock().unwrap().opened.len(), 2);
 }
+
+on_every_adapter!(refreshes_before_expiry_and_persists_the_rotated_token, invalid_grant_on_refresh_leads_to_a_new_login);

@@ -3,15 +3,13 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::{McpClient, OAuthClient};
 use mcp_oauth_client::{Error, Interaction, MemoryStore, ServerConfig};
 use std::sync::Arc;
 
-#[test]
-fn a_revoked_token_is_refreshed_and_the_call_retried() {
+fn a_revoked_token_is_refreshed_and_the_call_retried(a: Adapter) {
     let s = server(|_| {});
     let (i, _) = following_browser();
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     mcp.connect().unwrap();
     s.lock().revoke_access_tokens();
     let r = mcp.call_tool("echo", serde_json::json!({"text": "again"})).unwrap();
@@ -21,11 +19,10 @@ fn a_revoked_token_is_refreshed_and_the_call_retried() {
     assert_eq!(server.authorization_requests().len(), 1, "refresh, not a new login");
 }
 
-#[test]
-fn step_up_on_insufficient_scope() {
+fn step_up_on_insufficient_scope(a: Adapter) {
     let s = server(|_| {});
     let (i, log) = following_browser();
-    let mut mcp = McpClient::with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     mcp.call_tool("admin-tool", serde_json::json!({})).unwrap();
     assert_eq!(log.lock().unwrap().opened.len(), 2);
     let server = s.lock();
@@ -34,33 +31,37 @@ fn step_up_on_insufficient_scope() {
     assert_eq!(scope, "mcp:read mcp:write mcp:admin");
 }
 
-#[test]
-fn oauth_client_send_wraps_any_request() {
+fn oauth_client_send_wraps_any_request(a: Adapter) {
     let s = server(|_| {});
     let (i, _) = following_browser();
-    let mut oauth = OAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).to_string();
     let req = http::Request::post(s.mcp_url()).header("content-type", "application/json").body(body.into_bytes()).unwrap();
-    let resp = oauth.send(req, 1 << 20).unwrap();
+    let resp = a.send(config(&s), Arc::new(MemoryStore::new()), i, req).unwrap();
     assert_eq!(resp.status(), 200);
 }
 
-#[test]
-fn stdio_with_oauth_is_refused() {
+fn stdio_with_oauth_is_refused(a: Adapter) {
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "stdio", "command": "my-server", "oauth": {}})).unwrap();
-    let e = McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::default(), &|_| None).unwrap_err();
+    let e = a.configured(&cfg, Arc::new(MemoryStore::new()), Interaction::default(), &|_| None).unwrap_err();
     assert!(matches!(e, Error::Config(mcp_oauth_core::ConfigError::OAuthOnStdio(_))), "{e}");
     assert!(e.to_string().contains("stdio"));
 }
 
-#[test]
-fn servers_without_oauth_work_unchanged() {
+fn servers_without_oauth_work_unchanged(a: Adapter) {
     let s = server(|o| o.open = true);
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "streamable_http", "url": s.mcp_url()})).unwrap();
-    let mut mcp = McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::default(), &|_| None).unwrap();
-    assert!(mcp.oauth().is_none());
+    let mut mcp = a.configured(&cfg, Arc::new(MemoryStore::new()), Interaction::default(), &|_| None).unwrap();
+    assert!(!mcp.has_oauth());
     mcp.call_tool("echo", serde_json::json!({"text": "plain"})).unwrap();
     let server = s.lock();
     assert!(server.log.iter().all(|r| r.target == "/mcp"), "no OAuth request for a server without OAuth");
     assert!(server.log.iter().all(|r| r.authorization.is_none()));
 }
+
+on_every_adapter!(
+    a_revoked_token_is_refreshed_and_the_call_retried,
+    step_up_on_insufficient_scope,
+    oauth_client_send_wraps_any_request,
+    stdio_with_oauth_is_refused,
+    servers_without_oauth_work_unchanged
+);

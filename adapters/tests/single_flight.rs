@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{FileStore, Interaction, TokenStore};
 use mcp_oauth_core::{Persist, Timestamp};
 use std::sync::Arc;
@@ -16,8 +15,9 @@ fn single_flight_child_entry() {
     match std::env::var("MCP_OAUTH_SF_CHILD") {
         Ok(spec) => {
             let (dir, url) = spec.split_once('|').unwrap();
+            let a = Adapter::from_name(&std::env::var("MCP_OAUTH_ADAPTER").unwrap_or_default());
             let config = mcp_oauth_client::Config::new(url.parse().unwrap());
-            let mut mcp = McpClient::with_oauth(config, Arc::new(FileStore::new(dir)), Interaction::non_interactive()).unwrap();
+            let mut mcp = a.with_oauth(config, Arc::new(FileStore::new(dir)), Interaction::non_interactive()).unwrap();
             mcp.call_tool("echo", serde_json::json!({"text": "child"})).expect("the child got a token");
         }
         Err(_) => {
@@ -30,14 +30,13 @@ fn single_flight_child_entry() {
     }
 }
 
-#[test]
-fn processes_sharing_an_expired_token_refresh_once() {
+fn processes_sharing_an_expired_token_refresh_once(a: Adapter) {
     let s = server(|_| {});
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-sf-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-sf-{}-{}", std::process::id(), a.name()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = FileStore::new(&dir);
     let (i, _) = following_browser();
-    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
     // Expire the stored token.
     let key = config(&s).server_url.to_string();
     let mut t = store.load(&key).unwrap().tokens.unwrap();
@@ -48,6 +47,7 @@ fn processes_sharing_an_expired_token_refresh_once() {
         .map(|_| {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "single_flight_child_entry", "--test-threads=1"])
+                .env("MCP_OAUTH_ADAPTER", a.name())
                 .env("MCP_OAUTH_SF_CHILD", format!("{}|{}", dir.display(), s.mcp_url()))
                 .stdout(std::process::Stdio::null())
                 .spawn()
@@ -68,3 +68,5 @@ fn processes_sharing_an_expired_token_refresh_once() {
     assert!(stored.expires_at.unwrap().as_secs() > 1_000_000);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+on_every_adapter!(processes_sharing_an_expired_token_refresh_once);

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{FileStore, MemoryStore, TokenStore};
 use std::sync::Arc;
 
@@ -11,27 +10,25 @@ fn oauth_requests(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
     s.lock().log.iter().filter(|r| r.target != "/mcp").count()
 }
 
-#[test]
-fn memory_store_is_shared_by_instances() {
+fn memory_store_is_shared_by_instances(a: Adapter) {
     let s = server(|_| {});
     let store = MemoryStore::new();
     let (i, _) = following_browser();
-    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
     let before = oauth_requests(&s);
-    McpClient::with_oauth(config(&s), Arc::new(store), i).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(store), i).unwrap().list_tools().unwrap();
     assert_eq!(oauth_requests(&s), before, "the second instance made OAuth requests");
 }
 
-#[test]
-fn file_store_persists_with_private_permissions() {
+fn file_store_persists_with_private_permissions(a: Adapter) {
     let s = server(|_| {});
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}-{}", std::process::id(), line!(), a.name()));
     let _ = std::fs::remove_dir_all(&dir);
     let (i, _) = following_browser();
-    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
     let before = oauth_requests(&s);
     // A new store object reads the files back: a fresh start of the program.
-    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
     assert_eq!(oauth_requests(&s), before);
     let store = FileStore::new(&dir);
     let key = config(&s).server_url.to_string();
@@ -54,14 +51,13 @@ fn file_store_persists_with_private_permissions() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_corrupt_file_is_ignored_and_other_servers_are_untouched() {
+fn a_corrupt_file_is_ignored_and_other_servers_are_untouched(a: Adapter) {
     let s = server(|_| {});
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}-{}", std::process::id(), line!(), a.name()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = FileStore::new(&dir);
     let (i, _) = following_browser();
-    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
     let key = config(&s).server_url.to_string();
     // Another server's entry, then a half-written file for ours.
     let other = "https://other.example.com/mcp";
@@ -72,7 +68,7 @@ fn a_corrupt_file_is_ignored_and_other_servers_are_untouched() {
     assert!(r.tokens.is_none() && r.clients.is_empty(), "a corrupt file yields nothing, not a panic");
     assert!(store.load(other).unwrap().tokens.is_some(), "another server's entry survives");
     // The program recovers by authorizing again and rewriting the file.
-    McpClient::with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
     assert!(store.load(&key).unwrap().tokens.is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -84,9 +80,9 @@ fn file_store_child_entry() {
     match std::env::var("MCP_OAUTH_CHILD") {
         Ok(spec) => {
             let (dir, url) = spec.split_once('|').unwrap();
+            let a = Adapter::from_name(&std::env::var("MCP_OAUTH_ADAPTER").unwrap_or_default());
             let config = mcp_oauth_client::Config::new(url.parse().unwrap());
-            let mut mcp =
-                McpClient::with_oauth(config, Arc::new(FileStore::new(dir)), mcp_oauth_client::Interaction::non_interactive()).unwrap();
+            let mut mcp = a.with_oauth(config, Arc::new(FileStore::new(dir)), mcp_oauth_client::Interaction::non_interactive()).unwrap();
             mcp.list_tools().expect("the child uses the parent's stored token");
         }
         Err(_) => {
@@ -97,17 +93,17 @@ fn file_store_child_entry() {
     }
 }
 
-#[test]
-fn file_store_persists_across_processes() {
+fn file_store_persists_across_processes(a: Adapter) {
     let s = server(|_| {});
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}", std::process::id(), line!()));
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-test-{}-{}-{}", std::process::id(), line!(), a.name()));
     let _ = std::fs::remove_dir_all(&dir);
     let (i, _) = following_browser();
-    McpClient::with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
+    a.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
     let oauth_before = oauth_requests(&s);
     let mcp_before = s.lock().count("/mcp");
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "file_store_child_entry", "--test-threads=1"])
+        .env("MCP_OAUTH_ADAPTER", a.name())
         .env("MCP_OAUTH_CHILD", format!("{}|{}", dir.display(), s.mcp_url()))
         .output()
         .unwrap();
@@ -121,3 +117,10 @@ fn file_store_persists_across_processes() {
     assert!(s.lock().count("/mcp") > mcp_before, "the child talked to the server");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+on_every_adapter!(
+    memory_store_is_shared_by_instances,
+    file_store_persists_with_private_permissions,
+    a_corrupt_file_is_ignored_and_other_servers_are_untouched,
+    file_store_persists_across_processes
+);

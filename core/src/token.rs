@@ -379,6 +379,11 @@ impl Authorization {
         http::HeaderValue::from_str(&proof).ok()
     }
 
+    /// The access token itself (to tell which token a server rejected). Never log it.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.token
+    }
+
     /// True for a DPoP-bound token.
     pub fn is_dpop(&self) -> bool {
         self.dpop.is_some()

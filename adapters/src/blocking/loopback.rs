@@ -4,21 +4,17 @@
 //! Other paths get 404 and do not end the wait. Dropping the listener stops the thread and
 //! frees the port.
 
-use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
+use crate::listen::{self, Head};
+pub use crate::listen::{HEAD_TIMEOUT, MAX_CONNECTIONS};
 use mcp_oauth_core::RedirectPlan;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use url::Url;
-
-/// How long a connection may take to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections handled at once; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 32;
 
 /// What the listener (or the paste prompt) delivers to the driver.
 #[derive(Debug)]
@@ -49,14 +45,7 @@ impl Listener {
     /// Binds the planned host and port (or any port, when the plan allows and the port is
     /// taken) and starts serving. Only loopback hosts are accepted.
     pub fn bind(plan: &RedirectPlan, events: Sender<Event>) -> io::Result<Listener> {
-        let ip: std::net::IpAddr = match plan.host.as_str() {
-            "127.0.0.1" | "localhost" => Ipv4Addr::LOCALHOST.into(),
-            "::1" | "[::1]" => Ipv6Addr::LOCALHOST.into(),
-            other => match other.parse::<std::net::IpAddr>() {
-                Ok(ip) if ip.is_loopback() => ip,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{other} is not a loopback host"))),
-            },
-        };
+        let ip = listen::loopback_ip(&plan.host)?;
         let listener = match TcpListener::bind(SocketAddr::new(ip, plan.port)) {
             Ok(l) => l,
             Err(_) if plan.port != 0 && plan.any_port_fallback => TcpListener::bind(SocketAddr::new(ip, 0))?,
@@ -116,50 +105,28 @@ fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, events
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let request = loop {
-        match parse_request_head(&buf) {
-            Err(CallbackError::Incomplete) => {}
-            Ok(r) => break r,
-            Err(_) => {
-                let page = response_page(&Outcome::Failure {
-                    title: "Bad request".into(),
-                    detail: "This address only receives the login response.".into(),
-                });
-                return conn.write_all(&page);
-            }
+    let url = loop {
+        match listen::judge(&buf, path, base, done) {
+            Head::Incomplete => {}
+            Head::Respond(page) => return conn.write_all(&page),
+            Head::Deliver(url) => break url,
         }
         let left = HEAD_TIMEOUT.saturating_sub(started.elapsed());
         if left.is_zero() {
             return Ok(()); // slowloris: give up on it, the wait goes on
         }
         conn.set_read_timeout(Some(left))?;
-        let n = conn.read(&mut chunk[..(MAX_HEAD_BYTES + 4 - buf.len()).clamp(1, 1024)])?;
+        let n = conn.read(&mut chunk[..listen::read_size(buf.len(), 1024)])?;
         if n == 0 {
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    if request.method != "GET" || request.path() != path || done.swap(true, Ordering::SeqCst) {
-        if request.path() == path && request.method == "GET" {
-            // A second callback: the first one is already being handled.
-            let page = response_page(&Outcome::Failure {
-                title: "Already handled".into(),
-                detail: "This login response was already received. You can close this tab.".into(),
-            });
-            return conn.write_all(&page);
-        }
-        return conn.write_all(&response_page(&Outcome::NotFound));
-    }
     let (tx, rx) = mpsc::channel();
-    if events.send(Event::Callback { url: request.redirect_url(base), reply: tx }).is_err() {
+    if events.send(Event::Callback { url, reply: tx }).is_err() {
         return Ok(());
     }
-    let page = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-        response_page(&Outcome::Failure {
-            title: "No answer".into(),
-            detail: "The application stopped waiting. Return to it to see what happened.".into(),
-        })
-    });
+    let page = rx.recv_timeout(listen::ANSWER_TIMEOUT).unwrap_or_else(|_| listen::no_answer_page());
     conn.set_write_timeout(Some(Duration::from_secs(5)))?;
     conn.write_all(&page)?;
     conn.flush()

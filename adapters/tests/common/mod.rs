@@ -2,6 +2,10 @@
 //! "browser" that follows the authorization URL with plain HTTP GETs.
 #![allow(dead_code)]
 
+pub mod driver;
+#[allow(unused_imports)]
+pub use driver::{Adapter, Mcp};
+
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
 use mcp_oauth_client::prompt::Prompt;
 use mcp_oauth_client::Config;

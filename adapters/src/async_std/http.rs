@@ -1,0 +1,148 @@
+//! Async HTTP: the [`AsyncHttpClient`] trait, implemented for closures, and the default
+//! [`UreqOnPool`].
+//!
+//! The default runs the blocking adapter's ureq client on async-std's blocking pool. That is a
+//! deliberate choice over an async HTTP client: the OAuth requests then go through exactly the
+//! stack the blocking adapter uses and tests (rustls with webpki roots, redirects never
+//! followed, timeouts on every call, bodies read only up to the cap), and async-std's own HTTP
+//! client (surf) is unmaintained. The cost is one pool thread per request in flight, which is
+//! nothing for the few requests an OAuth flow makes; MCP-heavy programs can bring their own
+//! client by implementing the trait (or passing a closure).
+
+use crate::transport::{HttpClient, Stream};
+use async_std::stream::Stream as AsyncStreamTrait;
+use mcp_oauth_core::http::{HttpResponse, TransportFailure, TransportFailureKind};
+use std::future::Future;
+use std::io::Read;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed, sendable future (what [`AsyncHttpClient`] returns, so it works as a trait object).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The body of an open event stream: chunks as they arrive, ending when the stream closes.
+pub type ByteStream = Pin<Box<dyn AsyncStreamTrait<Item = Vec<u8>> + Send>>;
+
+/// What [`AsyncHttpClient::open_stream`] got.
+pub enum AsyncStream {
+    /// A 2xx head and the body to read as it arrives.
+    Open(http::response::Parts, ByteStream),
+    /// Any other response, read whole (for challenges).
+    Done(HttpResponse),
+}
+
+impl std::fmt::Debug for AsyncStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AsyncStream::Open(p, _) => f.debug_tuple("Open").field(&p.status).finish(),
+            AsyncStream::Done(r) => f.debug_tuple("Done").field(&r.status()).finish(),
+        }
+    }
+}
+
+/// An HTTP client for the async adapter. Implementations must not follow redirects, must
+/// return every status code as a response, must time out, and should stop reading a body after
+/// `max_body` bytes with [`TransportFailureKind::BodyTooLarge`] (the adapter also checks the
+/// length it gets).
+///
+/// A closure `Fn(http::Request<Vec<u8>>, usize) -> impl Future<Output = Result<HttpResponse,
+/// TransportFailure>>` is a client:
+///
+/// ```
+/// use mcp_oauth_client::async_std::AsyncHttpClient;
+/// use mcp_oauth_client::core::http::{HttpResponse, TransportFailure};
+///
+/// let client = |req: http::Request<Vec<u8>>, _max_body: usize| async move {
+///     // Hand `req` to your own HTTP stack here.
+///     let _ = req;
+///     Ok::<HttpResponse, TransportFailure>(http::Response::builder().status(204).body(Vec::new()).unwrap())
+/// };
+/// fn takes(_: impl AsyncHttpClient) {}
+/// takes(client);
+/// ```
+pub trait AsyncHttpClient: Send + Sync {
+    /// Sends one request, reading at most `max_body` bytes of the response body.
+    fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> BoxFuture<'_, Result<HttpResponse, TransportFailure>>;
+
+    /// Opens a long-lived response (the legacy transport's event stream). The default says
+    /// this client cannot.
+    fn open_stream(&self, req: http::Request<Vec<u8>>) -> BoxFuture<'_, Result<AsyncStream, TransportFailure>> {
+        let _ = req;
+        Box::pin(async {
+            Err(TransportFailure { kind: TransportFailureKind::Other, message: "this HTTP client cannot open event streams".into() })
+        })
+    }
+}
+
+impl<F, Fut> AsyncHttpClient for F
+where
+    F: Fn(http::Request<Vec<u8>>, usize) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<HttpResponse, TransportFailure>> + Send + 'static,
+{
+    fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> BoxFuture<'_, Result<HttpResponse, TransportFailure>> {
+        Box::pin(self(req, max_body))
+    }
+}
+
+/// Sends through `client` and enforces the body cap even if the client did not.
+pub(crate) async fn send_capped(
+    client: &dyn AsyncHttpClient,
+    req: http::Request<Vec<u8>>,
+    max_body: usize,
+) -> Result<HttpResponse, TransportFailure> {
+    let resp = client.send(req, max_body).await?;
+    if resp.body().len() > max_body {
+        return Err(TransportFailure { kind: TransportFailureKind::BodyTooLarge, message: format!("body larger than {max_body} bytes") });
+    }
+    Ok(resp)
+}
+
+/// The default client: the blocking adapter's ureq client, run on async-std's blocking pool.
+#[derive(Clone, Debug, Default)]
+pub struct UreqOnPool {
+    http: HttpClient,
+}
+
+impl UreqOnPool {
+    /// A client whose every call finishes within `timeout` (connect within 10 s).
+    pub fn new(timeout: Duration) -> Self {
+        UreqOnPool { http: HttpClient::new(timeout) }
+    }
+}
+
+impl AsyncHttpClient for UreqOnPool {
+    fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> BoxFuture<'_, Result<HttpResponse, TransportFailure>> {
+        let http = self.http.clone();
+        Box::pin(super::rt::spawn_blocking(move || http.send(req, max_body)))
+    }
+
+    fn open_stream(&self, req: http::Request<Vec<u8>>) -> BoxFuture<'_, Result<AsyncStream, TransportFailure>> {
+        let http = self.http.clone();
+        Box::pin(async move {
+            match super::rt::spawn_blocking(move || http.open_stream(req)).await? {
+                Stream::Done(resp) => Ok(AsyncStream::Done(resp)),
+                Stream::Open(parts, reader) => Ok(AsyncStream::Open(parts, Box::pin(pump(reader)))),
+            }
+        })
+    }
+}
+
+/// Reads a blocking body on a pool thread into a small channel. The thread ends when the body
+/// ends or the receiver is dropped (at its next chunk).
+fn pump(mut reader: Box<dyn Read + Send>) -> async_std::channel::Receiver<Vec<u8>> {
+    let (tx, rx) = async_std::channel::bounded(16);
+    let _ = std::thread::Builder::new().name("mcp-oauth-stream".into()).spawn(move || {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send_blocking(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

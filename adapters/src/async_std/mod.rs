@@ -1,0 +1,333 @@
+//! The async-std adapter (feature `async-std`): the same capabilities as
+//! the blocking adapter, for async programs. It drives the same core machine with the same
+//! adapter choices (one shared flow driver) and the same MCP wire code ([`crate::mcp`]); only
+//! the I/O differs.
+//!
+//! * [`AsyncOAuthClient`]: cheap to clone and shared by tasks. Tasks that want a token at once
+//!   for the same server cause one authorization or refresh; the others wait for its result
+//!   (an async mutex per client, and the store's lock across clients and processes, taken on
+//!   the blocking pool so the executor never blocks).
+//! * [`McpClient`]: connect (eager or lazy), list and call tools, 401 retry, step-up, over
+//!   Streamable HTTP, the stateless 2026-07-28 wire, or legacy HTTP+SSE.
+//! * [`AsyncHttpClient`]: bring your own HTTP client (a closure will do); the default is
+//!   [`UreqOnPool`].
+//! * [`AsyncListener`]: the loopback callback on `async_std::net`.
+//!
+//! The runtime surface is small on purpose (async-std is deprecated in favour of smol): tasks
+//! (`spawn`, `spawn_blocking`), `net`, `future::timeout`, plus the runtime-neutral
+//! `async-channel` and `async-lock` that async-std re-exports. All of it is in one private
+//! module, and the futures run on any executor: the test suite drives them with
+//! `smol::block_on` too.
+//!
+//! ```no_run
+//! use mcp_oauth_client::async_std::McpClient;
+//! use mcp_oauth_client::{Config, FileStore, Interaction};
+//! use std::sync::Arc;
+//!
+//! # async_std::task::block_on(async {
+//! let config = Config::new("https://mcp.example.com/mcp".parse()?);
+//! let store = Arc::new(FileStore::in_default_dir()?);
+//! let mut mcp = McpClient::with_oauth(config, store, Interaction::default()).await?;
+//! for tool in mcp.list_tools().await? {
+//!     println!("{}", tool.name);
+//! }
+//! let result = mcp.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
+//! # let _ = result;
+//! # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod http;
+mod loopback;
+mod mcp;
+
+pub use self::http::{AsyncHttpClient, AsyncStream, BoxFuture, ByteStream, UreqOnPool};
+pub use self::loopback::{AsyncListener, Event};
+pub use self::mcp::McpClient;
+pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
+
+use crate::error::Error;
+use crate::flow::{self, Flow, Step};
+use crate::interaction::Interaction;
+use crate::store::{StoreError, StoreLock, TokenStore};
+use crate::{os_entropy, Clock, SystemClock};
+use async_std::channel::{self, Receiver, Sender};
+use async_std::sync::{Mutex, MutexGuard};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Persist, Restored};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything this adapter asks of its runtime. Porting to smol means rewriting this module.
+mod rt {
+    use std::future::Future;
+    use std::time::Duration;
+
+    pub(crate) use async_std::task::spawn;
+
+    /// Runs blocking work (ureq, file locks, fsync, the browser, stdin) off the executor.
+    pub(crate) async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        async_std::task::spawn_blocking(f).await
+    }
+
+    /// `f`, or `Err(())` after `d`.
+    pub(crate) async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Result<T, ()> {
+        async_std::future::timeout(d, f).await.map_err(|_| ())
+    }
+
+    pub(crate) async fn sleep(d: Duration) {
+        async_std::task::sleep(d).await
+    }
+}
+
+/// The OAuth client for one MCP server, driving core with async I/O. Clones share one machine,
+/// so tasks share one token and one flow at a time.
+#[derive(Clone)]
+pub struct AsyncOAuthClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    key: String,
+    auth: Mutex<Authorizer>,
+    http: Arc<dyn AsyncHttpClient>,
+    store: Arc<dyn TokenStore>,
+    interaction: Interaction,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AsyncOAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncOAuthClient").field("server", &self.inner.key).finish_non_exhaustive()
+    }
+}
+
+/// The I/O of one flow.
+struct FlowIo {
+    events: (Sender<Event>, Receiver<Event>),
+    listener: Option<AsyncListener>,
+    reply: Option<Sender<Vec<u8>>>,
+    prompt_cancel: Option<Arc<AtomicBool>>,
+}
+
+impl FlowIo {
+    fn stop_prompt(&mut self) {
+        if let Some(c) = self.prompt_cancel.take() {
+            c.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn close(mut self) {
+        self.stop_prompt();
+        if let Some(l) = self.listener.take() {
+            l.close().await;
+        }
+    }
+}
+
+impl AsyncOAuthClient {
+    /// A client for `config.server_url`, restoring what `store` holds for it.
+    pub async fn new(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
+        Self::with_parts(config, store, interaction, Arc::new(UreqOnPool::default()), Arc::new(SystemClock)).await
+    }
+
+    /// Like [`new`](Self::new) with a specific HTTP client and clock (tests replace the clock).
+    pub async fn with_parts(
+        config: Config,
+        store: Arc<dyn TokenStore>,
+        interaction: Interaction,
+        http: Arc<dyn AsyncHttpClient>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let key = config.server_url.to_string();
+        let restored = load(&store, &key).await?;
+        let auth = Authorizer::new(config.clone(), restored, clock.now())?;
+        Ok(AsyncOAuthClient { inner: Arc::new(Inner { config, key, auth: Mutex::new(auth), http, store, interaction, clock }) })
+    }
+
+    /// The HTTP client, for sending MCP requests the same way.
+    pub fn http(&self) -> Arc<dyn AsyncHttpClient> {
+        self.inner.http.clone()
+    }
+
+    /// Runs `f` on the core machine (getters: state, tokens, metadata). Waits while a flow runs.
+    pub async fn with_authorizer<T>(&self, f: impl FnOnce(&Authorizer) -> T) -> T {
+        f(&*self.inner.auth.lock().await)
+    }
+
+    /// The `Authorization` header for the next request: the held token, a refreshed one, or
+    /// one from a full authorization. Concurrent callers share one flow.
+    pub async fn authorization(&self) -> Result<Authorization, Error> {
+        let mut auth = self.inner.auth.lock().await;
+        if auth.has_usable_token(self.inner.clock.now()) {
+            return self.run(&mut auth, Input::TokenWanted { now: self.inner.clock.now() }).await;
+        }
+        // Single flight across clients and processes: wait for the store, then reload.
+        let _lock = self.store_lock().await?;
+        let restored = load(&self.inner.store, &self.inner.key).await?;
+        if flow::store_changed(&auth, &restored) {
+            *auth = Authorizer::new(self.inner.config.clone(), restored, self.inner.clock.now())?;
+        }
+        self.run(&mut auth, Input::TokenWanted { now: self.inner.clock.now() }).await
+    }
+
+    /// The server challenged the request that carried `rejected` (see [`challenge_of`]):
+    /// re-authorize (or refresh, step up, or take a DPoP nonce) and return what to attach to
+    /// the retry. If another task or process already replaced the rejected token, that one is
+    /// returned without asking the server.
+    pub async fn challenged(&self, challenge: Challenge, rejected: Option<&Authorization>) -> Result<Authorization, Error> {
+        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
+        let mut auth = self.inner.auth.lock().await;
+        let _lock = self.store_lock().await?;
+        let stored = load(&self.inner.store, &self.inner.key).await?;
+        let rejected = rejected.map(|a| a.access_token().secret());
+        let now = self.inner.clock.now();
+        if flow::replaced_since(rejected, &stored, now, self.inner.config.refresh_skew) {
+            *auth = Authorizer::new(self.inner.config.clone(), stored, now)?;
+            return self.run(&mut auth, Input::TokenWanted { now }).await;
+        }
+        self.run(&mut auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await
+    }
+
+    /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes
+    /// and retries (core bounds the attempts). For people who bring their own MCP client.
+    pub async fn send(&self, req: ::http::Request<Vec<u8>>, max_body: usize) -> Result<::http::Response<Vec<u8>>, Error> {
+        let mut header = self.authorization().await?;
+        loop {
+            let mut r = req.clone();
+            self.attach(&mut r, &header);
+            let resp = http::send_capped(&*self.inner.http, r, max_body).await.map_err(Error::Transport)?;
+            match challenge_of(&resp) {
+                Some(c) => header = self.challenged(c, Some(&header)).await?,
+                None => return Ok(resp),
+            }
+        }
+    }
+
+    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
+    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) {
+        flow::attach(req, authorization, self.inner.clock.now());
+    }
+
+    /// True if the machine holds tokens (usable or refreshable).
+    pub async fn holds_token(&self) -> bool {
+        self.inner.auth.lock().await.token_set().is_some()
+    }
+
+    async fn store_lock(&self) -> Result<StoreLock, StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        rt::spawn_blocking(move || store.lock(&key)).await
+    }
+
+    async fn persist(&self, p: Persist) -> Result<(), StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        rt::spawn_blocking(move || store.persist(&key, &p)).await
+    }
+
+    async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
+        auth.handle_input(first)?;
+        let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt_cancel: None };
+        let result = self.drive(auth, &mut io).await;
+        io.close().await;
+        result
+    }
+
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo) -> Result<Authorization, Error> {
+        let (clock, interaction) = (&self.inner.clock, &self.inner.interaction);
+        let mut flow = Flow::default();
+        loop {
+            let now = clock.now();
+            match flow.next(auth, interaction, now)? {
+                Step::Send(req) => {
+                    let result = http::send_capped(&*self.inner.http, req.request.clone(), req.max_response_bytes).await;
+                    auth.handle_input(Input::Response { now: clock.now(), id: req.id, result })?;
+                }
+                Step::Prepare(redirect) => {
+                    let entropy = os_entropy()?;
+                    let callback = match redirect {
+                        None => CallbackSetup::NotRequested,
+                        Some(plan) => match AsyncListener::bind(&plan, io.events.0.clone()).await {
+                            Ok(l) => {
+                                let uri = l.redirect_uri().clone();
+                                io.listener = Some(l);
+                                CallbackSetup::Listening(uri)
+                            }
+                            Err(e) => flow::bind_failed(&plan, &e),
+                        },
+                    };
+                    flow.prepared(auth, now, entropy, callback)?;
+                }
+                Step::OpenUrl(url) => {
+                    let (i, u) = (interaction.clone(), url.clone());
+                    let handled = rt::spawn_blocking(move || i.handle_url(&u)).await;
+                    flow.url_handled(auth, interaction, clock.now(), url, handled)?;
+                }
+                Step::StartPrompt(url) => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    io.prompt_cancel = Some(cancel.clone());
+                    let (prompt, tx) = (interaction.prompt.clone(), io.events.0.clone());
+                    rt::spawn(async move {
+                        let pasted = rt::spawn_blocking(move || prompt.read_redirect(&url, &cancel)).await;
+                        let _ = tx.send(pasted.map(Event::Paste).unwrap_or(Event::PromptClosed)).await;
+                    });
+                }
+                Step::Answer(page) => {
+                    if let Some(reply) = io.reply.take() {
+                        let _ = reply.try_send(page);
+                    }
+                    if let Some(l) = io.listener.take() {
+                        l.close().await;
+                    }
+                    io.stop_prompt();
+                }
+                Step::Persist(p) => self.persist(p).await?,
+                Step::Wait(until) => {
+                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.as_millis()));
+                    let event = match rt::timeout(wait, io.events.1.recv()).await {
+                        Ok(Ok(Event::Callback { url, reply })) => {
+                            io.reply = Some(reply);
+                            flow::Event::Callback(url)
+                        }
+                        Ok(Ok(Event::Paste(url))) => flow::Event::Paste(url),
+                        Ok(Ok(Event::PromptClosed)) => {
+                            io.prompt_cancel = None;
+                            flow::Event::PromptClosed
+                        }
+                        Ok(Err(_)) => return Err(Error::Stalled),
+                        Err(()) => flow::Event::Timeout(until),
+                    };
+                    flow.event(auth, clock.now(), event)?;
+                }
+                Step::Ready(a) => return Ok(a),
+            }
+        }
+    }
+}
+
+async fn load(store: &Arc<dyn TokenStore>, key: &str) -> Result<Restored, StoreError> {
+    let (store, key) = (store.clone(), key.to_owned());
+    rt::spawn_blocking(move || store.load(&key)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn futures_are_send_so_tasks_can_be_spawned() {
+        let store: Arc<dyn TokenStore> = Arc::new(crate::MemoryStore::new());
+        let config = Config::new("https://mcp.example.com/mcp".parse().unwrap());
+        let client =
+            async_std::task::block_on(AsyncOAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive())).unwrap();
+        assert_send(&client.authorization());
+        let req = ::http::Request::get("https://mcp.example.com/mcp").body(Vec::new()).unwrap();
+        assert_send(&client.send(req, 10));
+        let mut mcp = McpClient::new(config.server_url.clone(), Some(client));
+        assert_send(&mcp.list_tools());
+        assert_send(&mcp.call_tool("echo", serde_json::json!({})));
+        assert_send(&McpClient::with_oauth(config, store, Interaction::non_interactive()));
+    }
+}

@@ -1,0 +1,75 @@
+//! What both loopback listeners decide, without their sockets: which addresses may be bound,
+//! how much of a request head is read, and which page each request gets.
+
+use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use url::Url;
+
+/// How long a connection may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections handled at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a callback connection waits for the flow's answer page.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The address for a redirect host: loopback only.
+pub(crate) fn loopback_ip(host: &str) -> io::Result<IpAddr> {
+    match host {
+        "127.0.0.1" | "localhost" => Ok(Ipv4Addr::LOCALHOST.into()),
+        "::1" | "[::1]" => Ok(Ipv6Addr::LOCALHOST.into()),
+        other => match other.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => Ok(ip),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{other} is not a loopback host"))),
+        },
+    }
+}
+
+/// How many more bytes to read into a head of `have` bytes.
+pub(crate) fn read_size(have: usize, chunk: usize) -> usize {
+    (MAX_HEAD_BYTES + 4 - have.min(MAX_HEAD_BYTES + 4)).clamp(1, chunk)
+}
+
+/// What to do with the bytes of a request head read so far.
+pub(crate) enum Head {
+    /// Read more.
+    Incomplete,
+    /// Write this page and close.
+    Respond(Vec<u8>),
+    /// The callback: deliver this redirect URL, then write the page the flow answers.
+    Deliver(String),
+}
+
+/// Judges a (partial) head: junk gets 400, other paths 404, a second callback a page saying so.
+pub(crate) fn judge(buf: &[u8], path: &str, base: &Url, done: &AtomicBool) -> Head {
+    let request = match parse_request_head(buf) {
+        Err(CallbackError::Incomplete) => return Head::Incomplete,
+        Ok(r) => r,
+        Err(_) => {
+            return Head::Respond(response_page(&Outcome::Failure {
+                title: "Bad request".into(),
+                detail: "This address only receives the login response.".into(),
+            }))
+        }
+    };
+    if request.method != "GET" || request.path() != path {
+        return Head::Respond(response_page(&Outcome::NotFound));
+    }
+    if done.swap(true, Ordering::SeqCst) {
+        return Head::Respond(response_page(&Outcome::Failure {
+            title: "Already handled".into(),
+            detail: "This login response was already received. You can close this tab.".into(),
+        }));
+    }
+    Head::Deliver(request.redirect_url(base))
+}
+
+/// The page when the flow never answered.
+pub(crate) fn no_answer_page() -> Vec<u8> {
+    response_page(&Outcome::Failure {
+        title: "No answer".into(),
+        detail: "The application stopped waiting. Return to it to see what happened.".into(),
+    })
+}

@@ -1,0 +1,166 @@
+//! Single flight inside one process: many threads (blocking) or tasks (async) that want a token
+//! for the same server at the same moment cause exactly one refresh, or one login, and all of
+//! them get the result.
+
+mod common;
+use common::*;
+use mcp_oauth_client::{MemoryStore, TokenStore};
+use mcp_oauth_core::{Persist, Timestamp};
+use std::sync::Arc;
+
+fn grants(s: &mcp_oauth_tests::tcp::TcpTestServer, g: &str) -> usize {
+    s.lock().token_requests().iter().filter(|t| t.params.iter().any(|(k, v)| k == "grant_type" && v == g)).count()
+}
+
+/// Logs in once through `store`, then expires the stored token.
+fn expired_store(a: Adapter, s: &mcp_oauth_tests::tcp::TcpTestServer) -> MemoryStore {
+    let store = MemoryStore::new();
+    let (i, _) = following_browser();
+    a.with_oauth(config(s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    let key = config(s).server_url.to_string();
+    let mut t = store.load(&key).unwrap().tokens.unwrap();
+    t.expires_at = Some(Timestamp::from_secs(1));
+    store.persist(&key, &Persist::Tokens(t)).unwrap();
+    store
+}
+
+/// 64 threads, each with its own client over one store holding an expired token.
+fn sixty_four_clients_refresh_once(a: Adapter) {
+    let s = server(|_| {});
+    let store = expired_store(a, &s);
+    let url = s.mcp_url();
+    let threads: Vec<_> = (0..64)
+        .map(|n| {
+            let (store, url) = (store.clone(), url.clone());
+            std::thread::spawn(move || {
+                let config = mcp_oauth_client::Config::new(url.parse().unwrap());
+                let mut mcp = a.with_oauth(config, Arc::new(store), mcp_oauth_client::Interaction::non_interactive()).unwrap();
+                let r = mcp.call_tool("echo", serde_json::json!({ "text": format!("t{n}") })).unwrap();
+                assert_eq!(r["content"][0]["text"], format!("t{n}"));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a thread failed");
+    }
+    assert_eq!(grants(&s, "refresh_token"), 1, "exactly one refresh for 64 clients");
+    assert_eq!(s.lock().authorization_requests().len(), 1, "nobody logged in again");
+}
+
+on_every_adapter!(sixty_four_clients_refresh_once);
+
+#[cfg(feature = "async-std")]
+mod tasks {
+    use super::*;
+    use mcp_oauth_client::async_std::{AsyncOAuthClient, McpClient};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    type Task<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+    /// Spawns on the adapter's executor (smol's own, for the smol driver).
+    fn spawn<T: Send + 'static>(a: Adapter, f: impl Future<Output = T> + Send + 'static) -> Task<T> {
+        match a {
+            Adapter::Smol => Box::pin(::smol::spawn(f)),
+            _ => Box::pin(::async_std::task::spawn(f)),
+        }
+    }
+
+    /// 100 tasks share one client whose token expired: one refresh, everyone gets the new token.
+    fn tasks_sharing_a_client_refresh_once(a: Adapter) {
+        let s = server(|_| {});
+        let store = expired_store(a, &s);
+        a.block_on(async {
+            let oauth =
+                AsyncOAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
+            let handles: Vec<_> = (0..100)
+                .map(|_| {
+                    let o = oauth.clone();
+                    spawn(a, async move { o.authorization().await.map(|h| h.secret().to_owned()) })
+                })
+                .collect();
+            let mut headers = Vec::new();
+            for h in handles {
+                headers.push(h.await.unwrap());
+            }
+            headers.dedup();
+            assert_eq!(headers.len(), 1, "every task got the same, new token");
+        });
+        assert_eq!(grants(&s, "refresh_token"), 1);
+    }
+
+    /// 16 tasks with MCP clients sharing one OAuth client and no token yet: one login.
+    fn tasks_with_no_token_log_in_once(a: Adapter) {
+        let s = server(|_| {});
+        let (i, log) = following_browser();
+        a.block_on(async {
+            let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+            let url = config(&s).server_url;
+            let handles: Vec<_> = (0..16)
+                .map(|n| {
+                    let mut mcp = McpClient::new(url.clone(), Some(oauth.clone())).mode(mcp_oauth_client::mcp::ConnectMode::Eager);
+                    spawn(a, async move { mcp.call_tool("echo", serde_json::json!({ "text": format!("t{n}") })).await })
+                })
+                .collect();
+            for (n, h) in handles.into_iter().enumerate() {
+                assert_eq!(h.await.unwrap()["content"][0]["text"], format!("t{n}"));
+            }
+        });
+        assert_eq!(log.lock().unwrap().opened.len(), 1, "one browser");
+        assert_eq!(s.lock().authorization_requests().len(), 1, "one login");
+        assert_eq!(grants(&s, "authorization_code"), 1);
+    }
+
+    /// Tasks whose token the server revoked: one refresh answers all their 401s.
+    fn tasks_challenged_together_refresh_once(a: Adapter) {
+        let s = server(|_| {});
+        let (i, _) = following_browser();
+        a.block_on(async {
+            let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+            let url = config(&s).server_url;
+            let mut clients = Vec::new();
+            for _ in 0..12 {
+                let mut mcp = McpClient::new(url.clone(), Some(oauth.clone()));
+                mcp.connect().await.unwrap();
+                clients.push(mcp);
+            }
+            s.lock().revoke_access_tokens();
+            let handles: Vec<_> =
+                clients.into_iter().map(|mut mcp| spawn(a, async move { mcp.list_tools().await.map(|t| t.len()) })).collect();
+            for h in handles {
+                assert!(h.await.unwrap() > 0);
+            }
+        });
+        assert_eq!(grants(&s, "refresh_token"), 1, "one refresh for twelve rejected requests");
+    }
+
+    mod async_std {
+        #[test]
+        fn tasks_sharing_a_client_refresh_once() {
+            super::tasks_sharing_a_client_refresh_once(super::Adapter::AsyncStd)
+        }
+        #[test]
+        fn tasks_with_no_token_log_in_once() {
+            super::tasks_with_no_token_log_in_once(super::Adapter::AsyncStd)
+        }
+        #[test]
+        fn tasks_challenged_together_refresh_once() {
+            super::tasks_challenged_together_refresh_once(super::Adapter::AsyncStd)
+        }
+    }
+
+    mod smol {
+        #[test]
+        fn tasks_sharing_a_client_refresh_once() {
+            super::tasks_sharing_a_client_refresh_once(super::Adapter::Smol)
+        }
+        #[test]
+        fn tasks_with_no_token_log_in_once() {
+            super::tasks_with_no_token_log_in_once(super::Adapter::Smol)
+        }
+        #[test]
+        fn tasks_challenged_together_refresh_once() {
+            super::tasks_challenged_together_refresh_once(super::Adapter::Smol)
+        }
+    }
+}
