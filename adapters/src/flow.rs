@@ -11,6 +11,8 @@ use mcp_oauth_core::callback::response_page;
 use mcp_oauth_core::http::OutgoingRequest;
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Entropy, Input, Output, Persist, RedirectPlan};
 use mcp_oauth_core::{RedirectSource, Restored, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use url::Url;
 
 /// The I/O one loop iteration must do.
@@ -181,5 +183,38 @@ pub(crate) fn attach(req: &mut ::http::Request<Vec<u8>>, authorization: &Authori
         if let Some(proof) = authorization.dpop_proof(req.method().as_str(), &url, now, &salt) {
             req.headers_mut().insert("DPoP", proof);
         }
+    }
+}
+
+/// The cancel flag of the running paste prompt, raised when the flow no longer needs it (and
+/// when the flow ends: on drop).
+#[derive(Default)]
+pub(crate) struct PromptSwitch(Option<Arc<AtomicBool>>);
+
+impl PromptSwitch {
+    /// A fresh flag for a prompt about to start.
+    pub(crate) fn arm(&mut self) -> Arc<AtomicBool> {
+        self.stop();
+        let flag = Arc::new(AtomicBool::new(false));
+        self.0 = Some(flag.clone());
+        flag
+    }
+
+    /// Cancels the running prompt, if any.
+    pub(crate) fn stop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The prompt ended by itself.
+    pub(crate) fn ended(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PromptSwitch {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -32,7 +32,7 @@ pub mod error;
 mod flow;
 pub mod interaction;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
-mod listen;
+pub mod listen;
 pub mod mcp;
 pub mod prompt;
 pub mod store;

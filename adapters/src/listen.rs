@@ -1,5 +1,6 @@
-//! What both loopback listeners decide, without their sockets: which addresses may be bound,
-//! how much of a request head is read, and which page each request gets.
+//! What both loopback listeners share, without their sockets: which addresses may be bound,
+//! how much of a request head is read and for how long, which page each request gets, and the
+//! events they deliver.
 
 use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
 use std::io;
@@ -14,6 +15,23 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 32;
 /// How long a callback connection waits for the flow's answer page.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a listener (or the paste prompt) delivers to the flow; `R` is where the page for the
+/// browser goes (a channel of the adapter's runtime).
+#[derive(Debug)]
+pub enum ListenerEvent<R> {
+    /// A request on the callback path: the full redirect URL, and where to send the page.
+    Callback {
+        /// The redirect URL.
+        url: String,
+        /// Send the complete HTTP response for the browser here.
+        reply: R,
+    },
+    /// A pasted redirect URL.
+    Paste(String),
+    /// The prompt ended without an answer.
+    PromptClosed,
+}
 
 /// The address for a redirect host: loopback only.
 pub(crate) fn loopback_ip(host: &str) -> io::Result<IpAddr> {

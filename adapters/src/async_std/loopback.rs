@@ -17,21 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
-/// What the listener (or the paste prompt) delivers to the driver.
-#[derive(Debug)]
-pub enum Event {
-    /// A request on the callback path: the full redirect URL, and where to send the page.
-    Callback {
-        /// The redirect URL.
-        url: String,
-        /// Send the complete HTTP response for the browser here.
-        reply: Sender<Vec<u8>>,
-    },
-    /// A pasted redirect URL.
-    Paste(String),
-    /// The prompt ended without an answer.
-    PromptClosed,
-}
+/// What the listener (or the paste prompt) delivers to the flow.
+pub type Event = crate::listen::ListenerEvent<async_std::channel::Sender<Vec<u8>>>;
 
 /// A running listener.
 #[derive(Debug)]

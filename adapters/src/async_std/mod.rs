@@ -47,14 +47,13 @@ pub use self::mcp::McpClient;
 pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
 
 use crate::error::Error;
-use crate::flow::{self, Flow, Step};
+use crate::flow::{self, Flow, PromptSwitch, Step};
 use crate::interaction::Interaction;
 use crate::store::{StoreError, StoreLock, TokenStore};
 use crate::{os_entropy, Clock, SystemClock};
 use async_std::channel::{self, Receiver, Sender};
 use async_std::sync::{Mutex, MutexGuard};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Persist, Restored};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,18 +107,12 @@ struct FlowIo {
     events: (Sender<Event>, Receiver<Event>),
     listener: Option<AsyncListener>,
     reply: Option<Sender<Vec<u8>>>,
-    prompt_cancel: Option<Arc<AtomicBool>>,
+    prompt: PromptSwitch,
 }
 
 impl FlowIo {
-    fn stop_prompt(&mut self) {
-        if let Some(c) = self.prompt_cancel.take() {
-            c.store(true, Ordering::Relaxed);
-        }
-    }
-
     async fn close(mut self) {
-        self.stop_prompt();
+        self.prompt.stop();
         if let Some(l) = self.listener.take() {
             l.close().await;
         }
@@ -227,7 +220,7 @@ impl AsyncOAuthClient {
 
     async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
         auth.handle_input(first)?;
-        let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt_cancel: None };
+        let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
         let result = self.drive(auth, &mut io).await;
         io.close().await;
         result
@@ -264,8 +257,7 @@ impl AsyncOAuthClient {
                     flow.url_handled(auth, interaction, clock.now(), url, handled)?;
                 }
                 Step::StartPrompt(url) => {
-                    let cancel = Arc::new(AtomicBool::new(false));
-                    io.prompt_cancel = Some(cancel.clone());
+                    let cancel = io.prompt.arm();
                     let (prompt, tx) = (interaction.prompt.clone(), io.events.0.clone());
                     rt::spawn(async move {
                         let pasted = rt::spawn_blocking(move || prompt.read_redirect(&url, &cancel)).await;
@@ -279,7 +271,7 @@ impl AsyncOAuthClient {
                     if let Some(l) = io.listener.take() {
                         l.close().await;
                     }
-                    io.stop_prompt();
+                    io.prompt.stop();
                 }
                 Step::Persist(p) => self.persist(p).await?,
                 Step::Wait(until) => {
@@ -291,7 +283,7 @@ impl AsyncOAuthClient {
                         }
                         Ok(Ok(Event::Paste(url))) => flow::Event::Paste(url),
                         Ok(Ok(Event::PromptClosed)) => {
-                            io.prompt_cancel = None;
+                            io.prompt.ended();
                             flow::Event::PromptClosed
                         }
                         Ok(Err(_)) => return Err(Error::Stalled),

@@ -16,21 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use url::Url;
 
-/// What the listener (or the paste prompt) delivers to the driver.
-#[derive(Debug)]
-pub enum Event {
-    /// A request on the callback path: the full redirect URL, and where to send the page.
-    Callback {
-        /// The redirect URL.
-        url: String,
-        /// Send the complete HTTP response for the browser here.
-        reply: Sender<Vec<u8>>,
-    },
-    /// A pasted redirect URL.
-    Paste(String),
-    /// The prompt ended without an answer.
-    PromptClosed,
-}
+/// What the listener (or the paste prompt) delivers to the flow.
+pub type Event = crate::listen::ListenerEvent<std::sync::mpsc::Sender<Vec<u8>>>;
 
 /// A running listener. Drop it to stop.
 #[derive(Debug)]

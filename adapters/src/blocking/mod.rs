@@ -14,12 +14,11 @@ pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
 pub use crate::transport::{HttpClient, Stream};
 
 use crate::error::Error;
-use crate::flow::{self, Flow, Step};
+use crate::flow::{self, Flow, PromptSwitch, Step};
 use crate::interaction::Interaction;
 use crate::store::TokenStore;
 use crate::{os_entropy, Clock, SystemClock};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Timestamp};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,22 +45,7 @@ struct FlowIo {
     events: (Sender<Event>, Receiver<Event>),
     listener: Option<Listener>,
     reply: Option<Sender<Vec<u8>>>,
-    prompt_cancel: Option<Arc<AtomicBool>>,
-}
-
-impl FlowIo {
-    fn stop_prompt(&mut self) {
-        if let Some(c) = self.prompt_cancel.take() {
-            c.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for FlowIo {
-    fn drop(&mut self) {
-        self.stop_prompt();
-        self.listener.take();
-    }
+    prompt: PromptSwitch,
 }
 
 impl OAuthClient {
@@ -157,7 +141,7 @@ impl OAuthClient {
 
     fn run(&mut self, first: Input) -> Result<Authorization, Error> {
         self.auth.handle_input(first)?;
-        let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt_cancel: None };
+        let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt: PromptSwitch::default() };
         let mut flow = Flow::default();
         loop {
             let now = self.now();
@@ -191,7 +175,7 @@ impl OAuthClient {
                         let _ = reply.send(page);
                     }
                     io.listener.take();
-                    io.stop_prompt();
+                    io.prompt.stop();
                 }
                 Step::Persist(p) => self.store.persist(&self.key, &p)?,
                 Step::Wait(until) => {
@@ -203,7 +187,7 @@ impl OAuthClient {
                         }
                         Ok(Event::Paste(url)) => flow::Event::Paste(url),
                         Ok(Event::PromptClosed) => {
-                            io.prompt_cancel = None;
+                            io.prompt.ended();
                             flow::Event::PromptClosed
                         }
                         Err(RecvTimeoutError::Timeout) => flow::Event::Timeout(until),
@@ -217,8 +201,7 @@ impl OAuthClient {
     }
 
     fn start_prompt(&self, io: &mut FlowIo, url: &url::Url) {
-        let cancel = Arc::new(AtomicBool::new(false));
-        io.prompt_cancel = Some(cancel.clone());
+        let cancel = io.prompt.arm();
         let (prompt, tx, url) = (self.interaction.prompt.clone(), io.events.0.clone(), url.clone());
         let _ = std::thread::Builder::new().name("mcp-oauth-paste".into()).spawn(move || {
             let event = match prompt.read_redirect(&url, &cancel) {
