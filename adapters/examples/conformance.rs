@@ -1,4 +1,5 @@
-//! A client for the official MCP conformance suite: `conformance <server-url>`.
+//! A client for the official MCP conformance suite: `conformance [--async] <server-url>`
+//! (`--async`: the async-std adapter, when built with `--features async-std`).
 //!
 //! The suite sets `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT` (JSON with
 //! credentials for pre-registered and machine-to-machine clients). This program maps the
@@ -28,21 +29,24 @@ fn agent() -> ureq::Agent {
 }
 
 fn main() {
-    let Some(url) = std::env::args().nth(1) else {
-        eprintln!("usage: conformance <server-url>");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let use_async = args.iter().any(|a| a == "--async");
+    let Some(url) = args.iter().rfind(|a| !a.starts_with("--")) else {
+        eprintln!("usage: conformance [--async] <server-url>");
         std::process::exit(2);
     };
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
-    match run(&url) {
-        Ok(()) => eprintln!("conformance client: {scenario}: done"),
+    let adapter = if use_async { "async-std" } else { "blocking" };
+    match run(url, use_async) {
+        Ok(()) => eprintln!("conformance client ({adapter}): {scenario}: done"),
         Err(e) => {
-            eprintln!("conformance client: {scenario}: {e}");
+            eprintln!("conformance client ({adapter}): {scenario}: {e}");
             std::process::exit(1);
         }
     }
 }
 
-fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run(url: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
     let context: serde_json::Value =
         std::env::var("MCP_CONFORMANCE_CONTEXT").ok().and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
     let text = |k: &str| context.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -82,6 +86,9 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     interaction.print_url = false;
     interaction.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
 
+    if use_async {
+        return run_async(&server, interaction);
+    }
     let mut mcp = McpClient::from_config(&server, Arc::new(MemoryStore::new()), interaction, &|_| None)?;
     mcp.connect()?;
     let tools = mcp.list_tools()?;
@@ -89,4 +96,24 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         mcp.call_tool("test-tool", serde_json::json!({}))?;
     }
     Ok(())
+}
+
+/// The same steps on the async-std adapter.
+#[cfg(feature = "async-std")]
+fn run_async(server: &ServerConfig, interaction: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    use mcp_oauth_client::async_std::McpClient;
+    async_std::task::block_on(async {
+        let mut mcp = McpClient::from_config(server, Arc::new(MemoryStore::new()), interaction, &|_| None).await?;
+        mcp.connect().await?;
+        let tools = mcp.list_tools().await?;
+        if tools.iter().any(|t| t.name == "test-tool") {
+            mcp.call_tool("test-tool", serde_json::json!({})).await?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "async-std"))]
+fn run_async(_: &ServerConfig, _: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    Err("built without the async-std feature".into())
 }

