@@ -247,6 +247,19 @@ impl FileStore {
         }
     }
 
+    /// Removes temp files a crashed writer left behind (older than a minute: no live writer
+    /// takes that long, and writers hold the lock anyway).
+    fn sweep_temp_files(dir: &Path) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for f in rd.flatten() {
+            let stale =
+                f.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 60);
+            if f.file_name().to_string_lossy().starts_with(".tmp-") && stale {
+                let _ = fs::remove_file(f.path());
+            }
+        }
+    }
+
     /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, fsync,
     /// rename over the target, fsync the directory.
     fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -315,6 +328,7 @@ impl TokenStore for FileStore {
             };
         }
         let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+        Self::sweep_temp_files(&dir);
         Self::write_atomic(&path, &bytes)
     }
 

@@ -30,25 +30,19 @@ fn single_flight_child_entry() {
     }
 }
 
-fn processes_sharing_an_expired_token_refresh_once(a: Adapter) {
-    let s = server(|_| {});
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-sf-{}-{}", std::process::id(), a.name()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = FileStore::new(&dir);
-    let (i, _) = following_browser();
-    a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
-    // Expire the stored token.
-    let key = config(&s).server_url.to_string();
-    let mut t = store.load(&key).unwrap().tokens.unwrap();
+fn expire(store: &FileStore, key: &str) {
+    let mut t = store.load(key).unwrap().tokens.unwrap();
     t.expires_at = Some(Timestamp::from_secs(1));
-    store.persist(&key, &Persist::Tokens(t)).unwrap();
+    store.persist(key, &Persist::Tokens(t)).unwrap();
+}
 
-    let children: Vec<_> = (0..6)
+fn run_children(a: Adapter, n: usize, dir: &std::path::Path, url: &str) {
+    let children: Vec<_> = (0..n)
         .map(|_| {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "single_flight_child_entry", "--test-threads=1"])
                 .env("MCP_OAUTH_ADAPTER", a.name())
-                .env("MCP_OAUTH_SF_CHILD", format!("{}|{}", dir.display(), s.mcp_url()))
+                .env("MCP_OAUTH_SF_CHILD", format!("{}|{}", dir.display(), url))
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
@@ -57,15 +51,28 @@ fn processes_sharing_an_expired_token_refresh_once(a: Adapter) {
     for mut c in children {
         assert!(c.wait().unwrap().success(), "a child failed");
     }
-    let server = s.lock();
-    let refreshes =
-        server.token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count();
-    assert_eq!(refreshes, 1, "exactly one refresh for six processes");
-    assert_eq!(server.authorization_requests().len(), 1, "nobody logged in again");
-    // The stored refresh token is the rotated one the server still knows.
-    drop(server);
-    let stored = store.load(&key).unwrap().tokens.unwrap();
-    assert!(stored.expires_at.unwrap().as_secs() > 1_000_000);
+}
+
+/// Two to eight processes: one refresh each time, and the rotated refresh token that is stored
+/// is the one the server still honours (the next round refreshes with it, without a login).
+fn processes_sharing_an_expired_token_refresh_once(a: Adapter) {
+    let s = server(|_| {});
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-sf-{}-{}", std::process::id(), a.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = FileStore::new(&dir);
+    let (i, _) = following_browser();
+    a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    let key = config(&s).server_url.to_string();
+    for (round, n) in [2, 5, 8].into_iter().enumerate() {
+        expire(&store, &key);
+        run_children(a, n, &dir, &s.mcp_url());
+        let server = s.lock();
+        let refreshes =
+            server.token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count();
+        assert_eq!(refreshes, round + 1, "exactly one refresh for {n} processes");
+        assert_eq!(server.authorization_requests().len(), 1, "nobody logged in again");
+        assert!(server.token_requests().iter().all(|r| r.status == 200), "a refresh was refused (a stale refresh token was used)");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
