@@ -3,15 +3,18 @@
 //! events they deliver.
 
 use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use url::Url;
 
 /// How long a connection may take to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections handled at once; more are closed at once.
+/// Connections still sending their request head at once. When more arrive, the oldest is
+/// closed: a flood of silent or junk connections cannot keep the browser's callback out.
 pub const MAX_CONNECTIONS: usize = 32;
 /// How long a callback connection waits for the flow's answer page.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -90,4 +93,38 @@ pub(crate) fn no_answer_page() -> Vec<u8> {
         title: "No answer".into(),
         detail: "The application stopped waiting. Return to it to see what happened.".into(),
     })
+}
+
+/// The connections still reading their head, oldest first (`S` is the runtime's stream).
+pub(crate) struct Heads<S> {
+    inner: Mutex<(u64, VecDeque<(u64, S)>)>,
+}
+
+impl<S> Default for Heads<S> {
+    fn default() -> Self {
+        Heads { inner: Mutex::new((0, VecDeque::new())) }
+    }
+}
+
+impl<S> Heads<S> {
+    /// Registers a new connection (a handle to it), first closing the oldest one with `close`
+    /// if [`MAX_CONNECTIONS`] are pending. Returns its id for [`done`](Self::done).
+    pub(crate) fn admit(&self, conn: S, close: impl Fn(&S)) -> u64 {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        while g.1.len() >= MAX_CONNECTIONS {
+            if let Some((_, oldest)) = g.1.pop_front() {
+                close(&oldest);
+            }
+        }
+        g.0 += 1;
+        let id = g.0;
+        g.1.push_back((id, conn));
+        id
+    }
+
+    /// The connection's head is read (or it is gone): it can no longer be evicted.
+    pub(crate) fn done(&self, id: u64) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.1.retain(|(i, _)| *i != id);
+    }
 }

@@ -37,7 +37,8 @@ fn secrets_seen(s: &mcp_oauth_tests::tcp::TcpTestServer) -> Vec<String> {
     let mut out = Vec::new();
     for r in &server.log {
         for (k, v) in &r.params {
-            if ["code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "subject_token", "assertion"].contains(&k.as_str())
+            if ["code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "subject_token", "assertion"]
+                .contains(&k.as_str())
             {
                 out.push(v.clone());
             }

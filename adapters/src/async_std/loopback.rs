@@ -4,15 +4,15 @@
 //! stops it and frees the port; dropping it does the same soon after.
 
 use super::rt;
-use crate::listen::{self, Head, HEAD_TIMEOUT, MAX_CONNECTIONS};
+use crate::listen::{self, Head, Heads, HEAD_TIMEOUT};
 use async_std::channel::{self, Sender};
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task::JoinHandle;
 use mcp_oauth_core::RedirectPlan;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -42,21 +42,20 @@ impl AsyncListener {
         let redirect_uri = plan.redirect_uri(local.port());
         let (path, base) = (plan.path.clone(), redirect_uri.clone());
         let task = rt::spawn(async move {
-            let active = Arc::new(AtomicUsize::new(0));
+            let heads: Arc<Heads<TcpStream>> = Arc::default();
             let done = Arc::new(AtomicBool::new(false));
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
                     rt::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                    continue; // dropped: closed at once
-                }
-                active.fetch_add(1, Ordering::Relaxed);
-                let (a, d, ev, p, b) = (active.clone(), done.clone(), events.clone(), path.clone(), base.clone());
+                let id = heads.admit(conn.clone(), |c| {
+                    let _ = c.shutdown(Shutdown::Both);
+                });
+                let (h, d, ev, p, b) = (heads.clone(), done.clone(), events.clone(), path.clone(), base.clone());
                 rt::spawn(async move {
-                    let _ = handle(conn, &p, &b, &d, &ev).await;
-                    a.fetch_sub(1, Ordering::Relaxed);
+                    let _ = handle(conn, &p, &b, &d, &ev, || h.done(id)).await;
+                    h.done(id);
                 });
             }
         });
@@ -91,7 +90,14 @@ impl Drop for AsyncListener {
     }
 }
 
-async fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, events: &Sender<Event>) -> io::Result<()> {
+async fn handle(
+    mut conn: TcpStream,
+    path: &str,
+    base: &Url,
+    done: &AtomicBool,
+    events: &Sender<Event>,
+    head_read: impl FnOnce(),
+) -> io::Result<()> {
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -111,6 +117,7 @@ async fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, 
         }
         buf.extend_from_slice(&chunk[..n]);
     };
+    head_read();
     let (tx, rx) = channel::bounded(1);
     if events.send(Event::Callback { url, reply: tx }).await.is_err() {
         return Ok(());

@@ -4,12 +4,12 @@
 //! Other paths get 404 and do not end the wait. Dropping the listener stops the thread and
 //! frees the port.
 
-use crate::listen::{self, Head};
-pub use crate::listen::{HEAD_TIMEOUT, MAX_CONNECTIONS};
+use crate::listen::HEAD_TIMEOUT;
+use crate::listen::{self, Head, Heads};
 use mcp_oauth_core::RedirectPlan;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -44,24 +44,24 @@ impl Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let (st, path, base) = (stop.clone(), plan.path.clone(), redirect_uri.clone());
         let thread = std::thread::Builder::new().name("mcp-oauth-callback".into()).spawn(move || {
-            let active = Arc::new(AtomicUsize::new(0));
+            let heads: Arc<Heads<TcpStream>> = Arc::default();
             let done = Arc::new(AtomicBool::new(false));
             // Blocking accept; Drop wakes it with a connection of its own.
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok(_) if st.load(Ordering::Relaxed) => break,
                     Ok((conn, _)) => {
-                        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                            continue; // dropped: closed at once
-                        }
-                        active.fetch_add(1, Ordering::Relaxed);
-                        let (a, d, ev, p, b) = (active.clone(), done.clone(), events.clone(), path.clone(), base.clone());
+                        let Ok(handle_copy) = conn.try_clone() else { continue };
+                        let id = heads.admit(handle_copy, |c| {
+                            let _ = c.shutdown(Shutdown::Both);
+                        });
+                        let (h, d, ev, p, b) = (heads.clone(), done.clone(), events.clone(), path.clone(), base.clone());
                         let spawned = std::thread::Builder::new().name("mcp-oauth-callback-conn".into()).spawn(move || {
-                            let _ = handle(conn, &p, &b, &d, &ev);
-                            a.fetch_sub(1, Ordering::Relaxed);
+                            let _ = handle(conn, &p, &b, &d, &ev, || h.done(id));
+                            h.done(id);
                         });
                         if spawned.is_err() {
-                            active.fetch_sub(1, Ordering::Relaxed);
+                            heads.done(id);
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -87,7 +87,14 @@ impl Drop for Listener {
     }
 }
 
-fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, events: &Sender<Event>) -> io::Result<()> {
+fn handle(
+    mut conn: TcpStream,
+    path: &str,
+    base: &Url,
+    done: &AtomicBool,
+    events: &Sender<Event>,
+    head_read: impl FnOnce(),
+) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
@@ -109,6 +116,7 @@ fn handle(mut conn: TcpStream, path: &str, base: &Url, done: &AtomicBool, events
         }
         buf.extend_from_slice(&chunk[..n]);
     };
+    head_read();
     let (tx, rx) = mpsc::channel();
     if events.send(Event::Callback { url, reply: tx }).is_err() {
         return Ok(());
