@@ -89,7 +89,7 @@ fn everything_shows_no_secret(a: Adapter) {
     s.lock().revoke_access_tokens();
     mcp.list_tools().unwrap();
     shown.push(format!("{mcp:?}"));
-    let restored = store.load(&config(&s).server_url.to_string()).unwrap();
+    let restored = store.load(config(&s).server_url.as_str()).unwrap();
     shown.push(format!("{restored:?}"));
     shown.push(format!("{:?} {:?} {:?}", config(&s), i, store));
     // The tokens are there, only not shown.
