@@ -134,7 +134,57 @@ mod tasks {
         assert_eq!(grants(&s, "refresh_token"), 1, "one refresh for twelve rejected requests");
     }
 
+    /// Another process holds the file store's lock while a token is needed: the executor
+    /// thread keeps running other futures (the lock is waited for on the blocking pool).
+    fn a_held_store_lock_never_blocks_the_executor(a: Adapter) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::time::Duration;
+        let s = server(|_| {});
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-exec-{}-{}", std::process::id(), a.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = mcp_oauth_client::FileStore::new(&dir);
+        let (i, _) = following_browser();
+        a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+        let key = config(&s).server_url.to_string();
+        let mut t = store.load(&key).unwrap().tokens.unwrap();
+        t.expires_at = Some(Timestamp::from_secs(1));
+        store.persist(&key, &Persist::Tokens(t)).unwrap();
+
+        let held = store.lock(&key).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            drop(held);
+        });
+        let (ticks, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+        a.block_on(async {
+            let oauth =
+                AsyncOAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
+            let wanted = async {
+                let r = oauth.authorization().await;
+                done.store(true, Ordering::SeqCst);
+                r
+            };
+            let ticker = async {
+                while !done.load(Ordering::SeqCst) {
+                    ::smol::Timer::after(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            let (r, ()) = ::smol::future::zip(wanted, ticker).await;
+            r.unwrap();
+        });
+        release.join().unwrap();
+        let n = ticks.load(Ordering::SeqCst);
+        assert!(n >= 15, "the executor thread was blocked while the lock was held ({n} ticks in 400 ms)");
+        assert_eq!(grants(&s, "refresh_token"), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     mod async_std {
+        #[test]
+        fn a_held_store_lock_never_blocks_the_executor() {
+            super::a_held_store_lock_never_blocks_the_executor(super::Adapter::AsyncStd)
+        }
         #[test]
         fn tasks_sharing_a_client_refresh_once() {
             super::tasks_sharing_a_client_refresh_once(super::Adapter::AsyncStd)
@@ -150,6 +200,10 @@ mod tasks {
     }
 
     mod smol {
+        #[test]
+        fn a_held_store_lock_never_blocks_the_executor() {
+            super::a_held_store_lock_never_blocks_the_executor(super::Adapter::Smol)
+        }
         #[test]
         fn tasks_sharing_a_client_refresh_once() {
             super::tasks_sharing_a_client_refresh_once(super::Adapter::Smol)
