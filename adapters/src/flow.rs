@@ -165,12 +165,13 @@ pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
     held != stored
 }
 
-/// True if `restored` holds a fresh token other than the one the server rejected: someone
-/// already replaced it, so use that instead of authorizing again.
+/// True if `restored` holds a fresh token other than the one the server rejected (`None`: the
+/// request carried no token): someone already replaced it or logged in, so use that instead of
+/// authorizing again.
 pub(crate) fn replaced_since(rejected: Option<&str>, restored: &Restored, now: Timestamp, skew: std::time::Duration) -> bool {
-    match (rejected, &restored.tokens) {
-        (Some(r), Some(t)) => t.access_token.secret() != r && t.is_fresh(now, skew),
-        _ => false,
+    match &restored.tokens {
+        Some(t) => rejected != Some(t.access_token.secret()) && t.is_fresh(now, skew),
+        None => false,
     }
 }
 

@@ -47,12 +47,35 @@ fn sixty_four_clients_refresh_once(a: Adapter) {
     assert_eq!(s.lock().authorization_requests().len(), 1, "nobody logged in again");
 }
 
-on_every_adapter!(sixty_four_clients_refresh_once);
+/// 16 threads, each with its own lazy client over one store and no token: they all get 401 on
+/// their bare first request, and one of them logs in; the others use its token.
+fn threads_with_no_token_log_in_once(a: Adapter) {
+    let s = server(|_| {});
+    let store = MemoryStore::new();
+    let (i, log) = following_browser();
+    let threads: Vec<_> = (0..16)
+        .map(|n| {
+            let (store, config, i) = (store.clone(), config(&s), i.clone());
+            std::thread::spawn(move || {
+                let mut mcp = a.with_oauth(config, Arc::new(store), i).unwrap();
+                let r = mcp.call_tool("echo", serde_json::json!({ "text": format!("t{n}") })).unwrap();
+                assert_eq!(r["content"][0]["text"], format!("t{n}"));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a thread failed");
+    }
+    assert_eq!(log.lock().unwrap().opened.len(), 1, "one browser for 16 clients");
+    assert_eq!(s.lock().authorization_requests().len(), 1);
+}
+
+on_every_adapter!(sixty_four_clients_refresh_once, threads_with_no_token_log_in_once);
 
 #[cfg(feature = "async-std")]
 mod tasks {
     use super::*;
-    use mcp_oauth_client::async_std::{AsyncOAuthClient, McpClient};
+    use mcp_oauth_client::async_std::{AsyncOAuthClient, ConnectMode, McpClient};
     use std::future::Future;
     use std::pin::Pin;
 
@@ -89,26 +112,29 @@ mod tasks {
         assert_eq!(grants(&s, "refresh_token"), 1);
     }
 
-    /// 16 tasks with MCP clients sharing one OAuth client and no token yet: one login.
+    /// 16 tasks with MCP clients sharing one OAuth client and no token yet: one login, whether
+    /// they ask for a token first (eager) or send bare requests and all get 401 (lazy).
     fn tasks_with_no_token_log_in_once(a: Adapter) {
-        let s = server(|_| {});
-        let (i, log) = following_browser();
-        a.block_on(async {
-            let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
-            let url = config(&s).server_url;
-            let handles: Vec<_> = (0..16)
-                .map(|n| {
-                    let mut mcp = McpClient::new(url.clone(), Some(oauth.clone())).mode(mcp_oauth_client::mcp::ConnectMode::Eager);
-                    spawn(a, async move { mcp.call_tool("echo", serde_json::json!({ "text": format!("t{n}") })).await })
-                })
-                .collect();
-            for (n, h) in handles.into_iter().enumerate() {
-                assert_eq!(h.await.unwrap()["content"][0]["text"], format!("t{n}"));
-            }
-        });
-        assert_eq!(log.lock().unwrap().opened.len(), 1, "one browser");
-        assert_eq!(s.lock().authorization_requests().len(), 1, "one login");
-        assert_eq!(grants(&s, "authorization_code"), 1);
+        for mode in [ConnectMode::Eager, ConnectMode::Lazy] {
+            let s = server(|_| {});
+            let (i, log) = following_browser();
+            a.block_on(async {
+                let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+                let url = config(&s).server_url;
+                let handles: Vec<_> = (0..16)
+                    .map(|n| {
+                        let mut mcp = McpClient::new(url.clone(), Some(oauth.clone())).mode(mode);
+                        spawn(a, async move { mcp.call_tool("echo", serde_json::json!({ "text": format!("t{n}") })).await })
+                    })
+                    .collect();
+                for (n, h) in handles.into_iter().enumerate() {
+                    assert_eq!(h.await.unwrap()["content"][0]["text"], format!("t{n}"));
+                }
+            });
+            assert_eq!(log.lock().unwrap().opened.len(), 1, "one browser ({mode:?})");
+            assert_eq!(s.lock().authorization_requests().len(), 1, "one login ({mode:?})");
+            assert_eq!(grants(&s, "authorization_code"), 1);
+        }
     }
 
     /// Tasks whose token the server revoked: one refresh answers all their 401s.
