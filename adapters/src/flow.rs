@@ -10,7 +10,7 @@ use crate::interaction::{Interaction, UrlHandled};
 use mcp_oauth_core::callback::response_page;
 use mcp_oauth_core::http::OutgoingRequest;
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Entropy, Input, Output, Persist, RedirectPlan};
-use mcp_oauth_core::{RedirectSource, Restored, Timestamp};
+use mcp_oauth_core::{RedirectSource, Restored, StateName, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use url::Url;
@@ -149,6 +149,23 @@ impl Flow {
         };
         auth.handle_input(input)?;
         Ok(())
+    }
+}
+
+/// Ends a flow the adapter could not finish (a store or entropy failure, a future dropped
+/// mid-flow, a panicking hook): core is told the user gave up and is drained, so the next
+/// request starts a new flow instead of meeting a usage error. A no-op between flows.
+pub(crate) fn abandon(auth: &mut Authorizer, now: Timestamp) {
+    if matches!(auth.state(), StateName::Idle | StateName::Failed) {
+        return;
+    }
+    if auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).is_err() {
+        return;
+    }
+    for _ in 0..64 {
+        if matches!(auth.poll_output(), Output::Failed(_) | Output::Ready(_) | Output::Wait { .. }) {
+            break;
+        }
     }
 }
 

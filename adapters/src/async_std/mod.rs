@@ -219,10 +219,17 @@ impl AsyncOAuthClient {
     }
 
     async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
-        auth.handle_input(first)?;
+        // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
+        flow::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let result = self.drive(auth, &mut io).await;
+        let result = match auth.handle_input(first) {
+            Ok(()) => self.drive(auth, &mut io).await,
+            Err(e) => Err(e.into()),
+        };
         io.close().await;
+        if result.is_err() {
+            flow::abandon(auth, self.inner.clock.now());
+        }
         result
     }
 

@@ -140,6 +140,15 @@ impl OAuthClient {
     }
 
     fn run(&mut self, first: Input) -> Result<Authorization, Error> {
+        flow::abandon(&mut self.auth, self.clock.now());
+        let result = self.drive(first);
+        if result.is_err() {
+            flow::abandon(&mut self.auth, self.clock.now());
+        }
+        result
+    }
+
+    fn drive(&mut self, first: Input) -> Result<Authorization, Error> {
         self.auth.handle_input(first)?;
         let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt: PromptSwitch::default() };
         let mut flow = Flow::default();
