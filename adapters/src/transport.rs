@@ -3,8 +3,11 @@
 //! timeout on every call, TLS verified (rustls with webpki roots), and bodies read only up to
 //! the cap core asks for. A 20 MB body fails after the cap, not after 20 MB.
 
-use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
+use mcp_oauth_core::config::NetworkPolicy;
+use mcp_oauth_core::http::{address_blocked, HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
 use std::time::Duration;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// The HTTP client (blocking calls; the async adapter runs them off the executor).
 #[derive(Clone)]
@@ -12,11 +15,54 @@ pub struct HttpClient {
     agent: ureq::Agent,
     /// For event streams: no global timeout (the stream lives as long as the session).
     streaming: ureq::Agent,
+    timeout: Duration,
+    guard: Option<Guard>,
+}
+
+/// The resolver that enforces a [`NetworkPolicy`]: every address a host resolves to is checked
+/// before ureq connects to exactly those addresses (no second lookup a rebinding DNS server
+/// could answer differently). The configured MCP server's host is exempt.
+///
+/// ureq's resolver interface is outside its semver promise; the version is pinned in Cargo.lock.
+#[derive(Debug, Clone)]
+struct Guard {
+    policy: NetworkPolicy,
+    exempt_host: String,
+}
+
+/// The error a [`Guard`] raises (recognised by [`failure`]).
+#[derive(Debug)]
+struct BlockedAddress(String);
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BlockedAddress {}
+
+impl Resolver for Guard {
+    fn resolve(&self, uri: &http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        if host.eq_ignore_ascii_case(&self.exempt_host) {
+            return Ok(addrs);
+        }
+        for a in addrs.iter() {
+            if let Some(why) = address_blocked(a.ip(), self.policy) {
+                let msg = format!("{host} resolves to {}, a {why} address, which the network policy forbids", a.ip());
+                return Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, BlockedAddress(msg))));
+            }
+        }
+        Ok(addrs)
+    }
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HttpClient")
+        let policy = self.guard.as_ref().map(|g| g.policy).unwrap_or_default();
+        f.debug_struct("HttpClient").field("timeout", &self.timeout).field("network", &policy).finish()
     }
 }
 
@@ -29,25 +75,35 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client whose every call finishes within `timeout` (connect within 10 s).
     pub fn new(timeout: Duration) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
-            .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        let streaming: ureq::Agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .http_status_as_error(false)
-            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
-            .timeout_recv_response(Some(timeout))
-            .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        HttpClient { agent, streaming }
+        Self::build(timeout, None)
+    }
+
+    /// This client with `policy` enforced on every host except `exempt_host` (the configured
+    /// MCP server's), for the OAuth requests of a flow whose URLs come from metadata.
+    /// [`NetworkPolicy::Open`] leaves it as it is.
+    pub fn with_policy(self, policy: NetworkPolicy, exempt_host: &str) -> Self {
+        if policy == NetworkPolicy::Open {
+            return self;
+        }
+        Self::build(self.timeout, Some(Guard { policy, exempt_host: exempt_host.trim_start_matches('[').trim_end_matches(']').into() }))
+    }
+
+    fn build(timeout: Duration, guard: Option<Guard>) -> Self {
+        let base = || {
+            ureq::Agent::config_builder()
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .http_status_as_error(false)
+                .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+                .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
+        };
+        let agent_of = |config: ureq::config::Config| match &guard {
+            Some(g) => ureq::Agent::with_parts(config, DefaultConnector::default(), g.clone()),
+            None => config.into(),
+        };
+        let agent = agent_of(base().timeout_global(Some(timeout)).build());
+        let streaming = agent_of(base().timeout_recv_response(Some(timeout)).build());
+        HttpClient { agent, streaming, timeout, guard }
     }
 
     /// Opens a long-lived response (an event stream): the head within the timeout, then a
@@ -102,6 +158,7 @@ fn failure(e: ureq::Error) -> TransportFailure {
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportFailureKind::Timeout,
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportFailureKind::Tls,
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<BlockedAddress>()) => TransportFailureKind::Blocked,
         ureq::Error::BodyExceedsLimit(_) => TransportFailureKind::BodyTooLarge,
         _ => TransportFailureKind::Other,
     };

@@ -37,6 +37,15 @@ fn asm(issuer: &str, origin: &str, token_endpoint: &str) -> Behaviour {
 
 /// Runs one MCP call against the peer with a hook that records any authorization URL.
 fn call(a: Adapter, p: &HostilePeer, timeout: Duration) -> (Error, Vec<String>, Duration) {
+    call_with(a, p, timeout, mcp_oauth_client::core::NetworkPolicy::Open)
+}
+
+fn call_with(
+    a: Adapter,
+    p: &HostilePeer,
+    timeout: Duration,
+    network: mcp_oauth_client::core::NetworkPolicy,
+) -> (Error, Vec<String>, Duration) {
     let opened = Arc::new(Mutex::new(Vec::new()));
     let o = opened.clone();
     let mut i = mcp_oauth_client::Interaction::with_hook(move |u: &url::Url| {
@@ -47,6 +56,7 @@ fn call(a: Adapter, p: &HostilePeer, timeout: Duration) -> (Error, Vec<String>, 
     i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
     let mut c = mcp_oauth_client::Config::new(format!("{}/mcp", p.origin()).parse().unwrap());
     c.callback_timeout = Duration::from_secs(5);
+    c.network = network;
     let mut mcp = a.with_parts(c, Arc::new(MemoryStore::new()), i, Some(timeout), Arc::new(SystemClock)).unwrap();
     let t = Instant::now();
     let e = mcp.list_tools().unwrap_err();
@@ -126,7 +136,40 @@ fn a_gigantic_header_is_refused(a: Adapter) {
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
+/// The network policy: a discovered host that resolves to loopback (`localhost`, while the MCP
+/// server is `127.0.0.1`) is refused under `public` and allowed under `public_or_loopback`; a
+/// private address is refused at once; the MCP server's own host is always reachable.
+fn the_network_policy_guards_discovered_hosts(a: Adapter) {
+    use mcp_oauth_client::core::http::TransportFailureKind;
+    use mcp_oauth_client::core::NetworkPolicy;
+    let auth = HostilePeer::start(|origin, _| asm(origin, origin, &format!("{origin}/token"))).unwrap();
+    let auth_via_localhost = auth.origin().replace("127.0.0.1", "localhost");
+    let p = peer(move |origin, target| match target {
+        "/prm" => prm(origin, &auth_via_localhost),
+        _ => Behaviour::json(404, "{}"),
+    });
+    let blocked = |e: &Error| matches!(e, Error::Core(CoreError::Http { error: HttpError::Transport(f), .. }) if f.kind == TransportFailureKind::Blocked);
+
+    let (e, _, _) = call_with(a, &p, Duration::from_secs(5), NetworkPolicy::Public);
+    assert!(blocked(&e), "{e:?}");
+    assert!(e.to_string().contains("loopback"), "{e}");
+    assert!(auth.requests().is_empty(), "a blocked host was contacted: {:?}", auth.requests());
+    assert!(p.requests().iter().any(|r| r == "GET /prm"), "the MCP server's own host is exempt: {:?}", p.requests());
+
+    let _ = call_with(a, &p, Duration::from_secs(5), NetworkPolicy::PublicOrLoopback);
+    assert!(auth.requests().iter().any(|r| r.contains("oauth-authorization-server")), "{:?}", auth.requests());
+
+    let q = peer(|origin, target| match target {
+        "/prm" => prm(origin, "https://10.0.0.1"),
+        _ => Behaviour::json(404, "{}"),
+    });
+    let (e, _, took) = call_with(a, &q, Duration::from_secs(20), NetworkPolicy::PublicOrLoopback);
+    assert!(blocked(&e) && e.to_string().contains("private"), "{e:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
 on_every_adapter!(
+    the_network_policy_guards_discovered_hosts,
     redirects_are_never_followed,
     plain_http_metadata_is_refused_before_contact,
     a_foreign_issuer_is_refused,

@@ -334,6 +334,9 @@ pub struct OAuthConfig {
     /// DPoP-bound tokens (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop: Option<DpopMode>,
+    /// Which addresses discovered URLs may lead to (default `open`; `public` for services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPolicy>,
 }
 
 impl ServerConfig {
@@ -417,6 +420,28 @@ pub struct Config {
     pub workload_token: Option<crate::secret::SubjectToken>,
     /// DPoP-bound tokens.
     pub dpop: DpopMode,
+    /// Which addresses discovered URLs may lead to (enforced by the adapter's resolver).
+    pub network: NetworkPolicy,
+}
+
+/// Where the OAuth requests of a flow may connect, beyond "HTTPS, or plain HTTP to loopback":
+/// the SSRF defence for clients that run next to private services (SPEC item 20). URLs come
+/// from the server's metadata, so a hostile server could point them at an internal address or
+/// a cloud metadata endpoint. Adapters apply the policy to every address a host resolves to,
+/// when they connect (so DNS rebinding cannot slip past a check made earlier); see
+/// [`http::address_blocked`](crate::http::address_blocked). The MCP server's own host is
+/// exempt: it was configured, not discovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkPolicy {
+    /// No address checks (the default: a desktop client goes where its user points it).
+    #[default]
+    Open,
+    /// No private, link-local (cloud metadata), shared, multicast, reserved or unspecified
+    /// addresses; loopback is allowed (development against a local authorization server).
+    PublicOrLoopback,
+    /// Public addresses only (services).
+    Public,
 }
 
 /// The default loopback redirect URI: any free port on 127.0.0.1 (RFC 8252 §7.3).
@@ -453,6 +478,7 @@ impl Config {
             idp: None,
             workload_token: None,
             dpop: DpopMode::Auto,
+            network: NetworkPolicy::Open,
         }
     }
 
@@ -511,6 +537,7 @@ impl Config {
             });
         }
         c.dpop = o.dpop.unwrap_or_default();
+        c.network = o.network.unwrap_or_default();
         c.workload_token =
             o.workload_token.as_ref().map(|t| t.resolve("workload_token", env)).transpose()?.map(crate::secret::SubjectToken::new);
         c.validate()?;
@@ -598,11 +625,14 @@ mod tests {
                 "redirect_uri": "http://127.0.0.1:8976/callback",
                 "send_resource": false,
                 "resource_match": "strict",
-                "callback_timeout_secs": 60
+                "callback_timeout_secs": 60,
+                "network": "public"
             }
         });
         let cfg: ServerConfig = serde_json::from_value(src.clone()).unwrap();
         assert_eq!(serde_json::to_value(&cfg).unwrap(), src);
+        let env = |k: &str| (k == "MCP_SECRET").then(|| "s".to_owned());
+        assert_eq!(cfg.oauth_config(&env).unwrap().unwrap().network, NetworkPolicy::Public);
         let plain = json!({"type": "sse", "url": "http://localhost:3000/sse"});
         let cfg: ServerConfig = serde_json::from_value(plain.clone()).unwrap();
         assert_eq!(serde_json::to_value(&cfg).unwrap(), plain);

@@ -131,6 +131,9 @@ pub enum TransportFailureKind {
     Timeout,
     /// The response body was larger than the request's `max_response_bytes`.
     BodyTooLarge,
+    /// The host resolved to an address the [`NetworkPolicy`](crate::config::NetworkPolicy)
+    /// forbids; nothing was sent.
+    Blocked,
     /// Anything else.
     Other,
 }
@@ -142,6 +145,7 @@ impl fmt::Display for TransportFailure {
             TransportFailureKind::Tls => "tls failed",
             TransportFailureKind::Timeout => "timed out",
             TransportFailureKind::BodyTooLarge => "body too large",
+            TransportFailureKind::Blocked => "blocked by the network policy",
             TransportFailureKind::Other => "transport error",
         };
         write!(f, "{kind}: {}", self.message)
@@ -175,6 +179,73 @@ pub fn is_secure_endpoint(url: &Url) -> bool {
         "https" => true,
         "http" => is_loopback_url(url),
         _ => false,
+    }
+}
+
+/// Why `ip` may not be contacted under `policy`, or `None` if it may. Covers RFC 6890's special
+/// ranges that lead inside a network: private (RFC 1918, fc00::/7), link-local (169.254/16 with
+/// the cloud metadata endpoints, fe80::/10), shared (100.64/10), unspecified, multicast,
+/// broadcast and reserved, and loopback under [`NetworkPolicy::Public`](crate::config::NetworkPolicy::Public). IPv4 addresses inside
+/// IPv6 (mapped, NAT64) are judged as IPv4.
+///
+/// ```
+/// use mcp_oauth_core::config::NetworkPolicy;
+/// use mcp_oauth_core::http::address_blocked;
+///
+/// assert_eq!(address_blocked("169.254.169.254".parse().unwrap(), NetworkPolicy::Public), Some("link-local"));
+/// assert_eq!(address_blocked("127.0.0.1".parse().unwrap(), NetworkPolicy::PublicOrLoopback), None);
+/// assert_eq!(address_blocked("93.184.215.14".parse().unwrap(), NetworkPolicy::Public), None);
+/// ```
+pub fn address_blocked(ip: std::net::IpAddr, policy: crate::config::NetworkPolicy) -> Option<&'static str> {
+    use crate::config::NetworkPolicy;
+    use std::net::IpAddr;
+    if policy == NetworkPolicy::Open {
+        return None;
+    }
+    let v4 = match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                v4
+            } else if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                std::net::Ipv4Addr::from((u32::from(seg[6]) << 16) | u32::from(seg[7]))
+            } else {
+                return if v6.is_loopback() {
+                    (policy == NetworkPolicy::Public).then_some("loopback")
+                } else if v6.is_unspecified() {
+                    Some("unspecified")
+                } else if seg[0] & 0xfe00 == 0xfc00 {
+                    Some("private")
+                } else if seg[0] & 0xffc0 == 0xfe80 {
+                    Some("link-local")
+                } else if v6.is_multicast() {
+                    Some("multicast")
+                } else {
+                    None
+                };
+            }
+        }
+    };
+    let o = v4.octets();
+    if v4.is_loopback() {
+        (policy == NetworkPolicy::Public).then_some("loopback")
+    } else if o[0] == 0 {
+        Some("unspecified")
+    } else if v4.is_private() {
+        Some("private")
+    } else if v4.is_link_local() {
+        Some("link-local")
+    } else if o[0] == 100 && o[1] & 0xc0 == 64 {
+        Some("shared")
+    } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+        Some("reserved")
+    } else if v4.is_multicast() {
+        Some("multicast")
+    } else if o[0] >= 240 {
+        Some("reserved")
+    } else {
+        None
     }
 }
 
@@ -231,6 +302,43 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_policy() {
+        use crate::config::NetworkPolicy::{Open, Public, PublicOrLoopback};
+        let blocked = |a: &str, p| address_blocked(a.parse().unwrap(), p);
+        for (addr, reason) in [
+            ("10.1.2.3", "private"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "shared"),
+            ("100.127.255.255", "shared"),
+            ("0.0.0.0", "unspecified"),
+            ("192.0.0.192", "reserved"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "reserved"),
+            ("::", "unspecified"),
+            ("fd00:ec2::254", "private"),
+            ("fe80::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("::ffff:10.0.0.1", "private"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+        ] {
+            assert_eq!(blocked(addr, PublicOrLoopback), Some(reason), "{addr}");
+            assert_eq!(blocked(addr, Public), Some(reason), "{addr}");
+            assert_eq!(blocked(addr, Open), None, "{addr}");
+        }
+        for addr in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(blocked(addr, PublicOrLoopback), None, "{addr}");
+            assert_eq!(blocked(addr, Public), Some("loopback"), "{addr}");
+        }
+        for addr in ["93.184.215.14", "172.32.0.1", "100.128.0.1", "8.8.8.8", "2606:4700::1111", "172.15.255.255"] {
+            assert_eq!(blocked(addr, Public), None, "{addr}");
+        }
+    }
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()

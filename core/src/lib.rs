@@ -144,7 +144,7 @@ pub mod fuzzing;
 pub use authorizer::{
     AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, Restored, StateName,
 };
-pub use config::{Config, Flow, OAuthConfig, ServerConfig, Transport};
+pub use config::{Config, Flow, NetworkPolicy, OAuthConfig, ServerConfig, Transport};
 pub use entropy::Entropy;
 pub use error::{
     AuthorizationError, ConfigError, DiscoveryError, Error, HttpError, OAuthErrorResponse, RegistrationError, ResourceError, Stage,

@@ -108,6 +108,11 @@ impl UreqOnPool {
     pub fn new(timeout: Duration) -> Self {
         UreqOnPool { http: HttpClient::new(timeout) }
     }
+
+    /// With `policy` enforced on every host but `exempt_host` (see [`HttpClient::with_policy`]).
+    pub fn with_policy(self, policy: mcp_oauth_core::NetworkPolicy, exempt_host: &str) -> Self {
+        UreqOnPool { http: self.http.with_policy(policy, exempt_host) }
+    }
 }
 
 impl AsyncHttpClient for UreqOnPool {

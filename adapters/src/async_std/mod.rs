@@ -122,10 +122,14 @@ impl FlowIo {
 impl AsyncOAuthClient {
     /// A client for `config.server_url`, restoring what `store` holds for it.
     pub async fn new(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
-        Self::with_parts(config, store, interaction, Arc::new(UreqOnPool::default()), Arc::new(SystemClock)).await
+        let http = UreqOnPool::default().with_policy(config.network, config.server_url.host_str().unwrap_or(""));
+        Self::with_parts(config, store, interaction, Arc::new(http), Arc::new(SystemClock)).await
     }
 
     /// Like [`new`](Self::new) with a specific HTTP client and clock (tests replace the clock).
+    /// `http` must apply the configuration's [`NetworkPolicy`](mcp_oauth_core::NetworkPolicy)
+    /// itself: [`UreqOnPool::with_policy`] does, and other clients can use
+    /// [`address_blocked`](mcp_oauth_core::http::address_blocked) in their resolver.
     pub async fn with_parts(
         config: Config,
         store: Arc<dyn TokenStore>,

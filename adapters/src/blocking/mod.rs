@@ -55,6 +55,7 @@ impl OAuthClient {
     }
 
     /// Like [`new`](Self::new) with a specific HTTP client and clock (tests replace the clock).
+    /// The configuration's [`NetworkPolicy`](mcp_oauth_core::NetworkPolicy) is applied to `http`.
     pub fn with_parts(
         config: Config,
         store: Arc<dyn TokenStore>,
@@ -65,6 +66,7 @@ impl OAuthClient {
         let key = config.server_url.to_string();
         let restored = store.load(&key)?;
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
+        let http = http.with_policy(config.network, config.server_url.host_str().unwrap_or(""));
         Ok(OAuthClient { config, key, auth, http, store, interaction, clock })
     }
 

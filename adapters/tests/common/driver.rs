@@ -78,7 +78,8 @@ impl Adapter {
             #[cfg(feature = "async-std")]
             a => {
                 use mcp_oauth_client::async_std as asy;
-                let http = Arc::new(asy::UreqOnPool::new(timeout));
+                let host = config.server_url.host_str().unwrap_or("").to_owned();
+                let http = Arc::new(asy::UreqOnPool::new(timeout).with_policy(config.network, &host));
                 let oauth = a.block_on(asy::AsyncOAuthClient::with_parts(config, store, i, http, clock))?;
                 Ok(Mcp::Async(a, asy::McpClient::new(url, Some(oauth))))
             }
