@@ -83,3 +83,30 @@ proptest! {
         let _ = mcp_oauth_core::authorize::parse_redirect(&format!("http://127.0.0.1:8976/callback?{s}"), &redirect);
     }
 }
+
+proptest! {
+    /// The network policy judges an IPv4 address the same whether it arrives as IPv4, mapped
+    /// into IPv6, or behind the NAT64 prefix; `open` blocks nothing; `public` blocks a superset
+    /// of `public_or_loopback`.
+    #[test]
+    fn address_policy_is_consistent(bits in any::<u32>()) {
+        use mcp_oauth_core::http::address_blocked;
+        use mcp_oauth_core::NetworkPolicy::{Open, Public, PublicOrLoopback};
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let v4 = Ipv4Addr::from(bits);
+        let mapped = v4.to_ipv6_mapped();
+        let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, (bits >> 16) as u16, bits as u16);
+        for policy in [Open, PublicOrLoopback, Public] {
+            let direct = address_blocked(IpAddr::V4(v4), policy);
+            prop_assert_eq!(address_blocked(IpAddr::V6(mapped), policy), direct);
+            prop_assert_eq!(address_blocked(IpAddr::V6(nat64), policy), direct);
+        }
+        prop_assert_eq!(address_blocked(IpAddr::V4(v4), Open), None);
+        if address_blocked(IpAddr::V4(v4), PublicOrLoopback).is_some() {
+            prop_assert!(address_blocked(IpAddr::V4(v4), Public).is_some());
+        }
+        if v4.is_private() || v4.is_link_local() {
+            prop_assert!(address_blocked(IpAddr::V4(v4), PublicOrLoopback).is_some());
+        }
+    }
+}
