@@ -14,10 +14,11 @@
 //! * [`AsyncListener`]: the loopback callback on `async_std::net`.
 //!
 //! The runtime surface is small on purpose (async-std is deprecated in favour of smol): tasks
-//! (`spawn`, `spawn_blocking`), `net`, `future::timeout`, plus the runtime-neutral
-//! `async-channel` and `async-lock` that async-std re-exports. All of it is in one private
-//! module, and the futures run on any executor: the test suite drives them with
-//! `smol::block_on` too.
+//! (`spawn`, `spawn_blocking`), `net`, `future::timeout`, plus the runtime-neutral crates
+//! async-std re-exports (`async-channel`, `async-lock`, the futures-io and futures-core traits).
+//! Spawning, the blocking pool and timeouts go through one private module and `async_std::net`
+//! appears only in the listener, so a smol port is a matter of renames. The futures run on any
+//! executor: the test suite drives them with `smol::block_on` too.
 //!
 //! ```no_run
 //! use mcp_oauth_client::async_std::McpClient;
