@@ -19,10 +19,7 @@ fn browser() -> Interaction {
     let mut i = Interaction::with_hook(|url: &url::Url| {
         let url = url.clone();
         std::thread::spawn(move || {
-            let a = agent();
-            let resp = a.get(url.as_str()).call().unwrap();
-            let loc = resp.headers()["location"].to_str().unwrap().to_owned();
-            let _ = a.get(&loc).call();
+            let _ = mcp_oauth_tests::browser::log_in(url.as_str());
         });
         UrlHandled::Opened
     });

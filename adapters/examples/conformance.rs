@@ -13,20 +13,9 @@ use mcp_oauth_client::core::config::{IdpSettings, SecretRef};
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
 use mcp_oauth_client::{MemoryStore, OAuthConfig, ServerConfig, Transport};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// This client's Client ID Metadata Document URL (its identity, as a real app has one).
 const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,11 +64,7 @@ fn run(url: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut interaction = Interaction::with_hook(|auth_url: &url::Url| {
         let auth_url = auth_url.clone();
         std::thread::spawn(move || {
-            let a = agent();
-            let Ok(resp) = a.get(auth_url.as_str()).call() else { return };
-            if let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
-                let _ = a.get(loc).call();
-            }
+            let _ = mcp_oauth_tests::browser::log_in(auth_url.as_str());
         });
         UrlHandled::Opened
     });

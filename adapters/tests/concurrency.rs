@@ -206,41 +206,10 @@ mod tasks {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    mod async_std {
-        #[test]
-        fn a_held_store_lock_never_blocks_the_executor() {
-            super::a_held_store_lock_never_blocks_the_executor(super::Adapter::AsyncStd)
-        }
-        #[test]
-        fn tasks_sharing_a_client_refresh_once() {
-            super::tasks_sharing_a_client_refresh_once(super::Adapter::AsyncStd)
-        }
-        #[test]
-        fn tasks_with_no_token_log_in_once() {
-            super::tasks_with_no_token_log_in_once(super::Adapter::AsyncStd)
-        }
-        #[test]
-        fn tasks_challenged_together_refresh_once() {
-            super::tasks_challenged_together_refresh_once(super::Adapter::AsyncStd)
-        }
-    }
-
-    mod smol {
-        #[test]
-        fn a_held_store_lock_never_blocks_the_executor() {
-            super::a_held_store_lock_never_blocks_the_executor(super::Adapter::Smol)
-        }
-        #[test]
-        fn tasks_sharing_a_client_refresh_once() {
-            super::tasks_sharing_a_client_refresh_once(super::Adapter::Smol)
-        }
-        #[test]
-        fn tasks_with_no_token_log_in_once() {
-            super::tasks_with_no_token_log_in_once(super::Adapter::Smol)
-        }
-        #[test]
-        fn tasks_challenged_together_refresh_once() {
-            super::tasks_challenged_together_refresh_once(super::Adapter::Smol)
-        }
-    }
+    on_async_adapters!(
+        a_held_store_lock_never_blocks_the_executor,
+        tasks_sharing_a_client_refresh_once,
+        tasks_with_no_token_log_in_once,
+        tasks_challenged_together_refresh_once
+    );
 }

@@ -89,17 +89,5 @@ mod dropped {
         assert_eq!(s.lock().authorization_requests().len(), 1, "only the second login reached the server");
     }
 
-    mod async_std {
-        #[test]
-        fn a_dropped_flow_future_leaves_a_usable_client() {
-            super::a_dropped_flow_future_leaves_a_usable_client(super::Adapter::AsyncStd)
-        }
-    }
-
-    mod smol {
-        #[test]
-        fn a_dropped_flow_future_leaves_a_usable_client() {
-            super::a_dropped_flow_future_leaves_a_usable_client(super::Adapter::Smol)
-        }
-    }
+    on_async_adapters!(a_dropped_flow_future_leaves_a_usable_client);
 }

@@ -4,27 +4,18 @@
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
 use mcp_oauth_tests::tcp::TcpTestServer;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().max_redirects(0).max_redirects_will_error(false).http_status_as_error(false).build().into()
-}
-
 /// The simulated browser: GET the authorization URL, then follow the redirect to the loopback.
 pub fn simulated_browser() -> Interaction {
     let mut i = Interaction::with_hook(|url: &url::Url| {
         let url = url.clone();
         std::thread::spawn(move || {
-            let resp = agent().get(url.as_str()).call().expect("authorization endpoint");
-            let loc = resp.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or("").to_owned();
-            println!(
-                "   browser: {} -> {} redirect to {}?…",
-                url.as_str().split('?').next().unwrap_or(""),
-                resp.status(),
-                loc.split('?').next().unwrap_or("")
-            );
-            let mut page = agent().get(&loc).call().expect("loopback callback");
-            let text = page.body_mut().read_to_string().unwrap_or_default();
-            let title = text.split("<h1").nth(1).and_then(|h| h.split('>').nth(1)).and_then(|h| h.split('<').next()).unwrap_or("");
-            println!("   browser: loopback page {} \"{title}\"", page.status());
+            use mcp_oauth_tests::browser;
+            let resp = browser::get(url.as_str()).expect("authorization endpoint");
+            let loc = resp.location.clone().unwrap_or_default();
+            let path = |u: &str| u.split('?').next().unwrap_or("").to_owned();
+            println!("   browser: {} -> {} redirect to {}?…", path(url.as_str()), resp.status, path(&loc));
+            let page = browser::get(&loc).expect("loopback callback");
+            println!("   browser: loopback page {} \"{}\"", page.status, page.title());
         });
         UrlHandled::Opened
     });

@@ -194,6 +194,14 @@ macro_rules! on_every_adapter {
         mod blocking {
             $( #[test] fn $name() { super::$name($crate::common::driver::Adapter::Blocking) } )*
         }
+        $crate::on_async_adapters!($($name),*);
+    };
+}
+
+/// Runs each named test body on the async adapter only: on async-std, and under smol.
+#[macro_export]
+macro_rules! on_async_adapters {
+    ($($name:ident),* $(,)?) => {
         #[cfg(feature = "async-std")]
         mod async_std {
             $( #[test] fn $name() { super::$name($crate::common::driver::Adapter::AsyncStd) } )*

@@ -31,27 +31,15 @@ pub fn config(s: &TcpTestServer) -> Config {
     c
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
 /// GETs the authorization URL and returns the redirect `Location` (the server auto-approves).
 pub fn approve(url: &Url) -> String {
-    let resp = agent().get(url.as_str()).call().expect("authorize");
-    resp.headers().get("location").expect("a redirect").to_str().unwrap().to_owned()
+    mcp_oauth_tests::browser::approve(url.as_str()).expect("authorize")
 }
 
 /// GETs a URL, returning status and body.
 pub fn get(url: &str) -> (u16, String) {
-    let mut resp = agent().get(url).call().expect("get");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap_or_default())
+    let page = mcp_oauth_tests::browser::get(url).expect("get");
+    (page.status, page.body)
 }
 
 /// What the simulated browser saw.
