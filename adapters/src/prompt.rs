@@ -7,8 +7,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use url::Url;
 
-/// Reads a pasted redirect URL. Runs on a helper thread while the loopback listener may still
-/// answer first; implementations should return soon after `cancel` becomes true.
+/// Reads a pasted redirect URL. Runs off the flow's thread (a helper thread in the blocking
+/// adapter, the blocking pool in the async one, so blocking reads are fine) while the loopback
+/// listener may still answer first; implementations should return soon after `cancel` becomes
+/// true.
 pub trait Prompt: Send + Sync {
     /// Shows `authorization_url` and returns what the user pasted, or `None` if nobody can
     /// answer (no terminal) or the prompt was cancelled.
