@@ -15,38 +15,25 @@
 use mcp_oauth_client::blocking::{ConnectMode, McpClient};
 use mcp_oauth_client::interaction::Interaction;
 use mcp_oauth_client::{Config, FileStore};
-use mcp_oauth_tests::tcp::TcpTestServer;
-use mcp_oauth_tests::Options;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[path = "shared/mod.rs"]
 mod shared;
-use shared::{print_log, simulated_browser};
+use shared::{print_log, server_arg, setup, simulated_browser, Setup};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let real_browser = args.iter().any(|a| a == "--browser");
-    if let Some(i) = args.iter().position(|a| a == "--server") {
-        let url = args.get(i + 1).ok_or("--server needs a URL")?;
-        let store = Arc::new(FileStore::in_default_dir()?);
-        let mut mcp = McpClient::with_oauth(Config::new(url.parse()?), store, Interaction::default())?;
+    if let Some(url) = server_arg()? {
+        let mut mcp = McpClient::with_oauth(Config::new(url), Arc::new(FileStore::in_default_dir()?), Interaction::default())?;
         for t in mcp.list_tools()? {
             println!("{}: {}", t.name, t.description.unwrap_or_default());
         }
         return Ok(());
     }
-
-    let server = TcpTestServer::start(Options::new)?;
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-demo-{}", std::process::id()));
-    let store = Arc::new(FileStore::new(&dir));
-    let mut config = Config::new(server.mcp_url().parse()?);
-    config.client_name = "mcp-oauth demo".into();
-    config.callback_timeout = Duration::from_secs(120);
+    let real_browser = std::env::args().any(|a| a == "--browser");
+    let Setup { server, dir, store, config } = setup("mcp-oauth demo")?;
     let interaction = if real_browser { Interaction::default() } else { simulated_browser() };
     let mut seen = 0;
 
-    println!("MCP server (independent test server) at {}", server.mcp_url());
     println!("\n1. Connect lazily: the first request goes out without a token and gets 401.");
     let mut mcp = McpClient::with_oauth(config.clone(), store.clone(), interaction.clone())?.mode(ConnectMode::Lazy);
     mcp.connect()?;

@@ -11,38 +11,25 @@
 
 #[path = "shared/mod.rs"]
 mod shared;
-use shared::{print_log, simulated_browser};
+use shared::{print_log, server_arg, setup, simulated_browser, Setup};
 
 use mcp_oauth_client::async_std::{AsyncOAuthClient, ConnectMode, McpClient};
 use mcp_oauth_client::interaction::Interaction;
 use mcp_oauth_client::{Config, FileStore};
-use mcp_oauth_tests::tcp::TcpTestServer;
-use mcp_oauth_tests::Options;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[async_std::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--server") {
-        let url = args.get(i + 1).ok_or("--server needs a URL")?;
-        let store = Arc::new(FileStore::in_default_dir()?);
-        let mut mcp = McpClient::with_oauth(Config::new(url.parse()?), store, Interaction::default()).await?;
+    if let Some(url) = server_arg()? {
+        let mut mcp = McpClient::with_oauth(Config::new(url), Arc::new(FileStore::in_default_dir()?), Interaction::default()).await?;
         for t in mcp.list_tools().await? {
             println!("{}: {}", t.name, t.description.unwrap_or_default());
         }
         return Ok(());
     }
-
-    let server = TcpTestServer::start(Options::new)?;
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-demo-async-{}", std::process::id()));
-    let store = Arc::new(FileStore::new(&dir));
-    let mut config = Config::new(server.mcp_url().parse()?);
-    config.client_name = "mcp-oauth async demo".into();
-    config.callback_timeout = Duration::from_secs(120);
+    let Setup { server, dir, store, config } = setup("mcp-oauth async demo")?;
     let mut seen = 0;
 
-    println!("MCP server (independent test server) at {}", server.mcp_url());
     println!("\n1. Eight tasks connect at once, sharing one OAuth client: one login between them.");
     let oauth = AsyncOAuthClient::new(config.clone(), store.clone(), simulated_browser()).await?;
     let tasks: Vec<_> = (0..8)

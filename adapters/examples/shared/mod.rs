@@ -2,7 +2,41 @@
 #![allow(dead_code)]
 
 use mcp_oauth_client::interaction::{Interaction, UrlHandled};
+use mcp_oauth_client::{Config, FileStore};
 use mcp_oauth_tests::tcp::TcpTestServer;
+use mcp_oauth_tests::Options;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a demo runs against: the in-process test server, a fresh file store, and a config.
+pub struct Setup {
+    pub server: TcpTestServer,
+    pub dir: PathBuf,
+    pub store: Arc<FileStore>,
+    pub config: Config,
+}
+
+/// Starts the independent test server on 127.0.0.1 and prepares a store in a temp directory.
+pub fn setup(name: &str) -> Result<Setup, Box<dyn std::error::Error>> {
+    let server = TcpTestServer::start(Options::new)?;
+    let dir = std::env::temp_dir().join(format!("{}-{}", name.replace(' ', "-"), std::process::id()));
+    let store = Arc::new(FileStore::new(&dir));
+    let mut config = Config::new(server.mcp_url().parse()?);
+    config.client_name = name.into();
+    config.callback_timeout = Duration::from_secs(120);
+    println!("MCP server (independent test server) at {}", server.mcp_url());
+    Ok(Setup { server, dir, store, config })
+}
+
+/// The `--server URL` argument, if given.
+pub fn server_arg() -> Result<Option<url::Url>, Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().position(|a| a == "--server") {
+        Some(i) => Ok(Some(args.get(i + 1).ok_or("--server needs a URL")?.parse()?)),
+        None => Ok(None),
+    }
+}
 
 /// The simulated browser: GET the authorization URL, then follow the redirect to the loopback.
 pub fn simulated_browser() -> Interaction {
