@@ -61,6 +61,16 @@ fn writer_child_entry() {
     }
 }
 
+/// The writer process; killed when dropped, so a failing assertion leaves no writer behind.
+struct Writer(std::process::Child);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -79,20 +89,26 @@ fn a_writer_killed_mid_write_never_leaves_a_torn_entry() {
     let mut last = 0;
     let mut advanced = 0;
     for round in 0..12u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "writer_child_entry", "--test-threads=1"])
-            .env("MCP_OAUTH_WRITER", &dir)
-            .env("MCP_OAUTH_WRITER_FROM", (last + 1).to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Let it write a while (different moments each round), then kill it without warning.
-        let until = Instant::now() + Duration::from_millis(150 + 37 * round);
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
+        let mut child = Writer(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "writer_child_entry", "--test-threads=1"])
+                .env("MCP_OAUTH_WRITER", &dir)
+                .env("MCP_OAUTH_WRITER_FROM", (last + 1).to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Once it has written (reading meanwhile is safe too), let it go on for a different
+        // time each round, then kill it without warning.
+        let started = Instant::now();
+        while whole_entry(&store) == last {
+            assert!(started.elapsed() < Duration::from_secs(20), "the writer made no progress");
+            std::thread::sleep(Duration::from_millis(2));
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(3 + 29 * round));
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
         let n = whole_entry(&store);
         assert!(n >= last, "an older entry came back: {n} after {last}");
         if n > last {
@@ -100,7 +116,7 @@ fn a_writer_killed_mid_write_never_leaves_a_torn_entry() {
         }
         last = n;
     }
-    assert!(advanced >= 6, "the writers made too little progress to test anything ({advanced} rounds)");
+    assert_eq!(advanced, 12, "every writer got at least one entry in");
     // The lock is free again after a killed holder (the OS drops it with the process).
     drop(store.lock(SERVER).unwrap());
     // Temp files of killed writers are ignored; once stale, the next write sweeps them.
