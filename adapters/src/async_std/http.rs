@@ -104,7 +104,7 @@ pub struct UreqOnPool {
 }
 
 impl UreqOnPool {
-    /// A client whose every call finishes within `timeout` (connect within 10 s).
+    /// A client whose calls time out after `timeout` in any phase (see [`HttpClient::new`]).
     pub fn new(timeout: Duration) -> Self {
         UreqOnPool { http: HttpClient::new(timeout) }
     }
