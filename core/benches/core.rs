@@ -1,48 +1,11 @@
 //! Parser throughput and one full in-memory flow (discovery, DCR, authorization, code exchange)
-//! against the independent test server, and a memory report (allocations of core alone, the
-//! server's excluded, and the size of a machine). Run: `cargo bench -p mcp-oauth-core`.
+//! against the independent test server. Run: `cargo bench -p mcp-oauth-core` (the `memory`
+//! bench, in its own binary so its counting allocator does not slow these, reports allocations).
 
 use criterion::{black_box, criterion_group, Criterion, Throughput};
 use mcp_oauth_core::http::Purpose;
 use mcp_oauth_core::{Authorizer, CallbackSetup, Config, Entropy, Input, Output, RedirectSource, Restored, Timestamp};
 use mcp_oauth_tests::{Options, TestServer};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
-
-/// Counts allocations while `COUNTING` is set (the flow is single-threaded; the test server's
-/// work is excluded by switching it off around `server.handle`).
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-/// Bytes live on the heap, always tracked.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<T>(f: impl FnOnce() -> T) -> T {
-    COUNTING.store(true, Ordering::Relaxed);
-    let out = f();
-    COUNTING.store(false, Ordering::Relaxed);
-    out
-}
-
 const WWW: &str = r#"DPoP algs="ES256 PS256", Bearer error="insufficient_scope", scope="files:read files:write user:profile", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", error_description="Additional file write permission required""#;
 const ASM: &str = r#"{"issuer":"https://server.example.com","authorization_endpoint":"https://server.example.com/authorize","token_endpoint":"https://server.example.com/token","registration_endpoint":"https://server.example.com/register","scopes_supported":["openid","profile","email"],"response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token"],"code_challenge_methods_supported":["S256"],"token_endpoint_auth_methods_supported":["none","client_secret_basic"],"authorization_response_iss_parameter_supported":true}"#;
 const TOKEN: &str = r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","scope":"mcp:read mcp:write"}"#;
@@ -70,11 +33,6 @@ fn parsers(c: &mut Criterion) {
 
 /// One cold flow: returns the number of HTTP requests it made.
 fn full_flow() -> usize {
-    full_flow_keeping(|_| {})
-}
-
-/// One cold flow; `keep` gets the machine at the end (holding its tokens).
-fn full_flow_keeping(keep: impl FnOnce(Authorizer)) -> usize {
     let mut server = TestServer::new(Options::new("https://mcp.example.com"));
     let now = Timestamp::from_secs(1_700_000_000);
     let config = Config::new(server.options.mcp_url().parse().unwrap());
@@ -85,10 +43,7 @@ fn full_flow_keeping(keep: impl FnOnce(Authorizer)) -> usize {
         let next = match auth.poll_output() {
             Output::Send(req) => {
                 sent += 1;
-                let counting = COUNTING.swap(false, Ordering::Relaxed);
-                let resp = server.handle(&req.request);
-                COUNTING.store(counting, Ordering::Relaxed);
-                Input::Response { now, id: req.id, result: Ok(resp) }
+                Input::Response { now, id: req.id, result: Ok(server.handle(&req.request)) }
             }
             Output::PrepareAttempt(plan) => Input::AttemptPrepared {
                 now,
@@ -96,15 +51,12 @@ fn full_flow_keeping(keep: impl FnOnce(Authorizer)) -> usize {
                 callback: CallbackSetup::Listening(plan.redirect.unwrap().redirect_uri(40000)),
             },
             Output::OpenAuthorizationUrl { url, .. } => {
-                let counting = COUNTING.swap(false, Ordering::Relaxed);
                 let resp = server.handle(&http::Request::get(url.as_str()).body(Vec::new()).unwrap());
                 let loc = resp.headers()["location"].to_str().unwrap().to_owned();
-                COUNTING.store(counting, Ordering::Relaxed);
                 Input::Redirect { now, url: loc, source: RedirectSource::Loopback }
             }
             Output::Ready(a) => {
                 black_box(a);
-                keep(auth);
                 return sent;
             }
             Output::Failed(e) => panic!("{e}"),
@@ -139,38 +91,6 @@ fn flow(c: &mut Criterion) {
     g.finish();
 }
 
-/// Allocations of core alone during one cold flow, what a machine holding tokens keeps on the
-/// heap, and the per-request cost of the warm path.
-fn memory_report() {
-    let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
-    let mut kept: Option<Box<Authorizer>> = Some(Box::new(
-        Authorizer::new(Config::new("https://mcp.example.com/mcp".parse().unwrap()), Restored::default(), Timestamp::from_secs(0)).unwrap(),
-    ));
-    let live0 = LIVE.load(Ordering::Relaxed);
-    counted(|| full_flow_keeping(|auth| **kept.as_mut().unwrap() = auth));
-    let (allocs, bytes) = (ALLOCS.load(Ordering::Relaxed) - a0, BYTES.load(Ordering::Relaxed) - b0);
-    // The test server is gone; what grew is what the machine holds now.
-    let retained = LIVE.load(Ordering::Relaxed) - live0;
-    let mut auth = kept.unwrap();
-    let now = Timestamp::from_secs(1_700_000_000);
-    let a1 = ALLOCS.load(Ordering::Relaxed);
-    counted(|| {
-        auth.handle_input(Input::TokenWanted { now }).unwrap();
-        assert!(matches!(black_box(auth.poll_output()), Output::Ready(_)));
-    });
-    let warm = ALLOCS.load(Ordering::Relaxed) - a1;
-    eprintln!(
-        "memory: cold flow in core: {allocs} allocations, {bytes} bytes allocated in all; \
-         a machine holding tokens keeps {retained} more bytes on the heap than a new one ({} inline); \
-         TokenWanted with a held token: {warm} allocations",
-        std::mem::size_of::<Authorizer>()
-    );
-}
-
 criterion_group!(benches, parsers, flow);
 
-fn main() {
-    memory_report();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion::criterion_main!(benches);
