@@ -24,7 +24,9 @@ pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// How the user is reached.
 #[derive(Clone)]
 pub struct Interaction {
-    /// Replaces opening the browser. `None`: the system browser, unless headless.
+    /// Replaces opening the browser. `None`: the system browser, unless headless. It runs inside
+    /// the flow (on the blocking pool in the async adapter) and should return soon; it must not
+    /// ask the same client for a token, which is busy with this very flow and would wait forever.
     pub on_authorization_url: Option<AuthorizationUrlHook>,
     /// Where a pasted redirect comes from.
     pub prompt: Arc<dyn Prompt>,
