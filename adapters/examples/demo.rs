@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 #[path = "shared/mod.rs"]
 mod shared;
-use shared::{print_log, server_arg, setup, simulated_browser, Setup};
+use shared::{oauth_requests_since, print_log, server_arg, setup, simulated_browser, Setup};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(url) = server_arg()? {
@@ -60,10 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut again = McpClient::with_oauth(config, store, interaction)?.mode(ConnectMode::Eager);
     let r = again.call_tool("echo", serde_json::json!({"text": "from the stored token"}))?;
     println!("   echo: {}", r["content"][0]["text"]);
-    let before = seen;
-    print_log(&server, &mut seen);
-    let oauth_requests = server.lock().log[before..].iter().filter(|r| r.target != "/mcp").count();
-    println!("   OAuth requests in the second run: {oauth_requests}");
+    let oauth_requests = oauth_requests_since(&server, &mut seen);
     let _ = std::fs::remove_dir_all(&dir);
     if oauth_requests != 0 {
         return Err("the stored token was not reused".into());

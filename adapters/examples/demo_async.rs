@@ -11,7 +11,7 @@
 
 #[path = "shared/mod.rs"]
 mod shared;
-use shared::{print_log, server_arg, setup, simulated_browser, Setup};
+use shared::{oauth_requests_since, print_log, server_arg, setup, simulated_browser, Setup};
 
 use mcp_oauth_client::async_std::{AsyncOAuthClient, ConnectMode, McpClient};
 use mcp_oauth_client::interaction::Interaction;
@@ -65,10 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut again = McpClient::with_oauth(config, store, simulated_browser()).await?.mode(ConnectMode::Eager);
     let r = again.call_tool("echo", serde_json::json!({"text": "from the stored token"})).await?;
     println!("   echo: {}", r["content"][0]["text"]);
-    let before = seen;
-    print_log(&server, &mut seen);
-    let oauth_requests = server.lock().log[before..].iter().filter(|r| r.target != "/mcp").count();
-    println!("   OAuth requests in the second run: {oauth_requests}");
+    let oauth_requests = oauth_requests_since(&server, &mut seen);
     let _ = std::fs::remove_dir_all(&dir);
     if logins != 1 || oauth_requests != 0 {
         return Err("expected one login and a reused token".into());

@@ -74,3 +74,13 @@ pub fn print_log(server: &TcpTestServer, from: &mut usize) {
     }
     *from = s.log.len();
 }
+
+/// Prints the server's log since `from`, and returns how many of those requests were OAuth ones
+/// (anything but the MCP endpoint).
+pub fn oauth_requests_since(server: &TcpTestServer, from: &mut usize) -> usize {
+    let before = *from;
+    print_log(server, from);
+    let n = server.lock().log[before..].iter().filter(|r| r.target != "/mcp").count();
+    println!("   OAuth requests in the second run: {n}");
+    n
+}
