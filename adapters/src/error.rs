@@ -36,6 +36,15 @@ pub enum Error {
     /// The flow waited for an event that can never come (a bug in a custom driver).
     #[error("the authorization flow stalled waiting without a deadline")]
     Stalled,
+    /// A request for another origin than the MCP server's was handed to the OAuth client: its
+    /// token is never attached there.
+    #[error("refusing to send the token for {server} to {url}: not the MCP server's origin")]
+    ForeignOrigin {
+        /// The request's URL, without its query.
+        url: String,
+        /// The MCP server's origin.
+        server: String,
+    },
 }
 
 impl Error {

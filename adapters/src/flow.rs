@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::interaction::{Interaction, UrlHandled};
 use mcp_oauth_core::callback::response_page;
 use mcp_oauth_core::http::OutgoingRequest;
-use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Entropy, Input, Output, Persist, RedirectPlan};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Entropy, Input, Output, Persist, RedirectPlan};
 use mcp_oauth_core::{RedirectSource, Restored, StateName, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub(crate) enum Step {
     /// Write this page to the connection that delivered the callback; stop the listener and
     /// cancel the prompt.
     Answer(Vec<u8>),
+    /// Write this page to the connection that delivered the callback (a forged one); keep
+    /// listening and prompting.
+    Reject(Vec<u8>),
     /// Save it before going on.
     Persist(Persist),
     /// Wait for an [`Event`] until this time, then report [`Event::Timeout`].
@@ -86,6 +89,7 @@ impl Flow {
                     self.prompting = false;
                     return Ok(Step::Answer(response_page(&outcome)));
                 }
+                Output::RejectCallback(outcome) => return Ok(Step::Reject(response_page(&outcome))),
                 Output::Persist(p) => return Ok(Step::Persist(p)),
                 Output::Wait { until: Some(t) } => return Ok(Step::Wait(t)),
                 Output::Wait { until: None } => return Err(Error::Stalled),
@@ -174,6 +178,15 @@ pub(crate) fn bind_failed(plan: &RedirectPlan, e: &std::io::Error) -> CallbackSe
     CallbackSetup::Unavailable(format!("cannot listen on {}:{}: {e}", plan.host, plan.port))
 }
 
+/// Logs (at debug) why stored tokens are not used by this configuration, if they are not.
+pub(crate) fn note_foreign_tokens(config: &Config, restored: &Restored) {
+    if let Some(t) = &restored.tokens {
+        if let Err(why) = config.accepts_tokens(t, &restored.clients) {
+            log::debug!("mcp-oauth: stored tokens for {} are not used: {why}", config.server_url);
+        }
+    }
+}
+
 /// True if the store holds other tokens than the machine (another instance refreshed or logged
 /// in meanwhile): the machine must be rebuilt from the store.
 pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
@@ -182,14 +195,31 @@ pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
     held != stored
 }
 
-/// True if `restored` holds a fresh token other than the one the server rejected (`None`: the
-/// request carried no token): someone already replaced it or logged in, so use that instead of
-/// authorizing again.
-pub(crate) fn replaced_since(rejected: Option<&str>, restored: &Restored, now: Timestamp, skew: std::time::Duration) -> bool {
+/// True if `restored` holds a fresh token of this configuration other than the one the server
+/// rejected (`None`: the request carried no token): someone already replaced it or logged in,
+/// so use that instead of authorizing again.
+pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored, now: Timestamp) -> bool {
     match &restored.tokens {
-        Some(t) => rejected != Some(t.access_token.secret()) && t.is_fresh(now, skew),
+        Some(t) => {
+            rejected != Some(t.access_token.secret())
+                && t.is_fresh(now, config.refresh_skew)
+                && config.accepts_tokens(t, &restored.clients).is_ok()
+        }
         None => false,
     }
+}
+
+/// Item 14: the token of one MCP server goes only to that server's origin.
+pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> Result<(), Error> {
+    let url = Url::parse(&req.uri().to_string()).ok();
+    if url.as_ref().is_some_and(|u| u.origin() == config.server_url.origin()) {
+        return Ok(());
+    }
+    let shown = req.uri().to_string();
+    Err(Error::ForeignOrigin {
+        url: shown.split('?').next().unwrap_or("").to_owned(),
+        server: config.server_url.origin().ascii_serialization(),
+    })
 }
 
 /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.

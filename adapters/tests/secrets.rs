@@ -112,7 +112,9 @@ fn everything_shows_no_secret(a: Adapter) {
     ] {
         let f = server(configure);
         let (i, _) = following_browser();
-        show_err(a.with_oauth(config(&f), Arc::new(MemoryStore::new()), i).unwrap().list_tools().unwrap_err(), &mut shown);
+        let mut c = config(&f);
+        c.callback_timeout = std::time::Duration::from_secs(1); // a refused callback waits on until then
+        show_err(a.with_oauth(c, Arc::new(MemoryStore::new()), i).unwrap().list_tools().unwrap_err(), &mut shown);
         secrets.extend(secrets_seen(&f));
     }
     let r = server(|o| o.token_lifetime = Some(1));
@@ -120,6 +122,7 @@ fn everything_shows_no_secret(a: Adapter) {
     let store = MemoryStore::new();
     a.with_oauth(config(&r), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
     r.lock().options.refresh_invalid_grant = true;
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // the 1 s token is due
     show_err(
         a.with_oauth(config(&r), Arc::new(store), mcp_oauth_client::Interaction::non_interactive()).unwrap().list_tools().unwrap_err(),
         &mut shown,

@@ -189,7 +189,7 @@ impl McpClient {
         let body = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             match self.http.open_stream(req).await.map_err(Error::Transport)? {
                 AsyncStream::Open(_, body) => break body,
@@ -220,7 +220,7 @@ impl McpClient {
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             let resp = send_capped(&*self.http, req, MAX_MCP_BODY).await.map_err(Error::Transport)?;
             self.session.observe(&resp);

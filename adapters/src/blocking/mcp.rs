@@ -169,7 +169,7 @@ impl McpClient {
         let reader = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             match self.http.open_stream(req).map_err(Error::Transport)? {
                 Stream::Open(_, reader) => break reader,
@@ -223,7 +223,7 @@ impl McpClient {
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             let resp = self.http.send(req, MAX_MCP_BODY).map_err(Error::Transport)?;
             self.session.observe(&resp);
