@@ -147,7 +147,12 @@ pub(crate) struct Session {
     pub(crate) legacy_endpoint: Option<Url>,
     /// The stateless 2026-07-28 wire is being tried or was negotiated.
     pub(crate) stateless: bool,
+    /// What the client declares: the client credentials extension when it may use that grant.
+    pub(crate) capabilities: Value,
 }
+
+/// The MCP extension a client using the client credentials grant declares (SPEC 104).
+pub const CLIENT_CREDENTIALS_EXTENSION: &str = "io.modelcontextprotocol/oauth-client-credentials";
 
 /// What a `server/discover` attempt means for the connection.
 pub(crate) enum Discovered {
@@ -170,6 +175,15 @@ impl Session {
             legacy_sse,
             legacy_endpoint: None,
             stateless: false,
+            capabilities: json!({}),
+        }
+    }
+
+    /// Declares the client credentials extension in `initialize` capabilities and in every
+    /// stateless request's `clientCapabilities`, when `config` may use that grant.
+    pub(crate) fn declare_extensions(&mut self, config: &mcp_oauth_core::Config) {
+        if config.uses_client_credentials() {
+            self.capabilities = json!({"extensions": {CLIENT_CREDENTIALS_EXTENSION: {}}});
         }
     }
 
@@ -199,10 +213,10 @@ impl Session {
     }
 
     /// The `initialize` parameters.
-    pub(crate) fn initialize_params() -> Value {
+    pub(crate) fn initialize_params(&self) -> Value {
         json!({
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": {"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")},
         })
     }
@@ -227,7 +241,7 @@ impl Session {
                 let meta = p.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(m) = meta.as_object_mut() {
                     m.insert("io.modelcontextprotocol/protocolVersion".into(), json!(PROTOCOL_VERSION_STATELESS));
-                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
+                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), self.capabilities.clone());
                     m.insert(
                         "io.modelcontextprotocol/clientInfo".into(),
                         json!({"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")}),

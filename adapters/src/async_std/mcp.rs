@@ -68,7 +68,11 @@ impl McpClient {
     /// A client for `url`, with OAuth if `oauth` is given (its HTTP client is used for MCP too).
     pub fn new(url: Url, oauth: Option<AsyncOAuthClient>) -> Self {
         let http = oauth.as_ref().map(|o| o.http()).unwrap_or_else(|| Arc::new(UreqOnPool::default()));
-        McpClient { session: Session::new(url, false), http, oauth, legacy: None }
+        let mut session = Session::new(url, false);
+        if let Some(o) = &oauth {
+            session.declare_extensions(o.config());
+        }
+        McpClient { session, http, oauth, legacy: None }
     }
 
     /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
@@ -148,7 +152,7 @@ impl McpClient {
                 return Ok(result);
             }
         }
-        let result = self.rpc("initialize", Session::initialize_params()).await?;
+        let result = self.rpc("initialize", self.session.initialize_params()).await?;
         self.session.initialized(&result);
         self.post(Session::initialized_notification()).await?;
         Ok(result)

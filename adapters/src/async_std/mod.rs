@@ -145,6 +145,11 @@ impl AsyncOAuthClient {
         Ok(AsyncOAuthClient { inner: Arc::new(Inner { config, key, auth: Mutex::new(auth), http, store, interaction, clock }) })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// The HTTP client, for sending MCP requests the same way.
     pub fn http(&self) -> Arc<dyn AsyncHttpClient> {
         self.inner.http.clone()

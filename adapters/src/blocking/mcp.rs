@@ -49,7 +49,11 @@ impl McpClient {
     /// A client for `url`, with OAuth if `oauth` is given.
     pub fn new(url: Url, oauth: Option<OAuthClient>) -> Self {
         let http = oauth.as_ref().map(|o| o.http().clone()).unwrap_or_default();
-        McpClient { session: Session::new(url, false), http, oauth, legacy: None }
+        let mut session = Session::new(url, false);
+        if let Some(o) = &oauth {
+            session.declare_extensions(o.authorizer().config());
+        }
+        McpClient { session, http, oauth, legacy: None }
     }
 
     /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
@@ -129,7 +133,7 @@ impl McpClient {
                 return Ok(result);
             }
         }
-        let result = self.rpc("initialize", Session::initialize_params())?;
+        let result = self.rpc("initialize", self.session.initialize_params())?;
         self.session.initialized(&result);
         self.post(Session::initialized_notification())?;
         Ok(result)
