@@ -49,7 +49,7 @@ pub use error::Error;
 pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
 pub use mcp_oauth_core::{Authorization, Config, OAuthConfig, ServerConfig, Timestamp, TokenSet, Transport};
-pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
+pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
 
 use mcp_oauth_core::Entropy;
 

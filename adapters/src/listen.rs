@@ -130,3 +130,21 @@ impl<S> Heads<S> {
         g.1.retain(|(i, _)| *i != id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_literals_and_localhost_are_bound() {
+        assert_eq!(loopback_ip("localhost").unwrap(), IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(loopback_ip("127.0.0.1").unwrap(), IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(loopback_ip("127.3.2.1").unwrap(), IpAddr::from(Ipv4Addr::new(127, 3, 2, 1)));
+        assert_eq!(loopback_ip("::1").unwrap(), IpAddr::from(Ipv6Addr::LOCALHOST));
+        assert_eq!(loopback_ip("[::1]").unwrap(), IpAddr::from(Ipv6Addr::LOCALHOST));
+        for host in ["app.localhost", "localhost.", "0.0.0.0", "::", "10.0.0.1", "::ffff:127.0.0.1", "example.com", ""] {
+            let e = loopback_ip(host).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{host}");
+        }
+    }
+}

@@ -447,10 +447,12 @@ pub enum NetworkPolicy {
     /// No address checks (the default: a desktop client goes where its user points it).
     #[default]
     Open,
-    /// No private, link-local (cloud metadata), shared, multicast, reserved or unspecified
-    /// addresses; loopback is allowed (development against a local authorization server).
+    /// No address that is not globally reachable (private, link-local with the cloud metadata
+    /// endpoints, shared, site-local, documentation, multicast, reserved, unspecified, and IPv4
+    /// embedded in IPv6 that is one of these), except loopback (development against a local
+    /// authorization server).
     PublicOrLoopback,
-    /// Public addresses only (services).
+    /// Globally reachable addresses only (services).
     Public,
 }
 
@@ -784,6 +786,13 @@ mod tests {
         assert!(mk("https://m.example/mcp", "http://example.com/cb").is_err());
         assert!(mk("https://m.example/mcp", "https://127.0.0.1/cb").is_err());
         assert!(mk("http://localhost:3000/mcp", "http://localhost/cb").is_ok());
+        assert!(mk("http://[::1]:3000/mcp", "http://[::1]/cb").is_ok());
+        // Only the exact name `localhost`: a resolver may send a subdomain of it, or the name
+        // with a trailing dot, to the network's DNS.
+        for name in ["app.localhost", "localhost.", "localhost.localdomain"] {
+            assert!(mk("https://m.example/mcp", &format!("http://{name}:0/cb")).is_err(), "redirect_uri on {name}");
+            assert!(mk(&format!("http://{name}:3000/mcp"), "http://127.0.0.1:0/cb").is_err(), "server url on {name}");
+        }
     }
 
     #[test]
