@@ -30,6 +30,8 @@ fn tokens(endpoint: &str) -> TokenSet {
         client_id: Some("victim-client".into()),
         obtained_at: Timestamp::from_secs(1),
         dpop_key: None,
+        resource_metadata: None,
+        grant: None,
     }
 }
 
