@@ -14,9 +14,17 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport};
+use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDetails, Connector, DefaultConnector, Either};
+use ureq::unversioned::transport::{NextTimeout, RustlsConnector, TcpConnector, Transport};
+use ureq::ProxyProtocol;
 
 /// The HTTP client (blocking calls; the async adapter runs them off the executor).
+///
+/// Proxies: like every ureq client it uses the proxy named by `ALL_PROXY`, `HTTPS_PROXY` or
+/// `HTTP_PROXY` (and honours `NO_PROXY`). Under a [`NetworkPolicy`] other than `open` (see
+/// [`with_policy`](Self::with_policy)) the policy still holds through the proxy: the target is
+/// resolved and checked here, and the proxy is asked (`CONNECT`) for the checked address, not
+/// the name, so neither a metadata URL nor a name that re-resolves elsewhere gets past it.
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
@@ -27,7 +35,8 @@ pub struct HttpClient {
 
 /// The resolver that enforces a [`NetworkPolicy`]: every address a host resolves to is checked
 /// before ureq connects to exactly those addresses (no second lookup a rebinding DNS server
-/// could answer differently). The configured MCP server's host is exempt. With
+/// could answer differently). The configured MCP server's host is exempt, and so is the proxy
+/// the environment names (both come from the operator, not from metadata). With
 /// [`NetworkPolicy::Open`] it is ureq's own resolver.
 ///
 /// ureq's resolver and transport interfaces are outside its semver promise; the version is
@@ -48,13 +57,19 @@ impl Guard {
     /// An agent with this policy, for `config`; with `deadline`, its reads and writes also end
     /// at the deadline its owner sets.
     fn agent(&self, config: ureq::config::Config, deadline: Option<Arc<Deadline>>) -> ureq::Agent {
+        let checked = || {
+            ().chain(ProxiedTarget(self.clone()))
+                .chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(RustlsConnector::default())
+        };
         match (self.policy, deadline) {
             (NetworkPolicy::Open, None) => config.into(),
             (NetworkPolicy::Open, Some(d)) => {
                 ureq::Agent::with_parts(config, DefaultConnector::default().chain(Bounded(d)), DefaultResolver::default())
             }
-            (_, None) => ureq::Agent::with_parts(config, DefaultConnector::default(), self.clone()),
-            (_, Some(d)) => ureq::Agent::with_parts(config, DefaultConnector::default().chain(Bounded(d)), self.clone()),
+            (_, None) => ureq::Agent::with_parts(config, checked(), self.clone()),
+            (_, Some(d)) => ureq::Agent::with_parts(config, checked().chain(Bounded(d)), self.clone()),
         }
     }
 }
@@ -80,7 +95,9 @@ impl Resolver for Guard {
     fn resolve(&self, uri: &http::Uri, config: &ureq::config::Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
         let host = host_of(uri);
-        if self.exempt(uri) {
+        let port = uri.port_u16().or_else(|| (uri.scheme() == Some(&http::uri::Scheme::HTTPS)).then_some(443)).unwrap_or(80);
+        let is_proxy = config.proxy().is_some_and(|p| host_of(p.uri()).eq_ignore_ascii_case(host) && p.port() == port);
+        if self.exempt(uri) || is_proxy {
             return Ok(addrs);
         }
         for a in addrs.iter() {
@@ -90,6 +107,53 @@ impl Resolver for Guard {
             }
         }
         Ok(addrs)
+    }
+}
+
+/// Requests through a CONNECT proxy under a policy: without this, ureq hands the proxy the
+/// target's name and the resolver only ever sees the proxy's address, so the policy would not
+/// apply at all. Here the target is resolved through the [`Guard`] (a forbidden one fails
+/// before any connection is made) and the proxy is asked for the checked address. Everything
+/// else (no proxy, `NO_PROXY` hosts, the exempt MCP server) goes ureq's usual way.
+#[derive(Debug)]
+struct ProxiedTarget(Guard);
+
+impl Connector<()> for ProxiedTarget {
+    type Out = Box<dyn Transport>;
+
+    fn connect(&self, details: &ConnectionDetails, _: Option<()>) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(proxy) = details.config.proxy() else { return Ok(None) };
+        let target = details.uri;
+        let connect = matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https);
+        if !connect || proxy.is_no_proxy(target) || self.0.exempt(target) {
+            // SOCKS (not compiled into ureq here) falls back to a direct connection, which the
+            // resolver checked; `NO_PROXY` hosts are direct and checked too.
+            return Ok(None);
+        }
+        let addrs = details.resolver.resolve(target, details.config, details.timeout)?;
+        let addr = *addrs.first().ok_or(ureq::Error::HostNotFound)?;
+        let scheme = target.scheme_str().unwrap_or("http");
+        let by_address: http::Uri = format!("{scheme}://{addr}/").parse().map_err(|_| ureq::Error::BadUri(target.to_string()))?;
+        let checked = ConnectionDetails {
+            uri: &by_address,
+            addrs,
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        match Connector::<()>::connect(&ConnectProxyConnector::default(), &checked, None)? {
+            Some(Either::B(tunnel)) => Ok(Some(tunnel)),
+            // `NO_PROXY` names the address itself: connect to it directly (it was checked).
+            _ => Ok(match Connector::<()>::connect(&TcpConnector::default(), &checked, None)? {
+                Some(Either::B(tcp)) => Some(Box::new(tcp)),
+                _ => None,
+            }),
+        }
     }
 }
 
@@ -182,6 +246,14 @@ impl HttpClient {
     /// This client with `policy` enforced on every host except `exempt_host` (the configured
     /// MCP server's), for the OAuth requests of a flow whose URLs come from metadata.
     /// [`NetworkPolicy::Open`] leaves it as it is.
+    ///
+    /// The policy holds through a proxy from the environment too: the target is resolved and
+    /// checked before anything is sent, and the proxy is asked to connect to that checked
+    /// address (`CONNECT 203.0.113.5:443`, not the name, which the proxy would resolve again,
+    /// perhaps to an internal address). The proxy's own address is exempt, like the MCP
+    /// server's host: it comes from the operator. So a proxy that only accepts names in
+    /// `CONNECT`, or a network where only the proxy can resolve public names, needs
+    /// `NO_PROXY` for the hosts concerned, or `open`.
     pub fn with_policy(self, policy: NetworkPolicy, exempt_host: &str) -> Self {
         if policy == NetworkPolicy::Open {
             return self;
