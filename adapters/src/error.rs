@@ -25,6 +25,10 @@ pub enum Error {
     /// The MCP server answered something this client cannot use.
     #[error("mcp: {0}")]
     Mcp(String),
+    /// The legacy transport's event stream failed: an event over the size cap, or the stream
+    /// ended. The next call opens a new stream.
+    #[error("mcp event stream: {0}")]
+    EventStream(crate::mcp::EventStreamError),
     /// A JSON-RPC error from the MCP server.
     #[error("mcp server error {code}: {message}")]
     JsonRpc {

@@ -11,7 +11,7 @@ mod mcp;
 pub use self::loopback::{Event, Listener};
 pub use self::mcp::McpClient;
 pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
-pub use crate::transport::{HttpClient, Stream};
+pub use crate::transport::{HttpClient, Stream, StreamBody, StreamCloser};
 
 use crate::error::Error;
 use crate::flow::{self, Flow, PromptSwitch, Step};
