@@ -45,7 +45,8 @@ fn forged_callbacks_do_not_end_the_login(a: Adapter) {
                 c.write_all(head.as_bytes()).unwrap();
                 let mut page = String::new();
                 let _ = std::io::Read::read_to_string(&mut c, &mut page);
-                page.lines().next().unwrap_or("").to_owned()
+                let title = page.split("<h1").nth(1).and_then(|h| h.split('>').nth(1)).and_then(|h| h.split('<').next()).unwrap_or("");
+                format!("{} / {title}", page.lines().next().unwrap_or(""))
             };
             let rebinding = attack("GET /callback?code=attacker HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n");
             let forged = attack(&format!("GET /callback?code=attacker HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"));
@@ -62,7 +63,9 @@ fn forged_callbacks_do_not_end_the_login(a: Adapter) {
     std::thread::sleep(Duration::from_millis(300));
     let seen = log.lock().unwrap().clone();
     assert!(tools.is_ok(), "{tools:?} {seen:?}");
-    assert_eq!(seen[..3], ["HTTP/1.1 400 Bad Request"; 3], "{seen:?}");
+    assert_eq!(seen[0], "HTTP/1.1 400 Bad Request / Wrong address", "the listener checks Host: {seen:?}");
+    let refused = "HTTP/1.1 400 Bad Request / This login link does not belong to this session";
+    assert_eq!(seen[1..3], [refused; 2], "{seen:?}");
     assert_eq!(seen[3], "real 200");
     assert_eq!(s.lock().token_requests().len(), 1, "only the real code was exchanged");
 }

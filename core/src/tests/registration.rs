@@ -255,3 +255,21 @@ fn spec51_invalid_client_reregisters() {
     h2.lazy_call("tools/list").unwrap();
     assert_eq!(h2.server.count("/register"), 2);
 }
+
+/// Item 12 (core side): configured credentials never go to a token endpoint that came only from
+/// the store (a planted entry naming the attacker's endpoint): the refresh waits for discovery.
+#[test]
+fn item12_configured_credentials_never_follow_a_stored_token_endpoint() {
+    let o = cc_server();
+    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let mut planted = h.auth.token_set().cloned().unwrap();
+    planted.refresh_token = Some(crate::secret::RefreshToken::new("planted-rt"));
+    planted.token_endpoint = Some("https://evil.example/token".into());
+    planted.expires_at = Some(h.now);
+    let mut h2 = Harness::with(o.clone(), svc_config(&o), Restored { clients: vec![], tokens: Some(planted) });
+    h2.server = h.server;
+    let _ = h2.token_wanted();
+    assert!(h2.sent.iter().all(|r| r.request.uri().host() != Some("evil.example")), "{:?}", h2.targets());
+    assert!(h2.sent.iter().any(|r| r.request.uri().path().starts_with("/.well-known/")), "discovery first");
+}
