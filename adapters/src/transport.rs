@@ -2,12 +2,18 @@
 //! redirects never followed, status codes returned as responses, a
 //! timeout on every phase of every call, TLS verified (rustls with webpki roots), and bodies read only up to
 //! the cap core asks for. A 20 MB body fails after the cap, not after 20 MB.
+//!
+//! Credentials never pass through ureq in plain text, because ureq logs every byte it writes and
+//! reads at TRACE (see [`HttpClient::send`] for what is covered, and the private `scrub` module
+//! for how).
+
+mod scrub;
 
 use mcp_oauth_core::config::NetworkPolicy;
-use mcp_oauth_core::http::{address_blocked, HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
+use mcp_oauth_core::http::{address_blocked, HttpResponse, OutgoingRequest, Purpose, TransportFailure, TransportFailureKind};
 use std::time::Duration;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, DefaultConnector, NextTimeout};
 
 /// The HTTP client (blocking calls; the async adapter runs them off the executor).
 #[derive(Clone)]
@@ -102,9 +108,10 @@ impl HttpClient {
                 .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
                 .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
         };
+        let connector = || DefaultConnector::default().chain(scrub::ScrubConnector);
         let agent_of = |config: ureq::config::Config| match &guard {
-            Some(g) => ureq::Agent::with_parts(config, DefaultConnector::default(), g.clone()),
-            None => config.into(),
+            Some(g) => ureq::Agent::with_parts(config, connector(), g.clone()),
+            None => ureq::Agent::with_parts(config, connector(), DefaultResolver::default()),
         };
         let t = Some(timeout);
         let agent = agent_of(base().timeout_send_request(t).timeout_send_body(t).timeout_recv_response(t).timeout_recv_body(t).build());
@@ -114,7 +121,8 @@ impl HttpClient {
 
     /// Opens a long-lived response (an event stream): the head within the timeout, then a
     /// reader of the unbounded body. Non-2xx responses are read (capped) and returned whole.
-    pub fn open_stream(&self, req: http::Request<Vec<u8>>) -> Result<Stream, TransportFailure> {
+    pub fn open_stream(&self, mut req: http::Request<Vec<u8>>) -> Result<Stream, TransportFailure> {
+        let _scrubbed = scrub::scrub(&mut req, false)?;
         let resp = self.streaming.run(req).map_err(failure)?;
         let (parts, mut body) = resp.into_parts();
         if !parts.status.is_success() {
@@ -126,16 +134,40 @@ impl HttpClient {
 
     /// Sends a request core asked for.
     pub fn call(&self, req: &OutgoingRequest) -> Result<HttpResponse, TransportFailure> {
-        self.send(req.request.clone(), req.max_response_bytes)
+        self.send(request_of(req), req.max_response_bytes)
     }
 
     /// Sends any request, reading at most `max_body` bytes of the response.
-    pub fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> Result<HttpResponse, TransportFailure> {
+    ///
+    /// The values of `Authorization`, `Proxy-Authorization` and `DPoP` never reach ureq (nor its
+    /// TRACE log); for the OAuth exchanges the adapters send (requests core asks for, other than
+    /// metadata) neither do the request body and the response body.
+    pub fn send(&self, mut req: http::Request<Vec<u8>>, max_body: usize) -> Result<HttpResponse, TransportFailure> {
+        let exchange = req.extensions().get::<OAuthExchange>().is_some();
+        let method = req.method().clone();
+        let scrubbed = scrub::scrub(&mut req, exchange)?;
         let resp = self.agent.run(req).map_err(failure)?;
         let (parts, mut body) = resp.into_parts();
-        let bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
+        scrubbed.arm(&method, &parts)?;
+        let mut bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
+        scrubbed.unmask(&mut bytes);
         Ok(http::Response::from_parts(parts, bytes))
     }
+}
+
+/// Marks a request as an OAuth exchange (token, registration): its body and its response's
+/// body carry credentials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OAuthExchange;
+
+/// The HTTP request of a request core asked for, marked if it is an [`OAuthExchange`]. Only
+/// metadata is public; any other purpose (and any added later) may carry credentials.
+pub(crate) fn request_of(req: &OutgoingRequest) -> http::Request<Vec<u8>> {
+    let mut r = req.request.clone();
+    if !matches!(req.purpose, Purpose::ResourceMetadata | Purpose::ServerMetadata) {
+        r.extensions_mut().insert(OAuthExchange);
+    }
+    r
 }
 
 /// What [`HttpClient::open_stream`] got.

@@ -245,7 +245,7 @@ impl AsyncOAuthClient {
             let now = clock.now();
             match flow.next(auth, interaction, now)? {
                 Step::Send(req) => {
-                    let result = http::send_capped(&*self.inner.http, req.request.clone(), req.max_response_bytes).await;
+                    let result = http::send_capped(&*self.inner.http, crate::transport::request_of(&req), req.max_response_bytes).await;
                     auth.handle_input(Input::Response { now: clock.now(), id: req.id, result })?;
                 }
                 Step::Prepare(redirect) => {
