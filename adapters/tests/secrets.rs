@@ -248,6 +248,30 @@ fn everything_shows_no_secret(a: Adapter) {
     secrets.dedup();
 
     let logs = LOGS.lock().unwrap().clone();
+    // The library logs each step of its flows at DEBUG (the scan below shows none carries a
+    // secret): here the login, refresh and failure of this adapter's servers.
+    let ours = |origin: String, step: &str| {
+        let prefix = format!("{origin}/mcp: {step}");
+        logs.iter().any(|l| l.level == log::Level::Debug && l.target == "mcp_oauth_client::flow" && l.text.starts_with(&prefix))
+    };
+    let o = s.origin();
+    for step in [
+        format!("discovery: GET {o}/.well-known/oauth-protected-resource/mcp"),
+        format!("registration: POST {o}/register"),
+        format!("authorization: opening {o}/authorize?… (browser or hook)"),
+        "authorization: waiting up to 20 s for the callback on 127.0.0.1:".into(),
+        "authorization: callback received".into(),
+        format!("token: code exchange at {o}/token for {o}/"),
+        format!("token: refresh at {o}/token for {o}/"),
+        "token refresh: 200 OK".into(),
+        format!("persist: tokens for {o}/mcp from {o}/ (expires in 3600 s)"),
+        "ready: Bearer token (expires in 3600 s)".into(),
+    ] {
+        assert!(ours(o.clone(), &step), "no DEBUG record \"{step}\" from {o}/mcp");
+    }
+    assert!(ours(r.origin(), "token refresh: 400 Bad Request"), "no DEBUG record of the refused refresh");
+    assert!(ours(r.origin(), "failed: authorization: interactive login required"), "no DEBUG record of the failure");
+    assert!(ours(d.origin(), "ready: DPoP token"), "no DEBUG record of the DPoP flow");
     let wire = wire_dumps(&logs);
     // The scan sees what the HTTP stack puts on the wire, or it proves nothing about it.
     assert!(wire.iter().any(|w| w.contains("HTTP/1.1 200")), "no wire dump of the HTTP stack was recorded");
