@@ -497,12 +497,14 @@ impl Buf {
         Buf { input: Vec::new(), start: 0, end: 0, masked: 0, output: Vec::new(), input_size, output_size, progress: false }
     }
 
+    /// Allocates both buffers on first use, zeroed by the allocator (`vec!`), so pages no byte
+    /// reaches are never touched.
     fn allocate(&mut self) {
-        if self.output.len() < self.output_size {
-            self.output.resize(self.output_size, 0);
+        if self.output.is_empty() {
+            self.output = vec![0; self.output_size];
         }
-        if self.input.len() < self.input_size {
-            self.input.resize(self.input_size, 0);
+        if self.input.is_empty() {
+            self.input = vec![0; self.input_size];
         }
     }
 
