@@ -6,10 +6,16 @@
 //! Event streams ([`HttpClient::open_stream`]) get a connection of their own that their owner
 //! can shut from another thread, a deadline on every read, and an error body read within the
 //! client's timeout.
+//!
+//! Credentials never pass through ureq in plain text, because ureq logs every byte it writes and
+//! reads at TRACE (see [`HttpClient::send`] for what is covered, and the private `scrub` module
+//! for how).
+
+mod scrub;
 
 use crate::mcp::STREAM_IDLE_TIMEOUT;
 use mcp_oauth_core::config::NetworkPolicy;
-use mcp_oauth_core::http::{address_blocked, HttpResponse, OutgoingRequest, TransportFailure, TransportFailureKind};
+use mcp_oauth_core::http::{address_blocked, HttpResponse, OutgoingRequest, Purpose, TransportFailure, TransportFailureKind};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,13 +69,18 @@ impl Guard {
                 .chain(TcpConnector::default())
                 .chain(RustlsConnector::default())
         };
+        // The scrubbing transport is the last link (above TLS): it sees what ureq writes and
+        // reads, and keeps credentials out of ureq's TRACE dump.
+        let scrubbed = scrub::ScrubConnector;
         match (self.policy, deadline) {
-            (NetworkPolicy::Open, None) => config.into(),
-            (NetworkPolicy::Open, Some(d)) => {
-                ureq::Agent::with_parts(config, DefaultConnector::default().chain(Bounded(d)), DefaultResolver::default())
+            (NetworkPolicy::Open, None) => {
+                ureq::Agent::with_parts(config, DefaultConnector::default().chain(scrubbed), DefaultResolver::default())
             }
-            (_, None) => ureq::Agent::with_parts(config, checked(), self.clone()),
-            (_, Some(d)) => ureq::Agent::with_parts(config, checked().chain(Bounded(d)), self.clone()),
+            (NetworkPolicy::Open, Some(d)) => {
+                ureq::Agent::with_parts(config, DefaultConnector::default().chain(Bounded(d)).chain(scrubbed), DefaultResolver::default())
+            }
+            (_, None) => ureq::Agent::with_parts(config, checked().chain(scrubbed), self.clone()),
+            (_, Some(d)) => ureq::Agent::with_parts(config, checked().chain(Bounded(d)).chain(scrubbed), self.clone()),
         }
     }
 }
@@ -295,7 +306,8 @@ impl HttpClient {
     ///
     /// Non-2xx responses (challenges) are returned whole, their body capped at 64 KiB and read
     /// within the timeout (a body that drips is cut off, not waited for).
-    pub fn open_stream(&self, req: http::Request<Vec<u8>>) -> Result<Stream, TransportFailure> {
+    pub fn open_stream(&self, mut req: http::Request<Vec<u8>>) -> Result<Stream, TransportFailure> {
+        let _scrubbed = scrub::scrub(&mut req, false)?;
         let deadline = Arc::new(Deadline::default());
         let config = Self::config(self.timeout).timeout_per_read(Some(self.stream_idle)).build();
         let agent = self.guard.agent(config, Some(deadline.clone()));
@@ -311,16 +323,40 @@ impl HttpClient {
 
     /// Sends a request core asked for.
     pub fn call(&self, req: &OutgoingRequest) -> Result<HttpResponse, TransportFailure> {
-        self.send(req.request.clone(), req.max_response_bytes)
+        self.send(request_of(req), req.max_response_bytes)
     }
 
     /// Sends any request, reading at most `max_body` bytes of the response.
-    pub fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> Result<HttpResponse, TransportFailure> {
+    ///
+    /// The values of `Authorization`, `Proxy-Authorization` and `DPoP` never reach ureq (nor its
+    /// TRACE log); for the OAuth exchanges the adapters send (requests core asks for, other than
+    /// metadata) neither do the request body and the response body.
+    pub fn send(&self, mut req: http::Request<Vec<u8>>, max_body: usize) -> Result<HttpResponse, TransportFailure> {
+        let exchange = req.extensions().get::<OAuthExchange>().is_some();
+        let method = req.method().clone();
+        let scrubbed = scrub::scrub(&mut req, exchange)?;
         let resp = self.agent.run(req).map_err(failure)?;
         let (parts, mut body) = resp.into_parts();
-        let bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
+        scrubbed.arm(&method, &parts)?;
+        let mut bytes = body.with_config().limit(max_body as u64).read_to_vec().map_err(failure)?;
+        scrubbed.unmask(&mut bytes);
         Ok(http::Response::from_parts(parts, bytes))
     }
+}
+
+/// Marks a request as an OAuth exchange (token, registration): its body and its response's
+/// body carry credentials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OAuthExchange;
+
+/// The HTTP request of a request core asked for, marked if it is an [`OAuthExchange`]. Only
+/// metadata is public; any other purpose (and any added later) may carry credentials.
+pub(crate) fn request_of(req: &OutgoingRequest) -> http::Request<Vec<u8>> {
+    let mut r = req.request.clone();
+    if !matches!(req.purpose, Purpose::ResourceMetadata | Purpose::ServerMetadata) {
+        r.extensions_mut().insert(OAuthExchange);
+    }
+    r
 }
 
 /// The body of an open event stream ([`Stream::Open`]): read it as bytes arrive. A read fails

@@ -240,10 +240,8 @@ impl AsyncOAuthClient {
         // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
         flow::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let result = match auth.handle_input(first) {
-            Ok(()) => self.drive(auth, &mut io).await,
-            Err(e) => Err(e.into()),
-        };
+        let result = self.drive(auth, &mut io, first).await;
+        flow::finished(&self.inner.key, &result);
         io.close().await;
         if result.is_err() {
             flow::abandon(auth, self.inner.clock.now());
@@ -251,15 +249,15 @@ impl AsyncOAuthClient {
         result
     }
 
-    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo) -> Result<Authorization, Error> {
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo, first: Input) -> Result<Authorization, Error> {
         let (clock, interaction) = (&self.inner.clock, &self.inner.interaction);
-        let mut flow = Flow::default();
+        let mut flow = Flow::start(&self.inner.key, auth, first)?;
         loop {
             let now = clock.now();
             match flow.next(auth, interaction, now)? {
                 Step::Send(req) => {
-                    let result = http::send_capped(&*self.inner.http, req.request.clone(), req.max_response_bytes).await;
-                    auth.handle_input(Input::Response { now: clock.now(), id: req.id, result })?;
+                    let result = http::send_capped(&*self.inner.http, crate::transport::request_of(&req), req.max_response_bytes).await;
+                    flow.responded(auth, clock.now(), &req, result)?;
                 }
                 Step::Prepare(redirect) => {
                     let entropy = os_entropy()?;

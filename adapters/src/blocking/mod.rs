@@ -152,6 +152,7 @@ impl OAuthClient {
     fn run(&mut self, first: Input) -> Result<Authorization, Error> {
         flow::abandon(&mut self.auth, self.clock.now());
         let result = self.drive(first);
+        flow::finished(&self.key, &result);
         if result.is_err() {
             flow::abandon(&mut self.auth, self.clock.now());
         }
@@ -159,15 +160,14 @@ impl OAuthClient {
     }
 
     fn drive(&mut self, first: Input) -> Result<Authorization, Error> {
-        self.auth.handle_input(first)?;
+        let mut flow = Flow::start(&self.key, &mut self.auth, first)?;
         let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let mut flow = Flow::default();
         loop {
             let now = self.now();
             match flow.next(&mut self.auth, &self.interaction, now)? {
                 Step::Send(req) => {
                     let result = self.http.call(&req);
-                    self.auth.handle_input(Input::Response { now: self.now(), id: req.id, result })?;
+                    flow.responded(&mut self.auth, self.clock.now(), &req, result)?;
                 }
                 Step::Prepare(redirect) => {
                     let entropy = os_entropy()?;
