@@ -24,6 +24,7 @@ mod redirect_checks;
 mod refresh;
 mod registration;
 mod restored;
+mod review_lifecycle;
 mod safety;
 mod step_up;
 mod usage;
