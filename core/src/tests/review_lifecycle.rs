@@ -69,10 +69,7 @@ fn r2_a_decommissioned_old_authorization_server_does_not_wedge_the_client() {
     h.server.revoke_access_tokens();
     h.intercept = Some(Box::new(|req: &OutgoingRequest| {
         (req.request.uri().path() == "/token").then(|| {
-            Err(crate::http::TransportFailure {
-                kind: crate::http::TransportFailureKind::Connect,
-                message: "connection refused".into(),
-            })
+            Err(crate::http::TransportFailure { kind: crate::http::TransportFailureKind::Connect, message: "connection refused".into() })
         })
     }));
     let mut results = Vec::new();
@@ -143,4 +140,34 @@ fn r4_no_step_up_mode_also_holds_for_a_401_insufficient_scope() {
         "step_up=false, yet a new authorization asked for {:?} (result {r:?})",
         reqs.last().and_then(|p| param(p, "scope").map(str::to_owned))
     );
+}
+
+/// R5. A resource server that rejects every token for a while (its clock runs behind and every
+/// new token is "not yet valid", its key cache is stale, an audience misconfiguration) answers
+/// 401 `invalid_token` to everything. Each MCP request then costs a refresh (rotating the
+/// refresh token) *and a browser login*, and the next request does it all again: a user gets a
+/// login window per request, although the grant is alive and was just refreshed successfully.
+/// A refreshed token being rejected says the resource server, not the grant, is the problem;
+/// at the least, a login that just produced a rejected token should not be repeated by the
+/// very next request (no memory across requests, no backoff).
+#[test]
+fn r5_a_resource_server_rejecting_everything_does_not_cause_a_login_per_request() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    let logins_before = logins(&h);
+    h.rs_intercept = Some(Box::new(|_req| {
+        let mut r = json(401, r#"{"error":"invalid_token"}"#);
+        r.headers_mut().insert(
+            "www-authenticate",
+            http::HeaderValue::from_static(r#"Bearer error="invalid_token", error_description="token not yet valid""#),
+        );
+        Some(r)
+    }));
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(call(&mut h).map_err(|e| e.to_string()));
+        h.advance(Duration::from_secs(5));
+    }
+    let new_logins = logins(&h) - logins_before;
+    assert!(new_logins <= 1, "{new_logins} browser logins for 3 requests to a resource server that rejects every token: {results:?}");
 }
