@@ -33,7 +33,7 @@ fn old_grant(s: &mcp_oauth_tests::tcp::TcpTestServer, config: &mcp_oauth_client:
     t.grant = None;
     t.resource_metadata = None;
     assert!(t.token_endpoint.is_some() && t.client_id.as_deref() == Some("app"));
-    FileStore::new(dir).persist(&config.server_url.to_string(), &Persist::Tokens(t)).unwrap();
+    FileStore::new(dir).persist(config.server_url.as_str(), &Persist::Tokens(t)).unwrap();
     let _ = s;
 }
 

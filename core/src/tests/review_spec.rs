@@ -1,0 +1,47 @@
+//! Independent review: spec-audit reproductions (SPEC.md item numbers).
+
+use super::*;
+use crate::secret::ClientSecret;
+use mcp_oauth_tests::PreClient;
+
+/// SPEC 55 / RFC 6749 §4.4.3: `offline_access` is for a client that wants refresh tokens; the
+/// client credentials grant gets none ("a refresh token SHOULD NOT be included"), and servers
+/// such as Okta refuse `offline_access` on it (`invalid_scope`). Core adds it to the client
+/// credentials request whenever the server lists it.
+#[test]
+fn s55_no_offline_access_on_the_client_credentials_grant() {
+    let mut o = options();
+    o.grant_types = vec!["client_credentials".into()];
+    o.dcr = false;
+    o.clients = vec![PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
+    o.as_scopes = Some(vec!["mcp:read".into(), "mcp:write".into(), "offline_access".into()]);
+    let mut c = config(&o);
+    c.client_id = Some("svc".into());
+    c.client_secret = Some(ClientSecret::new("svc-secret"));
+    let mut h = Harness::with(o, c, Restored::default());
+    h.lazy_call("tools/list").unwrap();
+    let form = h.last_form("/token");
+    assert_eq!(param(&form, "grant_type"), Some("client_credentials"));
+    let scope = param(&form, "scope").unwrap_or("");
+    assert!(!scope.split(' ').any(|s| s == "offline_access"), "client credentials request asks for {scope:?}");
+}
+
+/// Item 6: re-discovery only when the challenge names *another* `resource_metadata`. The
+/// comparison is between the header's raw string and the URL as the `url` crate re-serialised
+/// it, so the same URL spelled with an explicit default port or an upper-case host (both
+/// legal, RFC 3986 §6.2.2/§6.2.3) counts as "another" and every 401 re-fetches both metadata
+/// documents.
+#[test]
+fn item6_the_same_metadata_url_in_another_spelling_is_not_another_one() {
+    let mut h = Harness::new(options());
+    h.lazy_call("tools/list").unwrap();
+    h.server.revoke_access_tokens();
+    // The resource server spells its metadata URL with the default port and an upper-case host.
+    let before = h.sent.len();
+    let www = vec![http::HeaderValue::from_static(
+        r#"Bearer error="invalid_token", resource_metadata="https://MCP.example.com:443/.well-known/oauth-protected-resource/mcp""#,
+    )];
+    let now = h.now;
+    h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap();
+    assert_eq!(h.targets()[before..], ["/token"], "a 401 naming the metadata in use re-discovered");
+}
