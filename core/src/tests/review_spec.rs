@@ -45,3 +45,38 @@ fn item6_the_same_metadata_url_in_another_spelling_is_not_another_one() {
     h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap();
     assert_eq!(h.targets()[before..], ["/token"], "a 401 naming the metadata in use re-discovered");
 }
+
+/// Item 18 regression: a service configured for `private_key_jwt` (client id + private key,
+/// flow `auto`), against an authorization server whose metadata omits the OPTIONAL
+/// `grant_types_supported` (many do). The previous version always used client credentials
+/// with a key; now `auto` reads the RFC 8414 default (`authorization_code` only) as "client
+/// credentials not offered" and starts a browser login, which a service cannot do (the README:
+/// "client_id + client_secret (or private_key) uses the client credentials grant").
+#[test]
+fn item18_a_key_configured_service_keeps_client_credentials_when_grant_types_are_not_listed() {
+    use p256::pkcs8::DecodePrivateKey;
+    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
+    let mut o = options();
+    o.dcr = false;
+    o.auth_methods = vec!["private_key_jwt".into()];
+    o.clients = vec![PreClient { id: "svc".into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }];
+    let mut c = config(&o);
+    c.client_id = Some("svc".into());
+    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+    let mut h = Harness::with(o, c, Restored::default());
+    // The server's metadata, without the optional `grant_types_supported`.
+    h.rewrite = Some(Box::new(|req: &OutgoingRequest, resp: &mut HttpResponse| {
+        if req.purpose == crate::http::Purpose::ServerMetadata {
+            let mut v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            v.as_object_mut().unwrap().remove("grant_types_supported");
+            *resp.body_mut() = v.to_string().into_bytes();
+        }
+    }));
+    h.browser = Browser::Silent;
+    let r = h.lazy_call("tools/list").map(|r| r.status().as_u16());
+    assert!(
+        h.server.authorization_requests().is_empty() && r == Ok(200),
+        "a key-configured service went to the browser: {} authorization requests, {r:?}",
+        h.server.authorization_requests().len()
+    );
+}
