@@ -337,14 +337,15 @@ fn safe_text(s: &str) -> String {
 /// mid-flow, a panicking hook): core is told the user gave up and is drained, so the next
 /// request starts a new flow instead of meeting a usage error. A no-op between flows.
 pub(crate) fn abandon(auth: &mut Authorizer, now: Timestamp) {
-    if matches!(auth.state(), StateName::Idle | StateName::Failed) {
-        return;
-    }
-    if auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).is_err() {
+    // Between flows there may still be outputs queued after the step that failed (a `Ready`
+    // behind a `Persist` the store refused): they belong to the failed call, not the next.
+    if !matches!(auth.state(), StateName::Idle | StateName::Failed)
+        && auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).is_err()
+    {
         return;
     }
     for _ in 0..64 {
-        if matches!(auth.poll_output(), Output::Failed(_) | Output::Ready(_) | Output::Wait { .. }) {
+        if matches!(auth.poll_output(), Output::Wait { .. }) {
             break;
         }
     }
@@ -367,9 +368,23 @@ pub(crate) fn note_foreign_tokens(config: &Config, restored: &Restored) {
 /// True if the store holds other tokens than the machine (another instance refreshed or logged
 /// in meanwhile): the machine must be rebuilt from the store.
 pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
-    let held = auth.token_set().map(|t| t.access_token.secret());
-    let stored = restored.tokens.as_ref().map(|t| t.access_token.secret());
-    held != stored
+    match (auth.token_set(), &restored.tokens) {
+        // Newer tokens from another instance; never older ones (a write of ours that failed).
+        (Some(held), Some(stored)) => held.access_token.secret() != stored.access_token.secret() && stored.obtained_at >= held.obtained_at,
+        (None, None) => false,
+        // Another instance logged in, or forgot the tokens (their grant died).
+        _ => true,
+    }
+}
+
+/// What to write back before anything else when a save failed: the machine's tokens and
+/// registrations (the store may hold a refresh token that was already rotated away).
+pub(crate) fn unsaved(auth: &Authorizer) -> Vec<Persist> {
+    let mut out: Vec<Persist> = auth.clients().iter().cloned().map(Persist::Client).collect();
+    if let Some(t) = auth.token_set() {
+        out.push(Persist::Tokens(t.clone()));
+    }
+    out
 }
 
 /// True if `restored` holds a fresh token of this configuration other than the one the server

@@ -391,6 +391,9 @@ impl Session {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json, text/event-stream");
         for (k, v) in &self.headers {
+            // Headers from the configuration (an API key) are kept out of the HTTP stack's logs.
+            let mut v = v.clone();
+            v.set_sensitive(true);
             b = b.header(k, v);
         }
         if self.stateless {
@@ -414,6 +417,9 @@ impl Session {
     pub(crate) fn open_stream(&self) -> Result<http::Request<Vec<u8>>, Error> {
         let mut b = http::Request::get(self.url.as_str()).header(http::header::ACCEPT, "text/event-stream");
         for (k, v) in &self.headers {
+            // Headers from the configuration (an API key) are kept out of the HTTP stack's logs.
+            let mut v = v.clone();
+            v.set_sensitive(true);
             b = b.header(k, v);
         }
         b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))

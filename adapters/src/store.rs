@@ -35,7 +35,7 @@
 //! The driver holds [`TokenStore::lock`] around every flow that may persist, reloads what the
 //! store has (another process may have refreshed meanwhile), and only then talks to the server.
 
-use mcp_oauth_core::{ClientInfo, Persist, Restored, TokenSet};
+use mcp_oauth_core::{ClientInfo, ClientKind, Persist, Restored, TokenSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -267,6 +267,60 @@ fn issuer_of(p: &Persist) -> &str {
         Persist::Tokens(t) => &t.issuer,
         _ => "",
     }
+}
+
+/// What `store` holds for `config`: its own entries, or, the first time, what stores written
+/// before keys named the configured identity hold under the bare server URL
+/// ([`Config::legacy_store_key`](mcp_oauth_core::Config::legacy_store_key)): the tokens this
+/// configuration accepts and its registrations are moved to its own key (under the lock, so
+/// that a process refreshing meanwhile is not overwritten) and removed from the old one.
+pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) -> Result<Restored, StoreError> {
+    let key = config.store_key();
+    let own = store.load(&key)?;
+    if own.tokens.is_some() || !own.clients.is_empty() {
+        return Ok(own);
+    }
+    let _lock = store.lock(&key)?;
+    let own = store.load(&key)?;
+    let legacy_key = config.legacy_store_key();
+    if own.tokens.is_some() || !own.clients.is_empty() || legacy_key == key {
+        return Ok(own);
+    }
+    let legacy = store.load(&legacy_key)?;
+    let clients: Vec<ClientInfo> = legacy
+        .clients
+        .iter()
+        .filter(|c| match &config.client_id {
+            Some(id) => c.kind == ClientKind::PreRegistered && &c.client_id == id,
+            None => c.kind == ClientKind::Dynamic,
+        })
+        .cloned()
+        .collect();
+    let tokens = legacy.tokens.filter(|t| config.accepts_tokens(t, &legacy.clients).is_ok());
+    if tokens.is_none() && clients.is_empty() {
+        return Ok(own);
+    }
+    let _old = store.lock(&legacy_key)?;
+    for c in &clients {
+        store.persist(&key, &Persist::Client(c.clone()))?;
+    }
+    if let Some(t) = &tokens {
+        store.persist(&key, &Persist::Tokens(t.clone()))?;
+        if config.flow == mcp_oauth_core::Flow::Auto && config.has_client_credentials() && t.grant.is_none() {
+            log::warn!(
+                "mcp-oauth: {}: the stored grant from an earlier version is used while it lasts; after it, this configuration \
+                 (client_id with a secret or key, flow auto) uses the client credentials grant and acts as the client itself. \
+                 Set \"flow\": \"authorization_code\" to keep logging in as a user.",
+                config.server_url
+            );
+        }
+        store.persist(&legacy_key, &Persist::ForgetTokens { issuer: t.issuer.clone() })?;
+    }
+    for c in &clients {
+        store.persist(&legacy_key, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
+    }
+    log::debug!("mcp-oauth: {}: moved what an earlier version stored to this configuration's own key", config.server_url);
+    Ok(Restored { clients, tokens })
 }
 
 fn restored(entries: impl IntoIterator<Item = Entry>) -> Restored {

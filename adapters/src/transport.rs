@@ -20,7 +20,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDetails, Connector, DefaultConnector, Either};
+use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either};
 use ureq::unversioned::transport::{NextTimeout, RustlsConnector, TcpConnector, Transport};
 use ureq::ProxyProtocol;
 
@@ -63,7 +63,8 @@ impl Guard {
     /// An agent with this policy, for `config`; with `deadline`, its reads and writes also end
     /// at the deadline its owner sets.
     fn agent(&self, config: ureq::config::Config, deadline: Option<Arc<Deadline>>) -> ureq::Agent {
-        let checked = || {
+        // ureq's own chain (proxy, TCP, TLS), after our choice of how to reach the target.
+        let connector = || {
             ().chain(ProxiedTarget(self.clone()))
                 .chain(ConnectProxyConnector::default())
                 .chain(TcpConnector::default())
@@ -73,14 +74,12 @@ impl Guard {
         // reads, and keeps credentials out of ureq's TRACE dump.
         let scrubbed = scrub::ScrubConnector;
         match (self.policy, deadline) {
-            (NetworkPolicy::Open, None) => {
-                ureq::Agent::with_parts(config, DefaultConnector::default().chain(scrubbed), DefaultResolver::default())
-            }
+            (NetworkPolicy::Open, None) => ureq::Agent::with_parts(config, connector().chain(scrubbed), DefaultResolver::default()),
             (NetworkPolicy::Open, Some(d)) => {
-                ureq::Agent::with_parts(config, DefaultConnector::default().chain(Bounded(d)).chain(scrubbed), DefaultResolver::default())
+                ureq::Agent::with_parts(config, connector().chain(Bounded(d)).chain(scrubbed), DefaultResolver::default())
             }
-            (_, None) => ureq::Agent::with_parts(config, checked().chain(scrubbed), self.clone()),
-            (_, Some(d)) => ureq::Agent::with_parts(config, checked().chain(Bounded(d)).chain(scrubbed), self.clone()),
+            (_, None) => ureq::Agent::with_parts(config, connector().chain(scrubbed), self.clone()),
+            (_, Some(d)) => ureq::Agent::with_parts(config, connector().chain(Bounded(d)).chain(scrubbed), self.clone()),
         }
     }
 }
@@ -121,11 +120,17 @@ impl Resolver for Guard {
     }
 }
 
-/// Requests through a CONNECT proxy under a policy: without this, ureq hands the proxy the
-/// target's name and the resolver only ever sees the proxy's address, so the policy would not
-/// apply at all. Here the target is resolved through the [`Guard`] (a forbidden one fails
-/// before any connection is made) and the proxy is asked for the checked address. Everything
-/// else (no proxy, `NO_PROXY` hosts, the exempt MCP server) goes ureq's usual way.
+/// How a target is reached when a proxy is configured (from the environment).
+///
+/// * Loopback targets never go through a proxy: plain HTTP to loopback is allowed only because
+///   it never leaves the machine, and a proxy would read it (tokens, codes, verifiers).
+/// * Under a policy, requests through a CONNECT proxy: without this, ureq hands the proxy the
+///   target's name and the resolver only ever sees the proxy's address, so the policy would not
+///   apply at all. Here the target is resolved through the [`Guard`] (a forbidden one fails
+///   before any connection is made) and the proxy is asked for the checked address.
+///
+/// Everything else (no proxy, `NO_PROXY` hosts, the exempt MCP server, `open`) goes ureq's
+/// usual way.
 #[derive(Debug)]
 struct ProxiedTarget(Guard);
 
@@ -135,6 +140,33 @@ impl Connector<()> for ProxiedTarget {
     fn connect(&self, details: &ConnectionDetails, _: Option<()>) -> Result<Option<Self::Out>, ureq::Error> {
         let Some(proxy) = details.config.proxy() else { return Ok(None) };
         let target = details.uri;
+        let loopback = match url::Host::parse(target.host().unwrap_or("")) {
+            Ok(url::Host::Domain(d)) => mcp_oauth_core::http::is_loopback_host(url::Host::Domain(&d)),
+            Ok(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Ok(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Err(_) => false,
+        };
+        if loopback {
+            let direct = ConnectionDetails {
+                uri: target,
+                addrs: details.resolver.resolve(target, details.config, details.timeout)?,
+                config: details.config,
+                request_level: details.request_level,
+                resolver: details.resolver,
+                now: details.now,
+                timeout: details.timeout,
+                current_time: details.current_time.clone(),
+                run_connector: details.run_connector.clone(),
+                register_shutdown: details.register_shutdown.clone(),
+            };
+            return Ok(match Connector::<()>::connect(&TcpConnector::default(), &direct, None)? {
+                Some(Either::B(tcp)) => Some(Box::new(tcp)),
+                _ => None,
+            });
+        }
+        if self.0.policy == NetworkPolicy::Open {
+            return Ok(None);
+        }
         let connect = matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https);
         if !connect || proxy.is_no_proxy(target) || self.0.exempt(target) {
             // SOCKS (not compiled into ureq here) falls back to a direct connection, which the

@@ -17,7 +17,7 @@ fn expired_store(a: Adapter, s: &mcp_oauth_tests::tcp::TcpTestServer) -> MemoryS
     let store = MemoryStore::new();
     let (i, _) = following_browser();
     a.with_oauth(config(s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
-    let key = config(s).server_url.to_string();
+    let key = config(s).store_key();
     let mut t = store.load(&key).unwrap().tokens.unwrap();
     t.expires_at = Some(Timestamp::from_secs(1));
     store.persist(&key, &Persist::Tokens(t)).unwrap();
@@ -171,7 +171,7 @@ mod tasks {
         let store = mcp_oauth_client::FileStore::new(&dir);
         let (i, _) = following_browser();
         a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
-        let key = config(&s).server_url.to_string();
+        let key = config(&s).store_key();
         let mut t = store.load(&key).unwrap().tokens.unwrap();
         t.expires_at = Some(Timestamp::from_secs(1));
         store.persist(&key, &Persist::Tokens(t)).unwrap();

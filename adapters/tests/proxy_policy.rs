@@ -2,7 +2,7 @@
 //! `HTTP_PROXY`): a forbidden target is refused before anything is sent, so the proxy never
 //! hears of it; an allowed target still goes through the proxy, which is told the address that
 //! was checked (not a name it would resolve again); the proxy's own address is exempt, as the
-//! MCP server's host is.
+//! MCP server's host is; and loopback targets never go through the proxy at all.
 //!
 //! Every byte goes to a recording proxy on 127.0.0.1. `169.254.169.254` and `10.0.0.7` appear
 //! only as URLs handed to the client, and no request is made without that proxy set, so even a
@@ -14,7 +14,7 @@ use mcp_oauth_client::blocking::HttpClient;
 use mcp_oauth_client::core::http::TransportFailureKind;
 use mcp_oauth_core::config::NetworkPolicy;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,35 +121,52 @@ fn check(var: &str, proxy: &RecordingProxy, name: &str, send: Send<'_>) {
     assert!(seen.is_empty(), "{ctx}: the proxy was asked for forbidden targets: {seen:?}");
 
     // Allowed targets go through the proxy, which is given the checked address.
-    let port = 40000 + u16::from(var.len() as u8);
-    for (policy, url, expect) in [
-        (NetworkPolicy::PublicOrLoopback, format!("http://127.0.0.1:{port}/ok"), format!("127.0.0.1:{port}")),
-        // A name: the proxy gets the address it resolved to, so it cannot resolve it anew.
-        (NetworkPolicy::PublicOrLoopback, format!("http://localhost:{port}/ok"), String::new()),
-        // A public address under `public`: the loopback proxy itself is not refused.
-        (NetworkPolicy::Public, "http://93.184.215.14/ok".to_owned(), "93.184.215.14:80".to_owned()),
-    ] {
-        let r = send(policy, "mcp.example.com", &url);
-        assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: {policy:?} {url}");
-        let seen = proxy.take();
-        println!("{ctx}: {policy:?} {url}: the proxy saw {seen:?}");
-        let target = seen.first().and_then(|l| connect_target(l)).unwrap_or_else(|| panic!("{ctx}: {url}: no CONNECT: {seen:?}"));
-        if expect.is_empty() {
-            let addr: SocketAddr =
-                target.parse().unwrap_or_else(|_| panic!("{ctx}: {url}: the proxy got a name, not an address: {target}"));
-            assert!(addr.ip().is_loopback() && addr.port() == port, "{ctx}: {target}");
-        } else {
-            assert_eq!(target, expect, "{ctx}");
-        }
-        assert!(seen.get(1).is_some_and(|l| l.contains("/ok")), "{ctx}: {seen:?}");
-    }
+    let r = send(NetworkPolicy::Public, "mcp.example.com", "http://93.184.215.14/ok");
+    assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: a public address under public");
+    let seen = proxy.take();
+    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some("93.184.215.14:80"), "{ctx}: {seen:?}");
+    assert!(seen.get(1).is_some_and(|l| l.contains("/ok")), "{ctx}: {seen:?}");
 
     // The MCP server's own host is exempt from the policy: the proxy gets its name as usual.
-    let r = send(NetworkPolicy::Public, "localhost", &format!("http://localhost:{port}/ok"));
+    let r = send(NetworkPolicy::Public, "mcp.example.com", "http://mcp.example.com/ok");
     assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: exempt host");
     let seen = proxy.take();
-    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some(format!("localhost:{port}").as_str()), "{ctx}: {seen:?}");
+    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some("mcp.example.com:80"), "{ctx}: {seen:?}");
+
+    // Loopback targets never go through the proxy, under any policy: plain HTTP to loopback is
+    // allowed only because it does not leave the machine, and a proxy would read it.
+    let direct = Direct::start();
+    for policy in [NetworkPolicy::Open, NetworkPolicy::PublicOrLoopback] {
+        for host in ["127.0.0.1", "localhost"] {
+            let url = format!("http://{host}:{}/ok", direct.port);
+            let r = send(policy, "mcp.example.com", &url);
+            assert_eq!(r, Ok((200, "direct".to_owned())), "{ctx}: {policy:?} {url}");
+            let seen = proxy.take();
+            assert!(seen.is_empty(), "{ctx}: {policy:?} {url}: the proxy saw a loopback request: {seen:?}");
+        }
+    }
+    let seen = proxy.take();
     assert!(seen.iter().all(|l| !l.contains("169.254") && !l.contains("10.0.0.7")));
+}
+
+/// A plain HTTP server on 127.0.0.1 answering `200 direct`.
+struct Direct {
+    port: u16,
+}
+
+impl Direct {
+    fn start() -> Direct {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let _ = head(&mut c);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ndirect");
+            }
+        });
+        Direct { port }
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn a_failed_save_is_reported_and_the_next_call_recovers(a: Adapter) {
     store.failing.store(false, Ordering::SeqCst);
     let tools = mcp.list_tools().expect("the next call starts a new flow");
     assert!(!tools.is_empty());
-    assert!(store.load(config(&s).server_url.as_str()).unwrap().tokens.is_some());
+    assert!(store.load(&config(&s).store_key()).unwrap().tokens.is_some());
 }
 
 on_every_adapter!(a_failed_save_is_reported_and_the_next_call_recovers);

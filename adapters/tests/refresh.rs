@@ -26,7 +26,7 @@ fn refreshes_before_expiry_and_persists_the_rotated_token(a: Adapter) {
     let (i, _) = following_browser();
     let mut mcp = a.with_parts(config(&s), store.clone(), i, None, clock.clone()).unwrap();
     mcp.list_tools().unwrap();
-    let key = config(&s).server_url.to_string();
+    let key = config(&s).store_key();
     let first = store.load(&key).unwrap().tokens.unwrap();
     clock.0.fetch_add(95_000, Ordering::SeqCst); // in the last quarter of its 120 s life
     mcp.list_tools().unwrap();

@@ -44,9 +44,10 @@ impl log::Log for Recorder {
 }
 
 fn install_logger() {
-    if log::set_logger(&Recorder).is_ok() {
-        log::set_max_level(log::LevelFilter::Trace);
-    }
+    // Every test sets the level, not only the one that installed the logger: another test may
+    // still be between the two calls.
+    let _ = log::set_logger(&Recorder);
+    log::set_max_level(log::LevelFilter::Trace);
     // No `max_level_*` feature of `log` anywhere in the build may compile TRACE records out.
     assert_eq!(log::STATIC_MAX_LEVEL, log::LevelFilter::Trace, "a log feature caps the static level");
     assert_eq!(log::max_level(), log::LevelFilter::Trace);
@@ -163,13 +164,13 @@ fn everything_shows_no_secret(a: Adapter) {
     s.lock().revoke_access_tokens();
     mcp.list_tools().unwrap();
     shown.push(format!("{mcp:?}"));
-    let restored = store.load(config(&s).server_url.as_str()).unwrap();
+    let restored = store.load(&config(&s).store_key()).unwrap();
     shown.push(format!("{restored:?}"));
     shown.push(format!("{:?} {:?} {:?}", config(&s), i, store));
     // The tokens are there, only not shown.
     assert!(restored.tokens.is_some() && restored.clients[0].client_secret.is_some());
     let mut secrets = secrets_seen(&s);
-    secrets.extend(secrets_stored(&store, config(&s).server_url.as_str()));
+    secrets.extend(secrets_stored(&store, &config(&s).store_key()));
 
     // DPoP-bound tokens.
     let d = server(|o| o.dpop = true);
@@ -179,7 +180,7 @@ fn everything_shows_no_secret(a: Adapter) {
     mcp.list_tools().unwrap();
     shown.push(format!("{mcp:?}"));
     secrets.extend(secrets_seen(&d));
-    secrets.extend(secrets_stored(&store, config(&d).server_url.as_str()));
+    secrets.extend(secrets_stored(&store, &config(&d).store_key()));
 
     // The legacy HTTP+SSE transport: the event stream is opened with the token.
     let sse = server(|o| {
@@ -195,7 +196,7 @@ fn everything_shows_no_secret(a: Adapter) {
     drop(mcp);
     assert!(sse.lock().log.iter().any(|r| r.method == "GET" && r.status == 200 && r.authorization.is_some()), "stream opened with a token");
     secrets.extend(secrets_seen(&sse));
-    secrets.extend(secrets_stored(&store, config(&sse).server_url.as_str()));
+    secrets.extend(secrets_stored(&store, &config(&sse).store_key()));
 
     // Failures: each error's Display and Debug.
     for configure in [
@@ -214,7 +215,7 @@ fn everything_shows_no_secret(a: Adapter) {
     let (i, _) = following_browser();
     let store = MemoryStore::new();
     a.with_oauth(config(&r), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
-    secrets.extend(secrets_stored(&store, config(&r).server_url.as_str()));
+    secrets.extend(secrets_stored(&store, &config(&r).store_key()));
     r.lock().options.refresh_invalid_grant = true;
     std::thread::sleep(std::time::Duration::from_millis(1100)); // the 1 s token is due
     show_err(
@@ -242,7 +243,8 @@ fn everything_shows_no_secret(a: Adapter) {
             Ok(_) => shown.push(format!("{mcp:?}")),
             Err(e) => show_err(e, &mut shown),
         }
-        secrets.extend(secrets_stored(&store, config(&cc).server_url.as_str()));
+        let key = cfg.oauth_config(&|_| None).unwrap().unwrap().store_key();
+        secrets.extend(secrets_stored(&store, &key));
     }
     secrets.extend(secrets_seen(&cc));
     secrets.push("a-wrong-client-secret".into());

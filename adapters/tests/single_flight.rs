@@ -62,7 +62,7 @@ fn processes_sharing_an_expired_token_refresh_once(a: Adapter) {
     let store = FileStore::new(&dir);
     let (i, _) = following_browser();
     a.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
-    let key = config(&s).server_url.to_string();
+    let key = config(&s).store_key();
     for (round, n) in [2, 5, 8].into_iter().enumerate() {
         expire(&store, &key);
         run_children(a, n, &dir, &s.mcp_url());

@@ -31,7 +31,7 @@ fn file_store_persists_with_private_permissions(a: Adapter) {
     a.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i).unwrap().list_tools().unwrap();
     assert_eq!(oauth_requests(&s), before);
     let store = FileStore::new(&dir);
-    let key = config(&s).server_url.to_string();
+    let key = config(&s).store_key();
     let file = store.entry_path(&key, &s.origin());
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("access_token"));
@@ -58,7 +58,7 @@ fn a_corrupt_file_is_ignored_and_other_servers_are_untouched(a: Adapter) {
     let store = FileStore::new(&dir);
     let (i, _) = following_browser();
     a.with_oauth(config(&s), Arc::new(store.clone()), i.clone()).unwrap().list_tools().unwrap();
-    let key = config(&s).server_url.to_string();
+    let key = config(&s).store_key();
     // Another server's entry, then a half-written file for ours.
     let other = "https://other.example.com/mcp";
     let t = store.load(&key).unwrap().tokens.unwrap();

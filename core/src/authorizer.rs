@@ -351,6 +351,8 @@ pub struct Authorizer {
     pub(crate) prm_url: Option<String>,
     pub(crate) server: Option<ServerContext>,
     pub(crate) request: crate::state::RequestContext,
+    /// When the resource server last rejected a token from a login moments old.
+    pub(crate) login_rejected_at: Option<Timestamp>,
     pub(crate) dpop: crate::state::DpopContext,
 }
 
@@ -392,6 +394,7 @@ impl Authorizer {
             prm_url: None,
             server: None,
             request: Default::default(),
+            login_rejected_at: None,
             dpop: Default::default(),
         })
         .map(|mut a| {
@@ -400,9 +403,37 @@ impl Authorizer {
         })
     }
 
+    /// Takes what the store holds now, between flows: another instance refreshed, logged in or
+    /// logged out meanwhile. Tokens (unless they belong to another configuration, as in
+    /// [`new`](Self::new)) and registrations are replaced; discovered metadata and the per-request
+    /// memory are kept. A flow in progress is a usage error, and nothing changes.
+    pub fn restore(&mut self, mut restored: Restored) -> Result<(), Error> {
+        if !matches!(self.state_name(), StateName::Idle | StateName::Failed) {
+            return Err(crate::error::UsageError::UnexpectedInput { input: "restore", state: self.state_name() }.into());
+        }
+        if restored.tokens.as_ref().is_some_and(|t| self.config.accepts_tokens(t, &restored.clients).is_err()) {
+            restored.tokens = None;
+        }
+        if let Some(k) = restored.tokens.as_ref().and_then(|t| t.dpop_key.as_ref()) {
+            if self.tokens.as_ref().and_then(|t| t.dpop_key.as_ref()).map(|x| x.secret()) != Some(k.secret()) {
+                self.dpop.key = crate::dpop::DpopKey::restore(k);
+            }
+        }
+        self.tokens = restored.tokens;
+        self.clients = restored.clients;
+        Ok(())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The latest time the machine has seen (inputs that go back in time are clamped to it).
+    /// An adapter waiting for [`Output::Wait`]'s `until` measures from here, so that a clock
+    /// stepped back does not stretch the wait.
+    pub fn now(&self) -> Timestamp {
+        self.now
     }
 
     /// The current state.
@@ -413,6 +444,11 @@ impl Authorizer {
     /// The tokens held, if any.
     pub fn token_set(&self) -> Option<&TokenSet> {
         self.tokens.as_ref()
+    }
+
+    /// The registrations held (dynamic ones, and the issuer binding of configured credentials).
+    pub fn clients(&self) -> &[ClientInfo] {
+        &self.clients
     }
 
     /// True if a token is held that is not about to expire at `now`: `TokenWanted` would

@@ -574,35 +574,44 @@ impl Config {
         }
     }
 
-    /// Who the tokens of this configuration act for, beyond the server: `None` for a person
-    /// logging in with a client registered on the fly (dynamic registration or a client id
-    /// metadata document); otherwise the configured identity, such as `machine:svc` for a
-    /// service with client credentials or `user:app` for a person logging in through a
-    /// pre-registered client.
-    pub fn principal(&self) -> Option<String> {
+    /// Who the tokens of this configuration act for, and through which client: `machine:svc`
+    /// for a service with client credentials, `user:app` for a person logging in through the
+    /// pre-registered client `app`, `cimd:<url>` through a client id metadata document,
+    /// `app:<client_name>` through a client registered on the fly (dynamic registration),
+    /// `enterprise:<id>` and `workload:<id>` for those grants.
+    pub fn principal(&self) -> String {
         let id = self.client_id.as_deref().unwrap_or("");
         let machine = self.workload_token.is_some()
             || self.idp.is_some()
             || matches!(self.flow, Flow::ClientCredentials | Flow::EnterpriseManaged | Flow::WorkloadIdentity)
             || self.flow == Flow::Auto && self.has_client_credentials();
-        match (self.client_id.is_some(), machine) {
-            (false, false) => None,
-            (_, true) if self.workload_token.is_some() || self.flow == Flow::WorkloadIdentity => Some(format!("workload:{id}")),
-            (_, true) if self.idp.is_some() || self.flow == Flow::EnterpriseManaged => Some(format!("enterprise:{id}")),
-            (_, true) => Some(format!("machine:{id}")),
-            (true, false) => Some(format!("user:{id}")),
+        if self.workload_token.is_some() || self.flow == Flow::WorkloadIdentity {
+            format!("workload:{id}")
+        } else if self.idp.is_some() || self.flow == Flow::EnterpriseManaged {
+            format!("enterprise:{id}")
+        } else if machine {
+            format!("machine:{id}")
+        } else if self.client_id.is_some() {
+            format!("user:{id}")
+        } else if let Some(u) = &self.client_metadata_url {
+            format!("cimd:{u}")
+        } else {
+            format!("app:{}", self.client_name)
         }
     }
 
     /// The key an adapter's store keeps this configuration's registrations and tokens under:
-    /// the server URL, plus the [`principal`](Self::principal) when there is one. A service and
-    /// a person using the same server (or two services with different client ids) never share
-    /// tokens, even in one store.
+    /// the server URL and the [`principal`](Self::principal). A service and a person using the
+    /// same server, two services with different client ids, or two applications with their own
+    /// clients never share tokens, even in one store; instances of one application do.
     pub fn store_key(&self) -> String {
-        match self.principal() {
-            None => self.server_url.to_string(),
-            Some(p) => format!("{}#{p}", self.server_url),
-        }
+        format!("{}#{}", self.server_url, self.principal())
+    }
+
+    /// The key stores used before [`store_key`](Self::store_key) named the principal: the server
+    /// URL alone. Adapters move what belongs to this configuration from there once.
+    pub fn legacy_store_key(&self) -> String {
+        self.server_url.to_string()
     }
 
     /// Whether stored tokens belong to this configuration: issued to its client (the configured

@@ -77,6 +77,8 @@ pub(crate) struct RequestContext {
     pub(crate) discovered: bool,
     /// The resource server's `use_dpop_nonce` was honoured once in this request.
     pub(crate) rs_nonce_retried: bool,
+    /// The tokens of this request come from a person's login (the code flow).
+    pub(crate) logged_in: bool,
     /// A refresh at metadata not discovered in this request was refused for another reason than
     /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
     pub(crate) refresh_refused: Option<(Url, Error)>,
@@ -109,6 +111,10 @@ pub(crate) struct Attempt {
     iss_supported: bool,
     url: Option<Url>,
 }
+
+/// How long a login whose fresh token the resource server rejected is not repeated: meanwhile
+/// such a rejection fails at once (`RejectedFreshToken`), and refreshes still run.
+pub(crate) const LOGIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A failed exchange; an adapter that stopped reading at the cap reports the same typed
 /// `BodyTooLarge` as a body core measured itself.
@@ -325,10 +331,15 @@ impl Authorizer {
 
     // ---- Starting a request -------------------------------------------------------------
 
-    fn on_token_wanted(&mut self) -> Result<(), Error> {
+    /// A new application request: a fresh attempt budget (the step-up union is kept).
+    fn new_request(&mut self) {
         let requested = std::mem::take(&mut self.request.requested_scopes);
         self.request = Default::default();
         self.request.requested_scopes = requested;
+    }
+
+    fn on_token_wanted(&mut self) -> Result<(), Error> {
+        self.new_request();
         if self.has_usable_token(self.now) {
             self.ready();
             return Ok(());
@@ -340,13 +351,20 @@ impl Authorizer {
     }
 
     fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue], dpop_nonce: Option<String>) -> Result<(), Error> {
+        if matches!(self.state, State::Failed) {
+            // The request the last flow served has ended (with that failure): this challenge
+            // belongs to a new one. A lazy client sends its first request bare and feeds only
+            // challenges, never `TokenWanted`.
+            self.new_request();
+        }
         // A malformed header is treated as no header: well-known discovery still works.
         let challenge = discovery::oauth_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
         let error = challenge.as_ref().and_then(|c| c.error.as_deref());
         let (wants_nonce, insufficient) = (error == Some("use_dpop_nonce"), error == Some("insufficient_scope"));
         match status {
-            401 => {}
-            403 if insufficient && !self.config.step_up => {
+            // Servers send `insufficient_scope` with 401 too (RFC 6750 says 403): no step-up
+            // means no step-up either way.
+            401 | 403 if insufficient && !self.config.step_up => {
                 let c = challenge.unwrap_or_default();
                 return failed(ResourceError::InsufficientScope {
                     scope: c.scope,
@@ -355,6 +373,7 @@ impl Authorizer {
                     attempts: 0,
                 });
             }
+            401 => {}
             403 if insufficient => {}
             403 => return failed(ResourceError::Forbidden { description: challenge.and_then(|c| c.error_description) }),
             other => return failed(ResourceError::NotAChallenge(other)),
@@ -390,12 +409,15 @@ impl Authorizer {
             return Ok(());
         }
         if status == 401 && self.request.authorized {
+            if self.request.logged_in {
+                // A login that just produced a rejected token is not repeated for a while.
+                self.login_rejected_at = Some(self.now);
+            }
             return failed(ResourceError::RejectedFreshToken { status });
         }
         self.request.step_up = insufficient;
         self.request.rejected |= status == 401;
-        let other_metadata =
-            challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()).is_some_and(|u| Some(u) != self.metadata_url());
+        let other_metadata = challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()).is_some_and(|u| !self.is_metadata_url(u));
         self.request.challenge = challenge;
         // Discovered metadata is kept for the life of the machine; a challenge naming other
         // metadata is followed (SPEC 95), and so is one that arrives before any discovery.
@@ -418,6 +440,14 @@ impl Authorizer {
         self.prm_url.as_deref().or_else(|| self.tokens.as_ref().and_then(|t| t.resource_metadata.as_deref()))
     }
 
+    /// True if `url` names the metadata in use, however it is spelled (host case, default port).
+    fn is_metadata_url(&self, url: &str) -> bool {
+        match (self.metadata_url().map(Url::parse), Url::parse(url)) {
+            (Some(Ok(known)), Ok(named)) => known == named,
+            _ => false,
+        }
+    }
+
     /// No usable token and no refresh: get a new one. Discovery runs first when nothing is known
     /// yet, or when the metadata in use may be stale and a new authorization is about to ask
     /// for it: after the server rejected a token (the authorization server may have moved), and
@@ -429,6 +459,13 @@ impl Authorizer {
             return self.start_discovery();
         }
         self.obtain_token()
+    }
+
+    /// A login whose fresh token the resource server rejected is not repeated, after another
+    /// rejection, before [`LOGIN_BACKOFF`] has passed: the server, not the grant, is the problem
+    /// (its clock, its keys, its audience), and a person should not get a login per request.
+    fn login_backed_off(&self) -> bool {
+        self.request.rejected && self.login_rejected_at.is_some_and(|at| self.now < at.saturating_add(LOGIN_BACKOFF))
     }
 
     // ---- Discovery ----------------------------------------------------------------------
@@ -687,6 +724,9 @@ impl Authorizer {
         }
         let flow = self.choose_flow()?;
         if flow == ChosenFlow::AuthorizationCode {
+            if self.login_backed_off() {
+                return failed(ResourceError::RejectedFreshToken { status: 401 });
+            }
             return self.start_code_flow(); // its PrepareAttempt also brings the entropy
         }
         // Entropy for a client assertion's jti, or for a new DPoP key.
@@ -715,7 +755,7 @@ impl Authorizer {
                     .workload_token
                     .clone()
                     .ok_or_else(|| AuthorizationError::FlowUnavailable("workload_identity needs workload_token".into()))?;
-                let scope = self.select_scope();
+                let scope = self.select_scope(false);
                 self.remember_requested(&scope);
                 self.send_jwt_bearer(&token, scope)
             }
@@ -740,7 +780,8 @@ impl Authorizer {
             Flow::Auto if self.config.workload_token.is_some() => ChosenFlow::WorkloadIdentity,
             Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
             Flow::Auto => {
-                let offered = md.is_none_or(|m| m.supports_grant("client_credentials"));
+                // Without `grant_types_supported` (it is optional) a service is taken at its word.
+                let offered = md.is_none_or(|m| m.grant_types_supported.is_none() || m.supports_grant("client_credentials"));
                 if self.config.has_client_credentials() && offered {
                     ChosenFlow::ClientCredentials
                 } else {
@@ -842,7 +883,10 @@ impl Authorizer {
     /// SPEC §2.H: the challenge's scope, else PRM `scopes_supported`, else the configured
     /// scopes (for servers that say nothing), else none; a step-up takes the union with what was
     /// requested and granted before; and `offline_access` when the server lists it.
-    fn select_scope(&self) -> Option<String> {
+    ///
+    /// `offline`: the grant can have refresh tokens (the code flow; not client credentials,
+    /// RFC 6749 §4.4.3, nor JWT bearer grants).
+    fn select_scope(&self, offline: bool) -> Option<String> {
         let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let challenged = self.request.challenge.as_ref().and_then(|c| c.scope.as_deref()).map(split);
         let mut scopes = challenged
@@ -859,7 +903,7 @@ impl Authorizer {
             scopes = union;
         }
         let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        if self.config.offline_access && !scopes.is_empty() && md.is_some_and(|m| m.lists_scope("offline_access")) {
+        if offline && self.config.offline_access && !scopes.is_empty() && md.is_some_and(|m| m.lists_scope("offline_access")) {
             scopes.push("offline_access".into());
         }
         let mut seen = std::collections::HashSet::new();
@@ -994,35 +1038,49 @@ impl Authorizer {
             Err(e) => e,
         };
         let code = match &e {
-            Error::Token(TokenError::Rejected(r)) => Some(r.error.as_str()),
-            _ => None,
+            Error::Token(TokenError::Rejected(r)) => r.error.clone(),
+            _ => String::new(),
         };
-        if e.is_retryable() {
-            // Item 4: the grant is intact; try again next time.
-            let still_valid = self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp));
-            if proactive && still_valid {
-                self.ready();
-                return Ok(());
-            }
-            return Err(e);
+        let dynamic =
+            self.tokens.as_ref().and_then(|t| self.client_for_tokens(t).ok().flatten()).is_some_and(|c| c.kind == ClientKind::Dynamic);
+        if e.is_retryable() && proactive && self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp)) {
+            // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
+            self.ready();
+            return Ok(());
         }
-        match code {
-            Some("invalid_grant") | Some("invalid_client") => {
-                // SPEC item 90 and 98: the grant (or the client) is dead; authorize afresh.
-                let issuer = self.tokens.take().map(|t| t.issuer).unwrap_or_default();
-                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
-                if code == Some("invalid_client") {
-                    self.forget_dynamic_client();
-                }
+        match code.as_str() {
+            // SPEC 90 and 98: the grant is dead, or the client is (a dynamic registration, which
+            // registers again): authorize afresh.
+            "invalid_grant" => {
+                self.forget_tokens();
                 self.new_token()
             }
+            "invalid_client" if dynamic => {
+                self.forget_tokens();
+                self.forget_dynamic_client();
+                self.new_token()
+            }
+            // This client may not use the refresh token (the grant is not allowed or not
+            // supported): drop it and get a new token the way the client can.
+            "unauthorized_client" | "unsupported_grant_type" => {
+                self.forget_tokens();
+                self.new_token()
+            }
+            // Anything else keeps the grant: a transient failure (item 4), or a refusal that does
+            // not say the grant is dead (a configured client rejected is a configuration error,
+            // SPEC 98). But first, unless it was just discovered, the metadata is looked at again:
+            // a moved or decommissioned token endpoint (a migration) fails this way too.
             _ if !self.request.discovered && self.config.endpoints.is_none() => {
-                // The metadata in use may be stale (a moved token endpoint answers 404): look
-                // again before deciding.
                 self.request.refresh_refused = Some((endpoint, e));
                 self.start_discovery()
             }
             _ => Err(e),
+        }
+    }
+
+    fn forget_tokens(&mut self) {
+        if let Some(t) = self.tokens.take() {
+            self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer: t.issuer }));
         }
     }
 
@@ -1076,6 +1134,11 @@ impl Authorizer {
         self.request.authorized |= authorized;
     }
 
+    /// Marks the tokens just stored as the result of a person's login (for [`LOGIN_BACKOFF`]).
+    fn logged_in(&mut self) {
+        self.request.logged_in = true;
+    }
+
     // ---- Client credentials -------------------------------------------------------------
 
     fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
@@ -1083,7 +1146,7 @@ impl Authorizer {
         let Some(client) = self.use_configured_client(&ctx.issuer)? else {
             return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
         };
-        let scope = self.select_scope();
+        let scope = self.select_scope(false);
         let mut form = vec![("grant_type", "client_credentials".to_owned())];
         if let Some(r) = self.resource_param() {
             form.push(("resource", r));
@@ -1124,7 +1187,7 @@ impl Authorizer {
     fn start_token_exchange(&mut self) -> Result<(), Error> {
         let ctx = self.ctx()?;
         let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
-        let scope = self.select_scope();
+        let scope = self.select_scope(false);
         let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
         let mut form = vec![
             ("grant_type", crate::token::TOKEN_EXCHANGE_GRANT.to_owned()),
@@ -1270,7 +1333,7 @@ impl Authorizer {
             state,
             redirect_uri,
             client: None,
-            scope: self.select_scope(),
+            scope: self.select_scope(true),
             resource: self.resource_param(),
             issuer: ctx.issuer.clone(),
             expected_iss: ctx.iss_baseline.then(|| ctx.issuer.clone()),
@@ -1479,6 +1542,7 @@ impl Authorizer {
         let mut set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, client_id);
         set.grant = Some(GrantKind::AuthorizationCode);
         self.store_tokens(set, true);
+        self.logged_in();
         self.ready();
         Ok(())
     }

@@ -55,6 +55,7 @@ use crate::{os_entropy, Clock, SystemClock};
 use async_std::channel::{self, Receiver, Sender};
 use async_std::sync::{Mutex, MutexGuard};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Persist, Restored};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +96,8 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     interaction: Interaction,
     clock: Arc<dyn Clock>,
+    /// A save failed: the store may hold older tokens than the machine (a rotated refresh token).
+    unsaved: AtomicBool,
 }
 
 impl std::fmt::Debug for AsyncOAuthClient {
@@ -139,10 +142,24 @@ impl AsyncOAuthClient {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let key = config.store_key();
-        let restored = load(&store, &key).await?;
+        let restored = {
+            let (store, config) = (store.clone(), config.clone());
+            rt::spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
+        };
         flow::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
-        Ok(AsyncOAuthClient { inner: Arc::new(Inner { config, key, auth: Mutex::new(auth), http, store, interaction, clock }) })
+        Ok(AsyncOAuthClient {
+            inner: Arc::new(Inner {
+                config,
+                key,
+                auth: Mutex::new(auth),
+                http,
+                store,
+                interaction,
+                clock,
+                unsaved: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// The configuration.
@@ -164,14 +181,18 @@ impl AsyncOAuthClient {
     /// one from a full authorization. Concurrent callers share one flow.
     pub async fn authorization(&self) -> Result<Authorization, Error> {
         let mut auth = self.inner.auth.lock().await;
-        if auth.has_usable_token(self.inner.clock.now()) {
-            return self.run(&mut auth, Input::TokenWanted { now: self.inner.clock.now() }).await;
+        // One reading of the clock: the machine must not judge at a later time than this check.
+        let now = self.inner.clock.now();
+        if auth.has_usable_token(now) {
+            return self.run(&mut auth, Input::TokenWanted { now }).await;
         }
         // Single flight across clients and processes: wait for the store, then reload.
         let _lock = self.store_lock().await?;
+        self.write_back(&auth).await?;
         let restored = load(&self.inner.store, &self.inner.key).await?;
         if flow::store_changed(&auth, &restored) {
-            *auth = Authorizer::new(self.inner.config.clone(), restored, self.inner.clock.now())?;
+            flow::abandon(&mut auth, self.inner.clock.now());
+            auth.restore(restored)?;
         }
         self.run(&mut auth, Input::TokenWanted { now: self.inner.clock.now() }).await
     }
@@ -184,11 +205,13 @@ impl AsyncOAuthClient {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let mut auth = self.inner.auth.lock().await;
         let _lock = self.store_lock().await?;
+        self.write_back(&auth).await?;
         let stored = load(&self.inner.store, &self.inner.key).await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
         if flow::replaced_since(&self.inner.config, rejected, &stored, now) {
-            *auth = Authorizer::new(self.inner.config.clone(), stored, now)?;
+            flow::abandon(&mut auth, now);
+            auth.restore(stored)?;
             return self.run(&mut auth, Input::TokenWanted { now }).await;
         }
         self.run(&mut auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await
@@ -233,7 +256,22 @@ impl AsyncOAuthClient {
 
     async fn persist(&self, p: Persist) -> Result<(), StoreError> {
         let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        rt::spawn_blocking(move || store.persist(&key, &p)).await
+        let result = rt::spawn_blocking(move || store.persist(&key, &p)).await;
+        if result.is_err() {
+            self.inner.unsaved.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// After a failed save, saves what the machine holds before anything reads the store (which
+    /// may hold a refresh token that was rotated away). Callers hold the machine and the store lock.
+    async fn write_back(&self, auth: &Authorizer) -> Result<(), StoreError> {
+        if self.inner.unsaved.load(Ordering::SeqCst) {
+            let (store, key, all) = (self.inner.store.clone(), self.inner.key.clone(), flow::unsaved(auth));
+            rt::spawn_blocking(move || all.iter().try_for_each(|p| store.persist(&key, p))).await?;
+            self.inner.unsaved.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
@@ -303,7 +341,8 @@ impl AsyncOAuthClient {
                 }
                 Step::Persist(p) => self.persist(p).await?,
                 Step::Wait(until) => {
-                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.as_millis()));
+                    // From the machine's time: a clock stepped back does not stretch the wait.
+                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.max(auth.now()).as_millis()));
                     let event = match rt::timeout(wait, io.events.1.recv()).await {
                         Ok(Ok(Event::Callback { url, reply })) => {
                             io.reply = Some(reply);

@@ -32,6 +32,8 @@ pub struct OAuthClient {
     store: Arc<dyn TokenStore>,
     interaction: Interaction,
     clock: Arc<dyn Clock>,
+    /// A save failed: the store may hold older tokens than the machine (a rotated refresh token).
+    unsaved: bool,
 }
 
 impl std::fmt::Debug for OAuthClient {
@@ -64,11 +66,11 @@ impl OAuthClient {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let key = config.store_key();
-        let restored = store.load(&key)?;
+        let restored = crate::store::load_for(&config, &*store)?;
         flow::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let http = http.with_policy(config.network, config.server_url.host_str().unwrap_or(""));
-        Ok(OAuthClient { config, key, auth, http, store, interaction, clock })
+        Ok(OAuthClient { config, key, auth, http, store, interaction, clock, unsaved: false })
     }
 
     /// The core machine (getters: state, tokens, metadata).
@@ -91,7 +93,8 @@ impl OAuthClient {
         // Single flight: another thread or process may be refreshing; wait, then reload.
         let _lock = self.store.lock(&self.key)?;
         self.reload()?;
-        self.run(Input::TokenWanted { now: self.clock.now() })
+        let now = self.clock.now();
+        self.run(Input::TokenWanted { now })
     }
 
     /// The server challenged (see [`challenge_of`]): re-authorize (or refresh, step up, or
@@ -99,11 +102,13 @@ impl OAuthClient {
     pub fn challenged(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store.lock(&self.key)?;
+        self.write_back()?;
         let rejected = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
         let stored = self.store.load(&self.key)?;
         if flow::replaced_since(&self.config, rejected.as_deref(), &stored, self.clock.now()) {
             // Another instance already replaced the rejected token: use that.
-            self.auth = Authorizer::new(self.config.clone(), stored, self.clock.now())?;
+            flow::abandon(&mut self.auth, self.clock.now());
+            self.auth.restore(stored)?;
             return self.run(Input::TokenWanted { now: self.clock.now() });
         }
         self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce })
@@ -138,9 +143,23 @@ impl OAuthClient {
 
     /// Rebuilds the machine from the store if another instance changed the tokens meanwhile.
     fn reload(&mut self) -> Result<(), Error> {
+        self.write_back()?;
         let restored = self.store.load(&self.key)?;
         if flow::store_changed(&self.auth, &restored) {
-            self.auth = Authorizer::new(self.config.clone(), restored, self.clock.now())?;
+            flow::abandon(&mut self.auth, self.clock.now());
+            self.auth.restore(restored)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed save, saves what the machine holds before anything reads the store (which
+    /// may hold a refresh token that was rotated away). Callers hold the store lock.
+    fn write_back(&mut self) -> Result<(), Error> {
+        if self.unsaved {
+            for p in flow::unsaved(&self.auth) {
+                self.store.persist(&self.key, &p)?;
+            }
+            self.unsaved = false;
         }
         Ok(())
     }
@@ -201,9 +220,15 @@ impl OAuthClient {
                         let _ = reply.send(page);
                     }
                 }
-                Step::Persist(p) => self.store.persist(&self.key, &p)?,
+                Step::Persist(p) => {
+                    if let Err(e) = self.store.persist(&self.key, &p) {
+                        self.unsaved = true;
+                        return Err(e.into());
+                    }
+                }
                 Step::Wait(until) => {
-                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.as_millis()));
+                    // From the machine's time: a clock stepped back does not stretch the wait.
+                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.max(self.auth.now()).as_millis()));
                     let event = match io.events.1.recv_timeout(wait) {
                         Ok(Event::Callback { url, reply }) => {
                             io.reply = Some(reply);

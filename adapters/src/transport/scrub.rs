@@ -90,7 +90,26 @@ pub(crate) struct Scrubbed {
 /// and prepares to mask the response body. The swap lasts until the returned guard drops.
 pub(crate) fn scrub(req: &mut http::Request<Vec<u8>>, exchange: bool) -> Result<Scrubbed, TransportFailure> {
     let mut swaps = Vec::new();
-    for name in SECRET_HEADERS {
+    // The credential headers, and any other header marked sensitive (the MCP clients mark the
+    // headers a configuration adds, such as an API key).
+    let mut names: Vec<HeaderName> = SECRET_HEADERS.to_vec();
+    for (name, value) in req.headers() {
+        if value.is_sensitive() && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    // The query (an API key in the server URL, as some hosted servers use): the request line
+    // carries a placeholder of the same length.
+    if let Some(query) = req.uri().query().filter(|q| q.len() >= MIN_SWAPPED_BODY).map(str::to_owned) {
+        let placeholder = placeholder(query.len())?;
+        let text = String::from_utf8(placeholder.clone()).map_err(|_| no_randomness())?;
+        let mut parts = req.uri().clone().into_parts();
+        let path = parts.path_and_query.as_ref().map(|p| p.path().to_owned()).unwrap_or_else(|| "/".into());
+        parts.path_and_query = Some(format!("{path}?{text}").parse().map_err(|_| no_randomness())?);
+        *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| no_randomness())?;
+        swaps.push((placeholder, query.into_bytes()));
+    }
+    for name in names {
         let values: Vec<HeaderValue> = req.headers().get_all(&name).iter().cloned().collect();
         if values.is_empty() {
             continue;
@@ -625,6 +644,33 @@ mod tests {
                 String::from_utf8_lossy(wire)
             );
         }
+    }
+
+    #[test]
+    fn sensitive_headers_and_the_query_are_swapped_out() {
+        let mut v = HeaderValue::from_static("key-0123456789abcdef");
+        v.set_sensitive(true);
+        let mut req = http::Request::post("https://mcp.example.com/mcp?api_key=0123456789abcdef0123")
+            .header("x-api-key", v)
+            .header("x-plain", "visible")
+            .body(b"{}".to_vec())
+            .unwrap();
+        let _s = scrub(&mut req, false).unwrap();
+        assert_eq!(req.uri().path(), "/mcp");
+        assert!(!req.uri().to_string().contains("0123456789abcdef"), "{}", req.uri());
+        assert_eq!(req.uri().query().unwrap().len(), "api_key=0123456789abcdef0123".len());
+        assert_ne!(req.headers()["x-api-key"], "key-0123456789abcdef");
+        assert_eq!(req.headers()["x-plain"], "visible");
+        let line = format!(
+            "POST {} HTTP/1.1\r\nx-api-key: {}\r\n",
+            req.uri().path_and_query().unwrap(),
+            req.headers()["x-api-key"].to_str().unwrap()
+        );
+        let back = CURRENT.with(|c| swap(line.as_bytes(), &c.borrow().as_ref().unwrap().swaps)).unwrap();
+        assert_eq!(
+            String::from_utf8(back).unwrap(),
+            "POST /mcp?api_key=0123456789abcdef0123 HTTP/1.1\r\nx-api-key: key-0123456789abcdef\r\n"
+        );
     }
 
     #[test]
