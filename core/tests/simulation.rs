@@ -1,0 +1,222 @@
+//! A deterministic simulation of a credential's whole life.
+//!
+//! Each life draws a world from its seed: one to three independent authorization servers
+//! (`mcp-oauth-tests`, one per issuer, with a ledger of everything they issue), the MCP resource,
+//! a shared token store that round-trips every entry through JSON, and client processes
+//! (interactive users with dynamic registration, perhaps a machine client with a pre-registered
+//! id and secret using client credentials) driven exactly as the adapters drive core. Then
+//! weeks to months of virtual time pass: application requests at random intervals, token
+//! lifetimes from 1 s to 24 h, restarts, revocations, outages, migrations to another
+//! authorization server, step-up, DPoP with rotating nonces, an impostor, clock skew, forged
+//! callbacks. After every step the invariants of `truth.rs` are checked against the servers'
+//! ground truth.
+//!
+//! ```text
+//! cargo test -p mcp-oauth-core --test simulation -- --nocapture              # CI: 10,000 lives
+//! SIM_SEED=<seed> cargo test -p mcp-oauth-core --test simulation -- --nocapture   # replay one life
+//! SIM_LIVES=1000000 cargo test --release -p mcp-oauth-core --test simulation -- --nocapture   # soak
+//! ```
+//!
+//! `SIM_BASE_SEED` changes the run's base seed (default fixed, so CI is deterministic),
+//! `SIM_THREADS` the number of worker threads, `SIM_TRACE` the trace lines kept per life;
+//! `SIM_KEEP_GOING=1` lets lives go on past broken invariants and counts every violation;
+//! `SIM_FOCUS=<invariant>` with `SIM_SEED` replays a life up to that invariant's first break.
+
+#[path = "simulation/adapter.rs"]
+mod adapter;
+#[path = "simulation/env.rs"]
+mod env;
+#[path = "simulation/life.rs"]
+mod life;
+#[path = "simulation/net.rs"]
+mod net;
+#[path = "simulation/rng.rs"]
+mod rng;
+#[path = "simulation/store.rs"]
+mod store;
+#[path = "simulation/truth.rs"]
+mod truth;
+
+use life::{Failure, Life, LifeStats};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+const DEFAULT_BASE_SEED: u64 = 0x5EED_0F0A_11FE;
+const DEFAULT_LIVES: u64 = 10_000;
+
+/// Per invariant, its first violation in a keep-going run: life index, then seed, step, message.
+type Firsts = BTreeMap<truth::Invariant, (u64, (u64, u64, String))>;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var_os(name)?;
+    let s = v.to_str()?.trim().to_owned();
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the harness measures its own wall time; core never reads a clock
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn print_failure(f: &Failure) {
+    println!("  seed {:#018x} (SIM_SEED={}), step {}: [{}] {}", f.seed, f.seed, f.step, f.violation.invariant, f.violation.message);
+    if f.more > 0 {
+        println!("  ({} more violations in the same step)", f.more);
+    }
+    println!("  profile: {}", f.profile);
+    println!("  trace tail:");
+    for line in &f.trace {
+        println!("    {line}");
+    }
+}
+
+/// Runs a failed life again with its trace kept (lives run without one): determinism makes
+/// the second run the same life.
+fn with_trace(seed: u64, first: &Failure, lines: usize) -> Failure {
+    match Life::new(seed, lines).run() {
+        Err(f) if f.step == first.step && f.violation.message == first.violation.message => *f,
+        other => panic!("life {seed:#x} is not deterministic: first {first:?}, then {:?}", other.err()),
+    }
+}
+
+fn replay(seed: u64) {
+    let trace = env_u64("SIM_TRACE").unwrap_or(400) as usize;
+    let mut life = Life::new(seed, trace);
+    if let Some(name) = std::env::var_os("SIM_FOCUS") {
+        let name = name.to_string_lossy().into_owned();
+        life.focus = Some(truth::Invariant::by_name(&name).unwrap_or_else(|| panic!("no invariant {name:?}")));
+    }
+    println!("replaying life {seed:#018x}: {:?}", life.profile);
+    match life.run() {
+        Ok(s) => println!("life {seed:#018x} kept every invariant: {s:?}"),
+        Err(f) => {
+            print_failure(&f);
+            panic!("life {seed:#018x} broke [{}] at step {}", f.violation.invariant, f.step);
+        }
+    }
+}
+
+#[test]
+fn simulation() {
+    if let Some(seed) = env_u64("SIM_SEED") {
+        return replay(seed);
+    }
+    let base = env_u64("SIM_BASE_SEED").unwrap_or(DEFAULT_BASE_SEED);
+    let lives = env_u64("SIM_LIVES").unwrap_or(DEFAULT_LIVES);
+    let threads = env_u64("SIM_THREADS").unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u64)).max(1);
+    let trace = env_u64("SIM_TRACE").unwrap_or(30) as usize;
+    let keep_going = env_u64("SIM_KEEP_GOING").is_some_and(|v| v != 0);
+    let started = wall_clock();
+    let next = AtomicU64::new(0);
+    let totals = Mutex::new(LifeStats::default());
+    let failures: Mutex<Vec<(u64, Failure)>> = Mutex::new(Vec::new());
+    let firsts: Mutex<Firsts> = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut mine = LifeStats::default();
+                let mut first = Firsts::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= lives {
+                        break;
+                    }
+                    let seed = rng::life_seed(base, i);
+                    let mut life = Life::new(seed, 0);
+                    life.keep_going = keep_going;
+                    match life.run() {
+                        Ok(st) => {
+                            for (k, v) in st.violations {
+                                *mine.violations.entry(k).or_default() += v;
+                            }
+                            for (k, v) in st.first {
+                                let e = first.entry(k).or_insert((i, v.clone()));
+                                if i < e.0 {
+                                    *e = (i, v);
+                                }
+                            }
+                            mine.virtual_ms += st.virtual_ms;
+                            mine.http += st.http;
+                            mine.requests += st.requests;
+                            mine.succeeded += st.succeeded;
+                            mine.logins += st.logins;
+                            mine.steps += st.steps;
+                        }
+                        Err(f) => failures.lock().unwrap_or_else(|e| e.into_inner()).push((i, *f)),
+                    }
+                }
+                let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+                t.virtual_ms += mine.virtual_ms;
+                t.http += mine.http;
+                t.requests += mine.requests;
+                t.succeeded += mine.succeeded;
+                t.logins += mine.logins;
+                t.steps += mine.steps;
+                for (k, v) in mine.violations {
+                    *t.violations.entry(k).or_default() += v;
+                }
+                let mut all = firsts.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, v) in first {
+                    let e = all.entry(k).or_insert(v.clone());
+                    if v.0 < e.0 {
+                        *e = v;
+                    }
+                }
+            });
+        }
+    });
+    let wall = started.elapsed();
+    let t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|(i, _)| *i);
+    let years = t.virtual_ms as f64 / (365.25 * 86_400_000.0);
+    println!(
+        "simulation: base seed {base:#x}, {lives} lives ({} kept every invariant), {years:.1} virtual years, {} HTTP requests, \
+         {} application requests ({} succeeded), {} browser logins, {} steps, {:.1} s wall time on {threads} threads",
+        lives - failures.len() as u64,
+        t.http,
+        t.requests,
+        t.succeeded,
+        t.logins,
+        t.steps,
+        wall.as_secs_f64()
+    );
+    if keep_going {
+        println!("violations counted without stopping lives: {:?}", t.violations);
+        for (k, (i, (seed, step, msg))) in firsts.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            println!("  [{k}] first in life {i}: SIM_SEED={seed} SIM_FOCUS={k} (step {step}): {msg}");
+        }
+        assert!(t.violations.is_empty(), "lives broke invariants: {:?}", t.violations);
+        return;
+    }
+    if failures.is_empty() {
+        return;
+    }
+    let mut by_invariant: BTreeMap<truth::Invariant, Vec<&(u64, Failure)>> = BTreeMap::new();
+    for f in &failures {
+        by_invariant.entry(f.1.violation.invariant).or_default().push(f);
+    }
+    println!("{} lives broke an invariant (each life stops at its first):", failures.len());
+    if env_u64("SIM_LIST").is_some() {
+        for (i, f) in &failures {
+            println!("  life {i} SIM_SEED={} step {} [{}] {}", f.seed, f.step, f.violation.invariant, f.violation.message);
+        }
+    }
+    for (inv, fs) in &by_invariant {
+        let (i, f) = fs[0];
+        println!("  [{inv}] {} lives; first: life {i}, seed {} at step {}: {}", fs.len(), f.seed, f.step, f.violation.message);
+    }
+    for (inv, fs) in &by_invariant {
+        println!("\n[{inv}] first failing life ({} in all):", fs.len());
+        print_failure(&with_trace(fs[0].1.seed, &fs[0].1, trace));
+    }
+    panic!(
+        "{} of {lives} lives broke invariants: {}",
+        failures.len(),
+        by_invariant.iter().map(|(k, v)| format!("{k} ({})", v.len())).collect::<Vec<_>>().join(", ")
+    );
+}
