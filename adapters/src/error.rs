@@ -25,6 +25,10 @@ pub enum Error {
     /// The MCP server answered something this client cannot use.
     #[error("mcp: {0}")]
     Mcp(String),
+    /// The legacy transport's event stream failed: an event over the size cap, or the stream
+    /// ended. The next call opens a new stream.
+    #[error("mcp event stream: {0}")]
+    EventStream(crate::mcp::EventStreamError),
     /// A JSON-RPC error from the MCP server.
     #[error("mcp server error {code}: {message}")]
     JsonRpc {
@@ -36,6 +40,15 @@ pub enum Error {
     /// The flow waited for an event that can never come (a bug in a custom driver).
     #[error("the authorization flow stalled waiting without a deadline")]
     Stalled,
+    /// A request for another origin than the MCP server's was handed to the OAuth client: its
+    /// token is never attached there.
+    #[error("refusing to send the token for {server} to {url}: not the MCP server's origin")]
+    ForeignOrigin {
+        /// The request's URL, without its query.
+        url: String,
+        /// The MCP server's origin.
+        server: String,
+    },
 }
 
 impl Error {

@@ -4,12 +4,19 @@
 //! when a prompt starts, whether a failed browser means "paste now" or "nobody can log in", what
 //! a closed prompt means while the listener still runs. Those choices live here, once, and the
 //! blocking and async loops only do the I/O each [`Step`] names and report back.
+//!
+//! It also writes the flow's log, so both adapters log the same steps in the same words:
+//! records of target `mcp_oauth_client::flow`, each step at DEBUG (the checks that need no I/O
+//! at TRACE), prefixed with the MCP server. They carry no secret: no token, code, verifier or
+//! client secret, and no URL's query string (authorization URLs carry the state, redirects the
+//! code), userinfo or fragment.
 
 use crate::error::Error;
 use crate::interaction::{Interaction, UrlHandled};
+use log::{debug, trace};
 use mcp_oauth_core::callback::response_page;
-use mcp_oauth_core::http::OutgoingRequest;
-use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Entropy, Input, Output, Persist, RedirectPlan};
+use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, Purpose, TransportFailure};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Entropy, Input, Output, Persist, RedirectPlan};
 use mcp_oauth_core::{RedirectSource, Restored, StateName, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +35,9 @@ pub(crate) enum Step {
     /// Write this page to the connection that delivered the callback; stop the listener and
     /// cancel the prompt.
     Answer(Vec<u8>),
+    /// Write this page to the connection that delivered the callback (a forged one); keep
+    /// listening and prompting.
+    Reject(Vec<u8>),
     /// Save it before going on.
     Persist(Persist),
     /// Wait for an [`Event`] until this time, then report [`Event::Timeout`].
@@ -49,16 +59,36 @@ pub(crate) enum Event {
 }
 
 /// One flow's interaction state.
-#[derive(Default)]
 pub(crate) struct Flow {
-    listening: bool,
+    /// The MCP server, as the log names it.
+    server: String,
+    listening: Option<Url>,
     prompting: bool,
     pending_prompt: Option<Url>,
+    /// True once the flow did any I/O (then its outcome is worth a DEBUG record).
+    active: bool,
 }
 
 impl Flow {
+    /// A flow for the MCP server `server`, started by `first`.
+    pub(crate) fn start(server: &str, auth: &mut Authorizer, first: Input) -> Result<Flow, Error> {
+        let server = safe_url(server);
+        match &first {
+            Input::Challenged { status, .. } => debug!("{server}: the MCP server answered {status}: authorizing"),
+            _ => trace!("{server}: token wanted"),
+        }
+        auth.handle_input(first)?;
+        Ok(Flow { server, listening: None, prompting: false, pending_prompt: None, active: false })
+    }
+
     /// The next I/O to do, after handling everything that needs none.
     pub(crate) fn next(&mut self, auth: &mut Authorizer, interaction: &Interaction, now: Timestamp) -> Result<Step, Error> {
+        let step = self.next_step(auth, interaction, now)?;
+        self.log_step(auth, &step, now);
+        Ok(step)
+    }
+
+    fn next_step(&mut self, auth: &mut Authorizer, interaction: &Interaction, now: Timestamp) -> Result<Step, Error> {
         if let Some(url) = self.pending_prompt.take() {
             return Ok(Step::StartPrompt(url));
         }
@@ -66,7 +96,10 @@ impl Flow {
             let input = match auth.poll_output() {
                 Output::Send(req) => return Ok(Step::Send(req)),
                 Output::PrepareAttempt(plan) => match plan.redirect {
-                    Some(_) if !interaction.can_interact() => Input::Cancel { now, reason: CancelReason::NoInteraction },
+                    Some(_) if !interaction.can_interact() => {
+                        debug!("{}: authorization: a login is needed, but nobody can interact", self.server);
+                        Input::Cancel { now, reason: CancelReason::NoInteraction }
+                    }
                     redirect => return Ok(Step::Prepare(redirect)),
                 },
                 Output::OpenAuthorizationUrl { url, .. } => return Ok(Step::OpenUrl(url)),
@@ -74,18 +107,20 @@ impl Flow {
                     if !self.prompting && interaction.prompt.available() {
                         self.prompting = true;
                         return Ok(Step::StartPrompt(url));
-                    } else if !self.prompting && !self.listening {
+                    } else if !self.prompting && self.listening.is_none() {
                         // Nobody can paste and nothing listens: no login can finish.
+                        debug!("{}: authorization: nobody can paste the redirect and nothing listens", self.server);
                         Input::Cancel { now, reason: CancelReason::NoInteraction }
                     } else {
                         continue;
                     }
                 }
                 Output::AnswerCallback(outcome) => {
-                    self.listening = false;
+                    self.listening = None;
                     self.prompting = false;
                     return Ok(Step::Answer(response_page(&outcome)));
                 }
+                Output::RejectCallback(outcome) => return Ok(Step::Reject(response_page(&outcome))),
                 Output::Persist(p) => return Ok(Step::Persist(p)),
                 Output::Wait { until: Some(t) } => return Ok(Step::Wait(t)),
                 Output::Wait { until: None } => return Err(Error::Stalled),
@@ -97,6 +132,23 @@ impl Flow {
         }
     }
 
+    /// Reports a [`Step::Send`]: the response, or why there is none.
+    pub(crate) fn responded(
+        &mut self,
+        auth: &mut Authorizer,
+        now: Timestamp,
+        req: &OutgoingRequest,
+        result: Result<HttpResponse, TransportFailure>,
+    ) -> Result<(), Error> {
+        let (server, purpose, url) = (&self.server, req.purpose, safe_url(&req.request.uri().to_string()));
+        match &result {
+            Ok(resp) => debug!("{server}: {purpose}: {} from {url} ({} bytes)", resp.status(), resp.body().len()),
+            Err(e) => debug!("{server}: {purpose}: no response from {url}: {:?}: {}", e.kind, safe_text(&e.message)),
+        }
+        auth.handle_input(Input::Response { now, id: req.id, result })?;
+        Ok(())
+    }
+
     /// Reports a [`Step::Prepare`]: the entropy and what came of binding.
     pub(crate) fn prepared(
         &mut self,
@@ -105,7 +157,16 @@ impl Flow {
         entropy: Entropy,
         callback: CallbackSetup,
     ) -> Result<(), Error> {
-        self.listening = matches!(callback, CallbackSetup::Listening(_));
+        let server = &self.server;
+        match &callback {
+            CallbackSetup::Listening(uri) => debug!("{server}: authorization: listening for the callback on {}", safe_url(uri.as_str())),
+            CallbackSetup::Unavailable(why) => debug!("{server}: authorization: no callback listener ({}): paste instead", safe_text(why)),
+            CallbackSetup::NotRequested => debug!("{server}: authorization: prepared, no callback listener"),
+        }
+        self.listening = match &callback {
+            CallbackSetup::Listening(uri) => Some(uri.clone()),
+            _ => None,
+        };
         auth.handle_input(Input::AttemptPrepared { now, entropy, callback })?;
         Ok(())
     }
@@ -119,6 +180,10 @@ impl Flow {
         url: Url,
         handled: UrlHandled,
     ) -> Result<(), Error> {
+        match &handled {
+            UrlHandled::Opened => debug!("{}: authorization: URL handed to the browser or hook", self.server),
+            UrlHandled::NotOpened(why) => debug!("{}: authorization: URL not opened ({})", self.server, safe_text(why)),
+        }
         match handled {
             UrlHandled::Opened => {
                 if interaction.paste_while_listening && !self.prompting && interaction.prompt.available() {
@@ -127,7 +192,7 @@ impl Flow {
                 }
             }
             // With a listener, core falls back to a paste; without one it already asked.
-            UrlHandled::NotOpened(reason) if self.listening => auth.handle_input(Input::CallbackUnavailable { now, reason })?,
+            UrlHandled::NotOpened(reason) if self.listening.is_some() => auth.handle_input(Input::CallbackUnavailable { now, reason })?,
             UrlHandled::NotOpened(_) => {}
         }
         Ok(())
@@ -135,21 +200,137 @@ impl Flow {
 
     /// Reports what ended a [`Step::Wait`].
     pub(crate) fn event(&mut self, auth: &mut Authorizer, now: Timestamp, event: Event) -> Result<(), Error> {
+        let server = &self.server;
         let input = match event {
-            Event::Callback(url) => Input::Redirect { now, url, source: RedirectSource::Loopback },
-            Event::Paste(url) => Input::Redirect { now, url, source: RedirectSource::Paste },
+            Event::Callback(url) => {
+                debug!("{server}: authorization: callback received");
+                Input::Redirect { now, url, source: RedirectSource::Loopback }
+            }
+            Event::Paste(url) => {
+                debug!("{server}: authorization: redirect URL pasted");
+                Input::Redirect { now, url, source: RedirectSource::Paste }
+            }
             Event::PromptClosed => {
+                debug!("{server}: authorization: the paste prompt closed");
                 self.prompting = false;
-                if self.listening {
+                if self.listening.is_some() {
                     return Ok(());
                 }
                 Input::Cancel { now, reason: CancelReason::NoInteraction }
             }
-            Event::Timeout(until) => Input::Timeout { now: now.max(until) },
+            Event::Timeout(until) => {
+                debug!("{server}: the wait timed out");
+                Input::Timeout { now: now.max(until) }
+            }
         };
         auth.handle_input(input)?;
         Ok(())
     }
+}
+
+impl Flow {
+    fn log_step(&mut self, auth: &Authorizer, step: &Step, now: Timestamp) {
+        let server = &self.server;
+        let issuer = auth.issuer().map(safe_url).unwrap_or_else(|| "the authorization server".into());
+        if !matches!(step, Step::Ready(_)) {
+            self.active = true;
+        }
+        match step {
+            Step::Send(req) => {
+                let (method, url) = (req.request.method(), safe_url(&req.request.uri().to_string()));
+                match req.purpose {
+                    Purpose::ResourceMetadata | Purpose::ServerMetadata => debug!("{server}: discovery: {method} {url} ({})", req.purpose),
+                    Purpose::Registration => debug!("{server}: registration: {method} {url}"),
+                    Purpose::CodeExchange => debug!("{server}: token: code exchange at {url} for {issuer}"),
+                    Purpose::Refresh => debug!("{server}: token: refresh at {url} for {issuer}"),
+                    Purpose::ClientCredentials => debug!("{server}: token: client credentials grant at {url} for {issuer}"),
+                    Purpose::TokenExchange => debug!("{server}: token: exchanging the identity assertion at {url}"),
+                    Purpose::JwtBearer => debug!("{server}: token: JWT bearer grant at {url} for {issuer}"),
+                    other => debug!("{server}: {other}: {method} {url}"),
+                }
+            }
+            Step::Prepare(Some(plan)) => debug!("{server}: authorization: binding {}:{} for the callback", plan.host, plan.port),
+            Step::Prepare(None) => {}
+            Step::OpenUrl(url) => debug!("{server}: authorization: opening {} (browser or hook)", safe_url(url.as_str())),
+            Step::StartPrompt(_) => debug!("{server}: authorization: asking for the redirect URL to be pasted"),
+            Step::Answer(_) => debug!("{server}: authorization: answering the callback"),
+            Step::Reject(_) => debug!("{server}: authorization: refused a callback without this login's state; still waiting"),
+            Step::Persist(p) => match p {
+                Persist::Tokens(t) => debug!(
+                    "{server}: persist: tokens for {} from {} ({})",
+                    safe_url(&t.resource),
+                    safe_url(&t.issuer),
+                    expiry(t.expires_at, now)
+                ),
+                Persist::Client(c) => debug!("{server}: persist: client {} for {}", c.client_id, safe_url(&c.issuer)),
+                Persist::ForgetClient { issuer } => debug!("{server}: persist: forget the client for {}", safe_url(issuer)),
+                Persist::ForgetTokens { issuer } => debug!("{server}: persist: forget the tokens from {}", safe_url(issuer)),
+                _ => debug!("{server}: persist"),
+            },
+            Step::Wait(until) => {
+                let secs = until.as_millis().saturating_sub(now.as_millis()).div_ceil(1000);
+                match (&self.listening, self.prompting) {
+                    (Some(uri), prompting) => debug!(
+                        "{server}: authorization: waiting up to {secs} s for the callback on {}{}",
+                        uri.host_str().zip(uri.port()).map(|(h, p)| format!("{h}:{p}")).unwrap_or_default(),
+                        if prompting { " or a pasted redirect" } else { "" }
+                    ),
+                    (None, true) => debug!("{server}: authorization: waiting up to {secs} s for a pasted redirect"),
+                    (None, false) => debug!("{server}: waiting up to {secs} s"),
+                }
+            }
+            Step::Ready(a) => {
+                let scheme = if a.is_dpop() { "DPoP" } else { "Bearer" };
+                let expires = expiry(auth.token_set().and_then(|t| t.expires_at), now);
+                if self.active {
+                    debug!("{server}: ready: {scheme} token ({expires})");
+                } else {
+                    trace!("{server}: ready: {scheme} token held ({expires})");
+                }
+            }
+        }
+    }
+}
+
+/// How a flow ended, for the log (success was logged as [`Step::Ready`]).
+pub(crate) fn finished(server: &str, result: &Result<Authorization, Error>) {
+    if let Err(e) = result {
+        debug!("{}: failed: {}", safe_url(server), safe_text(&e.to_string()));
+    }
+}
+
+fn expiry(expires_at: Option<Timestamp>, now: Timestamp) -> String {
+    match expires_at {
+        Some(t) => format!("expires in {} s", t.as_millis().saturating_sub(now.as_millis()) / 1000),
+        None => "no expiry given".into(),
+    }
+}
+
+/// A URL fit for the log: no userinfo, no query (`?…` marks one), no fragment.
+pub(crate) fn safe_url(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) => {
+            let had_query = u.query().is_some();
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            if had_query {
+                format!("{u}?…")
+            } else {
+                u.to_string()
+            }
+        }
+        Err(_) => match s.find(['?', '#']) {
+            Some(i) => format!("{}?…", &s[..i]),
+            None => s.to_owned(),
+        },
+    }
+}
+
+/// Free text (a reason, an error) fit for the log: any URL in it as [`safe_url`] shows it.
+fn safe_text(s: &str) -> String {
+    s.split(' ').map(|w| if w.contains("://") { safe_url(w) } else { w.to_owned() }).collect::<Vec<_>>().join(" ")
 }
 
 /// Ends a flow the adapter could not finish (a store or entropy failure, a future dropped
@@ -174,6 +355,15 @@ pub(crate) fn bind_failed(plan: &RedirectPlan, e: &std::io::Error) -> CallbackSe
     CallbackSetup::Unavailable(format!("cannot listen on {}:{}: {e}", plan.host, plan.port))
 }
 
+/// Logs (at debug) why stored tokens are not used by this configuration, if they are not.
+pub(crate) fn note_foreign_tokens(config: &Config, restored: &Restored) {
+    if let Some(t) = &restored.tokens {
+        if let Err(why) = config.accepts_tokens(t, &restored.clients) {
+            log::debug!("mcp-oauth: stored tokens for {} are not used: {why}", config.server_url);
+        }
+    }
+}
+
 /// True if the store holds other tokens than the machine (another instance refreshed or logged
 /// in meanwhile): the machine must be rebuilt from the store.
 pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
@@ -182,14 +372,31 @@ pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
     held != stored
 }
 
-/// True if `restored` holds a fresh token other than the one the server rejected (`None`: the
-/// request carried no token): someone already replaced it or logged in, so use that instead of
-/// authorizing again.
-pub(crate) fn replaced_since(rejected: Option<&str>, restored: &Restored, now: Timestamp, skew: std::time::Duration) -> bool {
+/// True if `restored` holds a fresh token of this configuration other than the one the server
+/// rejected (`None`: the request carried no token): someone already replaced it or logged in,
+/// so use that instead of authorizing again.
+pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored, now: Timestamp) -> bool {
     match &restored.tokens {
-        Some(t) => rejected != Some(t.access_token.secret()) && t.is_fresh(now, skew),
+        Some(t) => {
+            rejected != Some(t.access_token.secret())
+                && t.is_fresh(now, config.refresh_skew)
+                && config.accepts_tokens(t, &restored.clients).is_ok()
+        }
         None => false,
     }
+}
+
+/// Item 14: the token of one MCP server goes only to that server's origin.
+pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> Result<(), Error> {
+    let url = Url::parse(&req.uri().to_string()).ok();
+    if url.as_ref().is_some_and(|u| u.origin() == config.server_url.origin()) {
+        return Ok(());
+    }
+    let shown = req.uri().to_string();
+    Err(Error::ForeignOrigin {
+        url: shown.split('?').next().unwrap_or("").to_owned(),
+        server: config.server_url.origin().ascii_serialization(),
+    })
 }
 
 /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
@@ -234,5 +441,18 @@ impl PromptSwitch {
 impl Drop for PromptSwitch {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_lose_userinfo_query_and_fragment() {
+        assert_eq!(safe_url("https://u:p@as.example.com/authorize?state=s3cr3t&code=c0de#frag"), "https://as.example.com/authorize?…");
+        assert_eq!(safe_url("http://127.0.0.1:8080/callback"), "http://127.0.0.1:8080/callback");
+        assert_eq!(safe_url("not a url?code=c0de"), "not a url?…");
+        assert_eq!(safe_text("cannot open http://x/cb?code=c0de: refused"), "cannot open http://x/cb?… refused");
     }
 }

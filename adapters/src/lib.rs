@@ -22,6 +22,15 @@
 //! # let _ = result; }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Logging
+//!
+//! Through the [`log`](https://docs.rs/log) facade: each step of a flow (discovery, registration,
+//! the browser and the callback, token requests and their answers, what is saved, the outcome)
+//! at DEBUG under the target `mcp_oauth_client::flow`, prefixed with the MCP server; checks that
+//! needed no I/O at TRACE. No record holds a token, code, verifier, client secret or a URL's
+//! query string. ureq, the default HTTP client, logs the bytes it sends and receives at TRACE;
+//! the credentials in them are swapped out before ureq sees them, so that log holds none either.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -49,7 +58,7 @@ pub use error::Error;
 pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
 pub use mcp_oauth_core::{Authorization, Config, OAuthConfig, ServerConfig, Timestamp, TokenSet, Transport};
-pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
+pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
 
 use mcp_oauth_core::Entropy;
 

@@ -6,7 +6,6 @@ use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError,
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use url::Url;
@@ -63,8 +62,11 @@ pub(crate) enum Head {
     Deliver(String),
 }
 
-/// Judges a (partial) head: junk gets 400, other paths 404, a second callback a page saying so.
-pub(crate) fn judge(buf: &[u8], path: &str, base: &Url, done: &AtomicBool) -> Head {
+/// Judges a (partial) head: junk gets 400, other paths 404, a `Host` that is not the redirect
+/// URI's (a web page rebinding its name to this port) 400. Every request on the callback path
+/// with the right `Host` is delivered: the flow answers it, and only the redirect that carries
+/// the flow's `state` ends the wait (a forged one gets an error page and the wait goes on).
+pub(crate) fn judge(buf: &[u8], path: &str, base: &Url) -> Head {
     let request = match parse_request_head(buf) {
         Err(CallbackError::Incomplete) => return Head::Incomplete,
         Ok(r) => r,
@@ -78,10 +80,10 @@ pub(crate) fn judge(buf: &[u8], path: &str, base: &Url, done: &AtomicBool) -> He
     if request.method != "GET" || request.path() != path {
         return Head::Respond(response_page(&Outcome::NotFound));
     }
-    if done.swap(true, Ordering::SeqCst) {
+    if !request.host_matches(base) {
         return Head::Respond(response_page(&Outcome::Failure {
-            title: "Already handled".into(),
-            detail: "This login response was already received. You can close this tab.".into(),
+            title: "Wrong address".into(),
+            detail: "This address only receives the login response, sent by your browser to the address the application gave it.".into(),
         }));
     }
     Head::Deliver(request.redirect_url(base))
@@ -126,5 +128,23 @@ impl<S> Heads<S> {
     pub(crate) fn done(&self, id: u64) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.1.retain(|(i, _)| *i != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_literals_and_localhost_are_bound() {
+        assert_eq!(loopback_ip("localhost").unwrap(), IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(loopback_ip("127.0.0.1").unwrap(), IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(loopback_ip("127.3.2.1").unwrap(), IpAddr::from(Ipv4Addr::new(127, 3, 2, 1)));
+        assert_eq!(loopback_ip("::1").unwrap(), IpAddr::from(Ipv6Addr::LOCALHOST));
+        assert_eq!(loopback_ip("[::1]").unwrap(), IpAddr::from(Ipv6Addr::LOCALHOST));
+        for host in ["app.localhost", "localhost.", "0.0.0.0", "::", "10.0.0.1", "::ffff:127.0.0.1", "example.com", ""] {
+            let e = loopback_ip(host).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{host}");
+        }
     }
 }

@@ -8,13 +8,25 @@
 use crate::error::Error;
 use mcp_oauth_core::{ConfigError, ServerConfig, Transport};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::time::Duration;
 use url::Url;
 
-/// Largest MCP response body (and legacy event) read.
+/// Largest MCP response body read, and largest event on an event stream ([`SseAssembler`]).
 pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
 /// How long to wait for a reply on the legacy event stream.
 pub const LEGACY_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an open event stream may stay silent before the client gives it up: each read of
+/// the stream fails after this long without a byte, so a peer that vanished (no FIN, no reset)
+/// cannot hold a reader thread and a socket for the life of the process.
+///
+/// Why five minutes: a live stream is never silent that long. Servers send keep-alive
+/// comments (the Python SDK's legacy transport every 15 s), and proxies and load balancers
+/// commonly drop connections idle for 60 s, so servers that work behind them send something
+/// more often than that. It is also far longer than a call ever waits
+/// ([`LEGACY_REPLY_TIMEOUT`]), so it never cuts a reply short. A quiet server that does go
+/// silent for longer only costs a reconnect: the next call opens a new stream (and session).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for the legacy stream's `endpoint` event.
 pub const LEGACY_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The newest protocol version: stateless, no `initialize`, version and capabilities in every
@@ -53,35 +65,155 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Assembles events from lines (the `text/event-stream` format).
-#[derive(Debug, Default)]
+/// Why an event stream failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventStreamError {
+    /// An event grew past `limit` bytes before the blank line that ends it (the server
+    /// misbehaved, or is hostile). The stream is closed: it cannot be resynchronised.
+    #[error("an event exceeded {limit} bytes")]
+    EventTooLarge {
+        /// The cap, in bytes ([`MAX_MCP_BODY`] for the MCP clients).
+        limit: usize,
+    },
+    /// The stream ended: the server closed it, the connection broke, or nothing (not even a
+    /// keep-alive comment) arrived for [`STREAM_IDLE_TIMEOUT`].
+    #[error("the stream ended (closed by the server, broken, or silent past the idle deadline)")]
+    Closed,
+}
+
+/// Assembles events from a `text/event-stream` body, holding at most a fixed number of bytes
+/// for one event: its `event:` name, its `data:` values, and the line still arriving (as
+/// received). A server that never ends an event, or a line, gets
+/// [`EventStreamError::EventTooLarge`] instead of the client's memory. After that error every
+/// call returns it again.
+#[derive(Debug)]
 pub struct SseAssembler {
     event: Option<String>,
-    data: Vec<String>,
+    data: Option<String>,
+    line: Vec<u8>,
+    limit: usize,
+    failed: bool,
+}
+
+impl Default for SseAssembler {
+    /// An assembler capped at [`MAX_MCP_BODY`] per event.
+    fn default() -> Self {
+        SseAssembler::new(MAX_MCP_BODY)
+    }
 }
 
 impl SseAssembler {
-    /// Feeds one line (with or without its line ending); returns an event when a blank line
-    /// completes one.
-    pub fn line(&mut self, line: &str) -> Option<SseEvent> {
+    /// An assembler that holds at most `limit` bytes of one event.
+    pub fn new(limit: usize) -> Self {
+        SseAssembler { event: None, data: None, line: Vec::new(), limit, failed: false }
+    }
+
+    /// Feeds bytes as they arrive (split anywhere, even inside a line or a UTF-8 character);
+    /// returns the events they complete.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, EventStreamError> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let end = bytes.iter().position(|&b| b == b'\n').map(|i| i + 1);
+            let (part, rest) = bytes.split_at(end.unwrap_or(bytes.len()));
+            self.hold(part.len())?;
+            self.line.extend_from_slice(part);
+            bytes = rest;
+            if end.is_some() {
+                let mut line = std::mem::take(&mut self.line);
+                let ev = self.line(&String::from_utf8_lossy(&line))?;
+                out.extend(ev);
+                line.clear();
+                self.line = line;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Feeds one whole line (with or without its line ending); returns an event when a blank
+    /// line completes one.
+    pub fn line(&mut self, line: &str) -> Result<Option<SseEvent>, EventStreamError> {
+        self.hold(0)?;
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
-            if self.data.is_empty() {
+            let Some(data) = self.data.take() else {
                 self.event = None;
-                return None;
-            }
-            let ev = SseEvent { event: self.event.take().unwrap_or_else(|| "message".into()), data: self.data.join("\n") };
-            self.data.clear();
-            return Some(ev);
+                return Ok(None);
+            };
+            return Ok(Some(SseEvent { event: self.event.take().unwrap_or_else(|| "message".into()), data }));
         }
         let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
         match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => self.data.push(value.to_owned()),
+            "event" => {
+                self.event = None;
+                self.hold(value.len())?;
+                self.event = Some(value.to_owned());
+            }
+            "data" => {
+                self.hold(value.len() + usize::from(self.data.is_some()))?;
+                match &mut self.data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => self.data = Some(value.to_owned()),
+                }
+            }
             _ => {}
         }
-        None
+        Ok(None)
+    }
+
+    /// Checks that `more` bytes fit beside what is held.
+    fn hold(&mut self, more: usize) -> Result<(), EventStreamError> {
+        let held = self.event.as_ref().map_or(0, String::len) + self.data.as_ref().map_or(0, String::len) + self.line.len();
+        if self.failed || held.saturating_add(more) > self.limit {
+            self.failed = true;
+            self.event = None;
+            self.data = None;
+            self.line = Vec::new();
+            return Err(EventStreamError::EventTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+/// The receiving side of a legacy event stream, the same for every runtime: chunks in as the
+/// adapter reads them, events out, and the stream's end (and why) remembered.
+#[derive(Debug, Default)]
+pub(crate) struct LegacyEvents {
+    asm: SseAssembler,
+    ready: VecDeque<SseEvent>,
+    ended: Option<EventStreamError>,
+}
+
+impl LegacyEvents {
+    /// Takes a chunk of the stream, or its end (`None`).
+    pub(crate) fn take(&mut self, chunk: Option<Vec<u8>>) {
+        if self.ended.is_some() {
+            return;
+        }
+        match chunk.map(|c| self.asm.feed(&c)) {
+            Some(Ok(events)) => self.ready.extend(events),
+            Some(Err(e)) => self.ended = Some(e),
+            None => self.ended = Some(EventStreamError::Closed),
+        }
+    }
+
+    /// The next event; once they are all out, the error the stream ended with; `None` while
+    /// more bytes are needed.
+    pub(crate) fn next(&mut self) -> Option<Result<SseEvent, EventStreamError>> {
+        match self.ready.pop_front() {
+            Some(ev) => Some(Ok(ev)),
+            None => self.ended.clone().map(Err),
+        }
+    }
+
+    /// Forgets the events nobody waited for; true if the stream has ended.
+    pub(crate) fn settle(&mut self) -> bool {
+        self.ready.clear();
+        self.ended.is_some()
     }
 }
 
@@ -147,7 +279,12 @@ pub(crate) struct Session {
     pub(crate) legacy_endpoint: Option<Url>,
     /// The stateless 2026-07-28 wire is being tried or was negotiated.
     pub(crate) stateless: bool,
+    /// What the client declares: the client credentials extension when it may use that grant.
+    pub(crate) capabilities: Value,
 }
+
+/// The MCP extension a client using the client credentials grant declares (SPEC 104).
+pub const CLIENT_CREDENTIALS_EXTENSION: &str = "io.modelcontextprotocol/oauth-client-credentials";
 
 /// What a `server/discover` attempt means for the connection.
 pub(crate) enum Discovered {
@@ -170,6 +307,15 @@ impl Session {
             legacy_sse,
             legacy_endpoint: None,
             stateless: false,
+            capabilities: json!({}),
+        }
+    }
+
+    /// Declares the client credentials extension in `initialize` capabilities and in every
+    /// stateless request's `clientCapabilities`, when `config` may use that grant.
+    pub(crate) fn declare_extensions(&mut self, config: &mcp_oauth_core::Config) {
+        if config.uses_client_credentials() {
+            self.capabilities = json!({"extensions": {CLIENT_CREDENTIALS_EXTENSION: {}}});
         }
     }
 
@@ -199,10 +345,10 @@ impl Session {
     }
 
     /// The `initialize` parameters.
-    pub(crate) fn initialize_params() -> Value {
+    pub(crate) fn initialize_params(&self) -> Value {
         json!({
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": {"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")},
         })
     }
@@ -227,7 +373,7 @@ impl Session {
                 let meta = p.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(m) = meta.as_object_mut() {
                     m.insert("io.modelcontextprotocol/protocolVersion".into(), json!(PROTOCOL_VERSION_STATELESS));
-                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
+                    m.insert("io.modelcontextprotocol/clientCapabilities".into(), self.capabilities.clone());
                     m.insert(
                         "io.modelcontextprotocol/clientInfo".into(),
                         json!({"name": "mcp-oauth-client", "version": env!("CARGO_PKG_VERSION")}),
@@ -293,6 +439,15 @@ impl Session {
         self.legacy_endpoint = Some(endpoint);
         Ok(())
     }
+
+    /// The legacy stream is gone (ended, or the connect failed), and its session with it: the
+    /// next call connects anew.
+    pub(crate) fn legacy_closed(&mut self) {
+        self.legacy_endpoint = None;
+        self.connected = false;
+        self.protocol_version = None;
+        self.session_id = None;
+    }
 }
 
 /// A non-challenge response to a POST: its body if 2xx, else an error.
@@ -321,7 +476,7 @@ pub(crate) fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<V
         let text = String::from_utf8_lossy(resp.body());
         let mut asm = SseAssembler::default();
         for line in text.split_inclusive('\n').chain(std::iter::once("\n")) {
-            if let Some(v) = asm.line(line).and_then(|ev| reply_to(&ev, id)) {
+            if let Some(v) = asm.line(line).map_err(Error::EventStream)?.and_then(|ev| reply_to(&ev, id)) {
                 return Ok(v);
             }
         }
@@ -384,7 +539,7 @@ mod tests {
         let mut a = SseAssembler::default();
         let mut out = Vec::new();
         for l in ["event: endpoint\n", "data: /messages?x=1\r\n", "\n", ": comment\n", "data: {\"a\":\n", "data: 1}\n", "\n"] {
-            out.extend(a.line(l));
+            out.extend(a.line(l).unwrap());
         }
         assert_eq!(
             out,
@@ -393,6 +548,74 @@ mod tests {
                 SseEvent { event: "message".into(), data: "{\"a\":\n1}".into() }
             ]
         );
+    }
+
+    /// A stream with CRLF and LF endings, a comment, an unknown field, a multi-line event and
+    /// multi-byte characters.
+    const STREAM: &str =
+        "event: endpoint\r\ndata: /messages?x=1\r\n\r\n: keep-alive\nid: 7\ndata: {\"a\":\ndata: \"été 日本\"}\n\n\ndata: last\n\n";
+
+    fn expected() -> Vec<SseEvent> {
+        vec![
+            SseEvent { event: "endpoint".into(), data: "/messages?x=1".into() },
+            SseEvent { event: "message".into(), data: "{\"a\":\n\"été 日本\"}".into() },
+            SseEvent { event: "message".into(), data: "last".into() },
+        ]
+    }
+
+    #[test]
+    fn bytes_split_anywhere_give_the_same_events() {
+        let bytes = STREAM.as_bytes();
+        assert_eq!(SseAssembler::default().feed(bytes).unwrap(), expected());
+        for cut in 0..=bytes.len() {
+            let mut a = SseAssembler::default();
+            let mut got = a.feed(&bytes[..cut]).unwrap();
+            got.extend(a.feed(&bytes[cut..]).unwrap());
+            assert_eq!(got, expected(), "cut at {cut}");
+        }
+        let mut a = SseAssembler::default();
+        let one_by_one: Vec<_> = bytes.iter().flat_map(|b| a.feed(std::slice::from_ref(b)).unwrap()).collect();
+        assert_eq!(one_by_one, expected());
+    }
+
+    #[test]
+    fn an_event_is_capped_as_it_arrives() {
+        // The line in flight counts as received: "data: 0123456789\n" is 17 bytes.
+        let line = b"data: 0123456789\n";
+        let mut fits = SseAssembler::new(17);
+        assert_eq!(fits.feed(line).unwrap(), []);
+        assert_eq!(fits.feed(b"\n").unwrap(), [SseEvent { event: "message".into(), data: "0123456789".into() }]);
+        assert_eq!(fits.feed(line).unwrap(), [], "the cap is per event, not per stream");
+        let too_large = Err(EventStreamError::EventTooLarge { limit: 16 });
+        assert_eq!(SseAssembler::new(16).feed(line), too_large);
+        // A line that never ends fails once it passes the cap, before its newline.
+        let mut a = SseAssembler::new(16);
+        assert_eq!(a.feed(b"data: 0123456789").unwrap(), []);
+        assert_eq!(a.feed(b"x"), too_large);
+        assert_eq!(a.feed(b"\n\n"), too_large, "and the assembler stays failed");
+        // Many small data lines of one event add up.
+        let mut a = SseAssembler::new(1000);
+        let held = (0..1000).map(|_| a.feed(b"data: x\n")).position(|r| r.is_err()).unwrap();
+        assert!(held * 2 <= 1000 && held * 2 > 990, "failed after {held} lines");
+        // `line` (whole lines) counts values: ten bytes fit ten, not nine.
+        let mut a = SseAssembler::new(10);
+        assert_eq!(a.line("data: 0123456789"), Ok(None));
+        assert_eq!(a.line("data: "), Err(EventStreamError::EventTooLarge { limit: 10 }), "the joining newline is one more byte");
+    }
+
+    #[test]
+    fn legacy_events_come_out_before_the_end() {
+        let mut q = LegacyEvents::default();
+        q.take(Some(b"data: a\n\ndata: b".to_vec()));
+        assert!(!q.settle(), "not ended; `a`, which nobody waited for, is forgotten");
+        assert_eq!(q.next(), None, "`b` is not complete yet");
+        q.take(Some(b"\n\n".to_vec()));
+        q.take(None);
+        q.take(Some(b"data: after the end\n\n".to_vec()));
+        assert_eq!(q.next(), Some(Ok(SseEvent { event: "message".into(), data: "b".into() })));
+        assert_eq!(q.next(), Some(Err(EventStreamError::Closed)));
+        assert_eq!(q.next(), Some(Err(EventStreamError::Closed)), "the end stays");
+        assert!(q.settle());
     }
 
     #[test]

@@ -7,6 +7,31 @@
 //!   refresh token at once. A corrupt or half-written file is skipped with a warning; it never
 //!   affects another server's entry.
 //!
+//! # What a `FileStore` trusts (Unix)
+//!
+//! Another user who can write where the tokens live can read them (a link at a temp name) or
+//! plant an entry whose token endpoint is theirs. So the store trusts only what the current
+//! (effective) user made privately:
+//!
+//! * the store directory and each server directory must be owned by the current user and not
+//!   writable by group or others; otherwise every call fails with [`StoreError::Untrusted`],
+//!   naming the path and the [`Distrust`] reason. Directories the store creates, intermediate
+//!   ones included, are `0700`. The store directory may be reached through a symbolic link (a
+//!   user's choice); a server directory may not.
+//! * temp files get random names and are created exclusively (`O_CREAT | O_EXCL`,
+//!   `O_NOFOLLOW`), so a planted file or link is never written through;
+//! * entries and the lock file are opened with `O_NOFOLLOW`, then checked on the open handle:
+//!   a regular file, owned by the current user, not writable by group or others. An entry that
+//!   fails is ignored with a warning (its path and the reason, never its contents), so it is
+//!   never trusted; a lock file that fails is an error.
+//!
+//! Not covered: someone who may write the store directory's *parent* could swap the whole
+//! directory between a check and a use. Keep the store under a directory only you (or root)
+//! can write, such as the default one; `/tmp` is fine thanks to its sticky bit.
+//!
+//! On other platforms the directories are created with the platform's defaults and only the
+//! symbolic link checks apply.
+//!
 //! The driver holds [`TokenStore::lock`] around every flow that may persist, reloads what the
 //! store has (another process may have refreshed meanwhile), and only then talks to the server.
 
@@ -34,6 +59,156 @@ pub enum StoreError {
     /// No per-user directory could be determined (no HOME).
     #[error("no per-user data directory (set HOME or XDG_DATA_HOME, or pass a directory)")]
     NoDirectory,
+    /// A directory or file of the store could have been made or changed by another user, so
+    /// the store refuses to use it. Fix the path (or choose another store directory).
+    #[error("{}: refusing to use it: {reason}", path.display())]
+    Untrusted {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: Distrust,
+    },
+}
+
+/// Why a [`FileStore`] does not trust a directory or file (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Distrust {
+    /// Owned by another user.
+    Owner {
+        /// Its owner's uid.
+        uid: u32,
+        /// The effective uid of this process.
+        expected: u32,
+    },
+    /// Group or others may write it, so they could replace or plant entries.
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A symbolic link where the store keeps only its own directories and files.
+    Symlink,
+    /// Not a directory, where the store keeps a directory.
+    NotADirectory,
+    /// Not a regular file (a directory, device, FIFO or socket), where the store keeps a file.
+    NotAFile,
+}
+
+impl std::fmt::Display for Distrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Distrust::Owner { uid, expected } => write!(f, "owned by uid {uid}, not by this user (uid {expected})"),
+            Distrust::Writable { mode } => {
+                write!(f, "writable by group or others (mode {mode:o}; make it private: chmod go-w, or 700 for a directory)")
+            }
+            Distrust::Symlink => f.write_str("a symbolic link"),
+            Distrust::NotADirectory => f.write_str("not a directory"),
+            Distrust::NotAFile => f.write_str("not a regular file"),
+        }
+    }
+}
+
+/// What a directory or file should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Dir,
+    File,
+}
+
+/// The decision on what a path is (from its metadata), for every platform: no links, and the
+/// right kind.
+fn judge_kind(want: Want, t: fs::FileType) -> Result<(), Distrust> {
+    match want {
+        _ if t.is_symlink() => Err(Distrust::Symlink),
+        Want::Dir if !t.is_dir() => Err(Distrust::NotADirectory),
+        Want::File if !t.is_file() => Err(Distrust::NotAFile),
+        _ => Ok(()),
+    }
+}
+
+/// The decision on who made it (Unix): owned by `euid`, not writable by group or others. Pure,
+/// so it is tested for every owner without a second user.
+#[cfg(unix)]
+fn judge_owner(uid: u32, mode: u32, euid: u32) -> Result<(), Distrust> {
+    if uid != euid {
+        Err(Distrust::Owner { uid, expected: euid })
+    } else if mode & 0o022 != 0 {
+        Err(Distrust::Writable { mode: mode & 0o7777 })
+    } else {
+        Ok(())
+    }
+}
+
+/// Both decisions on the metadata of a path or an open handle.
+fn judge(want: Want, m: &fs::Metadata) -> Result<(), Distrust> {
+    judge_kind(want, m.file_type())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        judge_owner(m.uid(), m.mode(), rustix::process::geteuid().as_raw())?;
+    }
+    Ok(())
+}
+
+/// Extra `open` flags for files of the store: never follow a link in the last component
+/// (`ELOOP` instead), and never block opening a FIFO someone put there.
+#[cfg(unix)]
+fn no_follow(opts: &mut fs::OpenOptions) {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The flags are small positive constants; the kernel ABI takes them as a C int.
+    let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits();
+    opts.custom_flags(i32::try_from(flags).unwrap_or_else(|_| unreachable!("O_NOFOLLOW | O_NONBLOCK fits an int")));
+}
+
+/// Opens a file of the store without following a link, and checks the open handle. On failure
+/// says whether a link (or a bad file) was the reason, so the caller can name it.
+fn open_checked(path: &Path, opts: &mut fs::OpenOptions) -> Result<fs::File, OpenFailure> {
+    #[cfg(unix)]
+    no_follow(opts);
+    #[cfg(not(unix))]
+    {
+        // No O_NOFOLLOW here: look first (a race left open where links need privileges anyway).
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(OpenFailure::Untrusted(Distrust::Symlink));
+        }
+    }
+    let f = opts.open(path).map_err(|e| {
+        // `O_NOFOLLOW` reports a link as ELOOP (EMLINK or EFTYPE on some BSDs): name it plainly.
+        if e.kind() != io::ErrorKind::NotFound && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            OpenFailure::Untrusted(Distrust::Symlink)
+        } else {
+            OpenFailure::Io(e)
+        }
+    })?;
+    let m = f.metadata().map_err(OpenFailure::Io)?;
+    judge(Want::File, &m).map_err(OpenFailure::Untrusted)?;
+    Ok(f)
+}
+
+enum OpenFailure {
+    Io(io::Error),
+    Untrusted(Distrust),
+}
+
+impl OpenFailure {
+    fn into_store_error(self, path: &Path) -> StoreError {
+        match self {
+            OpenFailure::Io(source) => StoreError::Io { path: path.to_owned(), source },
+            OpenFailure::Untrusted(reason) => StoreError::Untrusted { path: path.to_owned(), reason },
+        }
+    }
+}
+
+/// Checks a directory of the store; `Ok(false)` if it does not exist. `follow`: the path may be
+/// a link to a trusted directory (the store directory, which the user chose).
+fn check_dir(path: &Path, follow: bool) -> Result<bool, StoreError> {
+    let m = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) };
+    match m {
+        Ok(m) => judge(Want::Dir, &m).map(|()| true).map_err(|reason| StoreError::Untrusted { path: path.to_owned(), reason }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Io { path: path.to_owned(), source }),
+    }
 }
 
 /// Holds the store's lock for one server until dropped.
@@ -184,7 +359,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 impl FileStore {
-    /// A store rooted at `dir` (created with mode 0700 when first written).
+    /// A store rooted at `dir` (created, with any missing parents, with mode 0700 when first
+    /// written). An existing `dir` must belong to the current user and not be writable by
+    /// group or others, or every call fails with [`StoreError::Untrusted`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileStore { dir: dir.into() }
     }
@@ -220,23 +397,49 @@ impl FileStore {
         self.server_dir(server).join(format!("{}.json", hex16(issuer)))
     }
 
-    fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+    /// Creates (0700) and checks the store directory and the server's directory; returns the
+    /// latter.
+    fn ensure_dirs(&self, server: &str) -> Result<PathBuf, StoreError> {
         let mut b = fs::DirBuilder::new();
-        b.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir).map_err(io_err(dir))
+        if !check_dir(&self.dir, true)? {
+            // Missing parents get 0700 too. If someone else made it meanwhile, the check below
+            // sees theirs.
+            b.recursive(true).create(&self.dir).map_err(io_err(&self.dir))?;
+            check_dir(&self.dir, true)?;
+        }
+        let dir = self.server_dir(server);
+        if !check_dir(&dir, false)? {
+            match b.recursive(false).create(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(StoreError::Io { path: dir, source: e }),
+                _ => {}
+            }
+            check_dir(&dir, false)?;
+        }
+        Ok(dir)
     }
 
+    /// Reads one entry; `None` (with a warning naming the path, never the contents) when it is
+    /// missing, unreadable, corrupt, or not trusted.
     fn read_entry(path: &Path) -> Option<Entry> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(e) => {
+        let mut f = match open_checked(path, fs::OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(OpenFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(OpenFailure::Io(e)) => {
                 log::warn!("mcp-oauth: cannot read token file {}: {e}; ignoring it", path.display());
                 return None;
             }
+            Err(OpenFailure::Untrusted(why)) => {
+                log::warn!("mcp-oauth: token file {} is {why}; not trusting it, ignoring it", path.display());
+                return None;
+            }
         };
+        let mut bytes = Vec::new();
+        if let Err(e) = io::Read::read_to_end(&mut f, &mut bytes) {
+            log::warn!("mcp-oauth: cannot read token file {}: {e}; ignoring it", path.display());
+            return None;
+        }
         match serde_json::from_slice::<Entry>(&bytes) {
             Ok(e) => Some(e),
             Err(e) => {
@@ -260,17 +463,37 @@ impl FileStore {
         }
     }
 
-    /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, fsync,
-    /// rename over the target, fsync the directory.
+    /// Creates a new 0600 temp file with a random name in `dir`, exclusively: an existing file
+    /// or link at that name makes it pick another name, never write through it.
+    fn create_temp(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            no_follow(&mut opts);
+        }
+        let mut last = None;
+        for _ in 0..8 {
+            let mut r = [0u8; 16];
+            getrandom::fill(&mut r).map_err(|e| io::Error::other(e.to_string()))?;
+            let tmp = dir.join(format!(".tmp-{}", r.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+            match opts.open(&tmp) {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
+    }
+
+    /// Writes `bytes` to `path` atomically: a new 0600 temp file in the same directory, fsync,
+    /// rename over the target (a link or file planted there is replaced, not written through),
+    /// fsync the directory.
     fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), hex16(&format!("{:?}{:?}", path, std::thread::current().id()))));
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let (tmp, mut f) = Self::create_temp(dir).map_err(io_err(dir))?;
         let result = (|| {
-            let mut f = opts.open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -290,6 +513,9 @@ impl FileStore {
 impl TokenStore for FileStore {
     fn load(&self, server: &str) -> Result<Restored, StoreError> {
         let dir = self.server_dir(server);
+        if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {
+            return Ok(Restored::default());
+        }
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Restored::default()),
@@ -311,8 +537,7 @@ impl TokenStore for FileStore {
 
     fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
         let issuer = issuer_of(p);
-        let dir = self.server_dir(server);
-        self.ensure_dir(&dir)?;
+        let dir = self.ensure_dirs(server)?;
         let path = self.entry_path(server, issuer);
         let mut e = Self::read_entry(&path).unwrap_or_else(|| Entry {
             version: 1,
@@ -333,15 +558,71 @@ impl TokenStore for FileStore {
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
-        let dir = self.server_dir(server);
-        self.ensure_dir(&dir)?;
+        let dir = self.ensure_dirs(server)?;
         let path = dir.join(".lock");
         let mut opts = fs::OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let f = opts.open(&path).map_err(io_err(&path))?;
+        let f = open_checked(&path, &mut opts).map_err(|e| e.into_store_error(&path))?;
         f.lock().map_err(io_err(&path))?;
         Ok(StoreLock { _inner: Box::new(f) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The owner decision for owners a test cannot create without root.
+    #[cfg(unix)]
+    #[test]
+    fn only_private_paths_of_this_user_are_trusted() {
+        assert_eq!(judge_owner(1000, 0o40700, 1000), Ok(()));
+        assert_eq!(judge_owner(1000, 0o100600, 1000), Ok(()));
+        assert_eq!(judge_owner(1000, 0o40755, 1000), Ok(()), "readable by others is not a way in");
+        assert_eq!(judge_owner(65534, 0o40700, 1000), Err(Distrust::Owner { uid: 65534, expected: 1000 }));
+        // Root trusts only root's own, and a user does not trust root's.
+        assert_eq!(judge_owner(1000, 0o40700, 0), Err(Distrust::Owner { uid: 1000, expected: 0 }));
+        assert_eq!(judge_owner(0, 0o40700, 1000), Err(Distrust::Owner { uid: 0, expected: 1000 }));
+        for mode in [0o40777, 0o41777, 0o40770, 0o40720, 0o40702, 0o100666, 0o100620] {
+            assert_eq!(judge_owner(1000, mode, 1000), Err(Distrust::Writable { mode: mode & 0o7777 }), "{mode:o}");
+        }
+        // Another user's shared directory: the owner is named first.
+        assert_eq!(judge_owner(65534, 0o40777, 1000), Err(Distrust::Owner { uid: 65534, expected: 1000 }));
+    }
+
+    #[test]
+    fn reasons_read_plainly() {
+        let e = StoreError::Untrusted { path: "/tmp/x".into(), reason: Distrust::Writable { mode: 0o1777 } };
+        assert!(e.to_string().starts_with("/tmp/x: refusing to use it: writable by group or others (mode 1777"), "{e}");
+        let e = StoreError::Untrusted { path: "/tmp/x".into(), reason: Distrust::Owner { uid: 65534, expected: 0 } };
+        assert_eq!(e.to_string(), "/tmp/x: refusing to use it: owned by uid 65534, not by this user (uid 0)");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn temp_files_are_new_private_and_never_links() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-temp-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        let (a, _) = FileStore::create_temp(&dir).unwrap();
+        let (b, _) = FileStore::create_temp(&dir).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(fs::symlink_metadata(&a).unwrap().mode() & 0o777, 0o600);
+        // An exclusive, no-follow open of a name that is a link fails and creates nothing.
+        let target = dir.join("target");
+        let link = dir.join(".tmp-link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        no_follow(&mut opts);
+        assert!(opts.open(&link).is_err());
+        assert!(!target.exists());
+        // And so does a plain no-follow open of an existing link.
+        fs::write(&target, b"x").unwrap();
+        assert!(matches!(open_checked(&link, fs::OpenOptions::new().read(true)), Err(OpenFailure::Untrusted(Distrust::Symlink))));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

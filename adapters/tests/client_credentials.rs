@@ -57,4 +57,36 @@ fn private_key_jwt(a: Adapter) {
     assert!(t.params.iter().any(|(k, _)| k == "client_assertion"));
 }
 
-on_every_adapter!(client_secret_basic, client_secret_post, private_key_jwt);
+/// Item 16 (SPEC 104): a client that may use client credentials declares the extension, in
+/// `initialize` capabilities and in the stateless wire's per-request `clientCapabilities`; an
+/// interactive client does not.
+fn the_client_credentials_extension_is_declared(a: Adapter) {
+    let declared = |params: &[(String, String)], stateless: bool| -> Option<serde_json::Value> {
+        let p: serde_json::Value = serde_json::from_str(&params.iter().find(|(k, _)| k == "params")?.1).ok()?;
+        let caps = if stateless { &p["_meta"]["io.modelcontextprotocol/clientCapabilities"] } else { &p["capabilities"] };
+        Some(caps["extensions"]["io.modelcontextprotocol/oauth-client-credentials"].clone()).filter(|v| !v.is_null())
+    };
+    for stateless in [false, true] {
+        let s = server(move |o| {
+            o.grant_types = vec!["client_credentials".into()];
+            o.dcr = false;
+            o.clients = vec![secret_client()];
+            o.stateless_2026 = stateless;
+        });
+        let mut mcp = connect(a, &s.mcp_url(), serde_json::json!({"client_id": "svc", "client_secret": "s3cr3t"}), &|_| None);
+        mcp.list_tools().unwrap();
+        let server = s.lock();
+        let method = if stateless { "tools/list" } else { "initialize" };
+        let first = server.log.iter().find(|r| r.params.iter().any(|(k, v)| k == "method" && v == method) && r.status == 200).unwrap();
+        assert_eq!(declared(&first.params, stateless), Some(serde_json::json!({})), "stateless: {stateless}");
+    }
+    let s = server(|_| {});
+    let (i, _) = following_browser();
+    let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    mcp.list_tools().unwrap();
+    let server = s.lock();
+    let init = server.log.iter().find(|r| r.params.iter().any(|(k, v)| k == "method" && v == "initialize") && r.status == 200).unwrap();
+    assert_eq!(declared(&init.params, false), None, "an interactive client declares nothing");
+}
+
+on_every_adapter!(client_secret_basic, client_secret_post, private_key_jwt, the_client_credentials_extension_is_declared);

@@ -28,7 +28,7 @@ fn refreshes_before_expiry_and_persists_the_rotated_token(a: Adapter) {
     mcp.list_tools().unwrap();
     let key = config(&s).server_url.to_string();
     let first = store.load(&key).unwrap().tokens.unwrap();
-    clock.0.fetch_add(70_000, Ordering::SeqCst); // inside the 60 s refresh window
+    clock.0.fetch_add(95_000, Ordering::SeqCst); // in the last quarter of its 120 s life
     mcp.list_tools().unwrap();
     assert_eq!(grants(&s, "refresh_token"), 1);
     let second = store.load(&key).unwrap().tokens.unwrap();

@@ -40,6 +40,21 @@ fn oauth_client_send_wraps_any_request(a: Adapter) {
     assert_eq!(resp.status(), 200);
 }
 
+/// Item 14: `send` puts the token only on requests to the MCP server's origin; another origin
+/// (another port on the same host here) is refused before anything is sent anywhere.
+fn oauth_client_send_refuses_other_origins(a: Adapter) {
+    let s = server(|_| {});
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let foreign = format!("http://127.0.0.1:{}/mcp?x=1", other.local_addr().unwrap().port());
+    let (i, _) = following_browser();
+    let req = http::Request::post(&foreign).body(b"{}".to_vec()).unwrap();
+    let e = a.send(config(&s), Arc::new(MemoryStore::new()), i, req).unwrap_err();
+    assert!(matches!(&e, Error::ForeignOrigin { url, .. } if !url.contains('?')), "{e}");
+    assert!(other.accept().is_err(), "a connection reached the other origin");
+    assert!(s.lock().log.is_empty(), "not even the OAuth flow started");
+}
+
 fn stdio_with_oauth_is_refused(a: Adapter) {
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({"type": "stdio", "command": "my-server", "oauth": {}})).unwrap();
     let e = a.configured(&cfg, Arc::new(MemoryStore::new()), Interaction::default(), &|_| None).unwrap_err();
@@ -62,6 +77,7 @@ on_every_adapter!(
     a_revoked_token_is_refreshed_and_the_call_retried,
     step_up_on_insufficient_scope,
     oauth_client_send_wraps_any_request,
+    oauth_client_send_refuses_other_origins,
     stdio_with_oauth_is_refused,
     servers_without_oauth_work_unchanged
 );

@@ -27,6 +27,8 @@ fn tokens(n: u64) -> TokenSet {
         client_id: Some("c".into()),
         obtained_at: Timestamp::from_secs(1_700_000_000 + n),
         dpop_key: None,
+        resource_metadata: None,
+        grant: None,
     }
 }
 

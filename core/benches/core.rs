@@ -74,10 +74,11 @@ fn flow(c: &mut Criterion) {
     let now = Timestamp::from_secs(1_700_000_000);
     // Warm path: a held token, TokenWanted -> Ready with no request.
     let set: mcp_oauth_core::TokenSet = serde_json::from_str(
-        r#"{"access_token":"a","token_type":"Bearer","issuer":"https://mcp.example.com","resource":"https://mcp.example.com/mcp","obtained_at":0}"#,
+        r#"{"access_token":"a","token_type":"Bearer","issuer":"https://mcp.example.com","resource":"https://mcp.example.com/mcp","obtained_at":0,"client_id":"pre"}"#,
     )
     .unwrap();
-    let config = Config::new("https://mcp.example.com/mcp".parse().unwrap());
+    let mut config = Config::new("https://mcp.example.com/mcp".parse().unwrap());
+    config.client_id = Some("pre".into());
     let mut warm = Authorizer::new(config, Restored { clients: vec![], tokens: Some(set) }, now).unwrap();
     g.bench_function("token_wanted_with_a_held_token", |b| {
         b.iter(|| {

@@ -62,6 +62,10 @@ impl Demo {
                     self.step(&format!("browser shows: {outcome:?}"));
                     continue;
                 }
+                Output::RejectCallback(outcome) => {
+                    self.step(&format!("a forged callback is refused with: {outcome:?}; still waiting"));
+                    continue;
+                }
                 Output::Persist(p) => {
                     match &p {
                         Persist::Client(c) => {

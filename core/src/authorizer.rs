@@ -262,6 +262,11 @@ pub enum Output {
     /// [`callback::response_page`](crate::callback::response_page) of this outcome, then
     /// close it and stop the listener.
     AnswerCallback(Outcome),
+    /// The last loopback redirect was not the one this flow waits for (no `state`, or another
+    /// one: a forged request from a local process or a web page). Answer that connection with
+    /// the page of this outcome, close it, and keep listening: the wait goes on until the real
+    /// redirect or the deadline.
+    RejectCallback(Outcome),
     /// Save or delete state in the store before continuing. A failure to save must be reported
     /// to the caller (the old refresh token may already be invalid).
     Persist(Persist),
@@ -286,6 +291,7 @@ impl fmt::Debug for Output {
             }
             Output::PromptForRedirect { url } => f.debug_struct("PromptForRedirect").field("url", &redact_query(url.as_str())).finish(),
             Output::AnswerCallback(o) => f.debug_tuple("AnswerCallback").field(o).finish(),
+            Output::RejectCallback(o) => f.debug_tuple("RejectCallback").field(o).finish(),
             Output::Persist(p) => f.debug_tuple("Persist").field(p).finish(),
             Output::Wait { until } => f.debug_struct("Wait").field("until", until).finish(),
             Output::Ready(a) => f.debug_tuple("Ready").field(a).finish(),
@@ -341,6 +347,8 @@ pub struct Authorizer {
     pub(crate) tokens: Option<TokenSet>,
     pub(crate) clients: Vec<ClientInfo>,
     pub(crate) prm: Option<ProtectedResourceMetadata>,
+    /// Where `prm` came from.
+    pub(crate) prm_url: Option<String>,
     pub(crate) server: Option<ServerContext>,
     pub(crate) request: crate::state::RequestContext,
     pub(crate) dpop: crate::state::DpopContext,
@@ -360,8 +368,13 @@ impl fmt::Debug for Authorizer {
 impl Authorizer {
     /// Builds the machine for one MCP server from its configuration and whatever the adapter's
     /// store restored. A restored, unexpired token means the first `TokenWanted` sends nothing.
-    pub fn new(config: Config, restored: Restored, now: Timestamp) -> Result<Self, ConfigError> {
+    /// Restored tokens that do not belong to this configuration (another client, another kind of
+    /// grant: [`Config::accepts_tokens`]) are never used.
+    pub fn new(config: Config, mut restored: Restored, now: Timestamp) -> Result<Self, ConfigError> {
         config.validate()?;
+        if restored.tokens.as_ref().is_some_and(|t| config.accepts_tokens(t, &restored.clients).is_err()) {
+            restored.tokens = None;
+        }
         let signing_key = match &config.private_key {
             Some(pem) => Some(crate::jwt::SigningKey::from_pem(pem).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?),
             None => None,
@@ -376,6 +389,7 @@ impl Authorizer {
             tokens: restored.tokens,
             clients: restored.clients,
             prm: None,
+            prm_url: None,
             server: None,
             request: Default::default(),
             dpop: Default::default(),

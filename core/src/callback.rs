@@ -13,12 +13,25 @@ pub struct CallbackRequest {
     pub method: String,
     /// The request target: path and query.
     pub target: String,
+    /// The `Host` header, if there is exactly one.
+    pub host: Option<String>,
 }
 
 impl CallbackRequest {
     /// The path of the target, without the query.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
+    }
+
+    /// True if the `Host` header names the redirect URI's host and port (ASCII case-insensitive).
+    /// A browser following our redirect always sends exactly that; a page of another site that
+    /// rebinds its name to 127.0.0.1 sends its own name, and is refused.
+    pub fn host_matches(&self, redirect_uri: &url::Url) -> bool {
+        let (Some(host), Some(want_host), Some(port)) = (&self.host, redirect_uri.host_str(), redirect_uri.port_or_known_default()) else {
+            return false;
+        };
+        let want = format!("{want_host}:{port}");
+        host.eq_ignore_ascii_case(&want) || (port == 80 && host.eq_ignore_ascii_case(want_host))
     }
 
     /// The full redirect URL: the listener's base (`http://127.0.0.1:port`) plus the target.
@@ -69,7 +82,18 @@ pub fn parse_request_head(buf: &[u8]) -> Result<CallbackRequest, CallbackError> 
     {
         return Err(CallbackError::Malformed);
     }
-    Ok(CallbackRequest { method: method.to_owned(), target: target.to_owned() })
+    let mut host = None;
+    for line in head[line_end..].split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        if line[..colon].eq_ignore_ascii_case(b"host") {
+            let value = std::str::from_utf8(&line[colon + 1..]).map_err(|_| CallbackError::Malformed)?.trim();
+            if host.replace(value.to_owned()).is_some() {
+                return Err(CallbackError::Malformed); // RFC 9112 §3.2: more than one Host is a bad request
+            }
+        }
+    }
+    Ok(CallbackRequest { method: method.to_owned(), target: target.to_owned(), host })
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
@@ -182,6 +206,23 @@ mod tests {
             r.redirect_url(&url::Url::parse("http://127.0.0.1:5000/callback").unwrap()),
             "http://127.0.0.1:5000/callback?code=abc&state=xyz"
         );
+    }
+
+    #[test]
+    fn host_must_be_the_redirect_uris() {
+        let uri = url::Url::parse("http://127.0.0.1:5000/callback").unwrap();
+        assert!(parse_request_head(HEAD).unwrap().host_matches(&uri));
+        let head = |h: &str| parse_request_head(format!("GET /callback HTTP/1.1\r\n{h}\r\n").as_bytes());
+        assert!(!head("Host: rebind.attacker.example:5000\r\n").unwrap().host_matches(&uri));
+        assert!(!head("Host: 127.0.0.1:5001\r\n").unwrap().host_matches(&uri));
+        assert!(!head("X-Host: 127.0.0.1:5000\r\n").unwrap().host_matches(&uri));
+        assert!(head("hOsT:  127.0.0.1:5000 \r\n").unwrap().host_matches(&uri));
+        assert_eq!(head("Host: 127.0.0.1:5000\r\nHost: evil\r\n"), Err(CallbackError::Malformed));
+        let v6 = url::Url::parse("http://[::1]:5000/callback").unwrap();
+        assert!(head("Host: [::1]:5000\r\n").unwrap().host_matches(&v6));
+        let localhost = url::Url::parse("http://localhost:5000/callback").unwrap();
+        assert!(head("Host: LOCALHOST:5000\r\n").unwrap().host_matches(&localhost));
+        assert!(!head("Host: 127.0.0.1:5000\r\n").unwrap().host_matches(&localhost));
     }
 
     #[test]

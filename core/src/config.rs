@@ -13,7 +13,9 @@
 use crate::discovery::ResourceMatch;
 use crate::error::ConfigError;
 use crate::http::{is_loopback_url, is_secure_endpoint};
+use crate::registration::{ClientInfo, ClientKind};
 use crate::secret::{ClientSecret, PrivateKeyPem};
+use crate::token::TokenSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -176,9 +178,10 @@ impl Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flow {
-    /// Client credentials when a private key is configured, or when a client secret is
-    /// configured and the server offers `client_credentials` but not `authorization_code`;
-    /// otherwise the authorization code flow.
+    /// The workload identity flow with `workload_token`; enterprise-managed with `idp`; client
+    /// credentials when a client id with a secret or private key is configured and the server
+    /// offers `client_credentials` (a confidential client that a person logs in through says
+    /// `authorization_code`); otherwise the authorization code flow.
     #[default]
     Auto,
     /// Authorization code with PKCE (a user logs in through a browser).
@@ -337,6 +340,11 @@ pub struct OAuthConfig {
     /// Which addresses discovered URLs may lead to (default `open`; `public` for services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkPolicy>,
+    /// Authorize again with more scopes when the server answers 403 `insufficient_scope`
+    /// (default true). False: the request fails with `InsufficientScope`, carrying the scope
+    /// and `resource_metadata` the server named, for the application to decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<bool>,
 }
 
 impl ServerConfig {
@@ -422,6 +430,8 @@ pub struct Config {
     pub dpop: DpopMode,
     /// Which addresses discovered URLs may lead to (enforced by the adapter's resolver).
     pub network: NetworkPolicy,
+    /// Step up on 403 `insufficient_scope` (else fail with the challenge's details).
+    pub step_up: bool,
 }
 
 /// Where the OAuth requests of a flow may connect, beyond "HTTPS, or plain HTTP to loopback":
@@ -437,10 +447,12 @@ pub enum NetworkPolicy {
     /// No address checks (the default: a desktop client goes where its user points it).
     #[default]
     Open,
-    /// No private, link-local (cloud metadata), shared, multicast, reserved or unspecified
-    /// addresses; loopback is allowed (development against a local authorization server).
+    /// No address that is not globally reachable (private, link-local with the cloud metadata
+    /// endpoints, shared, site-local, documentation, multicast, reserved, unspecified, and IPv4
+    /// embedded in IPv6 that is one of these), except loopback (development against a local
+    /// authorization server).
     PublicOrLoopback,
-    /// Public addresses only (services).
+    /// Globally reachable addresses only (services).
     Public,
 }
 
@@ -479,6 +491,7 @@ impl Config {
             workload_token: None,
             dpop: DpopMode::Auto,
             network: NetworkPolicy::Open,
+            step_up: true,
         }
     }
 
@@ -538,10 +551,97 @@ impl Config {
         }
         c.dpop = o.dpop.unwrap_or_default();
         c.network = o.network.unwrap_or_default();
+        c.step_up = o.step_up.unwrap_or(true);
         c.workload_token =
             o.workload_token.as_ref().map(|t| t.resolve("workload_token", env)).transpose()?.map(crate::secret::SubjectToken::new);
         c.validate()?;
         Ok(c)
+    }
+
+    /// True if a client id with a secret or private key is configured: what `auto` uses for
+    /// client credentials when the authorization server offers the grant.
+    pub fn has_client_credentials(&self) -> bool {
+        self.client_id.is_some() && (self.client_secret.is_some() || self.private_key.is_some())
+    }
+
+    /// True if this configuration may use the client credentials grant (the MCP extension a
+    /// client declares in its capabilities): `flow` says so, or `auto` with client credentials.
+    pub fn uses_client_credentials(&self) -> bool {
+        match self.flow {
+            Flow::ClientCredentials => true,
+            Flow::Auto => self.workload_token.is_none() && self.idp.is_none() && self.has_client_credentials(),
+            _ => false,
+        }
+    }
+
+    /// Who the tokens of this configuration act for, beyond the server: `None` for a person
+    /// logging in with a client registered on the fly (dynamic registration or a client id
+    /// metadata document); otherwise the configured identity, such as `machine:svc` for a
+    /// service with client credentials or `user:app` for a person logging in through a
+    /// pre-registered client.
+    pub fn principal(&self) -> Option<String> {
+        let id = self.client_id.as_deref().unwrap_or("");
+        let machine = self.workload_token.is_some()
+            || self.idp.is_some()
+            || matches!(self.flow, Flow::ClientCredentials | Flow::EnterpriseManaged | Flow::WorkloadIdentity)
+            || self.flow == Flow::Auto && self.has_client_credentials();
+        match (self.client_id.is_some(), machine) {
+            (false, false) => None,
+            (_, true) if self.workload_token.is_some() || self.flow == Flow::WorkloadIdentity => Some(format!("workload:{id}")),
+            (_, true) if self.idp.is_some() || self.flow == Flow::EnterpriseManaged => Some(format!("enterprise:{id}")),
+            (_, true) => Some(format!("machine:{id}")),
+            (true, false) => Some(format!("user:{id}")),
+        }
+    }
+
+    /// The key an adapter's store keeps this configuration's registrations and tokens under:
+    /// the server URL, plus the [`principal`](Self::principal) when there is one. A service and
+    /// a person using the same server (or two services with different client ids) never share
+    /// tokens, even in one store.
+    pub fn store_key(&self) -> String {
+        match self.principal() {
+            None => self.server_url.to_string(),
+            Some(p) => format!("{}#{p}", self.server_url),
+        }
+    }
+
+    /// Whether stored tokens belong to this configuration: issued to its client (the configured
+    /// id, its client id metadata document, or one of `clients`, its own registrations) through
+    /// a grant it would use. The reason, when not (client ids and grant names only, no secret).
+    pub fn accepts_tokens(&self, tokens: &TokenSet, clients: &[ClientInfo]) -> Result<(), String> {
+        let id = tokens.client_id.as_deref();
+        let own = match (&self.client_id, id) {
+            (Some(configured), Some(id)) => configured == id,
+            (Some(_), None) => false,
+            (None, None) => self.workload_token.is_some(),
+            (None, Some(id)) => {
+                self.client_metadata_url.as_ref().is_some_and(|u| u.as_str() == id)
+                    || clients.iter().any(|c| c.client_id == id && c.issuer == tokens.issuer && c.kind == ClientKind::Dynamic)
+            }
+        };
+        if !own {
+            return Err(format!(
+                "issued to client {:?}, this configuration is client {:?}",
+                id.unwrap_or("(none)"),
+                self.client_id.as_deref().or(self.client_metadata_url.as_ref().map(Url::as_str)).unwrap_or("(registered on the fly)")
+            ));
+        }
+        let user = match self.flow {
+            Flow::AuthorizationCode => Some(true),
+            Flow::ClientCredentials | Flow::EnterpriseManaged | Flow::WorkloadIdentity => Some(false),
+            Flow::Auto if self.workload_token.is_some() || self.idp.is_some() => Some(false),
+            // With client credentials, `auto` picks by what the server offers: either fits.
+            Flow::Auto if self.has_client_credentials() => None,
+            Flow::Auto => Some(true),
+        };
+        match (tokens.grant, user) {
+            (Some(g), Some(user)) if g.is_user() != user => Err(format!(
+                "obtained with the {} grant, this configuration uses {}",
+                g.as_str(),
+                if user { "a user login" } else { "a machine grant" }
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Checks the resolved configuration.
@@ -686,6 +786,13 @@ mod tests {
         assert!(mk("https://m.example/mcp", "http://example.com/cb").is_err());
         assert!(mk("https://m.example/mcp", "https://127.0.0.1/cb").is_err());
         assert!(mk("http://localhost:3000/mcp", "http://localhost/cb").is_ok());
+        assert!(mk("http://[::1]:3000/mcp", "http://[::1]/cb").is_ok());
+        // Only the exact name `localhost`: a resolver may send a subdomain of it, or the name
+        // with a trailing dot, to the network's DNS.
+        for name in ["app.localhost", "localhost.", "localhost.localdomain"] {
+            assert!(mk("https://m.example/mcp", &format!("http://{name}:0/cb")).is_err(), "redirect_uri on {name}");
+            assert!(mk(&format!("http://{name}:3000/mcp"), "http://127.0.0.1:0/cb").is_err(), "server url on {name}");
+        }
     }
 
     #[test]

@@ -298,7 +298,7 @@ pub enum AuthorizationError {
     #[error("cancelled")]
     Cancelled,
     /// A user must log in, but nobody can: no browser, no terminal, no hook.
-    #[error("interactive login required, but no browser, terminal or hook is available")]
+    #[error("interactive login required, but no browser, terminal or hook is available (a service authenticates as itself with \"client_id\" and \"client_secret\" or \"private_key\"; set \"flow\": \"client_credentials\" if the server does not list that grant)")]
     InteractionRequired,
     /// The configured flow cannot run with what the server offers.
     #[error("{0}")]
@@ -333,13 +333,16 @@ pub enum ResourceError {
         /// `error_description`, if any.
         description: Option<String>,
     },
-    /// Step-up did not satisfy the server within the attempt limit.
+    /// The server wants more scope: step-up did not satisfy it within the attempt limit, or
+    /// step-up is off (`attempts` is 0) and the application decides (SPEC 97).
     #[error("insufficient scope after {attempts} authorization attempts (scope {scope:?}){}", describe(.description))]
     InsufficientScope {
         /// The scope the server asked for.
         scope: Option<String>,
         /// `error_description`, if any.
         description: Option<String>,
+        /// The challenge's `resource_metadata`, if any (unvalidated, as the server sent it).
+        resource_metadata: Option<String>,
         /// Authorization attempts made for this request.
         attempts: u8,
     },

@@ -26,7 +26,8 @@
 //! | [`Output::PrepareAttempt`] | binds the loopback listener if asked, reads OS randomness | [`Input::AttemptPrepared`] |
 //! | [`Output::OpenAuthorizationUrl`] | runs the hook / opens the browser, prints the URL | nothing, or [`Input::CallbackUnavailable`] |
 //! | [`Output::PromptForRedirect`] | asks the user to paste the redirect URL | [`Input::Redirect`] |
-//! | [`Output::AnswerCallback`] | writes [`callback::response_page`] to the browser | nothing |
+//! | [`Output::AnswerCallback`] | writes [`callback::response_page`] to the browser, stops listening | nothing |
+//! | [`Output::RejectCallback`] | writes the page to that connection only, keeps listening | nothing |
 //! | [`Output::Persist`] | saves or deletes in the token store, in order | nothing |
 //! | [`Output::Wait`] | waits for the callback, or until `until` | [`Input::Redirect`] or [`Input::Timeout`] |
 //! | [`Output::Ready`] | attaches the header and (re)sends the MCP request | next time: [`Input::TokenWanted`] |
@@ -43,21 +44,28 @@
 //! ## States
 //!
 //! ```text
-//!                 TokenWanted (token fresh) ─────────────────────────────────────────┐
-//!                 TokenWanted (expired, refresh token) ──► Refreshing ──┐             │
-//!  ┌──────┐       TokenWanted / Challenged                              │ ok          ▼
-//!  │ Idle │ ──────────────────────────► ResourceMetadata ──► ServerMetadata ──┐  ┌────────┐
-//!  └──────┘        (manual endpoints skip discovery)  404s: 2025-03-26 legacy │  │ Ready  │
-//!      ▲                                                                      ▼  └────────┘
-//!      │                         ┌───────────── obtain token ◄── invalid_grant ── Refreshing
-//!      │                         ▼                        ▼
+//!                 TokenWanted (token fresh) ──────────────────────────────────────────────┐
+//!                 TokenWanted (refresh due) / Challenged 401 ──► Refreshing ──┐ ok         │
+//!  ┌──────┐       (with the metadata in use: no discovery)                    └──────────► ▼
+//!  │ Idle │ ──────────────────────────► ResourceMetadata ──► ServerMetadata ──┐     ┌────────┐
+//!  └──────┘  nothing known yet; the      (manual endpoints skip discovery)    │     │ Ready  │
+//!      ▲     challenge names other       404s: 2025-03-26 legacy              │     └────────┘
+//!      │     metadata; a rejected token                                       ▼
+//!      │     that cannot be refreshed;   ┌───────────── obtain token ◄── invalid_grant ── Refreshing
+//!      │     before a browser login      ▼                        ▼
 //!      │            AwaitingPreparation ──► Registration ──► AwaitingRedirect ──► ExchangingCode ──► Idle
-//!      │            (bind + entropy)        (DCR, if needed)  (loopback │ paste)
+//!      │            (bind + entropy)        (DCR, if needed)  (loopback │ paste;
+//!      │                                                       a forged callback: RejectCallback, wait on)
 //!      │                         ├──► ClientCredentials ─────────────────────────────────────────► Idle
 //!      │                         └──► TokenExchange (IdP: ID token -> ID-JAG) ──► JwtBearer ─────► Idle
 //!      │
 //!      └─── any error ──► Failed (the flow ends; a new TokenWanted or Challenged starts over)
 //! ```
+//!
+//! A transient failure of a refresh (network, 5xx, `temporarily_unavailable`) keeps the tokens:
+//! the request fails with a retryable error, or, ahead of expiry, gets the still valid token.
+//! Only `invalid_grant` (and `invalid_client`, which also drops a dynamic registration) forgets
+//! them.
 //!
 //! ## A complete loop
 //!
@@ -93,6 +101,7 @@
 //!             Input::Redirect { now: now(), url: line.trim().to_owned(), source: mcp_oauth_core::RedirectSource::Paste }
 //!         }
 //!         Output::AnswerCallback(outcome) => { let _page = mcp_oauth_core::callback::response_page(&outcome); continue }
+//!         Output::RejectCallback(outcome) => { let _page = mcp_oauth_core::callback::response_page(&outcome); continue }
 //!         Output::Persist(_) => continue, // save to your store
 //!         Output::Wait { until } => match wait_for_callback(until) {
 //!             Some(url) => Input::Redirect { now: now(), url, source: mcp_oauth_core::RedirectSource::Loopback },
@@ -152,7 +161,7 @@ pub use error::{
 };
 pub use registration::{ClientInfo, ClientKind};
 pub use time::Timestamp;
-pub use token::{Authorization, TokenSet};
+pub use token::{Authorization, GrantKind, TokenSet};
 pub use url::Url;
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::pkce::{verifier_from_bytes, PkceChallenge};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
-use crate::token::{select_auth_method, token_request, AuthMethod, ClientAuth, TokenResponse, TokenSet};
+use crate::token::{select_auth_method, token_request, AuthMethod, ClientAuth, GrantKind, TokenResponse, TokenSet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use url::Url;
@@ -32,7 +32,7 @@ pub(crate) enum State {
     AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
     ExchangingCode { req: RequestId, attempt: Box<Attempt> },
     ClientCredentials { req: RequestId, scope: Option<String> },
-    Refreshing { req: RequestId, fallback: bool },
+    Refreshing { req: RequestId, endpoint: Url, proactive: bool },
     TokenExchange { req: RequestId, scope: Option<String> },
     JwtBearer { req: RequestId, scope: Option<String> },
 }
@@ -43,6 +43,8 @@ pub(crate) enum ChosenFlow {
     ClientCredentials,
     EnterpriseManaged,
     WorkloadIdentity,
+    /// A refresh whose client assertion (`private_key_jwt`) needs entropy for its `jti`.
+    Refresh,
 }
 
 /// The authorization server in use.
@@ -64,8 +66,20 @@ pub(crate) struct RequestContext {
     pub(crate) challenge: Option<BearerChallenge>,
     pub(crate) step_up: bool,
     pub(crate) challenges: u8,
+    /// A full authorization (code, client credentials, JWT bearer) finished in this request: a
+    /// 401 now means the server rejects a token obtained moments ago, which is final.
     pub(crate) authorized: bool,
+    /// A refresh was sent in this request (proactively or after a challenge): not twice.
     pub(crate) refreshed: bool,
+    /// The resource server rejected the token (401) in this request.
+    pub(crate) rejected: bool,
+    /// Discovery ran in this request: the metadata in use is current.
+    pub(crate) discovered: bool,
+    /// The resource server's `use_dpop_nonce` was honoured once in this request.
+    pub(crate) rs_nonce_retried: bool,
+    /// A refresh at metadata not discovered in this request was refused for another reason than
+    /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
+    pub(crate) refresh_refused: Option<(Url, Error)>,
     /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
     pub(crate) requested_scopes: Vec<String>,
 }
@@ -274,26 +288,37 @@ impl Authorizer {
 
     /// RFC 9449 §8: a token endpoint that answers `use_dpop_nonce` with a `DPoP-Nonce` header
     /// gets the same request once more, with a proof carrying the nonce. True if resent.
+    ///
+    /// Only the answer to the outstanding token request counts (the caller checked the id): a
+    /// nonce from a metadata host or any other response is ignored, and the remembered request
+    /// is forgotten once answered, so nothing can make the machine send a spent code or an
+    /// already rotated refresh token again.
     fn dpop_nonce_retry(&mut self, result: &Result<HttpResponse, TransportFailure>) -> bool {
+        let at_token_endpoint = matches!(
+            self.state,
+            State::ExchangingCode { .. } | State::ClientCredentials { .. } | State::Refreshing { .. } | State::JwtBearer { .. }
+        );
+        let Some((purpose, req)) = self.dpop.last_token_request.take().filter(|_| at_token_endpoint) else { return false };
         let Ok(resp) = result else { return false };
         let nonce = crate::http::header_str(resp, http::header::HeaderName::from_static("dpop-nonce")).map(str::to_owned);
-        if self.dpop.key.is_some() && nonce.is_some() && self.dpop.last_token_request.is_some() {
+        if nonce.is_some() {
             self.dpop.as_nonce = nonce.clone();
         }
         let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
-        let Some((purpose, req)) = self.dpop.last_token_request.clone() else { return false };
         if !demanded || nonce.is_none() || self.dpop.nonce_retried {
             return false;
         }
         self.dpop.nonce_retried = true;
-        let req = self.with_token_proof(req);
-        let id = self.send(purpose, req);
-        match &mut self.state {
-            State::ExchangingCode { req, .. }
-            | State::ClientCredentials { req, .. }
-            | State::Refreshing { req, .. }
-            | State::JwtBearer { req, .. } => *req = id,
-            _ => return false,
+        let proof = self.with_token_proof(req.clone());
+        let id = self.send(purpose, proof);
+        // The retry is the outstanding request now (and is itself never retried).
+        self.dpop.last_token_request = Some((purpose, req));
+        if let State::ExchangingCode { req, .. }
+        | State::ClientCredentials { req, .. }
+        | State::Refreshing { req, .. }
+        | State::JwtBearer { req, .. } = &mut self.state
+        {
+            *req = id;
         }
         true
     }
@@ -308,57 +333,102 @@ impl Authorizer {
             self.ready();
             return Ok(());
         }
-        if self.try_refresh(false) {
+        if self.try_refresh()? {
             return Ok(());
         }
-        self.start_discovery()
+        self.new_token()
     }
 
     fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue], dpop_nonce: Option<String>) -> Result<(), Error> {
         // A malformed header is treated as no header: well-known discovery still works.
         let challenge = discovery::oauth_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
-        // RFC 9449 §9: the resource server wants a nonce in the proof. Same token, new proof;
-        // a nonce demanded again is an ordinary rejection.
-        let wants_nonce = challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("use_dpop_nonce");
+        let error = challenge.as_ref().and_then(|c| c.error.as_deref());
+        let (wants_nonce, insufficient) = (error == Some("use_dpop_nonce"), error == Some("insufficient_scope"));
+        match status {
+            401 => {}
+            403 if insufficient && !self.config.step_up => {
+                let c = challenge.unwrap_or_default();
+                return failed(ResourceError::InsufficientScope {
+                    scope: c.scope,
+                    description: c.error_description,
+                    resource_metadata: c.resource_metadata,
+                    attempts: 0,
+                });
+            }
+            403 if insufficient => {}
+            403 => return failed(ResourceError::Forbidden { description: challenge.and_then(|c| c.error_description) }),
+            other => return failed(ResourceError::NotAChallenge(other)),
+        }
+        // Every challenge, the nonce retry included, counts toward the attempt limit.
+        self.request.challenges = self.request.challenges.saturating_add(1);
+        if self.request.challenges > self.config.max_authorization_attempts {
+            let c = challenge.unwrap_or_default();
+            return failed(if insufficient {
+                ResourceError::InsufficientScope {
+                    scope: c.scope,
+                    description: c.error_description,
+                    resource_metadata: c.resource_metadata,
+                    attempts: self.request.challenges - 1,
+                }
+            } else {
+                ResourceError::RejectedFreshToken { status }
+            });
+        }
+        // RFC 9449 §9: the resource server wants a nonce in the proof. Same token, new proof,
+        // once per request; a nonce demanded again is an ordinary rejection.
         if status == 401
             && wants_nonce
             && self.dpop.key.is_some()
             && self.tokens.is_some()
             && dpop_nonce.is_some()
             && dpop_nonce != self.dpop.rs_nonce
+            && !self.request.rs_nonce_retried
         {
+            self.request.rs_nonce_retried = true;
             self.dpop.rs_nonce = dpop_nonce;
             self.ready();
             return Ok(());
         }
-        let insufficient = challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("insufficient_scope");
-        match status {
-            401 => {
-                if self.request.authorized {
-                    return failed(ResourceError::RejectedFreshToken { status });
-                }
-            }
-            403 if insufficient => {}
-            403 => return failed(ResourceError::Forbidden { description: challenge.and_then(|c| c.error_description) }),
-            other => return failed(ResourceError::NotAChallenge(other)),
-        }
-        self.request.challenges = self.request.challenges.saturating_add(1);
-        if self.request.challenges > self.config.max_authorization_attempts {
-            let c = challenge.unwrap_or_default();
-            return failed(if insufficient {
-                ResourceError::InsufficientScope { scope: c.scope, description: c.error_description, attempts: self.request.challenges - 1 }
-            } else {
-                ResourceError::RejectedFreshToken { status }
-            });
+        if status == 401 && self.request.authorized {
+            return failed(ResourceError::RejectedFreshToken { status });
         }
         self.request.step_up = insufficient;
-        let new_prm = challenge.as_ref().is_some_and(|c| c.resource_metadata.is_some());
+        self.request.rejected |= status == 401;
+        let other_metadata =
+            challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()).is_some_and(|u| Some(u) != self.metadata_url());
         self.request.challenge = challenge;
-        if insufficient && self.server.is_some() && !new_prm {
+        // Discovered metadata is kept for the life of the machine; a challenge naming other
+        // metadata is followed (SPEC 95), and so is one that arrives before any discovery.
+        if other_metadata || self.server.is_none() && insufficient {
+            return self.start_discovery();
+        }
+        if insufficient {
+            // Step-up: a new authorization with the union of scopes (a refresh cannot widen).
             return self.obtain_token();
         }
-        // SPEC item 10 / OQ 14: re-run discovery on every 401, the AS may have changed.
-        self.start_discovery()
+        // A rejected token: refresh it if possible (token + retry), else a new token.
+        if self.try_refresh()? {
+            return Ok(());
+        }
+        self.new_token()
+    }
+
+    /// The URL the protected resource metadata in use came from (kept with the tokens).
+    fn metadata_url(&self) -> Option<&str> {
+        self.prm_url.as_deref().or_else(|| self.tokens.as_ref().and_then(|t| t.resource_metadata.as_deref()))
+    }
+
+    /// No usable token and no refresh: get a new one. Discovery runs first when nothing is known
+    /// yet, or when the metadata in use may be stale and a new authorization is about to ask
+    /// for it: after the server rejected a token (the authorization server may have moved), and
+    /// before a browser login. Machine grants reuse the metadata in use when nothing was rejected.
+    fn new_token(&mut self) -> Result<(), Error> {
+        if self.server.is_none()
+            || !self.request.discovered && (self.request.rejected || self.choose_flow()? == ChosenFlow::AuthorizationCode)
+        {
+            return self.start_discovery();
+        }
+        self.obtain_token()
     }
 
     // ---- Discovery ----------------------------------------------------------------------
@@ -379,7 +449,11 @@ impl Authorizer {
         }
         let server = self.config.server_url.clone();
         let mut candidates = Vec::new();
-        if let Some(rm) = self.request.challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()) {
+        // The challenge's metadata URL; without one, the URL the metadata in use came from (a
+        // server whose metadata is only announced in its challenges is found again).
+        let hinted =
+            self.request.challenge.as_ref().and_then(|c| c.resource_metadata.clone()).or_else(|| self.metadata_url().map(str::to_owned));
+        if let Some(rm) = hinted.as_deref() {
             // SPEC W14: an invalid or insecure URL is ignored; well-known discovery follows.
             if let Ok(u) = Url::parse(rm) {
                 if is_secure_endpoint(&u) {
@@ -412,7 +486,7 @@ impl Authorizer {
             State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
             State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
             State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
-            State::Refreshing { fallback, .. } => self.on_refreshed(result, fallback),
+            State::Refreshing { endpoint, proactive, .. } => self.on_refreshed(result, endpoint, proactive),
             State::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
             State::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
             other => {
@@ -484,12 +558,14 @@ impl Authorizer {
             .collect();
         issuers.sort_by_key(|i| preferred.iter().position(|p| p == i).unwrap_or(usize::MAX));
         self.prm = Some(prm);
+        self.prm_url = Some(candidates[index].0.to_string());
         self.start_server_metadata(issuers, 0, false)
     }
 
     fn start_legacy_discovery(&mut self) -> Result<(), Error> {
         // 2025-03-26: the authorization server is the MCP server's origin.
         self.prm = None;
+        self.prm_url = None;
         let origin = discovery::origin_of(&self.config.server_url);
         self.start_server_metadata(vec![origin], 0, true)
     }
@@ -590,13 +666,23 @@ impl Authorizer {
             }
         }
         self.server = Some(ctx);
+        self.request.discovered = true;
         self.obtain_token()
     }
 
     // ---- Getting a token ----------------------------------------------------------------
 
     fn obtain_token(&mut self) -> Result<(), Error> {
-        if !self.request.step_up && self.try_refresh(true) {
+        if let Some((endpoint, refusal)) = self.request.refresh_refused.take() {
+            // Discovery ran because a refresh at older metadata was refused: the refusal stands
+            // unless the authorization server now has another token endpoint.
+            let same = self.server.as_ref().is_some_and(|s| s.token_endpoint == endpoint);
+            if same && self.tokens.is_some() {
+                return Err(refusal);
+            }
+            self.request.refreshed = false;
+        }
+        if !self.request.step_up && self.try_refresh()? {
             return Ok(());
         }
         let flow = self.choose_flow()?;
@@ -606,12 +692,16 @@ impl Authorizer {
         // Entropy for a client assertion's jti, or for a new DPoP key.
         let needs_entropy = self.needs_dpop_key() || (flow == ChosenFlow::ClientCredentials && self.signing_key.is_some());
         if needs_entropy {
-            let plan = AttemptPlan { redirect: None };
-            self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-            self.state = State::AwaitingPreparation { plan, flow };
-            return Ok(());
+            return self.prepare_machine_flow(flow);
         }
         self.start_machine_flow(flow, None)
+    }
+
+    fn prepare_machine_flow(&mut self, flow: ChosenFlow) -> Result<(), Error> {
+        let plan = AttemptPlan { redirect: None };
+        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
+        self.state = State::AwaitingPreparation { plan, flow };
+        Ok(())
     }
 
     /// The grants without a browser.
@@ -629,10 +719,17 @@ impl Authorizer {
                 self.remember_requested(&scope);
                 self.send_jwt_bearer(&token, scope)
             }
+            ChosenFlow::Refresh => match self.refresh_plan()? {
+                Some((endpoint, client)) => self.send_refresh(endpoint, client, nonce),
+                None => self.new_token(),
+            },
             ChosenFlow::AuthorizationCode => self.start_code_flow(),
         }
     }
 
+    /// `auto`: a workload token or an identity provider name their flow; configured client
+    /// credentials (a secret or a key) mean machine to machine when the authorization server
+    /// offers the grant (or, without metadata, always); everything else is a person logging in.
     fn choose_flow(&self) -> Result<ChosenFlow, Error> {
         let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
         Ok(match self.config.flow {
@@ -643,8 +740,8 @@ impl Authorizer {
             Flow::Auto if self.config.workload_token.is_some() => ChosenFlow::WorkloadIdentity,
             Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
             Flow::Auto => {
-                let cc_only = md.is_some_and(|m| m.supports_grant("client_credentials") && !m.supports_grant("authorization_code"));
-                if self.config.client_id.is_some() && (self.signing_key.is_some() || (self.config.client_secret.is_some() && cc_only)) {
+                let offered = md.is_none_or(|m| m.supports_grant("client_credentials"));
+                if self.config.has_client_credentials() && offered {
                     ChosenFlow::ClientCredentials
                 } else {
                     ChosenFlow::AuthorizationCode
@@ -653,12 +750,26 @@ impl Authorizer {
         })
     }
 
-    /// The pre-registered client, if configuration has one for `issuer`.
+    /// The issuer the configured client id belongs to, if known: the configured
+    /// `authorization_server`, else the one it was first used with (kept in the store as a
+    /// registration without secret), else the issuer of tokens issued to it.
+    fn bound_issuer(&self) -> Option<&str> {
+        let id = self.config.client_id.as_deref()?;
+        self.config
+            .authorization_server
+            .as_deref()
+            .or_else(|| self.clients.iter().find(|c| c.kind == ClientKind::PreRegistered && c.client_id == id).map(|c| c.issuer.as_str()))
+            .or_else(|| self.tokens.as_ref().filter(|t| t.client_id.as_deref() == Some(id)).map(|t| t.issuer.as_str()))
+    }
+
+    /// The pre-registered client, if configuration has one, for `issuer`. Configured credentials
+    /// belong to one authorization server (SEP-2352): another issuer is an error, before
+    /// anything is sent there.
     fn configured_client(&self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
         let Some(id) = &self.config.client_id else { return Ok(None) };
-        if let Some(bound) = &self.config.authorization_server {
+        if let Some(bound) = self.bound_issuer() {
             if bound != issuer {
-                return failed(RegistrationError::BoundToOtherIssuer { configured: bound.clone(), discovered: issuer.to_owned() });
+                return failed(RegistrationError::BoundToOtherIssuer { configured: bound.to_owned(), discovered: issuer.to_owned() });
             }
         }
         Ok(Some(ClientInfo {
@@ -672,6 +783,22 @@ impl Authorizer {
         }))
     }
 
+    /// [`configured_client`](Self::configured_client), binding the credentials to `issuer` on
+    /// first use (persisted without the secret, so a restart keeps the binding).
+    fn use_configured_client(&mut self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
+        let client = self.configured_client(issuer)?;
+        if let Some(c) = &client {
+            let known = self.clients.iter().any(|x| x.kind == ClientKind::PreRegistered && x.client_id == c.client_id);
+            if !known {
+                let binding = ClientInfo { client_secret: None, ..c.clone() };
+                self.clients.retain(|x| x.issuer != issuer);
+                self.clients.push(binding.clone());
+                self.queue.push_back(Output::Persist(Persist::Client(binding)));
+            }
+        }
+        Ok(client)
+    }
+
     fn client_auth<'a>(
         &self,
         client: &'a ClientInfo,
@@ -679,10 +806,7 @@ impl Authorizer {
         nonce: Option<&[u8; 16]>,
         id_in_body: bool,
     ) -> Result<ClientAuth<'a>, Error> {
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        let forced = self.config.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse);
-        let has_key = self.signing_key.is_some() && client.kind == ClientKind::PreRegistered;
-        let method = select_auth_method(md, forced, client.auth_method(), client.client_secret.is_some(), has_key);
+        let method = self.auth_method_for(client);
         let assertion = match method {
             AuthMethod::PrivateKeyJwt => {
                 let key = self
@@ -715,16 +839,16 @@ impl Authorizer {
         })
     }
 
-    /// SPEC §2.H: challenge scope, else configured scopes, else PRM `scopes_supported`, else
-    /// none; a step-up takes the union with what was requested and granted before; and
-    /// `offline_access` when the server lists it.
+    /// SPEC §2.H: the challenge's scope, else PRM `scopes_supported`, else the configured
+    /// scopes (for servers that say nothing), else none; a step-up takes the union with what was
+    /// requested and granted before; and `offline_access` when the server lists it.
     fn select_scope(&self) -> Option<String> {
         let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let challenged = self.request.challenge.as_ref().and_then(|c| c.scope.as_deref()).map(split);
         let mut scopes = challenged
             .clone()
-            .or_else(|| self.config.scopes.clone())
             .or_else(|| self.prm.as_ref().and_then(|p| p.scopes_supported.clone()))
+            .or_else(|| self.config.scopes.clone())
             .unwrap_or_default();
         if self.request.step_up {
             let mut union: Vec<String> = self.request.requested_scopes.clone();
@@ -753,44 +877,83 @@ impl Authorizer {
         }
     }
 
-    /// Starts a refresh if there is a refresh token, a token endpoint and a client for it.
-    fn try_refresh(&mut self, fallback: bool) -> bool {
+    /// Starts a refresh if there is a refresh token, a token endpoint and a client for it (once
+    /// per request). True if started (or its entropy asked for).
+    fn try_refresh(&mut self) -> Result<bool, Error> {
         if self.request.refreshed {
-            return false;
+            return Ok(false);
         }
-        let Some(t) = self.tokens.clone() else { return false };
-        let Some(rt) = t.refresh_token.clone() else { return false };
-        let token_endpoint = match &self.server {
-            Some(s) if s.issuer == t.issuer => Some(s.token_endpoint.clone()),
-            Some(_) => None,
-            None => t.token_endpoint.as_deref().and_then(|u| Url::parse(u).ok()).filter(is_secure_endpoint),
-        };
-        let Some(token_endpoint) = token_endpoint else { return false };
-        let Some(client) = self.client_for_tokens(&t) else { return false };
-        let Ok(auth) = self.client_auth(&client, &t.issuer, None, true) else { return false };
-        if auth.method == AuthMethod::PrivateKeyJwt {
-            return false; // needs entropy; a fresh client credentials token is as cheap
+        let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(false) };
+        if self.auth_method_for(&client) == AuthMethod::PrivateKeyJwt {
+            // The client assertion needs a fresh jti: entropy first.
+            self.request.refreshed = true;
+            self.prepare_machine_flow(ChosenFlow::Refresh)?;
+            return Ok(true);
         }
-        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.secret().to_owned())];
-        if let Some(r) = self.resource_param().or_else(|| self.config.send_resource.then(|| t.resource.clone())) {
-            form.push(("resource", r));
-        }
-        let req = token_request(&token_endpoint, form, &auth);
-        let req = self.send_token(Purpose::Refresh, req);
-        self.request.refreshed = true;
-        self.state = State::Refreshing { req, fallback };
-        true
+        self.send_refresh(endpoint, client, None)?;
+        Ok(true)
     }
 
-    fn client_for_tokens(&self, t: &TokenSet) -> Option<ClientInfo> {
-        let id = t.client_id.as_deref()?;
+    /// Where and as whom the held refresh token can be used, if it can.
+    fn refresh_plan(&self) -> Result<Option<(Url, ClientInfo)>, Error> {
+        let Some(t) = &self.tokens else { return Ok(None) };
+        if t.refresh_token.is_none() {
+            return Ok(None);
+        }
+        let Some(client) = self.client_for_tokens(t)? else { return Ok(None) };
+        let endpoint = match &self.server {
+            Some(s) if s.issuer == t.issuer => Some(s.token_endpoint.clone()),
+            Some(_) => None,
+            // Item 12: configured credentials only go to a token endpoint from discovery or
+            // configuration, never to one that came only from the store.
+            None if self.carries_configured_credentials(&client) => None,
+            None => t.token_endpoint.as_deref().and_then(|u| Url::parse(u).ok()).filter(is_secure_endpoint),
+        };
+        Ok(endpoint.map(|e| (e, client)))
+    }
+
+    fn carries_configured_credentials(&self, client: &ClientInfo) -> bool {
+        client.kind == ClientKind::PreRegistered && (client.client_secret.is_some() || self.signing_key.is_some())
+    }
+
+    fn auth_method_for(&self, client: &ClientInfo) -> AuthMethod {
+        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
+        let forced = self.config.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse);
+        let has_key = self.signing_key.is_some() && client.kind == ClientKind::PreRegistered;
+        select_auth_method(md, forced, client.auth_method(), client.client_secret.is_some(), has_key)
+    }
+
+    /// The refresh request (SPEC 87): the grant's own `resource`, the client that holds it.
+    fn send_refresh(&mut self, endpoint: Url, client: ClientInfo, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+        let Some(t) = self.tokens.clone() else { return self.new_token() };
+        let Some(rt) = t.refresh_token.clone() else { return self.new_token() };
+        if client.kind == ClientKind::PreRegistered {
+            self.use_configured_client(&t.issuer)?;
+        }
+        let auth = self.client_auth(&client, &t.issuer, nonce, true)?;
+        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.secret().to_owned())];
+        if self.config.send_resource {
+            // Item 1: the value the grant was obtained with, whatever discovery says today.
+            form.push(("resource", t.resource.clone()));
+        }
+        let req = token_request(&endpoint, form, &auth);
+        let req = self.send_token(Purpose::Refresh, req);
+        self.request.refreshed = true;
+        let proactive = !self.request.rejected;
+        self.state = State::Refreshing { req, endpoint, proactive };
+        Ok(())
+    }
+
+    /// The client the tokens were issued to, if this configuration can act as it.
+    fn client_for_tokens(&self, t: &TokenSet) -> Result<Option<ClientInfo>, Error> {
+        let Some(id) = t.client_id.as_deref() else { return Ok(None) };
         if self.config.client_id.as_deref() == Some(id) {
-            return self.configured_client(&t.issuer).ok().flatten();
+            return self.configured_client(&t.issuer);
         }
         if self.config.client_metadata_url.as_ref().is_some_and(|u| u.as_str() == id) {
-            return Some(self.metadata_document_client(&t.issuer, id));
+            return Ok(Some(self.metadata_document_client(&t.issuer, id)));
         }
-        self.clients.iter().find(|c| c.issuer == t.issuer && c.client_id == id).cloned()
+        Ok(self.clients.iter().find(|c| c.issuer == t.issuer && c.client_id == id && c.kind == ClientKind::Dynamic).cloned())
     }
 
     fn metadata_document_client(&self, issuer: &str, id: &str) -> ClientInfo {
@@ -805,46 +968,66 @@ impl Authorizer {
         }
     }
 
-    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, fallback: bool) -> Result<(), Error> {
+    /// The refresh's answer. Success replaces the tokens (rotation). Only a dead grant
+    /// (`invalid_grant`) or a rejected client (`invalid_client`, which re-registers) forgets
+    /// them; a transient failure keeps them and fails this request with a retryable error (or,
+    /// for a refresh ahead of expiry, hands out the still valid token); any other refusal keeps
+    /// them too and is reported, after checking the metadata in use was not stale.
+    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url, proactive: bool) -> Result<(), Error> {
         let purpose = Purpose::Refresh;
-        let resp = result.map_err(|t| transport_error(purpose, t))?;
-        match TokenResponse::from_http(&resp, purpose) {
+        let parsed = result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose));
+        let e = match parsed {
             Ok(tr) => {
-                let old = self.tokens.take();
-                let scope = old.as_ref().and_then(|t| t.scope.clone());
-                let issuer = old.as_ref().map(|t| t.issuer.clone()).unwrap_or_default();
-                let client_id = old.as_ref().and_then(|t| t.client_id.clone());
-                let resource = old.as_ref().map(|t| t.resource.clone()).unwrap_or_default();
-                let endpoint = old.as_ref().and_then(|t| t.token_endpoint.clone());
+                let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
+                let mut set = self.token_set_from(tr, old.scope.clone(), old.issuer.clone(), old.resource.clone(), old.client_id.clone());
+                set.token_endpoint = old.token_endpoint.clone().or(set.token_endpoint);
+                set.resource_metadata = old.resource_metadata.clone().or(set.resource_metadata);
+                set.grant = old.grant;
                 // Rotation: a new refresh token replaces the old; none means keep the old.
-                let keep = old.and_then(|t| t.refresh_token);
-                let mut set = self.token_set_from(tr, scope, issuer, resource, endpoint, client_id);
                 if set.refresh_token.is_none() {
-                    set.refresh_token = keep;
+                    set.refresh_token = old.refresh_token;
                 }
-                self.store_tokens(set);
+                self.store_tokens(set, false);
                 self.ready();
-                Ok(())
+                return Ok(());
             }
-            Err(Error::Token(TokenError::Rejected(e))) => {
-                // SPEC item 90: the grant is dead; drop the tokens and authorize afresh.
+            Err(e) => e,
+        };
+        let code = match &e {
+            Error::Token(TokenError::Rejected(r)) => Some(r.error.as_str()),
+            _ => None,
+        };
+        if e.is_retryable() {
+            // Item 4: the grant is intact; try again next time.
+            let still_valid = self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp));
+            if proactive && still_valid {
+                self.ready();
+                return Ok(());
+            }
+            return Err(e);
+        }
+        match code {
+            Some("invalid_grant") | Some("invalid_client") => {
+                // SPEC item 90 and 98: the grant (or the client) is dead; authorize afresh.
                 let issuer = self.tokens.take().map(|t| t.issuer).unwrap_or_default();
                 self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
-                if e.error == "invalid_client" {
+                if code == Some("invalid_client") {
                     self.forget_dynamic_client();
                 }
-                if fallback || self.server.is_some() {
-                    self.obtain_token()
-                } else {
-                    self.start_discovery()
-                }
+                self.new_token()
             }
-            Err(e) => Err(e),
+            _ if !self.request.discovered && self.config.endpoints.is_none() => {
+                // The metadata in use may be stale (a moved token endpoint answers 404): look
+                // again before deciding.
+                self.request.refresh_refused = Some((endpoint, e));
+                self.start_discovery()
+            }
+            _ => Err(e),
         }
     }
 
     fn forget_dynamic_client(&mut self) {
-        let issuer = self.server.as_ref().map(|s| s.issuer.clone());
+        let issuer = self.server.as_ref().map(|s| s.issuer.clone()).or_else(|| self.tokens.as_ref().map(|t| t.issuer.clone()));
         if let Some(issuer) = issuer {
             let before = self.clients.len();
             self.clients.retain(|c| !(c.issuer == issuer && c.kind == ClientKind::Dynamic));
@@ -860,9 +1043,9 @@ impl Authorizer {
         requested_scope: Option<String>,
         issuer: String,
         resource: String,
-        token_endpoint: Option<String>,
         client_id: Option<String>,
     ) -> TokenSet {
+        let token_endpoint = self.server.as_ref().filter(|s| s.issuer == issuer).map(|s| s.token_endpoint.to_string());
         TokenSet {
             expires_at: tr.expires_in.map(|s| self.now.saturating_add(std::time::Duration::from_secs(s))),
             access_token: tr.access_token,
@@ -876,31 +1059,30 @@ impl Authorizer {
             client_id,
             obtained_at: self.now,
             dpop_key: None,
+            resource_metadata: self.prm_url.clone(),
+            grant: None,
         }
     }
 
-    fn store_tokens(&mut self, mut set: TokenSet) {
+    /// Keeps and persists new tokens. `authorized`: they come from a full authorization (code,
+    /// client credentials, JWT bearer) rather than a refresh, so the server rejecting them now
+    /// is final for this request.
+    fn store_tokens(&mut self, mut set: TokenSet, authorized: bool) {
         if set.token_type == "DPoP" {
             set.dpop_key = self.dpop.key.as_ref().map(|k| k.persisted().clone());
         }
         self.queue.push_back(Output::Persist(Persist::Tokens(set.clone())));
         self.tokens = Some(set);
-        self.request.authorized = true;
+        self.request.authorized |= authorized;
     }
 
     // ---- Client credentials -------------------------------------------------------------
 
     fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
-        let issuer = self.server.as_ref().map(|s| s.issuer.clone()).unwrap_or_default();
-        if self.configured_client(&issuer)?.is_none() {
-            return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
-        }
-        self.send_client_credentials(nonce)
-    }
-
-    fn send_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
         let ctx = self.ctx()?;
-        let client = self.configured_client(&ctx.issuer)?.ok_or_else(|| AuthorizationError::FlowUnavailable("no client_id".into()))?;
+        let Some(client) = self.use_configured_client(&ctx.issuer)? else {
+            return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
+        };
         let scope = self.select_scope();
         let mut form = vec![("grant_type", "client_credentials".to_owned())];
         if let Some(r) = self.resource_param() {
@@ -928,8 +1110,9 @@ impl Authorizer {
         let tr = TokenResponse::from_http(&resp, purpose)?;
         let ctx = self.ctx()?;
         let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let set = self.token_set_from(tr, scope, ctx.issuer, resource, Some(ctx.token_endpoint.to_string()), self.config.client_id.clone());
-        self.store_tokens(set);
+        let mut set = self.token_set_from(tr, scope, ctx.issuer, resource, self.config.client_id.clone());
+        set.grant = Some(if purpose == Purpose::ClientCredentials { GrantKind::ClientCredentials } else { GrantKind::JwtBearer });
+        self.store_tokens(set, true);
         self.ready();
         Ok(())
     }
@@ -991,7 +1174,7 @@ impl Authorizer {
         if let Some(s) = &scope {
             form.push(("scope", s.clone()));
         }
-        let req = match self.configured_client(&ctx.issuer)? {
+        let req = match self.use_configured_client(&ctx.issuer)? {
             Some(client) => {
                 let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
                 token_request(&ctx.token_endpoint, form, &auth)
@@ -1102,12 +1285,16 @@ impl Authorizer {
         let ctx = self.ctx()?;
         let md = ctx.metadata.as_ref();
         let now_secs = self.now.as_secs();
-        let client = if let Some(c) = self.configured_client(&ctx.issuer)? {
+        let client = if let Some(c) = self.use_configured_client(&ctx.issuer)? {
             Some(c)
         } else if let (Some(u), true) = (&self.config.client_metadata_url, md.is_some_and(|m| m.client_id_metadata_document_supported())) {
             Some(self.metadata_document_client(&ctx.issuer, u.as_str()))
         } else {
-            let stored = self.clients.iter().find(|c| c.issuer == ctx.issuer && !c.secret_expired(now_secs)).cloned();
+            let stored = self
+                .clients
+                .iter()
+                .find(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic && !c.secret_expired(now_secs))
+                .cloned();
             match stored {
                 Some(c) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
                 // RFC 8252 §7.3: any port for loopback IP literals, when re-registering is impossible.
@@ -1212,12 +1399,9 @@ impl Authorizer {
     }
 
     fn on_redirect(&mut self, url: &str, source: RedirectSource) -> Result<(), Error> {
-        let State::AwaitingRedirect { attempt, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+        let State::AwaitingRedirect { attempt, deadline, listening } = std::mem::replace(&mut self.state, State::Idle) else {
             return Ok(());
         };
-        // The redirect is in (a concurrent callback may beat the drain): asking for it again
-        // would be wrong, so outputs still queued for it are withdrawn.
-        self.queue.retain(|o| !matches!(o, Output::OpenAuthorizationUrl { .. } | Output::PromptForRedirect { .. }));
         let checked = parse_redirect(url, &attempt.redirect_uri).and_then(|p| {
             check_redirect(
                 p,
@@ -1230,14 +1414,26 @@ impl Authorizer {
         });
         let code = match checked {
             Ok(code) => code,
+            // Item 11: a request on the loopback callback path without our state can come from
+            // any local process or web page. It gets an error page and the wait goes on: only
+            // the redirect that carries our state ends the login.
+            Err(e @ (AuthorizationError::MissingState | AuthorizationError::StateMismatch | AuthorizationError::InvalidRedirect(_)))
+                if source == RedirectSource::Loopback =>
+            {
+                self.queue.push_back(Output::RejectCallback(Outcome::for_error(&Error::from(e))));
+                self.state = State::AwaitingRedirect { attempt, deadline, listening };
+                return Ok(());
+            }
             Err(e) => {
                 let e = Error::from(e);
+                self.withdraw_prompts();
                 if source == RedirectSource::Loopback {
                     self.queue.push_back(Output::AnswerCallback(Outcome::for_error(&e)));
                 }
                 return Err(e);
             }
         };
+        self.withdraw_prompts();
         if source == RedirectSource::Loopback {
             self.queue.push_back(Output::AnswerCallback(Outcome::Success));
         }
@@ -1259,6 +1455,12 @@ impl Authorizer {
         Ok(())
     }
 
+    /// The redirect is in (a concurrent callback may beat the drain): asking for it again would
+    /// be wrong, so outputs still queued for it are withdrawn.
+    fn withdraw_prompts(&mut self) {
+        self.queue.retain(|o| !matches!(o, Output::OpenAuthorizationUrl { .. } | Output::PromptForRedirect { .. }));
+    }
+
     fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<(), Error> {
         let purpose = Purpose::CodeExchange;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
@@ -1274,8 +1476,9 @@ impl Authorizer {
         let ctx = self.ctx()?;
         let resource = attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
         let client_id = attempt.client.as_ref().map(|c| c.client_id.clone());
-        let set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, Some(ctx.token_endpoint.to_string()), client_id);
-        self.store_tokens(set);
+        let mut set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, client_id);
+        set.grant = Some(GrantKind::AuthorizationCode);
+        self.store_tokens(set, true);
         self.ready();
         Ok(())
     }

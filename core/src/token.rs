@@ -288,6 +288,35 @@ pub fn id_jag_from_http(resp: &HttpResponse) -> Result<crate::secret::SubjectTok
     }
 }
 
+/// The grant that started a chain of tokens (kept across refreshes): who the tokens act for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GrantKind {
+    /// A person logged in (authorization code): the tokens act for that user.
+    AuthorizationCode,
+    /// Client credentials: the tokens act for the client itself.
+    ClientCredentials,
+    /// A JWT bearer grant (enterprise-managed ID-JAG, or a workload's platform JWT).
+    JwtBearer,
+}
+
+impl GrantKind {
+    /// The grant's name, for logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::AuthorizationCode => "authorization_code",
+            GrantKind::ClientCredentials => "client_credentials",
+            GrantKind::JwtBearer => "jwt_bearer",
+        }
+    }
+
+    /// True for grants where a person logged in.
+    pub fn is_user(self) -> bool {
+        self == GrantKind::AuthorizationCode
+    }
+}
+
 /// Tokens for one (resource, issuer) pair, as persisted by the adapter's store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenSet {
@@ -319,15 +348,34 @@ pub struct TokenSet {
     /// The DPoP key the access token is bound to (secret; `token_type` is `DPoP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<crate::secret::SubjectToken>,
+    /// The URL the protected resource metadata came from when the grant was obtained: a
+    /// challenge naming the same URL needs no new discovery, after a restart too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_metadata: Option<String>,
+    /// The grant that started the chain (absent in tokens stored by older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantKind>,
 }
 
+/// The share of a token's lifetime that the refresh skew may take at most: a token is used for
+/// at least three quarters of its life, however short (a 2 s token is refreshed after 1.5 s, a
+/// 60 s one after 45 s; from 4 minutes up the configured skew applies).
+pub const MAX_SKEW_SHARE: u32 = 4;
+
 impl TokenSet {
-    /// True if the access token is usable at `now`, refreshing `skew` early.
+    /// True if the access token is usable at `now`: before [`refresh_at`](Self::refresh_at).
+    /// Tokens of unknown lifetime are always fresh (they are used until the server rejects them).
     pub fn is_fresh(&self, now: Timestamp, skew: Duration) -> bool {
-        match self.expires_at {
-            None => true,
-            Some(exp) => now < exp.saturating_sub(skew),
-        }
+        self.refresh_at(skew).is_none_or(|at| now < at)
+    }
+
+    /// When to refresh: `skew` before expiry, but never earlier than three quarters into the
+    /// token's lifetime ([`MAX_SKEW_SHARE`]), so short-lived tokens are not refreshed on every
+    /// request. `None` when the lifetime is unknown.
+    pub fn refresh_at(&self, skew: Duration) -> Option<Timestamp> {
+        let exp = self.expires_at?;
+        let lifetime = exp.duration_since(self.obtained_at);
+        Some(exp.saturating_sub(skew.min(lifetime / MAX_SKEW_SHARE)))
     }
 
     /// The header to attach (and, for DPoP-bound tokens, what proves possession).
@@ -546,9 +594,12 @@ mod tests {
             client_id: None,
             obtained_at: Timestamp::ZERO,
             dpop_key: None,
+            resource_metadata: None,
+            grant: None,
         };
-        assert!(ts.is_fresh(Timestamp::from_secs(30), Duration::from_secs(60)));
-        assert!(!ts.is_fresh(Timestamp::from_secs(41), Duration::from_secs(60)));
+        // A 100 s token: the skew is a quarter of its life (25 s), not 60 s.
+        assert!(ts.is_fresh(Timestamp::from_secs(74), Duration::from_secs(60)));
+        assert!(!ts.is_fresh(Timestamp::from_secs(75), Duration::from_secs(60)));
         let d = format!("{ts:?} {:?}", ts.authorization());
         assert!(!d.contains("tok-secret") && !d.contains("ref-secret"), "{d}");
         assert_eq!(ts.authorization().secret(), "Bearer tok-secret");

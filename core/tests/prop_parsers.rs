@@ -85,28 +85,86 @@ proptest! {
 }
 
 proptest! {
-    /// The network policy judges an IPv4 address the same whether it arrives as IPv4, mapped
-    /// into IPv6, or behind the NAT64 prefix; `open` blocks nothing; `public` blocks a superset
-    /// of `public_or_loopback`.
+    /// The network policy judges an IPv4 address the same whether it arrives as IPv4 or inside
+    /// IPv6: mapped, behind the NAT64 prefix, IPv4-compatible, 6to4, or as either end of a
+    /// Teredo address (the client obfuscated); `open` blocks nothing; `public` blocks a
+    /// superset of `public_or_loopback`.
     #[test]
-    fn address_policy_is_consistent(bits in any::<u32>()) {
+    fn address_policy_is_consistent(bits in any::<u32>(), other in any::<u32>(), subnet in any::<u16>(), iid in any::<u64>(), flags in any::<u32>()) {
         use mcp_oauth_core::http::address_blocked;
         use mcp_oauth_core::NetworkPolicy::{Open, Public, PublicOrLoopback};
         use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
         let v4 = Ipv4Addr::from(bits);
-        let mapped = v4.to_ipv6_mapped();
-        let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, (bits >> 16) as u16, bits as u16);
+        let (hi, lo) = ((bits >> 16) as u16, bits as u16);
+        let v6 = |s: [u16; 8]| IpAddr::V6(Ipv6Addr::from(s));
+        let iid4 = [(iid >> 48) as u16, (iid >> 32) as u16, (iid >> 16) as u16, iid as u16];
+        // A public Teredo server and client (8.8.8.8; obfuscated: f7f7:f7f7).
+        let (pub_hi, pub_lo) = (0x0808, 0x0808);
+        let embeddings = [
+            IpAddr::V6(v4.to_ipv6_mapped()),
+            v6([0x64, 0xff9b, 0, 0, 0, 0, hi, lo]),
+            v6([0x2002, hi, lo, subnet, iid4[0], iid4[1], iid4[2], iid4[3]]),
+            v6([0x2001, 0, pub_hi, pub_lo, (flags >> 16) as u16, flags as u16, !hi, !lo]),
+            v6([0x2001, 0, hi, lo, (flags >> 16) as u16, flags as u16, !pub_hi, !pub_lo]),
+        ];
         for policy in [Open, PublicOrLoopback, Public] {
             let direct = address_blocked(IpAddr::V4(v4), policy);
-            prop_assert_eq!(address_blocked(IpAddr::V6(mapped), policy), direct);
-            prop_assert_eq!(address_blocked(IpAddr::V6(nat64), policy), direct);
+            for e in embeddings {
+                prop_assert_eq!(address_blocked(e, policy), direct, "{} for {}", e, v4);
+            }
+            // IPv4-compatible (::a.b.c.d): the same, except that ::1 is IPv6 loopback and ::
+            // unspecified; all of 0.0.0.0/8 is blocked anyway.
+            let compat = v6([0, 0, 0, 0, 0, 0, hi, lo]);
+            if v4.octets()[0] != 0 {
+                prop_assert_eq!(address_blocked(compat, policy), direct, "{}", compat);
+            } else if policy != Open && bits != 1 {
+                prop_assert!(address_blocked(compat, policy).is_some(), "{}", compat);
+            }
+        }
+        // Teredo between two arbitrary ends: blocked exactly when either end is.
+        let teredo = v6([0x2001, 0, hi, lo, 0, 0, !((other >> 16) as u16), !(other as u16)]);
+        for policy in [PublicOrLoopback, Public] {
+            let either = address_blocked(IpAddr::V4(v4), policy).is_some()
+                || address_blocked(IpAddr::V4(Ipv4Addr::from(other)), policy).is_some();
+            prop_assert_eq!(address_blocked(teredo, policy).is_some(), either, "{}", teredo);
         }
         prop_assert_eq!(address_blocked(IpAddr::V4(v4), Open), None);
         if address_blocked(IpAddr::V4(v4), PublicOrLoopback).is_some() {
             prop_assert!(address_blocked(IpAddr::V4(v4), Public).is_some());
         }
-        if v4.is_private() || v4.is_link_local() {
+        if v4.is_private() || v4.is_link_local() || v4.is_documentation() {
             prop_assert!(address_blocked(IpAddr::V4(v4), PublicOrLoopback).is_some());
+        }
+    }
+
+    /// Any IPv6 address: `open` blocks nothing, `public` blocks a superset of
+    /// `public_or_loopback`, and outside global unicast (2000::/3) only IPv4 embeddings and
+    /// `::1` can pass.
+    #[test]
+    fn ipv6_policy_allows_only_global_unicast(bits in any::<u128>(), prefix in 0usize..8) {
+        use mcp_oauth_core::http::address_blocked;
+        use mcp_oauth_core::NetworkPolicy::{Open, Public, PublicOrLoopback};
+        use std::net::{IpAddr, Ipv6Addr};
+        // Bias the first bits towards the special ranges, which random bits rarely hit.
+        let prefixes: [u128; 8] = [0, 0x64_ff9b_0001 << 80, 0xfec0 << 112, 0x2001 << 112, 0x2002 << 112, 0x0100 << 112, 0x3fff << 112, 0x2001_0db8 << 96];
+        let masks: [u32; 8] = [96, 48, 10, 23, 16, 64, 20, 32];
+        let (p, m) = (prefixes[prefix], masks[prefix]);
+        let addr = if bits & 1 == 0 { bits } else { p | (bits & (u128::MAX >> m)) };
+        let ip = IpAddr::V6(Ipv6Addr::from(addr));
+        prop_assert_eq!(address_blocked(ip, Open), None);
+        if address_blocked(ip, PublicOrLoopback).is_some() {
+            prop_assert!(address_blocked(ip, Public).is_some());
+        }
+        let v6 = Ipv6Addr::from(addr);
+        let embeds_v4 = addr >> 32 == 0 || v6.to_ipv4_mapped().is_some() || addr >> 32 == 0x64_ff9b_0000_0000_0000_0000;
+        if addr >> 125 != 1 && !embeds_v4 {
+            prop_assert!(address_blocked(ip, Public).is_some(), "{}", ip);
+        }
+        // Local-use NAT64, site-local, discard-only and documentation ranges never pass.
+        for (p, m) in [(0x64_ff9b_0001u128 << 80, 48), (0xfec0 << 112, 10), (0x0100 << 112, 64), (0x3fff << 112, 20), (0x2001_0db8 << 96, 32)] {
+            if addr >> (128 - m) == p >> (128 - m) {
+                prop_assert!(address_blocked(ip, PublicOrLoopback).is_some(), "{}", ip);
+            }
         }
     }
 }

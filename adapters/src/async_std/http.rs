@@ -9,18 +9,20 @@
 //! nothing for the few requests an OAuth flow makes; MCP-heavy programs can bring their own
 //! client by implementing the trait (or passing a closure).
 
-use crate::transport::{HttpClient, Stream};
+use crate::transport::{pump, HttpClient, Stream, StreamCloser, STREAM_CHUNKS};
 use async_std::stream::Stream as AsyncStreamTrait;
 use mcp_oauth_core::http::{HttpResponse, TransportFailure, TransportFailureKind};
 use std::future::Future;
-use std::io::Read;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A boxed, sendable future (what [`AsyncHttpClient`] returns, so it works as a trait object).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The body of an open event stream: chunks as they arrive, ending when the stream closes.
+/// Dropping it must close the connection (the client drops it when it is dropped, and when a
+/// connect fails).
 pub type ByteStream = Pin<Box<dyn AsyncStreamTrait<Item = Vec<u8>> + Send>>;
 
 /// What [`AsyncHttpClient::open_stream`] got.
@@ -65,7 +67,10 @@ pub trait AsyncHttpClient: Send + Sync {
     fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> BoxFuture<'_, Result<HttpResponse, TransportFailure>>;
 
     /// Opens a long-lived response (the legacy transport's event stream). The default says
-    /// this client cannot.
+    /// this client cannot. Implementations should give up a stream that stays silent for
+    /// [`STREAM_IDLE_TIMEOUT`](crate::mcp::STREAM_IDLE_TIMEOUT), read a non-2xx body within
+    /// their timeout, and close the connection when the [`ByteStream`] is dropped; the client
+    /// caps each event itself ([`SseAssembler`](crate::mcp::SseAssembler)).
     fn open_stream(&self, req: http::Request<Vec<u8>>) -> BoxFuture<'_, Result<AsyncStream, TransportFailure>> {
         let _ = req;
         Box::pin(async {
@@ -126,28 +131,31 @@ impl AsyncHttpClient for UreqOnPool {
         Box::pin(async move {
             match super::rt::spawn_blocking(move || http.open_stream(req)).await? {
                 Stream::Done(resp) => Ok(AsyncStream::Done(resp)),
-                Stream::Open(parts, reader) => Ok(AsyncStream::Open(parts, Box::pin(pump(reader)))),
+                Stream::Open(parts, body) => {
+                    let (reader, closer) = body.into_parts();
+                    let (tx, rx) = async_std::channel::bounded(STREAM_CHUNKS);
+                    pump("mcp-oauth-stream", reader, move |chunk| tx.send_blocking(chunk).is_ok()).map_err(|e| TransportFailure {
+                        kind: TransportFailureKind::Other,
+                        message: format!("cannot start the stream reader: {e}"),
+                    })?;
+                    Ok(AsyncStream::Open(parts, Box::pin(Pumped { chunks: rx, _closer: closer })))
+                }
             }
         })
     }
 }
 
-/// Reads a blocking body on a pool thread into a small channel. The thread ends when the body
-/// ends or the receiver is dropped (at its next chunk).
-fn pump(mut reader: Box<dyn Read + Send>) -> async_std::channel::Receiver<Vec<u8>> {
-    let (tx, rx) = async_std::channel::bounded(16);
-    let _ = std::thread::Builder::new().name("mcp-oauth-stream".into()).spawn(move || {
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.send_blocking(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
+/// An event stream read by a thread of its own (see [`pump`]) into a bounded channel. Dropping
+/// it shuts the connection, which ends the thread's blocked read at once.
+struct Pumped {
+    chunks: async_std::channel::Receiver<Vec<u8>>,
+    _closer: StreamCloser,
+}
+
+impl AsyncStreamTrait for Pumped {
+    type Item = Vec<u8>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        Pin::new(&mut self.chunks).poll_next(cx)
+    }
 }

@@ -1,6 +1,6 @@
 //! The loopback callback listener on `async_std::net::TcpListener`: the same rules as the
 //! blocking one (loopback hosts only, port 0 for any free port, bounded and time-limited heads,
-//! 404 for other paths, one callback), served by tasks instead of threads. [`AsyncListener::close`]
+//! 404 for other paths, `Host` checked), served by tasks instead of threads. [`AsyncListener::close`]
 //! stops it and frees the port; dropping it does the same soon after.
 
 use super::rt;
@@ -12,7 +12,6 @@ use async_std::task::JoinHandle;
 use mcp_oauth_core::RedirectPlan;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -43,7 +42,6 @@ impl AsyncListener {
         let (path, base) = (plan.path.clone(), redirect_uri.clone());
         let task = rt::spawn(async move {
             let heads: Arc<Heads<TcpStream>> = Arc::default();
-            let done = Arc::new(AtomicBool::new(false));
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
                     rt::sleep(Duration::from_millis(10)).await;
@@ -52,9 +50,9 @@ impl AsyncListener {
                 let id = heads.admit(conn.clone(), |c| {
                     let _ = c.shutdown(Shutdown::Both);
                 });
-                let (h, d, ev, p, b) = (heads.clone(), done.clone(), events.clone(), path.clone(), base.clone());
+                let (h, ev, p, b) = (heads.clone(), events.clone(), path.clone(), base.clone());
                 rt::spawn(async move {
-                    let _ = handle(conn, &p, &b, &d, &ev, || h.done(id)).await;
+                    let _ = handle(conn, &p, &b, &ev, || h.done(id)).await;
                     h.done(id);
                 });
             }
@@ -90,19 +88,12 @@ impl Drop for AsyncListener {
     }
 }
 
-async fn handle(
-    mut conn: TcpStream,
-    path: &str,
-    base: &Url,
-    done: &AtomicBool,
-    events: &Sender<Event>,
-    head_read: impl FnOnce(),
-) -> io::Result<()> {
+async fn handle(mut conn: TcpStream, path: &str, base: &Url, events: &Sender<Event>, head_read: impl FnOnce()) -> io::Result<()> {
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let url = loop {
-        match listen::judge(&buf, path, base, done) {
+        match listen::judge(&buf, path, base) {
             Head::Incomplete => {}
             Head::Respond(page) => return conn.write_all(&page).await,
             Head::Deliver(url) => break url,

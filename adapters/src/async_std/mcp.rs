@@ -6,47 +6,59 @@ use super::http::{send_capped, AsyncHttpClient, AsyncStream, ByteStream, UreqOnP
 use super::{rt, AsyncOAuthClient};
 use crate::error::Error;
 use crate::interaction::Interaction;
-use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, Session, SseAssembler, SseEvent, Tool};
+use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, EventStreamError, LegacyEvents, Session, SseEvent, Tool};
 use crate::mcp::{LEGACY_ENDPOINT_TIMEOUT, LEGACY_REPLY_TIMEOUT, MAX_MCP_BODY};
 use crate::store::TokenStore;
+use crate::transport::STREAM_CHUNKS;
 use async_std::stream::StreamExt;
 use mcp_oauth_core::{Authorization, Config, ServerConfig};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use url::Url;
 
-/// The legacy transport's open event stream, read as replies are awaited.
+/// The legacy transport's open event stream, its events assembled (capped) as replies are
+/// awaited. Dropping it drops the body, which closes the connection.
 struct Legacy {
     body: ByteStream,
-    asm: SseAssembler,
-    line: Vec<u8>,
-    ready: VecDeque<SseEvent>,
+    events: LegacyEvents,
 }
 
 impl Legacy {
-    /// The next event, or `None` when the stream ends or `within` passes.
-    async fn next_event(&mut self, within: Duration) -> Option<SseEvent> {
+    /// The next event; `Ok(None)` if none came `within`.
+    async fn next_event(&mut self, within: Duration) -> Result<Option<SseEvent>, EventStreamError> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(ev) = self.ready.pop_front() {
-                return Some(ev);
+            if let Some(next) = self.events.next() {
+                return next.map(Some);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let chunk = rt::timeout(left, self.body.next()).await.ok()??;
-            for &b in &chunk {
-                if self.line.len() < MAX_MCP_BODY {
-                    self.line.push(b);
-                }
-                if b == b'\n' {
-                    if let Some(ev) = self.asm.line(&String::from_utf8_lossy(&self.line)) {
-                        self.ready.push_back(ev);
-                    }
-                    self.line.clear();
-                }
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match rt::timeout(left, self.body.next()).await {
+                Ok(chunk) => self.events.take(chunk),
+                Err(()) => return Ok(None),
             }
         }
+    }
+
+    /// Takes in what has arrived since the last call (without waiting), forgetting events
+    /// nobody waited for; true if the stream has ended.
+    fn ended(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..STREAM_CHUNKS {
+            match self.body.as_mut().poll_next(&mut cx) {
+                Poll::Ready(Some(chunk)) => self.events.take(Some(chunk)),
+                Poll::Ready(None) => {
+                    self.events.take(None);
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        self.events.settle()
     }
 }
 
@@ -68,7 +80,11 @@ impl McpClient {
     /// A client for `url`, with OAuth if `oauth` is given (its HTTP client is used for MCP too).
     pub fn new(url: Url, oauth: Option<AsyncOAuthClient>) -> Self {
         let http = oauth.as_ref().map(|o| o.http()).unwrap_or_else(|| Arc::new(UreqOnPool::default()));
-        McpClient { session: Session::new(url, false), http, oauth, legacy: None }
+        let mut session = Session::new(url, false);
+        if let Some(o) = &oauth {
+            session.declare_extensions(o.config());
+        }
+        McpClient { session, http, oauth, legacy: None }
     }
 
     /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
@@ -134,7 +150,18 @@ impl McpClient {
     /// Connects: `server/discover` on the stateless 2026-07-28 wire; servers that do not speak
     /// it get the `initialize` handshake (2025-11-25 and older; the legacy SSE transport always).
     /// Returns the server's discover or initialize result.
+    ///
+    /// On the legacy transport a failed connect leaves no stream open: its connection is shut
+    /// before this returns.
     pub async fn connect(&mut self) -> Result<Value, Error> {
+        let connected = self.connect_once().await;
+        if connected.is_err() && self.legacy.take().is_some() {
+            self.session.legacy_closed();
+        }
+        connected
+    }
+
+    async fn connect_once(&mut self) -> Result<Value, Error> {
         if self.session.mode == ConnectMode::Eager {
             self.warm_up().await?;
         }
@@ -148,7 +175,7 @@ impl McpClient {
                 return Ok(result);
             }
         }
-        let result = self.rpc("initialize", Session::initialize_params()).await?;
+        let result = self.rpc("initialize", self.session.initialize_params()).await?;
         self.session.initialized(&result);
         self.post(Session::initialized_notification()).await?;
         Ok(result)
@@ -167,6 +194,12 @@ impl McpClient {
     }
 
     async fn ensure_connected(&mut self) -> Result<(), Error> {
+        if self.legacy.as_mut().is_some_and(Legacy::ended) {
+            // The stream ended (closed, silent past the idle deadline, or an event over the
+            // cap), and its session with it: open a new one.
+            self.legacy = None;
+            self.session.legacy_closed();
+        }
         if !self.session.connected {
             self.connect().await?;
         }
@@ -189,7 +222,7 @@ impl McpClient {
         let body = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             match self.http.open_stream(req).await.map_err(Error::Transport)? {
                 AsyncStream::Open(_, body) => break body,
@@ -199,8 +232,9 @@ impl McpClient {
                 },
             }
         };
-        let mut legacy = Legacy { body, asm: SseAssembler::default(), line: Vec::new(), ready: VecDeque::new() };
-        self.session.legacy_opened(legacy.next_event(LEGACY_ENDPOINT_TIMEOUT).await)?;
+        let mut legacy = Legacy { body, events: LegacyEvents::default() };
+        let first = legacy.next_event(LEGACY_ENDPOINT_TIMEOUT).await.map_err(Error::EventStream)?;
+        self.session.legacy_opened(first)?;
         self.legacy = Some(legacy);
         Ok(())
     }
@@ -220,7 +254,7 @@ impl McpClient {
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             let resp = send_capped(&*self.http, req, MAX_MCP_BODY).await.map_err(Error::Transport)?;
             self.session.observe(&resp);
@@ -237,16 +271,12 @@ async fn wait_for_reply(legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
     let deadline = Instant::now() + LEGACY_REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Mcp(format!("no reply to request {id} on the event stream")));
-        }
-        match legacy.next_event(left).await {
+        match legacy.next_event(left).await.map_err(Error::EventStream)? {
             Some(ev) => {
                 if let Some(v) = proto::reply_to(&ev, id) {
                     return Ok(v);
                 }
             }
-            None if Instant::now() < deadline => return Err(Error::Mcp("the event stream closed".into())),
             None => return Err(Error::Mcp(format!("no reply to request {id} on the event stream"))),
         }
     }

@@ -138,10 +138,16 @@ impl AsyncOAuthClient {
         http: Arc<dyn AsyncHttpClient>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let key = config.server_url.to_string();
+        let key = config.store_key();
         let restored = load(&store, &key).await?;
+        flow::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         Ok(AsyncOAuthClient { inner: Arc::new(Inner { config, key, auth: Mutex::new(auth), http, store, interaction, clock }) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     /// The HTTP client, for sending MCP requests the same way.
@@ -181,7 +187,7 @@ impl AsyncOAuthClient {
         let stored = load(&self.inner.store, &self.inner.key).await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
-        if flow::replaced_since(rejected, &stored, now, self.inner.config.refresh_skew) {
+        if flow::replaced_since(&self.inner.config, rejected, &stored, now) {
             *auth = Authorizer::new(self.inner.config.clone(), stored, now)?;
             return self.run(&mut auth, Input::TokenWanted { now }).await;
         }
@@ -190,11 +196,14 @@ impl AsyncOAuthClient {
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes
     /// and retries (core bounds the attempts). For people who bring their own MCP client.
+    /// A request for another origin than the MCP server's is refused
+    /// ([`Error::ForeignOrigin`]) before anything is sent.
     pub async fn send(&self, req: ::http::Request<Vec<u8>>, max_body: usize) -> Result<::http::Response<Vec<u8>>, Error> {
+        flow::check_origin(&self.inner.config, &req)?;
         let mut header = self.authorization().await?;
         loop {
             let mut r = req.clone();
-            self.attach(&mut r, &header);
+            self.attach(&mut r, &header)?;
             let resp = http::send_capped(&*self.inner.http, r, max_body).await.map_err(Error::Transport)?;
             match challenge_of(&resp) {
                 Some(c) => header = self.challenged(c, Some(&header)).await?,
@@ -203,9 +212,13 @@ impl AsyncOAuthClient {
         }
     }
 
-    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
-    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) {
+    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request to
+    /// the MCP server; a request for another origin is refused ([`Error::ForeignOrigin`]) and
+    /// left unchanged.
+    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) -> Result<(), Error> {
+        flow::check_origin(&self.inner.config, req)?;
         flow::attach(req, authorization, self.inner.clock.now());
+        Ok(())
     }
 
     /// True if the machine holds tokens (usable or refreshable).
@@ -227,10 +240,8 @@ impl AsyncOAuthClient {
         // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
         flow::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let result = match auth.handle_input(first) {
-            Ok(()) => self.drive(auth, &mut io).await,
-            Err(e) => Err(e.into()),
-        };
+        let result = self.drive(auth, &mut io, first).await;
+        flow::finished(&self.inner.key, &result);
         io.close().await;
         if result.is_err() {
             flow::abandon(auth, self.inner.clock.now());
@@ -238,15 +249,15 @@ impl AsyncOAuthClient {
         result
     }
 
-    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo) -> Result<Authorization, Error> {
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo, first: Input) -> Result<Authorization, Error> {
         let (clock, interaction) = (&self.inner.clock, &self.inner.interaction);
-        let mut flow = Flow::default();
+        let mut flow = Flow::start(&self.inner.key, auth, first)?;
         loop {
             let now = clock.now();
             match flow.next(auth, interaction, now)? {
                 Step::Send(req) => {
-                    let result = http::send_capped(&*self.inner.http, req.request.clone(), req.max_response_bytes).await;
-                    auth.handle_input(Input::Response { now: clock.now(), id: req.id, result })?;
+                    let result = http::send_capped(&*self.inner.http, crate::transport::request_of(&req), req.max_response_bytes).await;
+                    flow.responded(auth, clock.now(), &req, result)?;
                 }
                 Step::Prepare(redirect) => {
                     let entropy = os_entropy()?;
@@ -275,6 +286,11 @@ impl AsyncOAuthClient {
                         let pasted = rt::spawn_blocking(move || prompt.read_redirect(&url, &cancel)).await;
                         let _ = tx.send(pasted.map(Event::Paste).unwrap_or(Event::PromptClosed)).await;
                     });
+                }
+                Step::Reject(page) => {
+                    if let Some(reply) = io.reply.take() {
+                        let _ = reply.try_send(page);
+                    }
                 }
                 Step::Answer(page) => {
                     if let Some(reply) = io.reply.take() {

@@ -45,7 +45,6 @@ impl Listener {
         let (st, path, base) = (stop.clone(), plan.path.clone(), redirect_uri.clone());
         let thread = std::thread::Builder::new().name("mcp-oauth-callback".into()).spawn(move || {
             let heads: Arc<Heads<TcpStream>> = Arc::default();
-            let done = Arc::new(AtomicBool::new(false));
             // Blocking accept; Drop wakes it with a connection of its own.
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -55,9 +54,9 @@ impl Listener {
                         let id = heads.admit(handle_copy, |c| {
                             let _ = c.shutdown(Shutdown::Both);
                         });
-                        let (h, d, ev, p, b) = (heads.clone(), done.clone(), events.clone(), path.clone(), base.clone());
+                        let (h, ev, p, b) = (heads.clone(), events.clone(), path.clone(), base.clone());
                         let spawned = std::thread::Builder::new().name("mcp-oauth-callback-conn".into()).spawn(move || {
-                            let _ = handle(conn, &p, &b, &d, &ev, || h.done(id));
+                            let _ = handle(conn, &p, &b, &ev, || h.done(id));
                             h.done(id);
                         });
                         if spawned.is_err() {
@@ -87,20 +86,13 @@ impl Drop for Listener {
     }
 }
 
-fn handle(
-    mut conn: TcpStream,
-    path: &str,
-    base: &Url,
-    done: &AtomicBool,
-    events: &Sender<Event>,
-    head_read: impl FnOnce(),
-) -> io::Result<()> {
+fn handle(mut conn: TcpStream, path: &str, base: &Url, events: &Sender<Event>, head_read: impl FnOnce()) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let url = loop {
-        match listen::judge(&buf, path, base, done) {
+        match listen::judge(&buf, path, base) {
             Head::Incomplete => {}
             Head::Respond(page) => return conn.write_all(&page),
             Head::Deliver(url) => break url,

@@ -7,27 +7,60 @@
 use super::{HttpClient, OAuthClient, Stream};
 use crate::error::Error;
 use crate::interaction::Interaction;
-use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, Session, SseAssembler, SseEvent, Tool};
+use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, EventStreamError, LegacyEvents, Session, SseEvent, Tool};
 use crate::mcp::{LEGACY_ENDPOINT_TIMEOUT, LEGACY_REPLY_TIMEOUT, MAX_MCP_BODY};
 use crate::store::TokenStore;
+use crate::transport::{pump, StreamCloser, STREAM_CHUNKS};
 use mcp_oauth_core::{Config, ServerConfig};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use url::Url;
 
-/// The legacy transport's open event stream; dropping it stops the reader.
+/// The legacy transport's open event stream: a reader thread pumps its bytes into a bounded
+/// channel, and events are assembled (capped) as replies are awaited. Dropping it shuts the
+/// connection, which ends the reader's blocked read at once.
 struct Legacy {
-    events: Receiver<SseEvent>,
-    stop: Arc<AtomicBool>,
+    chunks: Receiver<Vec<u8>>,
+    events: LegacyEvents,
+    _closer: StreamCloser,
 }
 
-impl Drop for Legacy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+impl Legacy {
+    /// The next event; `Ok(None)` if none came `within`.
+    fn next_event(&mut self, within: Duration) -> Result<Option<SseEvent>, EventStreamError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(next) = self.events.next() {
+                return next.map(Some);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.events.take(Some(chunk)),
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => self.events.take(None),
+            }
+        }
+    }
+
+    /// Takes in what has arrived since the last call, forgetting events nobody waited for;
+    /// true if the stream has ended.
+    fn ended(&mut self) -> bool {
+        for _ in 0..STREAM_CHUNKS {
+            match self.chunks.try_recv() {
+                Ok(chunk) => self.events.take(Some(chunk)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.events.take(None);
+                    break;
+                }
+            }
+        }
+        self.events.settle()
     }
 }
 
@@ -49,7 +82,11 @@ impl McpClient {
     /// A client for `url`, with OAuth if `oauth` is given.
     pub fn new(url: Url, oauth: Option<OAuthClient>) -> Self {
         let http = oauth.as_ref().map(|o| o.http().clone()).unwrap_or_default();
-        McpClient { session: Session::new(url, false), http, oauth, legacy: None }
+        let mut session = Session::new(url, false);
+        if let Some(o) = &oauth {
+            session.declare_extensions(o.authorizer().config());
+        }
+        McpClient { session, http, oauth, legacy: None }
     }
 
     /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
@@ -115,7 +152,18 @@ impl McpClient {
     /// Connects: `server/discover` on the stateless 2026-07-28 wire; servers that do not speak
     /// it get the `initialize` handshake (2025-11-25 and older; the legacy SSE transport always).
     /// Returns the server's discover or initialize result.
+    ///
+    /// On the legacy transport a failed connect leaves no stream open: its connection is shut
+    /// before this returns.
     pub fn connect(&mut self) -> Result<Value, Error> {
+        let connected = self.connect_once();
+        if connected.is_err() && self.legacy.take().is_some() {
+            self.session.legacy_closed();
+        }
+        connected
+    }
+
+    fn connect_once(&mut self) -> Result<Value, Error> {
         if self.session.mode == ConnectMode::Eager {
             self.warm_up()?;
         }
@@ -129,7 +177,7 @@ impl McpClient {
                 return Ok(result);
             }
         }
-        let result = self.rpc("initialize", Session::initialize_params())?;
+        let result = self.rpc("initialize", self.session.initialize_params())?;
         self.session.initialized(&result);
         self.post(Session::initialized_notification())?;
         Ok(result)
@@ -148,6 +196,12 @@ impl McpClient {
     }
 
     fn ensure_connected(&mut self) -> Result<(), Error> {
+        if self.legacy.as_mut().is_some_and(Legacy::ended) {
+            // The stream ended (closed, silent past the idle deadline, or an event over the
+            // cap), and its session with it: open a new one.
+            self.legacy = None;
+            self.session.legacy_closed();
+        }
         if !self.session.connected {
             self.connect()?;
         }
@@ -166,52 +220,34 @@ impl McpClient {
     /// which must name a URL on the stream's own origin.
     fn open_legacy_stream(&mut self) -> Result<(), Error> {
         let mut header = self.up_front()?;
-        let reader = loop {
+        let body = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             match self.http.open_stream(req).map_err(Error::Transport)? {
-                Stream::Open(_, reader) => break reader,
+                Stream::Open(_, body) => break body,
                 Stream::Done(resp) => match (challenge_of(&resp), &mut self.oauth) {
                     (Some(c), Some(o)) => header = Some(o.challenged(c)?),
                     _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
                 },
             }
         };
-        let (tx, rx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        std::thread::Builder::new()
-            .name("mcp-legacy-sse".into())
-            .spawn(move || {
-                let mut lines = BufReader::new(reader);
-                let mut asm = SseAssembler::default();
-                let mut line = Vec::new();
-                while !st.load(Ordering::Relaxed) {
-                    line.clear();
-                    match (&mut lines).take(MAX_MCP_BODY as u64).read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            if let Some(ev) = asm.line(&String::from_utf8_lossy(&line)) {
-                                if tx.send(ev).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-            })
+        let (reader, closer) = body.into_parts();
+        let (tx, rx) = mpsc::sync_channel(STREAM_CHUNKS);
+        pump("mcp-legacy-sse", reader, move |chunk| tx.send(chunk).is_ok())
             .map_err(|e| Error::Mcp(format!("cannot start the event stream reader: {e}")))?;
-        self.session.legacy_opened(rx.recv_timeout(LEGACY_ENDPOINT_TIMEOUT).ok())?;
-        self.legacy = Some(Legacy { events: rx, stop });
+        let mut legacy = Legacy { chunks: rx, events: LegacyEvents::default(), _closer: closer };
+        let first = legacy.next_event(LEGACY_ENDPOINT_TIMEOUT).map_err(Error::EventStream)?;
+        self.session.legacy_opened(first)?;
+        self.legacy = Some(legacy);
         Ok(())
     }
 
     fn rpc(&mut self, method: &str, params: Value) -> Result<Value, Error> {
         let (id, message) = self.session.request(method, params);
         let resp = self.post(message)?;
-        let msg = match &self.legacy {
+        let msg = match &mut self.legacy {
             Some(l) => wait_for_reply(l, id)?,
             None => proto::find_response(&resp, id)?,
         };
@@ -223,7 +259,7 @@ impl McpClient {
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h);
+                o.attach(&mut req, h)?;
             }
             let resp = self.http.send(req, MAX_MCP_BODY).map_err(Error::Transport)?;
             self.session.observe(&resp);
@@ -236,18 +272,17 @@ impl McpClient {
 }
 
 /// The reply with `id` from the legacy event stream.
-fn wait_for_reply(legacy: &Legacy, id: u64) -> Result<Value, Error> {
+fn wait_for_reply(legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
     let deadline = Instant::now() + LEGACY_REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match legacy.events.recv_timeout(left) {
-            Ok(ev) => {
+        match legacy.next_event(left).map_err(Error::EventStream)? {
+            Some(ev) => {
                 if let Some(v) = proto::reply_to(&ev, id) {
                     return Ok(v);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => return Err(Error::Mcp(format!("no reply to request {id} on the event stream"))),
-            Err(RecvTimeoutError::Disconnected) => return Err(Error::Mcp("the event stream closed".into())),
+            None => return Err(Error::Mcp(format!("no reply to request {id} on the event stream"))),
         }
     }
 }

@@ -11,7 +11,7 @@ mod mcp;
 pub use self::loopback::{Event, Listener};
 pub use self::mcp::McpClient;
 pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
-pub use crate::transport::{HttpClient, Stream};
+pub use crate::transport::{HttpClient, Stream, StreamBody, StreamCloser};
 
 use crate::error::Error;
 use crate::flow::{self, Flow, PromptSwitch, Step};
@@ -63,8 +63,9 @@ impl OAuthClient {
         http: HttpClient,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let key = config.server_url.to_string();
+        let key = config.store_key();
         let restored = store.load(&key)?;
+        flow::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let http = http.with_policy(config.network, config.server_url.host_str().unwrap_or(""));
         Ok(OAuthClient { config, key, auth, http, store, interaction, clock })
@@ -100,7 +101,7 @@ impl OAuthClient {
         let _lock = self.store.lock(&self.key)?;
         let rejected = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
         let stored = self.store.load(&self.key)?;
-        if flow::replaced_since(rejected.as_deref(), &stored, self.clock.now(), self.config.refresh_skew) {
+        if flow::replaced_since(&self.config, rejected.as_deref(), &stored, self.clock.now()) {
             // Another instance already replaced the rejected token: use that.
             self.auth = Authorizer::new(self.config.clone(), stored, self.clock.now())?;
             return self.run(Input::TokenWanted { now: self.clock.now() });
@@ -110,11 +111,14 @@ impl OAuthClient {
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes
     /// and retries (core bounds the attempts). For people who bring their own MCP client.
+    /// A request for another origin than the MCP server's is refused
+    /// ([`Error::ForeignOrigin`]) before anything is sent.
     pub fn send(&mut self, req: ::http::Request<Vec<u8>>, max_body: usize) -> Result<::http::Response<Vec<u8>>, Error> {
+        flow::check_origin(&self.config, &req)?;
         let mut header = self.authorization()?;
         loop {
             let mut r = req.clone();
-            self.attach(&mut r, &header);
+            self.attach(&mut r, &header)?;
             let resp = self.http.send(r, max_body).map_err(Error::Transport)?;
             match challenge_of(&resp) {
                 Some(c) => header = self.challenged(c)?,
@@ -123,9 +127,13 @@ impl OAuthClient {
         }
     }
 
-    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
-    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) {
+    /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request to
+    /// the MCP server; a request for another origin is refused ([`Error::ForeignOrigin`]) and
+    /// left unchanged.
+    pub fn attach(&self, req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization) -> Result<(), Error> {
+        flow::check_origin(&self.config, req)?;
         flow::attach(req, authorization, self.clock.now());
+        Ok(())
     }
 
     /// Rebuilds the machine from the store if another instance changed the tokens meanwhile.
@@ -144,6 +152,7 @@ impl OAuthClient {
     fn run(&mut self, first: Input) -> Result<Authorization, Error> {
         flow::abandon(&mut self.auth, self.clock.now());
         let result = self.drive(first);
+        flow::finished(&self.key, &result);
         if result.is_err() {
             flow::abandon(&mut self.auth, self.clock.now());
         }
@@ -151,15 +160,14 @@ impl OAuthClient {
     }
 
     fn drive(&mut self, first: Input) -> Result<Authorization, Error> {
-        self.auth.handle_input(first)?;
+        let mut flow = Flow::start(&self.key, &mut self.auth, first)?;
         let mut io = FlowIo { events: mpsc::channel(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let mut flow = Flow::default();
         loop {
             let now = self.now();
             match flow.next(&mut self.auth, &self.interaction, now)? {
                 Step::Send(req) => {
                     let result = self.http.call(&req);
-                    self.auth.handle_input(Input::Response { now: self.now(), id: req.id, result })?;
+                    flow.responded(&mut self.auth, self.clock.now(), &req, result)?;
                 }
                 Step::Prepare(redirect) => {
                     let entropy = os_entropy()?;
@@ -187,6 +195,11 @@ impl OAuthClient {
                     }
                     io.listener.take();
                     io.prompt.stop();
+                }
+                Step::Reject(page) => {
+                    if let Some(reply) = io.reply.take() {
+                        let _ = reply.send(page);
+                    }
                 }
                 Step::Persist(p) => self.store.persist(&self.key, &p)?,
                 Step::Wait(until) => {

@@ -73,22 +73,6 @@ fn private_key_jwt_with_issuer_audience() {
 }
 
 #[test]
-fn auto_uses_the_code_flow_when_the_server_offers_it() {
-    let mut o = cc_options(&["client_secret_basic"], secret_client());
-    o.grant_types = vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()];
-    let c = secret_config(&o);
-    let mut h = Harness::with(o.clone(), c, Restored::default());
-    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
-    assert_eq!(h.server.authorization_requests().len(), 1);
-    // Forcing the flow overrides auto.
-    let mut c = secret_config(&o);
-    c.flow = Flow::ClientCredentials;
-    let mut h = Harness::with(o, c, Restored::default());
-    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
-    assert!(h.server.authorization_requests().is_empty());
-}
-
-#[test]
 fn wrong_secret_is_a_token_error() {
     let o = cc_options(&["client_secret_basic"], secret_client());
     let mut c = secret_config(&o);
@@ -97,4 +81,70 @@ fn wrong_secret_is_a_token_error() {
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_client"), "{e}");
     assert!(!e.to_string().contains("wrong"));
+}
+
+/// Item 18: `auto` with a configured secret (or key) uses client credentials whenever the
+/// server offers the grant, also when it offers the code flow too; `flow` overrides.
+#[test]
+fn item18_auto_with_a_secret_is_machine_to_machine() {
+    let mut o = cc_options(&["client_secret_basic"], secret_client());
+    o.grant_types = vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()];
+    let mut h = Harness::with(o.clone(), secret_config(&o), Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert!(h.server.authorization_requests().is_empty(), "no browser login for a service");
+    assert_eq!(param(&h.last_form("/token"), "grant_type"), Some("client_credentials"));
+    // A confidential interactive client says so.
+    let mut c = secret_config(&o);
+    c.flow = Flow::AuthorizationCode;
+    let mut h = Harness::with(o.clone(), c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(h.server.authorization_requests().len(), 1);
+    // A server without the grant: the code flow, and the error a service gets names `flow`.
+    let mut o2 = o;
+    o2.grant_types = vec!["authorization_code".into()];
+    let mut h = Harness::with(o2.clone(), secret_config(&o2), Restored::default());
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let e = loop {
+        match h.auth.poll_output() {
+            Output::Send(req) => {
+                let resp = h.server.handle(&req.request);
+                h.auth.handle_input(Input::Response { now, id: req.id, result: Ok(resp) }).unwrap();
+            }
+            Output::PrepareAttempt(_) => {
+                h.auth.handle_input(Input::Cancel { now, reason: CancelReason::NoInteraction }).unwrap();
+            }
+            Output::Failed(e) => break e,
+            Output::Persist(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(e.to_string().contains("\"flow\""), "{e}");
+}
+
+/// Item 17: tokens stored for another client identity (an interactive user's login) are never
+/// used by a service configured with its own client id, and the store keys differ.
+#[test]
+fn item17_stored_tokens_of_another_client_are_not_used() {
+    // An interactive user logs in (a dynamic client) on a server that also offers client
+    // credentials.
+    let mut o = options();
+    o.clients = vec![secret_client()];
+    let mut user = Harness::new(o.clone());
+    assert_eq!(user.lazy_call("tools/list").unwrap().status(), 200);
+    let user_tokens = user.auth.token_set().cloned().unwrap();
+    // A service on the same server and (wrongly) the same store entry.
+    let svc = secret_config(&o);
+    assert_ne!(svc.store_key(), config(&o).store_key(), "a service and a user keep their tokens apart");
+    let mut h = Harness::with(o.clone(), svc, Restored { clients: vec![], tokens: Some(user_tokens.clone()) });
+    h.server = user.server;
+    let a = h.token_wanted().unwrap();
+    assert_ne!(a.access_token().secret(), user_tokens.access_token.secret(), "the service acted as the user");
+    assert_eq!(param(&h.last_form("/token"), "grant_type"), Some("client_credentials"));
+    // A wrong secret does not succeed on someone else's tokens either.
+    let mut bad = secret_config(&o);
+    bad.client_secret = Some(ClientSecret::new("wrong"));
+    let mut h = Harness::with(o, bad, Restored { clients: vec![], tokens: Some(user_tokens) });
+    h.server = TestServer::new(h.server.options.clone());
+    assert!(h.lazy_call("tools/list").is_err());
 }

@@ -133,3 +133,33 @@ fn discovery_requests_carry_protocol_version_and_no_token() {
         assert!(r.request.headers().get("authorization").is_none());
     }
 }
+
+/// SPEC 24: the issuer of configured credentials comes first, then the one the stored tokens
+/// or registration belong to; otherwise the listed order.
+#[test]
+fn spec24_preferred_issuers_are_tried_first() {
+    let listed =
+        |h: &Harness| h.targets().iter().filter(|t| t.starts_with("/.well-known/oauth-authorization-server")).cloned().collect::<Vec<_>>();
+    let mut o = options();
+    o.issuer_path = "/real".into();
+    o.prm_extra_servers = vec![format!("{ORIGIN}/gone")];
+    // Listed order.
+    let mut h = Harness::new(o.clone());
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(listed(&h)[0], "/.well-known/oauth-authorization-server/gone");
+    // Configured credentials' issuer first.
+    let mut c = config(&o);
+    c.client_id = Some("pre-1".into());
+    c.authorization_server = Some(format!("{ORIGIN}/real"));
+    let mut o2 = o.clone();
+    o2.clients = vec![mcp_oauth_tests::PreClient { id: "pre-1".into(), secret: None, jwt_key: None }];
+    let mut h2 = Harness::with(o2, c, Restored::default());
+    h2.lazy_call("tools/list").unwrap();
+    assert_eq!(listed(&h2), ["/.well-known/oauth-authorization-server/real"]);
+    // The issuer of a stored registration next.
+    let clients: Vec<_> = h.persisted.iter().filter_map(|p| if let Persist::Client(c) = p { Some(c.clone()) } else { None }).collect();
+    let mut h3 = Harness::with(o.clone(), config(&o), Restored { clients, tokens: None });
+    h3.server = h.server;
+    h3.lazy_call("tools/list").unwrap();
+    assert_eq!(listed(&h3), ["/.well-known/oauth-authorization-server/real"]);
+}

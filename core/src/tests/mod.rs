@@ -5,7 +5,7 @@ use crate::authorizer::*;
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::Error;
-use crate::http::OutgoingRequest;
+use crate::http::{HttpResponse, OutgoingRequest, TransportFailure};
 use crate::time::Timestamp;
 use crate::token::Authorization;
 use mcp_oauth_tests::{Options, TestServer};
@@ -17,6 +17,7 @@ mod discovery_order;
 mod dpop;
 mod enterprise_managed;
 mod legacy;
+mod lifecycle;
 mod metadata_checks;
 mod paste_fallback;
 mod redirect_checks;
@@ -62,6 +63,34 @@ pub(crate) struct Harness {
     pub(crate) bound_port: u16,
     /// Redirects produced by the browser for a later paste.
     pending_paste: Option<String>,
+    /// Answers a request instead of the server when it returns `Some` (outages, hostile hosts).
+    pub(crate) intercept: Option<Intercept>,
+    /// Edits the server's answer before the machine sees it.
+    pub(crate) rewrite: Option<Rewrite>,
+    /// Answers an MCP request instead of the resource server when it returns `Some`.
+    pub(crate) rs_intercept: Option<RsIntercept>,
+    /// MCP requests sent by [`mcp_call`](Self::mcp_call), retries included.
+    pub(crate) mcp_requests: usize,
+}
+
+/// A stand-in for the network in front of the server: `Some` answers the request instead.
+pub(crate) type Intercept = Box<dyn FnMut(&OutgoingRequest) -> Option<Result<HttpResponse, TransportFailure>>>;
+
+/// Edits the server's answer before the machine sees it.
+pub(crate) type Rewrite = Box<dyn FnMut(&OutgoingRequest, &mut HttpResponse)>;
+
+/// A stand-in for the resource server: `Some` answers the MCP request instead.
+pub(crate) type RsIntercept = Box<dyn FnMut(&http::Request<Vec<u8>>) -> Option<HttpResponse>>;
+
+/// A JSON response with this status and body.
+pub(crate) fn json(status: u16, body: &str) -> HttpResponse {
+    http::Response::builder().status(status).header("content-type", "application/json").body(body.as_bytes().to_vec()).unwrap()
+}
+
+/// True for a token request with this grant type.
+pub(crate) fn is_grant(req: &OutgoingRequest, grant: &str) -> bool {
+    req.request.uri().path().ends_with("/token")
+        && url::form_urlencoded::parse(req.request.body()).any(|(k, v)| k == "grant_type" && v == grant)
 }
 
 pub(crate) fn options() -> Options {
@@ -93,6 +122,10 @@ impl Harness {
             entropy_counter: 0,
             bound_port: 50123,
             pending_paste: None,
+            intercept: None,
+            rewrite: None,
+            rs_intercept: None,
+            mcp_requests: 0,
         }
     }
 
@@ -110,7 +143,7 @@ impl Harness {
     }
 
     /// Follows an authorization URL at the server: returns the redirect `Location`.
-    fn visit(&mut self, url: &Url) -> Option<String> {
+    pub(crate) fn visit(&mut self, url: &Url) -> Option<String> {
         let req = http::Request::get(url.as_str()).body(Vec::new()).unwrap();
         let resp = self.server.handle(&req);
         resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned())
@@ -125,12 +158,18 @@ impl Harness {
             let next = match out {
                 Output::Send(req) => {
                     self.sent.push(req.clone());
-                    let resp = self.server.handle(&req.request);
-                    let mut resp = resp;
-                    if resp.body().len() > req.max_response_bytes {
-                        resp.body_mut().truncate(req.max_response_bytes + 1);
+                    if let Some(result) = self.intercept.as_mut().and_then(|f| f(&req)) {
+                        Input::Response { now: self.now, id: req.id, result }
+                    } else {
+                        let mut resp = self.server.handle(&req.request);
+                        if let Some(f) = self.rewrite.as_mut() {
+                            f(&req, &mut resp);
+                        }
+                        if resp.body().len() > req.max_response_bytes {
+                            resp.body_mut().truncate(req.max_response_bytes + 1);
+                        }
+                        Input::Response { now: self.now, id: req.id, result: Ok(resp) }
                     }
-                    Input::Response { now: self.now, id: req.id, result: Ok(resp) }
                 }
                 Output::PrepareAttempt(plan) => {
                     let callback = match &plan.redirect {
@@ -164,7 +203,7 @@ impl Harness {
                     Some(url) => Input::Redirect { now: self.now, url, source: RedirectSource::Paste },
                     None => continue,
                 },
-                Output::AnswerCallback(o) => {
+                Output::AnswerCallback(o) | Output::RejectCallback(o) => {
                     self.callback_pages.push(o);
                     continue;
                 }
@@ -206,7 +245,12 @@ impl Harness {
             if let Some(proof) = auth.dpop_proof("POST", &Url::parse(&url).unwrap(), self.now, &[self.entropy_counter]) {
                 req.headers_mut().insert("dpop", proof);
             }
-            let resp = self.server.handle(&req);
+            self.mcp_requests += 1;
+            assert!(self.mcp_requests < 1000, "the client keeps retrying one request");
+            let resp = match self.rs_intercept.as_mut().and_then(|f| f(&req)) {
+                Some(r) => r,
+                None => self.server.handle(&req),
+            };
             let status = resp.status().as_u16();
             if status != 401 && status != 403 {
                 return Ok(resp);

@@ -10,10 +10,20 @@ fn wrong_state_is_rejected_and_nothing_is_exchanged() {
     let mut o = options();
     o.wrong_state = true;
     let mut h = Harness::new(o);
+    // At the listener a wrong state is refused and the wait goes on (item 11) until the
+    // deadline; no paste comes, so the flow times out.
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert_eq!(e, Error::Authorization(AuthorizationError::StateMismatch));
+    assert_eq!(e, Error::TimedOut { waiting_for: crate::error::Stage::Authorization });
     assert!(h.server.token_requests().is_empty(), "a code was exchanged after a state mismatch");
     assert!(matches!(&h.callback_pages[..], [Outcome::Failure { .. }]));
+    // Pasted, the same redirect is refused at once.
+    let mut o = options();
+    o.wrong_state = true;
+    let mut h = Harness::new(o);
+    h.browser = Browser::FailsThenPaste;
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert_eq!(e, Error::Authorization(AuthorizationError::StateMismatch));
+    assert!(h.server.token_requests().is_empty());
 }
 
 #[test]
@@ -132,4 +142,83 @@ fn success_page_is_answered_on_loopback() {
     let mut h = Harness::new(options());
     h.lazy_call("tools/list").unwrap();
     assert_eq!(h.callback_pages, [Outcome::Success]);
+}
+
+/// Plays the flow up to the browser: returns the authorization URL and the redirect the real
+/// browser would deliver.
+fn until_browser(h: &mut Harness) -> (Url, String) {
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    loop {
+        let next = match h.auth.poll_output() {
+            Output::Send(req) => Input::Response { now, id: req.id, result: Ok(h.server.handle(&req.request)) },
+            Output::PrepareAttempt(plan) => {
+                let r = plan.redirect.unwrap();
+                Input::AttemptPrepared {
+                    now,
+                    entropy: Entropy::from_bytes([7; 96]),
+                    callback: CallbackSetup::Listening(r.redirect_uri(h.bound_port)),
+                }
+            }
+            Output::OpenAuthorizationUrl { url, .. } => {
+                let loc = h.visit(&url).unwrap();
+                return (url, loc);
+            }
+            Output::Persist(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        };
+        h.auth.handle_input(next).unwrap();
+    }
+}
+
+fn outputs(h: &mut Harness) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        match h.auth.poll_output() {
+            Output::Wait { .. } => return out,
+            o => out.push(format!("{o:?}")),
+        }
+    }
+}
+
+/// Item 11: a forged request on the callback path (no state, a wrong state, an error without
+/// state) is answered with an error page, and the flow keeps waiting for the real redirect.
+#[test]
+fn item11_a_forged_loopback_callback_does_not_end_the_login() {
+    let mut h = Harness::new(options());
+    let (_, real) = until_browser(&mut h);
+    let base = format!("http://127.0.0.1:{}/callback", h.bound_port);
+    for forged in [
+        format!("{base}?code=attacker"),
+        format!("{base}?code=attacker&state=guess"),
+        format!("{base}?error=access_denied"),
+        format!("{base}?error=access_denied&state=guess"),
+        base.clone(),
+    ] {
+        let now = h.now;
+        h.auth.handle_input(Input::Redirect { now, url: forged.clone(), source: RedirectSource::Loopback }).unwrap();
+        let out = outputs(&mut h);
+        assert_eq!(h.auth.state(), StateName::AwaitingRedirect, "{forged} ended the login: {out:?}");
+        assert!(out.iter().any(|o| o.contains("Failure")), "{forged}: the browser gets an error page: {out:?}");
+        assert!(!out.iter().any(|o| o.starts_with("Send")), "{forged}: nothing is sent: {out:?}");
+    }
+    // The real redirect still completes the login.
+    let now = h.now;
+    let a = h.drive(Input::Redirect { now, url: real, source: RedirectSource::Loopback });
+    assert!(a.is_ok(), "{a:?}");
+    assert_eq!(h.server.token_requests().len(), 1);
+}
+
+/// Item 11: a pasted URL with the wrong state still ends the flow (the user pasted something
+/// else; they are told so), and so does a wrong state after the deadline.
+#[test]
+fn item11_a_pasted_wrong_state_is_final() {
+    let mut h = Harness::new(options());
+    let (_, real) = until_browser(&mut h);
+    let forged = real.replace("state=", "state=x");
+    let now = h.now;
+    h.auth.handle_input(Input::Redirect { now, url: forged, source: RedirectSource::Paste }).unwrap();
+    let out = outputs(&mut h);
+    assert!(out.iter().any(|o| o.contains("StateMismatch")), "{out:?}");
+    assert_eq!(h.auth.state(), StateName::Failed);
 }

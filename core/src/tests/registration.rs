@@ -120,7 +120,8 @@ fn pre_registered_confidential_client_uses_basic() {
     let tok = h.sent.iter().find(|r| r.request.uri().path() == "/token").unwrap();
     assert_eq!(tok.request.headers()["authorization"], crate::token::basic_authorization("pre-1", "pre-secret").as_str());
     assert!(!String::from_utf8_lossy(tok.request.body()).contains("pre-secret"));
-    assert!(clients(&h).is_empty(), "configured credentials are not persisted");
+    // The binding to this issuer is kept (item 13); the configured secret never is.
+    assert!(clients(&h).iter().all(|c| c.client_secret.is_none() && c.kind == ClientKind::PreRegistered && c.issuer == ORIGIN));
 }
 
 #[test]
@@ -165,4 +166,110 @@ fn authorization_server_migration_reregisters_and_drops_old_tokens() {
     assert_eq!(param(&last, "client_id"), Some(new[0].client_id.as_str()));
     // And the old refresh token was not replayed at the new AS.
     assert!(!h.server.token_requests().iter().any(|r| r.target == "/as2/token" && param(&r.params, "grant_type") == Some("refresh_token")));
+}
+
+fn cc_server() -> Options {
+    let mut o = options();
+    o.grant_types = vec!["client_credentials".into()];
+    o.dcr = false;
+    o.clients = vec![PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
+    o
+}
+
+fn svc_config(o: &Options) -> Config {
+    let mut c = config(o);
+    c.client_id = Some("svc".into());
+    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
+    c
+}
+
+/// Item 13: configured credentials are bound to the first issuer they were used with (kept in
+/// the store); when the server later names another, nothing is sent there.
+#[test]
+fn item13_configured_credentials_stay_with_their_issuer() {
+    let o = cc_server();
+    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let binding: Vec<ClientInfo> = clients(&h);
+    assert!(binding.iter().all(|c| c.client_secret.is_none()), "the configured secret is never persisted");
+    // A restart; meanwhile the resource's metadata names an authorization server elsewhere.
+    let mut o2 = o.clone();
+    o2.auth_origin = "https://evil-as.example".into();
+    let mut h2 = Harness::with(o2.clone(), svc_config(&o2), Restored { clients: binding, tokens: None });
+    let e = h2.lazy_call("tools/list").unwrap_err();
+    assert!(
+        matches!(&e, Error::Registration(RegistrationError::BoundToOtherIssuer { configured, discovered })
+        if configured == ORIGIN && discovered == "https://evil-as.example"),
+        "{e}"
+    );
+    assert!(!h2.sent.iter().any(|r| r.request.uri().path() == "/token"), "a token request went to the other server");
+    // The same with private_key_jwt: no assertion for the real server is handed to the other one.
+    let mut c = config(&o2);
+    c.client_id = Some("svc".into());
+    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+    c.jwt_audience = Some(ORIGIN.into());
+    let mut h3 = Harness::with(o2, c, Restored { clients: clients(&h), tokens: None });
+    assert!(h3.lazy_call("tools/list").is_err());
+    assert!(!h3.sent.iter().any(|r| r.request.uri().path() == "/token"));
+}
+
+/// Item 13: within one machine's life too, once used with one issuer.
+#[test]
+fn item13_binding_holds_within_one_run() {
+    let o = cc_server();
+    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    h.server.options.issuer_path = "/elsewhere".into();
+    h.server.revoke_access_tokens();
+    let e = h.mcp_call("tools/list", serde_json::json!({})).unwrap_err();
+    assert!(matches!(e, Error::Registration(RegistrationError::BoundToOtherIssuer { .. })), "{e}");
+    assert!(!h.sent.iter().any(|r| r.request.uri().path() == "/elsewhere/token"));
+}
+
+/// SPEC 51: `invalid_client` at the token endpoint drops a dynamic registration and the
+/// client registers again (at the code exchange, and at a refresh).
+#[test]
+fn spec51_invalid_client_reregisters() {
+    // At a refresh: the registration was deleted at the server.
+    let mut o = options();
+    o.token_lifetime = Some(100);
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    let first = clients(&h)[0].client_id.clone();
+    h.intercept =
+        Some(Box::new(|r: &OutgoingRequest| is_grant(r, "refresh_token").then(|| Ok(json(401, r#"{"error":"invalid_client"}"#)))));
+    h.advance(Duration::from_secs(200));
+    assert_eq!(h.mcp_call("tools/list", serde_json::json!({})).unwrap().status(), 200);
+    assert!(h.persisted.iter().any(|p| matches!(p, Persist::ForgetClient { .. })));
+    assert_eq!(h.server.count("/register"), 2, "registered again");
+    assert_ne!(clients(&h).last().unwrap().client_id, first);
+    // An expired client secret is registered again before use.
+    let mut o = options();
+    o.dcr_confidential = true;
+    let mut h = Harness::new(o.clone());
+    h.lazy_call("tools/list").unwrap();
+    let mut c = clients(&h).pop().unwrap();
+    c.client_secret_expires_at = Some(h.now.as_secs() - 1);
+    let mut h2 = Harness::with(o.clone(), config(&o), Restored { clients: vec![c], tokens: None });
+    h2.server = h.server;
+    h2.lazy_call("tools/list").unwrap();
+    assert_eq!(h2.server.count("/register"), 2);
+}
+
+/// Item 12 (core side): configured credentials never go to a token endpoint that came only from
+/// the store (a planted entry naming the attacker's endpoint): the refresh waits for discovery.
+#[test]
+fn item12_configured_credentials_never_follow_a_stored_token_endpoint() {
+    let o = cc_server();
+    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let mut planted = h.auth.token_set().cloned().unwrap();
+    planted.refresh_token = Some(crate::secret::RefreshToken::new("planted-rt"));
+    planted.token_endpoint = Some("https://evil.example/token".into());
+    planted.expires_at = Some(h.now);
+    let mut h2 = Harness::with(o.clone(), svc_config(&o), Restored { clients: vec![], tokens: Some(planted) });
+    h2.server = h.server;
+    let _ = h2.token_wanted();
+    assert!(h2.sent.iter().all(|r| r.request.uri().host() != Some("evil.example")), "{:?}", h2.targets());
+    assert!(h2.sent.iter().any(|r| r.request.uri().path().starts_with("/.well-known/")), "discovery first");
 }

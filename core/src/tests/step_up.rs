@@ -42,7 +42,7 @@ fn forbidden_without_insufficient_scope_is_not_an_oauth_matter() {
 }
 
 #[test]
-fn a_second_401_with_a_fresh_token_is_final() {
+fn a_401_on_a_token_from_a_new_authorization_is_final() {
     let mut h = Harness::new(options());
     h.lazy_call("tools/list").unwrap();
     let n = h.server.authorization_requests().len();
@@ -50,8 +50,54 @@ fn a_second_401_with_a_fresh_token_is_final() {
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let _ = h.auth.poll_output();
     let www = vec![http::HeaderValue::from_static(r#"Bearer error="invalid_token""#)];
-    h.drive(Input::Challenged { now, status: 401, www_authenticate: www.clone(), dpop_nonce: None }).unwrap();
-    let e = h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap_err();
+    let challenge = |now| Input::Challenged { now, status: 401, www_authenticate: www.clone(), dpop_nonce: None };
+    // Rejected: refresh. Rejected again: a new authorization. Rejected again: final.
+    h.drive(challenge(now)).unwrap();
+    h.drive(challenge(now)).unwrap();
+    let e = h.drive(challenge(now)).unwrap_err();
     assert_eq!(e, Error::Resource(ResourceError::RejectedFreshToken { status: 401 }));
-    assert!(h.server.authorization_requests().len() <= n + 1);
+    assert_eq!(h.server.authorization_requests().len(), n + 1);
+}
+
+/// Item 16 (SPEC 97): with step-up off, a 403 `insufficient_scope` is a typed error carrying
+/// the challenge's scope and `resource_metadata`, and no authorization starts.
+#[test]
+fn item16_no_step_up_mode_reports_the_challenge() {
+    let o = options();
+    let mut c = config(&o);
+    c.step_up = false;
+    let mut h = Harness::with(o, c, Restored::default());
+    h.lazy_call("tools/list").unwrap();
+    let before = h.sent.len();
+    let e = h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap_err();
+    match &e {
+        Error::Resource(ResourceError::InsufficientScope { scope, resource_metadata, .. }) => {
+            assert_eq!(scope.as_deref(), Some("mcp:admin"));
+            assert_eq!(resource_metadata.as_deref(), Some("https://mcp.example.com/.well-known/oauth-protected-resource/mcp"));
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(h.sent.len(), before, "nothing sent");
+    assert_eq!(h.server.authorization_requests().len(), 1);
+}
+
+/// SPEC 82: when the token response omits `scope`, the requested scope is recorded as granted
+/// (and the step-up union builds on it).
+#[test]
+fn spec82_requested_scope_is_recorded_when_the_response_omits_it() {
+    let mut h = Harness::new(options());
+    h.rewrite = Some(Box::new(|r: &OutgoingRequest, resp: &mut HttpResponse| {
+        if r.request.uri().path().ends_with("/token") {
+            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(resp.body()) {
+                v.as_object_mut().map(|m| m.remove("scope"));
+                *resp.body_mut() = v.to_string().into_bytes();
+            }
+        }
+    }));
+    h.lazy_call("tools/list").unwrap();
+    assert_eq!(h.auth.token_set().unwrap().scope.as_deref(), Some("mcp:read mcp:write"));
+    // The step-up union starts from the recorded scope.
+    assert_eq!(h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap().status(), 200);
+    let reqs = h.server.authorization_requests();
+    assert_eq!(param(&reqs[1], "scope"), Some("mcp:read mcp:write mcp:admin"));
 }

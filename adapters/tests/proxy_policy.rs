@@ -1,0 +1,170 @@
+//! The network policy holds through a proxy from the environment (`ALL_PROXY`, `HTTPS_PROXY`,
+//! `HTTP_PROXY`): a forbidden target is refused before anything is sent, so the proxy never
+//! hears of it; an allowed target still goes through the proxy, which is told the address that
+//! was checked (not a name it would resolve again); the proxy's own address is exempt, as the
+//! MCP server's host is.
+//!
+//! Every byte goes to a recording proxy on 127.0.0.1. `169.254.169.254` and `10.0.0.7` appear
+//! only as URLs handed to the client, and no request is made without that proxy set, so even a
+//! regression cannot send a packet to a real private or metadata address.
+//!
+//! This file is its own test binary with one test, because it sets environment variables.
+
+use mcp_oauth_client::blocking::HttpClient;
+use mcp_oauth_client::core::http::TransportFailureKind;
+use mcp_oauth_core::config::NetworkPolicy;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that records every request line and answers every
+/// tunnelled plain-HTTP request itself with `200 proxied`, without connecting anywhere.
+struct RecordingProxy {
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    fn start() -> RecordingProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || tunnel(c, &s));
+            }
+        });
+        RecordingProxy { url, seen }
+    }
+
+    /// The request lines received so far (and forgets them).
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+fn tunnel(mut c: TcpStream, seen: &Mutex<Vec<String>>) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let first = head(&mut c);
+    seen.lock().unwrap().push(first.clone());
+    if first.starts_with("CONNECT ") {
+        let _ = c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let inner = head(&mut c);
+        seen.lock().unwrap().push(format!("  tunnelled: {inner}"));
+    }
+    let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nproxied");
+}
+
+/// The first line of a request head (empty if the peer sent no head, e.g. a TLS hello).
+fn head(c: &mut TcpStream) -> String {
+    let mut h = Vec::new();
+    let mut b = [0u8; 1];
+    while !h.ends_with(b"\r\n\r\n") && h.len() < 8192 && c.read(&mut b).unwrap_or(0) == 1 {
+        h.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&h).into_owned();
+    if text.ends_with("\r\n\r\n") {
+        text.lines().next().unwrap_or("").to_owned()
+    } else {
+        String::new()
+    }
+}
+
+const PROXY_VARS: [&str; 8] = ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+
+fn get(url: &str) -> http::Request<Vec<u8>> {
+    http::Request::get(url).body(Vec::new()).unwrap()
+}
+
+/// The target of a `CONNECT` line.
+fn connect_target(line: &str) -> Option<&str> {
+    line.strip_prefix("CONNECT ")?.split(' ').next()
+}
+
+/// What one kind of client (blocking, or async on its pool) does with a request.
+type Send<'a> = &'a dyn Fn(NetworkPolicy, &str, &str) -> Result<(u16, String), (TransportFailureKind, String)>;
+
+fn blocking_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, String), (TransportFailureKind, String)> {
+    let http = HttpClient::new(Duration::from_secs(3)).with_policy(policy, exempt);
+    http.send(get(url), 1024)
+        .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
+        .map_err(|e| (e.kind, e.to_string()))
+}
+
+#[cfg(feature = "async-std")]
+fn async_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, String), (TransportFailureKind, String)> {
+    use mcp_oauth_client::async_std::{AsyncHttpClient, UreqOnPool};
+    let http = UreqOnPool::new(Duration::from_secs(3)).with_policy(policy, exempt);
+    async_std::task::block_on(http.send(get(url), 1024))
+        .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
+        .map_err(|e| (e.kind, e.to_string()))
+}
+
+fn check(var: &str, proxy: &RecordingProxy, name: &str, send: Send<'_>) {
+    let ctx = format!("{name} client, proxy in {var}");
+    // Forbidden targets: refused by the policy; the proxy hears nothing of them.
+    for (policy, url) in [
+        (NetworkPolicy::PublicOrLoopback, "http://169.254.169.254/latest/meta-data/"),
+        (NetworkPolicy::Public, "http://169.254.169.254/latest/meta-data/"),
+        (NetworkPolicy::PublicOrLoopback, "https://10.0.0.7/token"),
+        (NetworkPolicy::Public, "http://127.0.0.1:9/token"),
+    ] {
+        let r = send(policy, "mcp.example.com", url);
+        println!("{ctx}: {policy:?} {url}: {r:?}");
+        assert!(matches!(&r, Err((TransportFailureKind::Blocked, _))), "{ctx}: {policy:?} {url}: {r:?}");
+    }
+    let seen = proxy.take();
+    assert!(seen.is_empty(), "{ctx}: the proxy was asked for forbidden targets: {seen:?}");
+
+    // Allowed targets go through the proxy, which is given the checked address.
+    let port = 40000 + u16::from(var.len() as u8);
+    for (policy, url, expect) in [
+        (NetworkPolicy::PublicOrLoopback, format!("http://127.0.0.1:{port}/ok"), format!("127.0.0.1:{port}")),
+        // A name: the proxy gets the address it resolved to, so it cannot resolve it anew.
+        (NetworkPolicy::PublicOrLoopback, format!("http://localhost:{port}/ok"), String::new()),
+        // A public address under `public`: the loopback proxy itself is not refused.
+        (NetworkPolicy::Public, "http://93.184.215.14/ok".to_owned(), "93.184.215.14:80".to_owned()),
+    ] {
+        let r = send(policy, "mcp.example.com", &url);
+        assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: {policy:?} {url}");
+        let seen = proxy.take();
+        println!("{ctx}: {policy:?} {url}: the proxy saw {seen:?}");
+        let target = seen.first().and_then(|l| connect_target(l)).unwrap_or_else(|| panic!("{ctx}: {url}: no CONNECT: {seen:?}"));
+        if expect.is_empty() {
+            let addr: SocketAddr =
+                target.parse().unwrap_or_else(|_| panic!("{ctx}: {url}: the proxy got a name, not an address: {target}"));
+            assert!(addr.ip().is_loopback() && addr.port() == port, "{ctx}: {target}");
+        } else {
+            assert_eq!(target, expect, "{ctx}");
+        }
+        assert!(seen.get(1).is_some_and(|l| l.contains("/ok")), "{ctx}: {seen:?}");
+    }
+
+    // The MCP server's own host is exempt from the policy: the proxy gets its name as usual.
+    let r = send(NetworkPolicy::Public, "localhost", &format!("http://localhost:{port}/ok"));
+    assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: exempt host");
+    let seen = proxy.take();
+    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some(format!("localhost:{port}").as_str()), "{ctx}: {seen:?}");
+    assert!(seen.iter().all(|l| !l.contains("169.254") && !l.contains("10.0.0.7")));
+}
+
+#[test]
+fn proxies_from_the_environment_do_not_bypass_the_network_policy() {
+    let proxy = RecordingProxy::start();
+    for var in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"] {
+        for v in PROXY_VARS {
+            std::env::remove_var(v);
+        }
+        std::env::set_var(var, &proxy.url);
+        check(var, &proxy, "blocking", &blocking_send);
+        #[cfg(feature = "async-std")]
+        check(var, &proxy, "async", &async_send);
+    }
+    for v in PROXY_VARS {
+        std::env::remove_var(v);
+    }
+}
