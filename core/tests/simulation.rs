@@ -20,7 +20,8 @@
 //! `SIM_BASE_SEED` changes the run's base seed (default fixed, so CI is deterministic),
 //! `SIM_THREADS` the number of worker threads, `SIM_TRACE` the trace lines kept per life;
 //! `SIM_KEEP_GOING=1` lets lives go on past broken invariants and counts every violation;
-//! `SIM_FOCUS=<invariant>` with `SIM_SEED` replays a life up to that invariant's first break.
+//! `SIM_FOCUS=<invariant>` (and `SIM_FOCUS_STEP=<step>`) with `SIM_SEED` replays a life up to
+//! that invariant's first break (at or after that step).
 
 #[path = "simulation/adapter.rs"]
 mod adapter;
@@ -45,8 +46,9 @@ use std::sync::Mutex;
 const DEFAULT_BASE_SEED: u64 = 0x5EED_0F0A_11FE;
 const DEFAULT_LIVES: u64 = 10_000;
 
-/// Per invariant, its first violation in a keep-going run: life index, then seed, step, message.
-type Firsts = BTreeMap<truth::Invariant, (u64, (u64, u64, String))>;
+/// Per kind of violation (invariant, message without names and numbers), in a keep-going run:
+/// how many, and the first: life index, seed, step, message.
+type Firsts = BTreeMap<(truth::Invariant, String), (u64, u64, u64, u64, String)>;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var_os(name)?;
@@ -89,6 +91,7 @@ fn replay(seed: u64) {
     if let Some(name) = std::env::var_os("SIM_FOCUS") {
         let name = name.to_string_lossy().into_owned();
         life.focus = Some(truth::Invariant::by_name(&name).unwrap_or_else(|| panic!("no invariant {name:?}")));
+        life.focus_step = env_u64("SIM_FOCUS_STEP").unwrap_or(0);
     }
     println!("replaying life {seed:#018x}: {:?}", life.profile);
     match life.run() {
@@ -133,10 +136,11 @@ fn simulation() {
                             for (k, v) in st.violations {
                                 *mine.violations.entry(k).or_default() += v;
                             }
-                            for (k, v) in st.first {
-                                let e = first.entry(k).or_insert((i, v.clone()));
-                                if i < e.0 {
-                                    *e = (i, v);
+                            for (k, (n, seed, step, msg)) in st.first {
+                                let e = first.entry(k).or_insert((0, i, seed, step, msg.clone()));
+                                e.0 += n;
+                                if i < e.1 {
+                                    (e.1, e.2, e.3, e.4) = (i, seed, step, msg);
                                 }
                             }
                             mine.virtual_ms += st.virtual_ms;
@@ -161,9 +165,10 @@ fn simulation() {
                 }
                 let mut all = firsts.lock().unwrap_or_else(|e| e.into_inner());
                 for (k, v) in first {
-                    let e = all.entry(k).or_insert(v.clone());
-                    if v.0 < e.0 {
-                        *e = v;
+                    let e = all.entry(k).or_insert((0, v.1, v.2, v.3, v.4.clone()));
+                    e.0 += v.0;
+                    if v.1 < e.1 {
+                        (e.1, e.2, e.3, e.4) = (v.1, v.2, v.3, v.4);
                     }
                 }
             });
@@ -187,8 +192,8 @@ fn simulation() {
     );
     if keep_going {
         println!("violations counted without stopping lives: {:?}", t.violations);
-        for (k, (i, (seed, step, msg))) in firsts.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            println!("  [{k}] first in life {i}: SIM_SEED={seed} SIM_FOCUS={k} (step {step}): {msg}");
+        for ((inv, _), (n, i, seed, step, msg)) in firsts.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            println!("  [{inv}] {n}x, first in life {i}: SIM_SEED={seed} SIM_FOCUS={inv} SIM_FOCUS_STEP={step}: {msg}");
         }
         assert!(t.violations.is_empty(), "lives broke invariants: {:?}", t.violations);
         return;

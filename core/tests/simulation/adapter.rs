@@ -16,7 +16,6 @@ use mcp_oauth_core::{
     Authorization, Authorizer, CallbackSetup, CancelReason, Config, Error, Input, Output, Persist, RedirectPlan, RedirectSource, Restored,
     StateName, Timestamp,
 };
-use std::time::Duration;
 use url::Url;
 
 /// Most outputs one flow may produce before the simulation calls it a livelock.
@@ -73,6 +72,9 @@ impl UserModel {
 pub struct Process {
     pub id: usize,
     pub identity: Identity,
+    /// `ConnectMode::Eager`: a token before the first request; lazy (the default) sends the
+    /// first request bare when the machine holds no token.
+    pub eager: bool,
     pub config: Config,
     pub key: String,
     pub auth: Authorizer,
@@ -88,10 +90,15 @@ fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
     held != stored
 }
 
-/// `flow::replaced_since`: the store holds a fresh token other than the rejected one.
-fn replaced_since(rejected: Option<&str>, restored: &Restored, now: Timestamp, skew: Duration) -> bool {
+/// `flow::replaced_since`: the store holds a fresh token of this configuration other than the
+/// rejected one.
+fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored, now: Timestamp) -> bool {
     match &restored.tokens {
-        Some(t) => rejected != Some(t.access_token.secret()) && t.is_fresh(now, skew),
+        Some(t) => {
+            rejected != Some(t.access_token.secret())
+                && t.is_fresh(now, config.refresh_skew)
+                && config.accepts_tokens(t, &restored.clients).is_ok()
+        }
         None => false,
     }
 }
@@ -118,6 +125,8 @@ enum Step {
     OpenUrl(Url),
     StartPrompt(Url),
     Answer,
+    /// `Step::Reject`: answer that (forged) connection, keep listening and prompting.
+    Reject,
     Persist(Persist),
     Wait(Timestamp),
     Ready(Authorization),
@@ -133,7 +142,7 @@ enum Event {
 /// `flow::Flow`.
 #[derive(Default)]
 struct Flow {
-    listening: bool,
+    listening: Option<Url>,
     prompting: bool,
     pending_prompt: Option<Url>,
 }
@@ -155,17 +164,18 @@ impl Flow {
                     if !self.prompting && user.prompt {
                         self.prompting = true;
                         return Ok(Step::StartPrompt(url));
-                    } else if !self.prompting && !self.listening {
+                    } else if !self.prompting && self.listening.is_none() {
                         Input::Cancel { now, reason: CancelReason::NoInteraction }
                     } else {
                         continue;
                     }
                 }
                 Output::AnswerCallback(_) => {
-                    self.listening = false;
+                    self.listening = None;
                     self.prompting = false;
                     return Ok(Step::Answer);
                 }
+                Output::RejectCallback(_) => return Ok(Step::Reject),
                 Output::Persist(p) => return Ok(Step::Persist(p)),
                 Output::Wait { until: Some(t) } => return Ok(Step::Wait(t)),
                 Output::Wait { until: None } => return Err(AdapterError::Stalled),
@@ -184,7 +194,10 @@ impl Flow {
         entropy: mcp_oauth_core::Entropy,
         callback: CallbackSetup,
     ) -> Result<(), AdapterError> {
-        self.listening = matches!(callback, CallbackSetup::Listening(_));
+        self.listening = match &callback {
+            CallbackSetup::Listening(uri) => Some(uri.clone()),
+            _ => None,
+        };
         auth.handle_input(Input::AttemptPrepared { now, entropy, callback })?;
         Ok(())
     }
@@ -195,7 +208,7 @@ impl Flow {
                 self.prompting = true;
                 self.pending_prompt = Some(url);
             }
-        } else if self.listening {
+        } else if self.listening.is_some() {
             auth.handle_input(Input::CallbackUnavailable { now, reason: "no display".into() })?;
         }
         Ok(())
@@ -212,11 +225,10 @@ impl Flow {
     }
 }
 
-/// The simulated loopback listener: it delivers the first request on its path and answers the
-/// rest "already handled" (`listen::judge`), until the flow answers and stops it.
+/// The simulated loopback listener: every request on its path with its `Host` reaches the flow
+/// (`listen::judge`), until the flow answers the real one and stops it.
 struct Listener {
     uri: Url,
-    done: bool,
 }
 
 /// The I/O of one flow (`FlowIo`): the listener, the prompt, and what the person will do.
@@ -244,7 +256,7 @@ impl Process {
         let key = store_key(&config);
         let now = Self::clock(env, offset);
         let auth = Authorizer::new(config.clone(), env.store.load(&key), now).map_err(|e| AdapterError::Config(e.to_string()))?;
-        Ok(Process { id, identity, config, key, auth, offset, user, machine: MachineInfo::default() })
+        Ok(Process { id, identity, eager: false, config, key, auth, offset, user, machine: MachineInfo::default() })
     }
 
     fn clock(env: &Env, offset: i64) -> Timestamp {
@@ -299,7 +311,7 @@ impl Process {
         let stored = env.store.load(&self.key);
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.now(env);
-        if replaced_since(rejected, &stored, now, self.config.refresh_skew) {
+        if replaced_since(&self.config, rejected, &stored, now) {
             self.rebuild(stored, now)?;
             return self.run(env, Input::TokenWanted { now });
         }
@@ -366,6 +378,7 @@ impl Process {
                     io.listener = None;
                     io.prompt_armed = false;
                 }
+                Step::Reject => {}
                 Step::Persist(p) => self.persist(env, &p),
                 Step::Wait(until) => {
                     let event = self.wait(env, until, &mut io);
@@ -414,7 +427,7 @@ impl Process {
         let port =
             if plan.port == 0 || (plan.any_port_fallback && env.rng.chance(0.1)) { env.rng.range(49152, 65535) as u16 } else { plan.port };
         let uri = plan.redirect_uri(port);
-        io.listener = Some(Listener { uri: uri.clone(), done: false });
+        io.listener = Some(Listener { uri: uri.clone() });
         CallbackSetup::Listening(uri)
     }
 
@@ -440,9 +453,8 @@ impl Process {
     fn wait(&self, env: &mut Env, until: Timestamp, io: &mut Io) -> Event {
         let deadline = until.as_millis().saturating_add_signed(-self.offset);
         // A forged request reaches the listener before the browser does.
-        if let Some(l) = io.listener.as_mut().filter(|l| !l.done && io.forged > 0) {
+        if let Some(l) = io.listener.as_ref().filter(|_| io.forged > 0) {
             io.forged -= 1;
-            l.done = true;
             env.net.now += env.rng.range(100, 3000);
             let mut u = l.uri.clone();
             u.query_pairs_mut().append_pair("code", "forged-code");
@@ -466,12 +478,9 @@ impl Process {
                     io.browser = Some(url);
                 } else {
                     env.net.now += think;
-                    if let Some(loc) = env.visit(self.id, self.identity, &self.key, &url) {
-                        match io.listener.as_mut().filter(|l| !l.done && same_endpoint(&loc, &l.uri)) {
-                            Some(l) => {
-                                l.done = true;
-                                return Event::Callback(loc);
-                            }
+                    if let Some(loc) = env.visit(self.id, self.identity, &self.key, self.config.step_up, &url) {
+                        match io.listener.as_ref().filter(|l| same_endpoint(&loc, &l.uri)) {
+                            Some(_) => return Event::Callback(loc),
                             None => io.paste = Some(loc),
                         }
                     }
@@ -482,7 +491,7 @@ impl Process {
                     let think = env.rng.range(5_000, 90_000);
                     if env.net.now + think < deadline {
                         env.net.now += think;
-                        io.paste = env.visit(self.id, self.identity, &self.key, &url);
+                        io.paste = env.visit(self.id, self.identity, &self.key, self.config.step_up, &url);
                     } else {
                         if let Some(r) = &mut env.req {
                             r.user_absent = true;
@@ -541,8 +550,9 @@ impl Process {
         env.exchange(&mut who, &req)
     }
 
-    /// True if the machine holds tokens (the lazy client then asks for a header up front).
-    pub fn holds_token(&self) -> bool {
-        self.auth.token_set().is_some()
+    /// `Session::wants_token_up_front`: eager clients always ask for a header first, lazy ones
+    /// only when the machine holds tokens.
+    pub fn wants_token_up_front(&self) -> bool {
+        self.eager || self.auth.token_set().is_some()
     }
 }

@@ -49,6 +49,8 @@ pub struct ReqStats {
     /// resource saw it: a lifetime shorter than the round trip.
     pub expired_in_transit: bool,
     pub hostile: u32,
+    /// `use_dpop_nonce` challenges the resource answered.
+    pub nonce_demands: u32,
     pub storm: bool,
     pub forged: u32,
     pub user_absent: bool,
@@ -66,6 +68,7 @@ impl ReqStats {
             http: 0,
             faults: 0,
             hostile: 0,
+            nonce_demands: 0,
             storm: false,
             forged: 0,
             user_absent: false,
@@ -254,6 +257,11 @@ impl Env {
             let what = grant_type.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
             let outcome = match (&result, fault) {
                 (_, Some(k)) => format!("fault {k:?}"),
+                (Ok(r), None) if r.status().is_client_error() || r.status().is_server_error() => {
+                    let error =
+                        serde_json::from_slice::<serde_json::Value>(r.body()).ok().and_then(|v| v["error"].as_str().map(str::to_owned));
+                    format!("{} {}", r.status().as_str(), error.unwrap_or_default())
+                }
                 (Ok(r), None) => r.status().as_str().to_owned(),
                 (Err(e), None) => e.to_string(),
             };
@@ -325,7 +333,16 @@ impl Env {
                 }
                 if target.path == self.net.mcp_path && (status == 401 || status == 403) {
                     let c = read_challenge(resp);
-                    if c.error.as_deref() == Some("invalid_token") {
+                    // A nonce demanded once is no rejection (RFC 9449 §9); demanded again in the
+                    // same request, it is the server refusing the token.
+                    let nonce_again = c.error.as_deref() == Some("use_dpop_nonce") && {
+                        let r = self.req.as_mut();
+                        r.is_some_and(|r| {
+                            r.nonce_demands += 1;
+                            r.nonce_demands > 1
+                        })
+                    };
+                    if c.error.as_deref() == Some("invalid_token") || nonce_again {
                         if let Some(t) = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.split_once(' ')) {
                             let started = self.req.as_ref().map_or(u64::MAX, |r| r.started);
                             let expired_fresh = self
@@ -350,10 +367,15 @@ impl Env {
     }
 
     /// The user's browser GETs an authorization URL; returns where it was redirected.
-    pub fn visit(&mut self, p: usize, who: Identity, key: &str, url: &Url) -> Option<String> {
+    /// `step_up_allowed`: the configuration steps up on `insufficient_scope`.
+    pub fn visit(&mut self, p: usize, who: Identity, key: &str, step_up_allowed: bool, url: &Url) -> Option<String> {
         self.net.http_requests += 1;
         let step_up = self.req.as_ref().and_then(|r| r.step_up_scope().map(str::to_owned));
-        self.truth.check_login(&self.net, url, p, who, key, step_up.as_deref());
+        let lied_to = self.req.as_ref().is_some_and(|r| r.hostile > 0);
+        if step_up.is_some() && !step_up_allowed {
+            self.truth.violate(Invariant::Login, format!("process {p} logged in to step up though its configuration says step_up: false"));
+        }
+        self.truth.check_login(&self.net, url, p, who, key, step_up.as_deref(), lied_to);
         if let Some(r) = &mut self.req {
             r.logins += 1;
         }

@@ -46,6 +46,8 @@ pub struct Profile {
     pub service: bool,
     pub service_bound: bool,
     pub user_scopes: bool,
+    /// The users' configuration says `step_up: false`.
+    pub no_step_up: bool,
     pub migrations: usize,
     pub hostile: bool,
     pub forged_rate: f64,
@@ -62,10 +64,10 @@ pub struct Profile {
 
 impl Profile {
     pub fn draw(rng: &mut Rng) -> Self {
-        let dpop = rng.chance(0.04);
+        let dpop = rng.chance(0.03);
         let duration = rng.log_uniform(7 * 86_400_000, 120 * 86_400_000);
         // Application requests of the whole life (all processes), before bursts.
-        let requests = rng.log_uniform(2, 24);
+        let requests = rng.log_uniform(2, 20);
         Profile {
             lifetime: if rng.chance(0.1) { None } else { Some(rng.log_uniform(1, 86_400)) },
             refresh_tokens: rng.chance(0.85),
@@ -82,6 +84,7 @@ impl Profile {
             service: rng.chance(0.3),
             service_bound: rng.chance(0.5),
             user_scopes: rng.chance(0.15),
+            no_step_up: rng.chance(0.1),
             migrations: if rng.chance(0.12) { rng.range(1, 2) as usize } else { 0 },
             hostile: rng.chance(if dpop { 0.5 } else { 0.1 }),
             forged_rate: if rng.chance(0.3) { 0.15 } else { 0.0 },
@@ -168,8 +171,9 @@ pub struct LifeStats {
     pub steps: u64,
     /// Violations per invariant (only counted when the life keeps going past them).
     pub violations: BTreeMap<Invariant, u64>,
-    /// The first violation of each invariant: seed, step, message.
-    pub first: BTreeMap<Invariant, (u64, u64, String)>,
+    /// The first violation of each kind (invariant and message, numbers and names left out):
+    /// how many, and the seed, step and message of the first.
+    pub first: BTreeMap<(Invariant, String), (u64, u64, u64, String)>,
 }
 
 /// A life that broke an invariant.
@@ -199,6 +203,8 @@ pub struct Life {
     /// except this one, if given.
     pub keep_going: bool,
     pub focus: Option<Invariant>,
+    /// With `focus`: the first step at which a violation counts.
+    pub focus_step: u64,
 }
 
 impl Life {
@@ -228,6 +234,7 @@ impl Life {
             if profile.user_scopes {
                 c.scopes = Some(vec!["mcp:read".into()]);
             }
+            c.step_up = !profile.no_step_up;
             let user = UserModel {
                 interactive: true,
                 browser: env.rng.chance(0.9),
@@ -262,7 +269,9 @@ impl Life {
         for (id, (identity, config, user)) in specs.into_iter().enumerate() {
             let offset = Self::draw_offset(&mut env.rng, profile.max_offset);
             env.truth.offsets.push(offset);
-            procs.push(Process::new(id, identity, config, offset, user, &mut env).expect("valid configuration"));
+            let mut proc = Process::new(id, identity, config, offset, user, &mut env).expect("valid configuration");
+            proc.eager = env.rng.chance(0.3);
+            procs.push(proc);
         }
         let n = procs.len();
         let mut life = Life {
@@ -279,6 +288,7 @@ impl Life {
             next_id: 0,
             keep_going: false,
             focus: None,
+            focus_step: 0,
         };
         life.schedule_initial();
         life
@@ -370,7 +380,8 @@ impl Life {
             }
             if !self.env.truth.violations.is_empty() {
                 if let Some(f) = self.focus {
-                    self.env.truth.violations.retain(|v| v.invariant == f);
+                    let early = self.stats.steps < self.focus_step;
+                    self.env.truth.violations.retain(|v| v.invariant == f && !early);
                     if !self.env.truth.violations.is_empty() {
                         return Err(self.failure());
                     }
@@ -380,9 +391,9 @@ impl Life {
                     return Err(self.failure());
                 }
                 for v in self.env.truth.violations.drain(..) {
-                    let seed = self.seed;
-                    let step = self.stats.steps;
-                    self.stats.first.entry(v.invariant).or_insert((seed, step, v.message.clone()));
+                    let (seed, step) = (self.seed, self.stats.steps);
+                    let e = self.stats.first.entry((v.invariant, kind_of(&v.message))).or_insert((0, seed, step, v.message.clone()));
+                    e.0 += 1;
                     *self.stats.violations.entry(v.invariant).or_default() += 1;
                 }
             }
@@ -545,7 +556,7 @@ impl Life {
         let kind = self.env.req.as_ref().map_or(AppKind::List, |r| r.kind);
         let next: Result<Option<Phase>, AdapterError> = match std::mem::replace(&mut inf.phase, Phase::Start) {
             Phase::Start => {
-                if proc.holds_token() {
+                if proc.wants_token_up_front() {
                     proc.authorization(&mut self.env).map(|h| Some(Phase::Send(Some(h))))
                 } else {
                     Ok(Some(Phase::Send(None)))
@@ -599,9 +610,17 @@ impl Life {
             || stats.expired_in_transit
             || stats.storm
             || stats.user_absent
-            || stats.hostile > 1
+            || stats.hostile > 0
             || self.env.net.outage_overlaps(stats.started, now);
         if faulted {
+            return;
+        }
+        // A configuration that does not step up fails with the challenge, as it should.
+        let refused_step_up = matches!(
+            &result,
+            Err(AdapterError::Core(mcp_oauth_core::Error::Resource(mcp_oauth_core::ResourceError::InsufficientScope { .. })))
+        );
+        if refused_step_up && !self.procs[p].config.step_up {
             return;
         }
         let proc = &self.procs[p];
@@ -616,6 +635,31 @@ impl Life {
             self.env.truth.violate(Invariant::Liveness, format!("process {p} {:?} failed with no fault active ({why}): {err}", stats.kind));
         }
     }
+}
+
+/// A violation's kind: its message without numbers, names, URLs, tokens and parentheses.
+pub fn kind_of(message: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for word in message.split(' ') {
+        let opens = word.matches('(').count();
+        let closes = word.matches(')').count();
+        if depth == 0 && opens == 0 {
+            let w = if word.contains("://") {
+                "URL".to_owned()
+            } else if matches!(word, "List" | "Echo" | "Admin") {
+                "REQUEST".to_owned()
+            } else if word.contains('…') || word.chars().any(|c| c.is_ascii_digit()) {
+                "N".to_owned()
+            } else {
+                word.to_owned()
+            };
+            out.push_str(&w);
+            out.push(' ');
+        }
+        depth = (depth + opens).saturating_sub(closes);
+    }
+    out.chars().take(110).collect::<String>().trim().to_owned()
 }
 
 fn needed_scope(kind: AppKind) -> &'static str {

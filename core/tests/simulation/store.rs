@@ -8,11 +8,11 @@ use mcp_oauth_core::{ClientInfo, Config, Persist, Restored, TokenSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The store key for one configuration, the only place that says how entries are keyed.
-/// Today's adapters key by the MCP server URL alone (`OAuthClient::with_parts`:
-/// `config.server_url.to_string()`), so differently configured clients of one server share it.
+/// The store key for one configuration, the only place that says how entries are keyed: as
+/// the adapters key them (`OAuthClient::with_parts`: `config.store_key()`, the server URL plus
+/// the configured principal, so a service and a person never share an entry).
 pub fn store_key(config: &Config) -> String {
-    config.server_url.to_string()
+    config.store_key()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

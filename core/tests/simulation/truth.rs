@@ -504,8 +504,11 @@ impl Truth {
     }
 
     /// A browser is about to GET an authorization endpoint for process `p`. `step_up` is the
-    /// scope of the `insufficient_scope` challenge this flow answers, if any.
-    pub fn check_login(&mut self, net: &Net, url: &Url, p: usize, who: Identity, key: &str, step_up: Option<&str>) {
+    /// scope of the `insufficient_scope` challenge this flow answers, if any; `lied_to`: an
+    /// impostor's challenge reached this request (the client cannot tell it from the
+    /// resource's, so a login it causes is the attack's doing, not the client's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_login(&mut self, net: &Net, url: &Url, p: usize, who: Identity, key: &str, step_up: Option<&str>, lied_to: bool) {
         let Some(server) = (0..net.servers.len()).find(|&i| url.as_str().starts_with(&net.authorization_endpoint(i))) else {
             return;
         };
@@ -521,6 +524,9 @@ impl Truth {
                 Invariant::Login,
                 format!("login at {} which the resource no longer trusts", net.servers[server].options.issuer()),
             );
+            return;
+        }
+        if lied_to {
             return;
         }
         let Some(alive) = self.held_grant_alive(net, key, who, p, None) else { return };
