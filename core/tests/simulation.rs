@@ -1,15 +1,37 @@
 //! A deterministic simulation of a credential's whole life.
 //!
-//! Each life draws a world from its seed: one to three independent authorization servers
-//! (`mcp-oauth-tests`, one per issuer, with a ledger of everything they issue), the MCP resource,
-//! a shared token store that round-trips every entry through JSON, and client processes
-//! (interactive users with dynamic registration, perhaps a machine client with a pre-registered
-//! id and secret using client credentials) driven exactly as the adapters drive core. Then
-//! weeks to months of virtual time pass: application requests at random intervals, token
-//! lifetimes from 1 s to 24 h, restarts, revocations, outages, migrations to another
-//! authorization server, step-up, DPoP with rotating nonces, an impostor, clock skew, forged
-//! callbacks. After every step the invariants of `truth.rs` are checked against the servers'
-//! ground truth.
+//! Sans-IO makes it possible: every input of core (time, randomness, responses, callbacks) is
+//! data, so a seed decides a whole life and replays it exactly.
+//!
+//! **The world** (`life.rs`, `net.rs`): one to three independent authorization servers
+//! (`mcp_oauth_tests::TestServer`, one per issuer, each keeping a ledger of what it issued,
+//! to whom, when by its own clock, and what was presented back); the MCP resource, served by
+//! the instance whose issuer it trusts (a migration moves it to the next, whose PRM names
+//! another issuer on another origin; the old server stays reachable); an impostor whose
+//! challenge names `resource_metadata` on a hostile host that answers everything with
+//! `DPoP-Nonce` + `use_dpop_nonce`; a token store (`store.rs`) that keeps each entry as JSON,
+//! keyed as the adapters key it; one to three user processes (dynamic registration,
+//! browser or paste, lazy or eager) and perhaps a service (pre-registered id and secret,
+//! client credentials), each with its own clock offset, sharing the store.
+//!
+//! **A life**: weeks to months of virtual time. Application requests (`tools/list`, `echo`
+//! which needs `mcp:write`, `admin-tool` which needs `mcp:admin`, outside PRM
+//! `scopes_supported`) at random intervals, now and then all processes at once; token
+//! lifetimes from 1 s to 24 h or none, with or without refresh tokens and rotation (and reuse
+//! detection); restarts (the store is the only memory); revocation of access tokens and of
+//! whole grants; outages that fail requests before the server acts (5xx HTML,
+//! `temporarily_unavailable`, `server_error`, timeouts, dropped connections); migrations; DPoP
+//! with rotating nonces and nonce storms; forged loopback callbacks; PRM at the root naming the
+//! origin or with a trailing slash; users whose configuration names scopes or turns step-up
+//! off; slow or absent people.
+//!
+//! **The adapters** (`adapter.rs`) are mirrored, not reused: the decisions of
+//! `adapters/src/flow.rs` and the single flight of `OAuthClient::{authorization, challenged}`
+//! and `McpClient::post`, with the I/O simulated.
+//!
+//! **The invariants** (`truth.rs`, [`truth::Invariant`] states each exactly) are checked
+//! after every step; a life stops at the first broken one and prints its seed, step,
+//! invariant, profile and trace tail.
 //!
 //! ```text
 //! cargo test -p mcp-oauth-core --test simulation -- --nocapture              # CI: 10,000 lives
@@ -18,10 +40,11 @@
 //! ```
 //!
 //! `SIM_BASE_SEED` changes the run's base seed (default fixed, so CI is deterministic),
-//! `SIM_THREADS` the number of worker threads, `SIM_TRACE` the trace lines kept per life;
-//! `SIM_KEEP_GOING=1` lets lives go on past broken invariants and counts every violation;
+//! `SIM_LIVES` the number of lives, `SIM_THREADS` the worker threads, `SIM_TRACE` the trace
+//! lines kept (a failing life is run again with its trace); `SIM_KEEP_GOING=1` lets lives go on
+//! past broken invariants and lists every kind of violation with an example;
 //! `SIM_FOCUS=<invariant>` (and `SIM_FOCUS_STEP=<step>`) with `SIM_SEED` replays a life up to
-//! that invariant's first break (at or after that step).
+//! that invariant's first break (at or after that step); `SIM_LIST=1` lists every failing life.
 
 #[path = "simulation/adapter.rs"]
 mod adapter;
@@ -95,7 +118,15 @@ fn replay(seed: u64) {
     }
     println!("replaying life {seed:#018x}: {:?}", life.profile);
     match life.run() {
-        Ok(s) => println!("life {seed:#018x} kept every invariant: {s:?}"),
+        Ok(s) => {
+            for line in &s.trace {
+                println!("    {line}");
+            }
+            println!(
+                "life {seed:#018x} kept every invariant: {} steps, {} requests ({} succeeded), {} HTTP requests, {} logins, violations {:?}",
+                s.steps, s.requests, s.succeeded, s.http, s.logins, s.violations
+            );
+        }
         Err(f) => {
             print_failure(&f);
             panic!("life {seed:#018x} broke [{}] at step {}", f.violation.invariant, f.step);

@@ -115,13 +115,13 @@ impl Trace {
         Trace { lines: VecDeque::with_capacity(cap), cap, start }
     }
 
-    pub fn push(&mut self, now: u64, line: String) {
+    pub fn push(&mut self, step: u64, now: u64, line: String) {
         if self.lines.len() == self.cap {
             self.lines.pop_front();
         }
         let t = now.saturating_sub(self.start);
         let (d, h, m, s, ms) = (t / 86_400_000, t / 3_600_000 % 24, t / 60_000 % 60, t / 1000 % 60, t % 1000);
-        self.lines.push_back(format!("{d:>3}d{h:02}:{m:02}:{s:02}.{ms:03} {line}"));
+        self.lines.push_back(format!("#{step:<5} {d:>3}d{h:02}:{m:02}:{s:02}.{ms:03} {line}"));
     }
 
     pub fn tail(&self) -> impl Iterator<Item = &String> {
@@ -138,6 +138,8 @@ pub struct Env {
     pub req: Option<ReqStats>,
     /// A fault was injected during the current step.
     pub fault_in_step: bool,
+    /// The step being run (for the trace).
+    pub step: u64,
 }
 
 fn form_value(req: &HttpRequest, key: &str) -> Option<String> {
@@ -171,7 +173,7 @@ impl Env {
     /// again with it).
     pub fn note(&mut self, line: impl FnOnce() -> String) {
         if self.trace.cap > 0 {
-            self.trace.push(self.net.now, line());
+            self.trace.push(self.step, self.net.now, line());
         }
     }
 

@@ -174,6 +174,8 @@ pub struct LifeStats {
     /// The first violation of each kind (invariant and message, numbers and names left out):
     /// how many, and the seed, step and message of the first.
     pub first: BTreeMap<(Invariant, String), (u64, u64, u64, String)>,
+    /// The trace tail, when kept.
+    pub trace: Vec<String>,
 }
 
 /// A life that broke an invariant.
@@ -221,6 +223,7 @@ impl Life {
             trace: Trace::new(trace_lines, START),
             req: None,
             fault_in_step: false,
+            step: 0,
         };
         if profile.service {
             env.truth.add_secret(&secret, "client secret", Some(0));
@@ -363,6 +366,7 @@ impl Life {
             }
             self.env.net.now = self.env.net.now.max(t);
             self.stats.steps += 1;
+            self.env.step = self.stats.steps;
             let outage = self.env.net.outages.iter().any(|o| o.until > self.env.net.now);
             let before = if outage { self.env.truth.keys_with_live_refresh(&self.env.net, &self.env.store) } else { Vec::new() };
             self.env.fault_in_step = false;
@@ -399,6 +403,7 @@ impl Life {
             }
         }
         self.stats.virtual_ms = self.env.net.now - START;
+        self.stats.trace = self.env.trace.tail().cloned().collect();
         self.stats.http = self.env.net.http_requests;
         Ok(self.stats)
     }

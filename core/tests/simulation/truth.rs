@@ -21,27 +21,59 @@ pub enum Identity {
     Service,
 }
 
+/// The invariants, each judged against ground truth (the servers' ledgers) after every step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Invariant {
-    /// A browser login only when the grant is really gone, for a step-up the first login could
-    /// not have asked for, or after a migration.
+    /// When a browser GETs an authorization endpoint for a process: the endpoint belongs to
+    /// the server the resource trusts now; and the grant this store key last held for the
+    /// process's identity at that server is gone: revoked, or with no refresh token the server
+    /// would redeem and no access token valid for more than half its lifetime (plus the
+    /// clock tolerance) that the resource never rejected. Exceptions: a step-up (the request
+    /// is answering `403 insufficient_scope`) for a scope the grant lacks and that PRM
+    /// `scopes_supported` did not offer (a first login asks for all of those, SPEC 53); a
+    /// request an impostor's challenge reached. A configuration with `step_up: false` never
+    /// logs in to step up.
     Login,
-    /// A refresh token (with rotation) or code is never sent again after the server redeemed
-    /// or refused it.
+    /// No request carries a refresh token the server already redeemed while rotating, a code
+    /// it redeemed, or either after the server refused it with `invalid_grant`. (A request
+    /// refused before the grant logic, such as by a DPoP nonce demand, spends nothing, so the
+    /// RFC 9449 retry is fine.)
     Spent,
-    /// Tokens, codes, verifiers and secrets go only where they belong.
+    /// Every request (client and browser) is searched: URL, headers (Basic credentials
+    /// decoded), form values or body, and the header and claims of any JWT in them. An access
+    /// token may go only to the MCP endpoint; a refresh token, code, PKCE verifier or client
+    /// secret only to the token endpoint of the server that issued it (a verifier: the server
+    /// its attempt was opened at; the service's secret: the server it was registered at); a
+    /// DPoP private key nowhere.
     Destination,
-    /// At most one renewal per token lifetime per store.
+    /// A renewal (a refresh the server redeems, or a new client-credentials grant of the same
+    /// scope) is allowed when the store's current access token of that grant (or client) was
+    /// revoked, was rejected by the resource (`invalid_token`, or a DPoP nonce demanded twice
+    /// in one request), or is at least [`REFRESH_POINT`] of its lifetime old, minus a
+    /// tolerance of the clock-offset difference between the renewing process and the one that
+    /// obtained the token plus [`TOLERANCE_MS`]. A token without expiry is never renewed
+    /// unless rejected or revoked.
     RenewalRate,
-    /// A transient failure never loses the grant.
+    /// After a step in which a fault was injected, every store key that held a refresh token
+    /// live at the resource's server before the step still holds one (of the same identity).
     TransientKeepsGrant,
-    /// Every application request ends within a bounded number of HTTP requests.
+    /// An application request makes at most [`REQUEST_BOUND`](crate::env::REQUEST_BOUND)
+    /// HTTP requests (MCP and OAuth, not the browser's), and a flow ends within 4096 outputs.
     Bounded,
-    /// Without faults, with a live grant or a possible login, the request succeeds.
+    /// An application request fails only if a fault touched it (an injected fault on one of
+    /// its requests, an outage window overlapping it, a DPoP nonce storm, a token that expired
+    /// on its way, an absent or too slow person, an impostor's challenge), or if neither the
+    /// grant is alive with the needed scope (at its start or end) nor a login is possible (a
+    /// person who can finish one; for the service, credentials at the resource's server), or
+    /// if it is `InsufficientScope` for a configuration with `step_up: false`.
     Liveness,
-    /// A client uses only tokens issued to its own configured identity.
+    /// A process authenticates at a token endpoint, and opens a login, only as a client of its
+    /// own identity, and sends the resource only access tokens issued to such a client.
     Identity,
-    /// Discovery has a cause.
+    /// The first protected resource metadata request of a flow has a cause: the machine never
+    /// discovered; the resource's metadata changed since (a migration); the machine holds no
+    /// refresh token; a refresh was already tried in this application request; the request is
+    /// a step-up (a login follows); or the challenge names other metadata than the machine's.
     Rediscovery,
 }
 
