@@ -10,12 +10,15 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use url::Url;
 
 pub mod browser;
 pub mod hostile;
+pub mod ledger;
 pub mod tcp;
+
+pub use ledger::Ledger;
 
 /// Where protected resource metadata is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +165,12 @@ pub struct Options {
     pub dpop_as_nonce: Option<String>,
     /// Demand this nonce in resource-request proofs.
     pub dpop_rs_nonce: Option<String>,
+    /// A refresh token presented again after rotation replaced it revokes its whole grant
+    /// (RFC 9700 §4.14.2: reuse is a sign of theft).
+    pub refresh_reuse_revokes_grant: bool,
+    /// Scopes a JSON-RPC method needs, as `(method, scope)`; `tools/call:<name>` names one
+    /// tool. A token without the scope gets `403 insufficient_scope`.
+    pub method_scopes: Vec<(String, String)>,
 }
 
 impl Options {
@@ -212,6 +221,8 @@ impl Options {
             dpop: false,
             dpop_as_nonce: None,
             dpop_rs_nonce: None,
+            refresh_reuse_revokes_grant: false,
+            method_scopes: Vec::new(),
         }
     }
 
@@ -255,6 +266,10 @@ struct Token {
     resource: Option<String>,
     /// The DPoP key thumbprint the token is bound to.
     jkt: Option<String>,
+    /// The grant it belongs to (see [`Ledger`]).
+    grant: u64,
+    /// When it stops being accepted, by the server's clock (`None`: never).
+    expires_at: Option<u64>,
 }
 
 /// One request the server saw.
@@ -281,7 +296,7 @@ pub struct TestServer {
     grants: HashMap<String, Grant>,
     tokens: HashMap<String, Token>,
     refresh: HashMap<String, Token>,
-    used_jti: Vec<String>,
+    used_jti: HashSet<String>,
     /// The thumbprint of the proof on the token request being served.
     pending_jkt: Option<String>,
     /// Issued ID-JAGs: (audience, resource, scope).
@@ -290,6 +305,10 @@ pub struct TestServer {
     counter: u64,
     /// Every request, in order.
     pub log: Vec<Seen>,
+    /// The server's clock in milliseconds, once a simulation sets it: access tokens then
+    /// expire, and the ledger records times.
+    clock: Option<u64>,
+    ledger: Ledger,
 }
 
 fn resp(status: u16, ctype: &str, body: Vec<u8>) -> http::Response<Vec<u8>> {
@@ -325,12 +344,14 @@ impl TestServer {
             grants: HashMap::new(),
             tokens: HashMap::new(),
             refresh: HashMap::new(),
-            used_jti: Vec::new(),
+            used_jti: HashSet::new(),
             pending_jkt: None,
             jags: HashMap::new(),
             sessions: Vec::new(),
             counter: 0,
             log: Vec::new(),
+            clock: None,
+            ledger: Ledger::default(),
         };
         for c in s.options.clients.clone() {
             let method = if c.jwt_key.is_some() {
@@ -352,9 +373,40 @@ impl TestServer {
         format!("{prefix}-{}", URL_SAFE_NO_PAD.encode(&h[..18]))
     }
 
+    /// Sets the server's clock (milliseconds). From then on access tokens expire after their
+    /// `expires_in`, judged by this clock, and the [`Ledger`] records times.
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.clock = Some(now_ms);
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.unwrap_or(0)
+    }
+
+    /// Everything issued, presented and revoked so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     /// Revokes every access token (the next MCP request gets `invalid_token`).
     pub fn revoke_access_tokens(&mut self) {
+        let now = self.now();
+        for value in self.tokens.keys() {
+            self.ledger.revoked(value, now);
+        }
         self.tokens.clear();
+    }
+
+    /// Revokes a grant: its access and refresh tokens stop working.
+    pub fn revoke_grant(&mut self, grant: u64) {
+        self.tokens.retain(|_, t| t.grant != grant);
+        self.refresh.retain(|_, t| t.grant != grant);
+        let now = self.now();
+        self.ledger.grant_revoked(grant, now);
+    }
+
+    fn expired(&self, t: &Token) -> bool {
+        matches!((self.clock, t.expires_at), (Some(now), Some(exp)) if now >= exp)
     }
 
     /// How many requests had this path (query ignored).
@@ -537,8 +589,9 @@ impl TestServer {
         match problem {
             Some(e) => add("error", e),
             None => {
-                self.counter += 1;
-                let code = format!("code-{}", self.counter);
+                let code = self.mint("code");
+                let now = self.now();
+                self.ledger.code_issued(&code, client_id, now);
                 self.grants.insert(
                     code.clone(),
                     Grant {
@@ -638,18 +691,43 @@ impl TestServer {
         let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&key).map_err(|_| "bad key")?;
         let sig = p256::ecdsa::Signature::from_slice(&dec(s)?).map_err(|_| "bad signature encoding")?;
         vk.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| "signature does not verify")?;
-        self.used_jti.push(jti);
+        self.used_jti.insert(jti);
         Ok(id)
     }
 
-    fn issue(&mut self, client_id: &str, scope: Option<String>, resource: Option<String>, with_refresh: bool) -> http::Response<Vec<u8>> {
+    /// Issues tokens under `grant`, or under a new grant of `grant_type` when `None`.
+    fn issue(
+        &mut self,
+        client_id: &str,
+        scope: Option<String>,
+        resource: Option<String>,
+        with_refresh: bool,
+        grant: Result<u64, &str>,
+    ) -> http::Response<Vec<u8>> {
         let scope = self.options.grant_scope_override.clone().or(scope);
         let scopes: Vec<String> = scope.as_deref().map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+        let now = self.now();
+        let grant = grant.unwrap_or_else(|grant_type| self.ledger.new_grant(client_id, grant_type, &scopes, now));
         let access = self.mint("at");
         let jkt = self.pending_jkt.take();
         let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
-        let t = Token { scope: scopes, client_id: client_id.to_owned(), resource, jkt };
+        let lifetime = self.options.token_lifetime;
+        let expires_at = lifetime.map(|l| now.saturating_add(l.saturating_mul(1000)));
+        let t = Token { scope: scopes.clone(), client_id: client_id.to_owned(), resource: resource.clone(), jkt, grant, expires_at };
         self.tokens.insert(access.clone(), t.clone());
+        let record = |value: &str, kind| ledger::Issued {
+            value: value.to_owned(),
+            kind,
+            grant,
+            client_id: client_id.to_owned(),
+            scope: scopes.clone(),
+            resource: resource.clone(),
+            issued_at: now,
+            lifetime_secs: if kind == ledger::TokenKind::Access { lifetime } else { None },
+            revoked_at: None,
+            spent_at: None,
+        };
+        self.ledger.issue(record(&access, ledger::TokenKind::Access));
         let mut v = json!({"access_token": access, "token_type": token_type});
         if let Some(l) = self.options.token_lifetime {
             v["expires_in"] = json!(l);
@@ -659,6 +737,7 @@ impl TestServer {
         }
         if with_refresh && self.options.refresh_tokens {
             let rt = self.mint("rt");
+            self.ledger.issue(record(&rt, ledger::TokenKind::Refresh));
             self.refresh.insert(rt.clone(), t);
             v["refresh_token"] = json!(rt);
         }
@@ -702,35 +781,56 @@ impl TestServer {
         }
         match get(p, "grant_type") {
             Some("authorization_code") => {
-                let Some(g) = get(p, "code").and_then(|c| self.grants.remove(c)) else {
-                    return oauth_error(400, "invalid_grant", "unknown or used code");
+                let code = get(p, "code").unwrap_or("").to_owned();
+                let now = self.now();
+                let refuse = |this: &mut Self, error: &str, desc: &str| {
+                    this.ledger.presented(ledger::Presented::Code, &code, &client_id, Some(error), now);
+                    oauth_error(400, error, desc)
+                };
+                let Some(g) = self.grants.remove(&code) else {
+                    return refuse(self, "invalid_grant", "unknown or used code");
                 };
                 if g.client_id != client_id || Some(g.redirect_uri.as_str()) != get(p, "redirect_uri") {
-                    return oauth_error(400, "invalid_grant", "client or redirect_uri mismatch");
+                    return refuse(self, "invalid_grant", "client or redirect_uri mismatch");
                 }
                 let verifier = get(p, "code_verifier").unwrap_or("");
                 if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != g.challenge {
-                    return oauth_error(400, "invalid_grant", "pkce verification failed");
+                    return refuse(self, "invalid_grant", "pkce verification failed");
                 }
                 if g.resource != resource {
-                    return oauth_error(400, "invalid_target", "resource differs from the authorization request");
+                    return refuse(self, "invalid_target", "resource differs from the authorization request");
                 }
-                self.issue(&client_id, g.scope, resource, true)
+                self.ledger.presented(ledger::Presented::Code, &code, &client_id, None, now);
+                self.ledger.code_redeemed(&code, now);
+                self.issue(&client_id, g.scope, resource, true, Err("authorization_code"))
             }
             Some("refresh_token") => {
-                if o.refresh_invalid_grant {
-                    return oauth_error(400, "invalid_grant", "refresh token revoked");
-                }
                 let Some(rt) = get(p, "refresh_token") else { return oauth_error(400, "invalid_request", "no refresh_token") };
-                let Some(t) = self.refresh.get(rt).cloned() else { return oauth_error(400, "invalid_grant", "unknown refresh token") };
-                if t.client_id != client_id {
-                    return oauth_error(400, "invalid_grant", "refresh token of another client");
+                let now = self.now();
+                let refuse = |this: &mut Self, desc: &str| {
+                    this.ledger.presented(ledger::Presented::RefreshToken, rt, &client_id, Some("invalid_grant"), now);
+                    oauth_error(400, "invalid_grant", desc)
+                };
+                if o.refresh_invalid_grant {
+                    return refuse(self, "refresh token revoked");
                 }
+                let Some(t) = self.refresh.get(rt).cloned() else {
+                    let reused = self.ledger.token(rt).filter(|t| t.spent_at.is_some()).map(|t| t.grant);
+                    if let (true, Some(grant)) = (o.refresh_reuse_revokes_grant, reused) {
+                        self.revoke_grant(grant);
+                    }
+                    return refuse(self, "unknown refresh token");
+                };
+                if t.client_id != client_id {
+                    return refuse(self, "refresh token of another client");
+                }
+                self.ledger.presented(ledger::Presented::RefreshToken, rt, &client_id, None, now);
                 if o.rotate_refresh {
                     self.refresh.remove(rt);
+                    self.ledger.spent(rt, now);
                 }
                 let scope = (!t.scope.is_empty()).then(|| t.scope.join(" "));
-                let mut r = self.issue(&client_id, scope, resource, o.rotate_refresh);
+                let mut r = self.issue(&client_id, scope, resource, o.rotate_refresh, Ok(t.grant));
                 if !o.rotate_refresh {
                     // Without rotation the response carries no new refresh token.
                     if let Ok(mut v) = serde_json::from_slice::<Value>(r.body()) {
@@ -743,7 +843,7 @@ impl TestServer {
             Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
                 let assertion = get(p, "assertion");
                 if assertion.is_some() && assertion == o.workload_assertion.as_deref() {
-                    return self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false);
+                    return self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false, Err("jwt_bearer"));
                 }
                 let Some((aud, res, scope)) = assertion.and_then(|a| self.jags.remove(a)) else {
                     return oauth_error(400, "invalid_grant", "unknown or used assertion");
@@ -751,7 +851,7 @@ impl TestServer {
                 if aud != o.issuer() || Some(res.as_str()) != resource.as_deref().or(Some(res.as_str())) {
                     return oauth_error(400, "invalid_grant", "assertion audience or resource mismatch");
                 }
-                self.issue(&client_id, scope, Some(res), false)
+                self.issue(&client_id, scope, Some(res), false, Err("jwt_bearer"))
             }
             Some("client_credentials") => {
                 if !o.grant_types.iter().any(|g| g == "client_credentials") {
@@ -760,7 +860,7 @@ impl TestServer {
                 if !self.clients.get(&client_id).is_some_and(|c| c.secret.is_some() || c.jwt_key.is_some()) {
                     return oauth_error(401, "invalid_client", "client_credentials needs a confidential client");
                 }
-                self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false)
+                self.issue(&client_id, get(p, "scope").map(str::to_owned), resource, false, Err("client_credentials"))
             }
             _ => oauth_error(400, "unsupported_grant_type", "unknown grant_type"),
         }
@@ -804,7 +904,7 @@ impl TestServer {
         if nonce.is_some() && claims["nonce"].as_str() != nonce {
             return Err("nonce".into());
         }
-        self.used_jti.push(jti);
+        self.used_jti.insert(jti);
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
     }
@@ -849,6 +949,8 @@ impl TestServer {
         };
         self.clients
             .insert(id.clone(), Client { secret: secret.clone(), redirect_uris: uris.clone(), method: method.clone(), jwt_key: None });
+        let now = self.now();
+        self.ledger.registrations.push(ledger::Registration { client_id: id.clone(), secret: secret.clone(), at: now });
         let mut v = json!({"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": method, "client_id_issued_at": 0});
         if let Some(s) = secret {
             v["client_secret"] = json!(s);
@@ -896,7 +998,10 @@ impl TestServer {
         } else {
             match authz.and_then(|a| a.strip_prefix("Bearer ")).map(|b| self.tokens.get(b).cloned()) {
                 None => Err(self.challenge(None, None)),
-                Some(Some(t)) if !self.options.require_resource || t.resource.as_deref() == Some(self.options.resource().as_str()) => {
+                Some(Some(t))
+                    if !self.expired(&t)
+                        && (!self.options.require_resource || t.resource.as_deref() == Some(self.options.resource().as_str())) =>
+                {
                     Ok(())
                 }
                 Some(_) => Err(self.challenge(Some(("invalid_token", "The access token is invalid or expired")), None)),
@@ -916,15 +1021,21 @@ impl TestServer {
     /// The MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses), behind bearer auth.
     fn mcp(&mut self, req: &http::Request<Vec<u8>>, authz: Option<&str>) -> http::Response<Vec<u8>> {
         if self.options.open {
-            let all =
-                Token { scope: vec!["mcp:admin".into()], client_id: String::new(), resource: Some(self.options.resource()), jkt: None };
+            let all = Token {
+                scope: vec!["mcp:admin".into()],
+                client_id: String::new(),
+                resource: Some(self.options.resource()),
+                jkt: None,
+                grant: 0,
+                expires_at: None,
+            };
             return self.rpc(req, &all);
         }
         let (scheme, bearer) = match authz.and_then(|a| a.split_once(' ')) {
             Some((s, t)) => (s.to_ascii_lowercase(), t.trim()),
             None => return self.challenge(None, None),
         };
-        let Some(tok) = self.tokens.get(bearer).cloned() else {
+        let Some(tok) = self.tokens.get(bearer).cloned().filter(|t| !self.expired(t)) else {
             return self.challenge(Some(("invalid_token", "The access token is invalid or expired")), None);
         };
         match (&tok.jkt, scheme.as_str()) {
@@ -954,6 +1065,13 @@ impl TestServer {
             return self.challenge(Some(("invalid_token", "The access token is for another resource")), None);
         }
         self.rpc(req, &tok)
+    }
+
+    /// The `insufficient_scope` answer if `what` (a method, or `tools/call:<name>`) needs a
+    /// scope the token lacks ([`Options::method_scopes`]).
+    fn lacking_scope(&self, what: &str, tok: &Token) -> Option<http::Response<Vec<u8>>> {
+        let (_, need) = self.options.method_scopes.iter().find(|(m, s)| m == what && !tok.scope.iter().any(|t| t == s))?;
+        Some(self.challenge(Some(("insufficient_scope", "Additional permission required")), Some(need)))
     }
 
     fn rpc(&mut self, req: &http::Request<Vec<u8>>, tok: &Token) -> http::Response<Vec<u8>> {
@@ -994,12 +1112,20 @@ impl TestServer {
                 "serverInfo": {"name": "mcp-oauth-test-server", "version": "0.1.0"},
             }),
             "notifications/initialized" => return resp(202, "application/json", Vec::new()),
-            "tools/list" => json!({"tools": [
+            "tools/list" => {
+                if let Some(r) = self.lacking_scope(method, tok) {
+                    return r;
+                }
+                json!({"tools": [
                 {"name": "echo", "description": "Echoes its text argument", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
                 {"name": "admin-tool", "description": "Needs the admin scope", "inputSchema": {"type": "object"}},
-            ]}),
+                ]})
+            }
             "tools/call" => {
                 let name = msg["params"]["name"].as_str().unwrap_or("");
+                if let Some(r) = self.lacking_scope(&format!("tools/call:{name}"), tok) {
+                    return r;
+                }
                 if name == "admin-tool" {
                     if let Some(need) = self.options.admin_scope.clone() {
                         if !need.split_whitespace().all(|s| tok.scope.iter().any(|t| t == s)) {
