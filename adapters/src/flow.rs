@@ -368,13 +368,12 @@ pub(crate) fn note_foreign_tokens(config: &Config, restored: &Restored) {
 /// True if the store holds other tokens than the machine (another instance refreshed or logged
 /// in meanwhile): the machine must be rebuilt from the store.
 pub(crate) fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
-    match (auth.token_set(), &restored.tokens) {
-        // Newer tokens from another instance; never older ones (a write of ours that failed).
-        (Some(held), Some(stored)) => held.access_token.secret() != stored.access_token.secret() && stored.obtained_at >= held.obtained_at,
-        (None, None) => false,
-        // Another instance logged in, or forgot the tokens (their grant died).
-        _ => true,
-    }
+    // Not "newer by `obtained_at`": processes' clocks differ. A save of ours that failed is
+    // written back before the store is read (the adapters' `write_back`), so what differs here
+    // is another instance's doing.
+    let held = auth.token_set().map(|t| t.access_token.secret());
+    let stored = restored.tokens.as_ref().map(|t| t.access_token.secret());
+    held != stored
 }
 
 /// What to write back before anything else when a save failed: the machine's tokens and
@@ -387,16 +386,13 @@ pub(crate) fn unsaved(auth: &Authorizer) -> Vec<Persist> {
     out
 }
 
-/// True if `restored` holds a fresh token of this configuration other than the one the server
+/// True if `restored` holds a token of this configuration other than the one the server
 /// rejected (`None`: the request carried no token): someone already replaced it or logged in,
-/// so use that instead of authorizing again.
-pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored, now: Timestamp) -> bool {
+/// so try that (refreshing it if it is due) instead of acting on a challenge to another token.
+/// Not judged by freshness: processes' clocks differ.
+pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored) -> bool {
     match &restored.tokens {
-        Some(t) => {
-            rejected != Some(t.access_token.secret())
-                && t.is_fresh(now, config.refresh_skew)
-                && config.accepts_tokens(t, &restored.clients).is_ok()
-        }
+        Some(t) => rejected != Some(t.access_token.secret()) && config.accepts_tokens(t, &restored.clients).is_ok(),
         None => false,
     }
 }

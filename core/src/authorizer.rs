@@ -419,6 +419,14 @@ impl Authorizer {
                 self.dpop.key = crate::dpop::DpopKey::restore(k);
             }
         }
+        // Metadata of another authorization server than the tokens' (a migration another
+        // instance followed) is of no use any more.
+        let issuer = restored.tokens.as_ref().map(|t| t.issuer.as_str());
+        if issuer.is_some_and(|i| self.server.as_ref().is_some_and(|s| s.issuer != i)) {
+            self.server = None;
+            self.prm = None;
+            self.prm_url = None;
+        }
         self.tokens = restored.tokens;
         self.clients = restored.clients;
         Ok(())

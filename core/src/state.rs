@@ -66,6 +66,8 @@ pub(crate) struct RequestContext {
     pub(crate) challenge: Option<BearerChallenge>,
     pub(crate) step_up: bool,
     pub(crate) challenges: u8,
+    /// New authorizations (logins, machine grants) started in this request.
+    pub(crate) authorizations: u8,
     /// A full authorization (code, client credentials, JWT bearer) finished in this request: a
     /// 401 now means the server rejects a token obtained moments ago, which is final.
     pub(crate) authorized: bool,
@@ -79,6 +81,10 @@ pub(crate) struct RequestContext {
     pub(crate) rs_nonce_retried: bool,
     /// The tokens of this request come from a person's login (the code flow).
     pub(crate) logged_in: bool,
+    /// The tokens held were obtained by a refresh in this request.
+    pub(crate) refreshed_tokens: bool,
+    /// The server rejected (401) tokens refreshed in this request.
+    pub(crate) refreshed_rejected: bool,
     /// A refresh at metadata not discovered in this request was refused for another reason than
     /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
     pub(crate) refresh_refused: Option<(Url, Error)>,
@@ -110,6 +116,8 @@ pub(crate) struct Attempt {
     expected_iss: Option<String>,
     iss_supported: bool,
     url: Option<Url>,
+    /// `client` was registered for this attempt (and is not on file yet).
+    registered: bool,
 }
 
 /// How long a login whose fresh token the resource server rejected is not repeated: meanwhile
@@ -378,20 +386,14 @@ impl Authorizer {
             403 => return failed(ResourceError::Forbidden { description: challenge.and_then(|c| c.error_description) }),
             other => return failed(ResourceError::NotAChallenge(other)),
         }
-        // Every challenge, the nonce retry included, counts toward the attempt limit.
+        // Every challenge counts (a nonce retry and a refresh included): a request ends after
+        // twice the attempt limit and two more, whatever the server does. New authorizations are
+        // limited to the attempt limit itself (`authorization_budget`).
         self.request.challenges = self.request.challenges.saturating_add(1);
-        if self.request.challenges > self.config.max_authorization_attempts {
-            let c = challenge.unwrap_or_default();
-            return failed(if insufficient {
-                ResourceError::InsufficientScope {
-                    scope: c.scope,
-                    description: c.error_description,
-                    resource_metadata: c.resource_metadata,
-                    attempts: self.request.challenges - 1,
-                }
-            } else {
-                ResourceError::RejectedFreshToken { status }
-            });
+        if self.request.challenges > self.config.max_authorization_attempts.saturating_mul(2).saturating_add(2) {
+            self.request.challenge = challenge;
+            self.request.step_up = insufficient;
+            return Err(self.out_of_attempts());
         }
         // RFC 9449 §9: the resource server wants a nonce in the proof. Same token, new proof,
         // once per request; a nonce demanded again is an ordinary rejection.
@@ -408,6 +410,11 @@ impl Authorizer {
             self.ready();
             return Ok(());
         }
+        if status == 401 && wants_nonce {
+            // The resource server keeps demanding nonces (or demands one of a bearer token): a
+            // new token would not help.
+            return failed(ResourceError::RejectedFreshToken { status });
+        }
         if status == 401 && self.request.authorized {
             if self.request.logged_in {
                 // A login that just produced a rejected token is not repeated for a while.
@@ -417,6 +424,7 @@ impl Authorizer {
         }
         self.request.step_up = insufficient;
         self.request.rejected |= status == 401;
+        self.request.refreshed_rejected |= status == 401 && self.request.refreshed_tokens;
         let other_metadata = challenge.as_ref().and_then(|c| c.resource_metadata.as_deref()).is_some_and(|u| !self.is_metadata_url(u));
         self.request.challenge = challenge;
         // Discovered metadata is kept for the life of the machine; a challenge naming other
@@ -433,6 +441,32 @@ impl Authorizer {
             return Ok(());
         }
         self.new_token()
+    }
+
+    /// The error that ends a request whose attempts are spent.
+    fn out_of_attempts(&self) -> Error {
+        let c = self.request.challenge.clone().unwrap_or_default();
+        if self.request.step_up {
+            ResourceError::InsufficientScope {
+                scope: c.scope,
+                description: c.error_description,
+                resource_metadata: c.resource_metadata,
+                attempts: self.request.authorizations,
+            }
+            .into()
+        } else {
+            ResourceError::RejectedFreshToken { status: 401 }.into()
+        }
+    }
+
+    /// Counts a new authorization (a login or a machine grant) for this request, or fails when
+    /// `max_authorization_attempts` were made already (SPEC 96).
+    fn authorization_budget(&mut self) -> Result<(), Error> {
+        if self.request.authorizations >= self.config.max_authorization_attempts {
+            return Err(self.out_of_attempts());
+        }
+        self.request.authorizations += 1;
+        Ok(())
     }
 
     /// The URL the protected resource metadata in use came from (kept with the tokens).
@@ -724,11 +758,18 @@ impl Authorizer {
         }
         let flow = self.choose_flow()?;
         if flow == ChosenFlow::AuthorizationCode {
-            if self.login_backed_off() {
+            // The resource server rejected a token refreshed moments ago at this same
+            // authorization server (discovery found no other): the grant is alive, and a login
+            // would only give it one more such token (its clock, its keys, a lifetime shorter
+            // than the round trip). A migration or a dead grant do get a login.
+            let refreshed_and_rejected = self.request.refreshed_rejected && !self.request.step_up && self.tokens.is_some();
+            if refreshed_and_rejected || self.login_backed_off() {
                 return failed(ResourceError::RejectedFreshToken { status: 401 });
             }
+            self.authorization_budget()?;
             return self.start_code_flow(); // its PrepareAttempt also brings the entropy
         }
+        self.authorization_budget()?;
         // Entropy for a client assertion's jti, or for a new DPoP key.
         let needs_entropy = self.needs_dpop_key() || (flow == ChosenFlow::ClientCredentials && self.signing_key.is_some());
         if needs_entropy {
@@ -930,7 +971,7 @@ impl Authorizer {
         let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(false) };
         if self.auth_method_for(&client) == AuthMethod::PrivateKeyJwt {
             // The client assertion needs a fresh jti: entropy first.
-            self.request.refreshed = true;
+            self.request.refreshed = self.request.rejected;
             self.prepare_machine_flow(ChosenFlow::Refresh)?;
             return Ok(true);
         }
@@ -982,7 +1023,9 @@ impl Authorizer {
         }
         let req = token_request(&endpoint, form, &auth);
         let req = self.send_token(Purpose::Refresh, req);
-        self.request.refreshed = true;
+        // Once per rejection: a refresh ahead of expiry does not use up the one a rejected
+        // token gets (a token that expired in transit, or revoked: the refresh then says so).
+        self.request.refreshed = self.request.rejected;
         let proactive = !self.request.rejected;
         self.state = State::Refreshing { req, endpoint, proactive };
         Ok(())
@@ -1132,6 +1175,7 @@ impl Authorizer {
         self.queue.push_back(Output::Persist(Persist::Tokens(set.clone())));
         self.tokens = Some(set);
         self.request.authorized |= authorized;
+        self.request.refreshed_tokens = !authorized;
     }
 
     /// Marks the tokens just stored as the result of a person's login (for [`LOGIN_BACKOFF`]).
@@ -1339,6 +1383,7 @@ impl Authorizer {
             expected_iss: ctx.iss_baseline.then(|| ctx.issuer.clone()),
             iss_supported: ctx.metadata.as_ref().is_some_and(|m| m.iss_parameter_supported()),
             url: None,
+            registered: false,
         });
         self.ensure_client(attempt, listening)
     }
@@ -1392,10 +1437,10 @@ impl Authorizer {
         let purpose = Purpose::Registration;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
-        self.clients.retain(|c| c.issuer != info.issuer);
-        self.clients.push(info.clone());
-        self.queue.push_back(Output::Persist(Persist::Client(info.clone())));
+        // Kept with the attempt: it replaces the registration on file (whose grant may still be
+        // alive) only once the login it was made for succeeds.
         attempt.client = Some(info);
+        attempt.registered = true;
         self.open_authorization(attempt, listening)
     }
 
@@ -1530,12 +1575,17 @@ impl Authorizer {
         let tr = match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => tr,
             Err(e) => {
-                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
+                if !attempt.registered && matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
                     self.forget_dynamic_client();
                 }
                 return Err(e);
             }
         };
+        if let (true, Some(c)) = (attempt.registered, &attempt.client) {
+            self.clients.retain(|x| x.issuer != c.issuer);
+            self.clients.push(c.clone());
+            self.queue.push_back(Output::Persist(Persist::Client(c.clone())));
+        }
         let ctx = self.ctx()?;
         let resource = attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
         let client_id = attempt.client.as_ref().map(|c| c.client_id.clone());

@@ -183,7 +183,7 @@ impl AsyncOAuthClient {
         let mut auth = self.inner.auth.lock().await;
         // One reading of the clock: the machine must not judge at a later time than this check.
         let now = self.inner.clock.now();
-        if auth.has_usable_token(now) {
+        if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
             return self.run(&mut auth, Input::TokenWanted { now }).await;
         }
         // Single flight across clients and processes: wait for the store, then reload.
@@ -209,9 +209,15 @@ impl AsyncOAuthClient {
         let stored = load(&self.inner.store, &self.inner.key).await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
-        if flow::replaced_since(&self.inner.config, rejected, &stored, now) {
+        let replaced = flow::replaced_since(&self.inner.config, rejected, &stored);
+        if replaced || flow::store_changed(&auth, &stored) {
+            // Another instance refreshed or logged in meanwhile: its tokens (and refresh token,
+            // the only one still valid after a rotation) are the ones to go on with.
             flow::abandon(&mut auth, now);
             auth.restore(stored)?;
+        }
+        if replaced {
+            // The rejected token was already replaced by a fresh one: use that.
             return self.run(&mut auth, Input::TokenWanted { now }).await;
         }
         self.run(&mut auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await

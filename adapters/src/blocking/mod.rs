@@ -87,7 +87,7 @@ impl OAuthClient {
     /// one from a full authorization.
     pub fn authorization(&mut self) -> Result<Authorization, Error> {
         let now = self.clock.now();
-        if self.auth.has_usable_token(now) {
+        if self.auth.has_usable_token(now) && !self.unsaved {
             return self.run(Input::TokenWanted { now });
         }
         // Single flight: another thread or process may be refreshing; wait, then reload.
@@ -105,10 +105,15 @@ impl OAuthClient {
         self.write_back()?;
         let rejected = self.auth.token_set().map(|t| t.access_token.secret().to_owned());
         let stored = self.store.load(&self.key)?;
-        if flow::replaced_since(&self.config, rejected.as_deref(), &stored, self.clock.now()) {
-            // Another instance already replaced the rejected token: use that.
+        let replaced = flow::replaced_since(&self.config, rejected.as_deref(), &stored);
+        if replaced || flow::store_changed(&self.auth, &stored) {
+            // Another instance refreshed or logged in meanwhile: its tokens (and refresh token,
+            // the only one still valid after a rotation) are the ones to go on with.
             flow::abandon(&mut self.auth, self.clock.now());
             self.auth.restore(stored)?;
+        }
+        if replaced {
+            // The rejected token was already replaced by a fresh one: use that.
             return self.run(Input::TokenWanted { now: self.clock.now() });
         }
         self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce })

@@ -70,12 +70,20 @@ fn a_registration_for_another_port_is_replaced() {
                 let entropy = Entropy::from_bytes([9; 96]);
                 h2.auth.handle_input(Input::AttemptPrepared { now, entropy, callback: CallbackSetup::Listening(uri) }).unwrap();
             }
+            // The new registration replaces the old one once the login it was made for
+            // succeeded (until then the old one, and its grant, stay on file).
+            Output::OpenAuthorizationUrl { url, .. } => {
+                assert!(!h2.persisted.iter().any(|p| matches!(p, Persist::Client(_))));
+                let loc = h2.visit(&url).unwrap();
+                h2.auth.handle_input(Input::Redirect { now, url: loc, source: RedirectSource::Loopback }).unwrap();
+            }
+            Output::AnswerCallback(_) => {}
             Output::Persist(Persist::Client(c)) => {
                 assert_ne!(c.client_id, first);
                 assert_eq!(c.redirect_uris, ["http://127.0.0.1:50999/callback"]);
                 break;
             }
-            Output::Persist(_) => {}
+            Output::Persist(p) => h2.persisted.push(p),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -42,7 +42,7 @@ fn forbidden_without_insufficient_scope_is_not_an_oauth_matter() {
 }
 
 #[test]
-fn a_401_on_a_token_from_a_new_authorization_is_final() {
+fn a_401_on_a_fresh_token_is_final() {
     let mut h = Harness::new(options());
     h.lazy_call("tools/list").unwrap();
     let n = h.server.authorization_requests().len();
@@ -51,12 +51,24 @@ fn a_401_on_a_token_from_a_new_authorization_is_final() {
     let _ = h.auth.poll_output();
     let www = vec![http::HeaderValue::from_static(r#"Bearer error="invalid_token""#)];
     let challenge = |now| Input::Challenged { now, status: 401, www_authenticate: www.clone(), dpop_nonce: None };
-    // Rejected: refresh. Rejected again: a new authorization. Rejected again: final.
-    h.drive(challenge(now)).unwrap();
+    // Rejected: refresh. The refreshed token rejected too, and discovery finds the same server:
+    // final, without a login (it would only give the server one more such token).
     h.drive(challenge(now)).unwrap();
     let e = h.drive(challenge(now)).unwrap_err();
     assert_eq!(e, Error::Resource(ResourceError::RejectedFreshToken { status: 401 }));
-    assert_eq!(h.server.authorization_requests().len(), n + 1);
+    assert_eq!(h.server.authorization_requests().len(), n);
+    // Without a refresh token: a new authorization, and a 401 on its token is final.
+    let mut o = options();
+    o.refresh_tokens = false;
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    let now = h.now;
+    h.auth.handle_input(Input::TokenWanted { now }).unwrap();
+    let _ = h.auth.poll_output();
+    h.drive(challenge(now)).unwrap();
+    let e = h.drive(challenge(now)).unwrap_err();
+    assert_eq!(e, Error::Resource(ResourceError::RejectedFreshToken { status: 401 }));
+    assert_eq!(h.server.authorization_requests().len(), 2);
 }
 
 /// Item 16 (SPEC 97): with step-up off, a 403 `insufficient_scope` is a typed error carrying

@@ -90,29 +90,24 @@ fn store_changed(auth: &Authorizer, restored: &Restored) -> bool {
     held != stored
 }
 
-/// `flow::replaced_since`: the store holds a fresh token of this configuration other than the
+/// `flow::replaced_since`: the store holds a token of this configuration other than the
 /// rejected one.
-fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored, now: Timestamp) -> bool {
+fn replaced_since(config: &Config, rejected: Option<&str>, restored: &Restored) -> bool {
     match &restored.tokens {
-        Some(t) => {
-            rejected != Some(t.access_token.secret())
-                && t.is_fresh(now, config.refresh_skew)
-                && config.accepts_tokens(t, &restored.clients).is_ok()
-        }
+        Some(t) => rejected != Some(t.access_token.secret()) && config.accepts_tokens(t, &restored.clients).is_ok(),
         None => false,
     }
 }
 
 /// `flow::abandon`.
 fn abandon(auth: &mut Authorizer, now: Timestamp) {
-    if matches!(auth.state(), StateName::Idle | StateName::Failed) {
-        return;
-    }
-    if auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).is_err() {
+    if !matches!(auth.state(), StateName::Idle | StateName::Failed)
+        && auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).is_err()
+    {
         return;
     }
     for _ in 0..64 {
-        if matches!(auth.poll_output(), Output::Failed(_) | Output::Ready(_) | Output::Wait { .. }) {
+        if matches!(auth.poll_output(), Output::Wait { .. }) {
             break;
         }
     }
@@ -282,6 +277,14 @@ impl Process {
         Ok(())
     }
 
+    /// `Authorizer::restore` after `flow::abandon`, as the adapters reload: the store's tokens,
+    /// the machine's metadata.
+    fn reload(&mut self, restored: Restored, now: Timestamp) -> Result<(), AdapterError> {
+        abandon(&mut self.auth, now);
+        self.auth.restore(restored)?;
+        Ok(())
+    }
+
     /// `OAuthClient::authorization`.
     pub fn authorization(&mut self, env: &mut Env) -> Result<Authorization, AdapterError> {
         let now = self.now(env);
@@ -291,7 +294,7 @@ impl Process {
         // Single flight: the store's lock is held for the whole flow (flows are atomic here).
         let restored = env.store.load(&self.key);
         if store_changed(&self.auth, &restored) {
-            self.rebuild(restored, now)?;
+            self.reload(restored, now)?;
         }
         let now = self.now(env);
         self.run(env, Input::TokenWanted { now })
@@ -311,8 +314,11 @@ impl Process {
         let stored = env.store.load(&self.key);
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.now(env);
-        if replaced_since(&self.config, rejected, &stored, now) {
-            self.rebuild(stored, now)?;
+        let replaced = replaced_since(&self.config, rejected, &stored);
+        if replaced || store_changed(&self.auth, &stored) {
+            self.reload(stored, now)?;
+        }
+        if replaced {
             return self.run(env, Input::TokenWanted { now });
         }
         self.run(env, Input::Challenged { now, status, www_authenticate, dpop_nonce })

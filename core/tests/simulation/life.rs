@@ -479,6 +479,7 @@ impl Life {
                 self.env.note(|| format!("server {rs} revokes every access token"));
                 self.env.net.servers[rs].set_time(now);
                 self.env.net.servers[rs].revoke_access_tokens();
+                self.disturbed_under_way();
                 let t = self.env.rng.log_uniform(86_400_000, 30 * 86_400_000);
                 self.at(now + t, Ev::RevokeAccess);
             }
@@ -490,6 +491,7 @@ impl Life {
                     self.env.note(|| format!("server {rs} revokes grant {g}"));
                     self.env.net.servers[rs].set_time(now);
                     self.env.net.servers[rs].revoke_grant(g);
+                    self.disturbed_under_way();
                 }
                 let t = self.env.rng.log_uniform(3 * 86_400_000, 60 * 86_400_000);
                 self.at(now + t, Ev::RevokeGrant);
@@ -519,6 +521,7 @@ impl Life {
                     self.env.net.prm_generation += 1;
                     let issuer = self.env.net.servers[self.env.net.rs].options.issuer();
                     self.env.note(|| format!("migration: the resource now trusts {issuer}"));
+                    self.disturbed_under_way();
                 }
             }
             Ev::Hostile => {
@@ -539,6 +542,8 @@ impl Life {
                     }
                 }
                 self.env.note(|| "DPoP nonces rotate".into());
+                // A request under way that already used its one nonce retry cannot follow.
+                self.disturbed_under_way();
                 let t = self.env.rng.log_uniform(600_000, 2 * 86_400_000);
                 self.at(now + t, Ev::RotateNonces);
             }
@@ -550,6 +555,15 @@ impl Life {
                 let d = self.env.rng.range(1_000, 50_000);
                 self.at(now + d, Ev::Arrive(p, false));
             }
+        }
+    }
+
+    /// A revocation, a migration or a nonce rotation in the middle of an application request is
+    /// a fault for it: a token obtained a moment ago being rejected is final for that request (SPEC 12),
+    /// and so is a second nonce demand (one nonce retry per request, item 8).
+    fn disturbed_under_way(&mut self) {
+        for stats in self.inflight.iter_mut().flatten().filter_map(|f| f.stats.as_mut()) {
+            stats.faults += 1;
         }
     }
 
