@@ -259,3 +259,64 @@ fn a_request_ends_whatever_another_instance_does() {
         refreshes(&s) - before
     );
 }
+
+/// The same with step-up (SPEC 96, conformance `auth/scope-retry-limit`: at most 3
+/// authorization attempts when the server keeps answering `403 insufficient_scope`). Two tasks
+/// on one client: every round is a browser login for the person, without end.
+#[cfg(feature = "async-std")]
+#[test]
+fn two_tasks_stepping_up_do_not_log_in_forever() {
+    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::core::http::HttpResponse;
+    use mcp_oauth_client::transport::HttpClient;
+    use mcp_oauth_client::SystemClock;
+    const LOGIN_LIMIT: usize = 30;
+
+    let s = server(|_| {});
+    let store = Arc::new(MemoryStore::new());
+    logged_in(&s, &store);
+    let logins_before = s.lock().authorization_requests().len();
+
+    let mcp_requests = Arc::new(AtomicUsize::new(0));
+    let meet = Arc::new(Rendezvous::default());
+    let (origin, http) = (s.origin(), HttpClient::default());
+    let (count, m) = (mcp_requests.clone(), meet.clone());
+    let client = move |req: http::Request<Vec<u8>>, max: usize| {
+        let (http, origin, count, meet) = (http.clone(), origin.clone(), count.clone(), m.clone());
+        async move {
+            if req.uri().path() != "/mcp" {
+                return async_std::task::spawn_blocking(move || http.send(req, max)).await;
+            }
+            if count.fetch_add(1, Ordering::SeqCst) >= LOGIN_LIMIT {
+                return Ok::<HttpResponse, _>(ok());
+            }
+            async_std::task::spawn_blocking(move || meet.meet()).await;
+            let www = format!(
+                r#"Bearer error="insufficient_scope", scope="mcp:admin", resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp""#
+            );
+            Ok(http::Response::builder().status(403).header("www-authenticate", www).body(b"{}".to_vec()).unwrap())
+        }
+    };
+    let (i, _) = following_browser();
+    let results = async_std::task::block_on(async {
+        let oauth = AsyncOAuthClient::with_parts(config(&s), store.clone(), i, Arc::new(client), Arc::new(SystemClock)).await.unwrap();
+        let url = s.mcp_url();
+        let req = move || {
+            http::Request::post(url.clone())
+                .header("content-type", "application/json")
+                .body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-tool"}}"#.to_vec())
+                .unwrap()
+        };
+        let (a, b) = (oauth.clone(), oauth.clone());
+        let ra = req();
+        let ta = async_std::task::spawn(async move { a.send(ra, 1 << 20).await.map(|r| r.status().as_u16()) });
+        let rb = b.send(req(), 1 << 20).await.map(|r| r.status().as_u16());
+        (ta.await, rb)
+    });
+    let logins = s.lock().authorization_requests().len() - logins_before;
+    assert!(
+        logins <= 6,
+        "two requests made the person log in {logins} times ({} MCP attempts; the server gave in at {LOGIN_LIMIT}): {results:?}",
+        mcp_requests.load(Ordering::SeqCst)
+    );
+}
