@@ -320,3 +320,61 @@ fn two_tasks_stepping_up_do_not_log_in_forever() {
         mcp_requests.load(Ordering::SeqCst)
     );
 }
+
+/// No second failing request is needed: one request the server rejects (one tool behind a
+/// misconfigured check) and another task that starts requests meanwhile (each starts with
+/// `authorization()`, i.e. `TokenWanted`) are enough. Every `TokenWanted` zeroes the budget of
+/// the request under way, so it refreshes and retries without end, rotating the grant's
+/// tokens for every other task each time.
+#[cfg(feature = "async-std")]
+#[test]
+fn a_rejected_request_ends_while_other_tasks_start_requests() {
+    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::core::http::HttpResponse;
+    use mcp_oauth_client::transport::HttpClient;
+    use mcp_oauth_client::SystemClock;
+    use std::sync::OnceLock;
+
+    let s = server(|_| {});
+    let store = Arc::new(MemoryStore::new());
+    logged_in(&s, &store);
+    let before = refreshes(&s);
+    let other: Arc<OnceLock<AsyncOAuthClient>> = Arc::new(OnceLock::new());
+    let mcp_requests = Arc::new(AtomicUsize::new(0));
+    let (origin, http, count, o) = (s.origin(), HttpClient::default(), mcp_requests.clone(), other.clone());
+    let client = move |req: http::Request<Vec<u8>>, max: usize| {
+        let (http, origin, count, other) = (http.clone(), origin.clone(), count.clone(), o.clone());
+        async move {
+            if req.uri().path() != "/mcp" {
+                return async_std::task::spawn_blocking(move || http.send(req, max)).await;
+            }
+            if count.fetch_add(1, Ordering::SeqCst) >= LIMIT {
+                return Ok::<HttpResponse, _>(ok());
+            }
+            // Meanwhile another task of the application starts a request (its token is fine).
+            if let Some(o) = other.get() {
+                o.authorization().await.unwrap();
+            }
+            Ok(reject_all(&origin))
+        }
+    };
+    let result = async_std::task::block_on(async {
+        let oauth =
+            AsyncOAuthClient::with_parts(config(&s), store.clone(), Interaction::non_interactive(), Arc::new(client), Arc::new(SystemClock))
+                .await
+                .unwrap();
+        let _ = other.set(oauth.clone());
+        let req = http::Request::post(s.mcp_url())
+            .header("content-type", "application/json")
+            .body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"broken"}}"#.to_vec())
+            .unwrap();
+        oauth.send(req, 1 << 20).await.map(|r| r.status().as_u16())
+    });
+    let sent = mcp_requests.load(Ordering::SeqCst);
+    assert!(
+        sent <= BOUND / 2,
+        "one request took {sent} attempts and {} refreshes while other tasks started requests; it ended only because the \
+         server gave in at {LIMIT}: {result:?}",
+        refreshes(&s) - before
+    );
+}
