@@ -164,3 +164,25 @@ fn review2_unfinished_logins_do_not_register_a_client_each() {
     let registered = h.server.ledger().registrations.len();
     assert_eq!(registered, 1, "four login attempts registered {registered} clients at the authorization server");
 }
+
+/// Spec audit (SPEC 98: `unauthorized_client` "surface it; re-register only if the registration
+/// was dynamic"). A refresh ahead of expiry answered `unauthorized_client` (the client may not
+/// use the refresh grant, or the authorization server's policy for it changed) drops the tokens
+/// and opens a browser login at once, although the access token is good for another quarter of
+/// its lifetime; `invalid_client` of a configured client, by contrast, is reported and keeps
+/// them. What should happen: the still valid token serves (as after a transient failure), and the
+/// refusal is reported or a login deferred until it is really needed.
+#[test]
+fn review2_unauthorized_client_on_a_refresh_ahead_of_expiry_does_not_log_in_at_once() {
+    let mut o = options();
+    o.token_lifetime = Some(100);
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    h.advance(Duration::from_secs(80));
+    h.intercept = Some(Box::new(|req: &OutgoingRequest| {
+        is_grant(req, "refresh_token").then(|| Ok(json(400, r#"{"error":"unauthorized_client"}"#)))
+    }));
+    let r = h.token_wanted();
+    assert!(r.is_ok());
+    assert_eq!(logins(&h), 1, "a browser login while the access token is valid for 20 more seconds");
+}
