@@ -94,8 +94,12 @@ fn the_move_from_the_legacy_key_takes_what_the_store_holds_under_the_lock() {
     let mut t = fresh.authorizer().token_set().unwrap().clone();
     (t.grant, t.resource_metadata, t.expires_at) = (None, None, Some(Timestamp::from_secs(1)));
     let legacy = c.server_url.to_string();
-    let store =
-        Arc::new(WithOldProcess { inner: MemoryStore::new(), legacy: legacy.clone(), token_endpoint: format!("{}/token", s.origin()), busy: AtomicBool::new(true) });
+    let store = Arc::new(WithOldProcess {
+        inner: MemoryStore::new(),
+        legacy: legacy.clone(),
+        token_endpoint: format!("{}/token", s.origin()),
+        busy: AtomicBool::new(true),
+    });
     store.inner.persist(&legacy, &Persist::Tokens(t)).unwrap();
     let logins = s.lock().authorization_requests().len();
 

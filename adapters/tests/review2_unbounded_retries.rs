@@ -130,10 +130,15 @@ fn two_tasks(both: bool) {
         }
     };
     let results = async_std::task::block_on(async {
-        let oauth =
-            AsyncOAuthClient::with_parts(config(&s), store.clone(), Interaction::non_interactive(), Arc::new(client), Arc::new(SystemClock))
-                .await
-                .unwrap();
+        let oauth = AsyncOAuthClient::with_parts(
+            config(&s),
+            store.clone(),
+            Interaction::non_interactive(),
+            Arc::new(client),
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap();
         let url = s.mcp_url();
         let req = move || {
             http::Request::post(url.clone())
@@ -359,10 +364,15 @@ fn a_rejected_request_ends_while_other_tasks_start_requests() {
         }
     };
     let result = async_std::task::block_on(async {
-        let oauth =
-            AsyncOAuthClient::with_parts(config(&s), store.clone(), Interaction::non_interactive(), Arc::new(client), Arc::new(SystemClock))
-                .await
-                .unwrap();
+        let oauth = AsyncOAuthClient::with_parts(
+            config(&s),
+            store.clone(),
+            Interaction::non_interactive(),
+            Arc::new(client),
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap();
         let _ = other.set(oauth.clone());
         let req = http::Request::post(s.mcp_url())
             .header("content-type", "application/json")

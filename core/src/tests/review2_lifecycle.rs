@@ -140,7 +140,10 @@ fn review2_refreshed_tokens_for_an_old_audience_do_not_fail_every_request_for_ev
         "every request of a day failed ({} refreshes, {} logins after the first): {:?}",
         refreshes(&h),
         logins(&h) - 1,
-        results.iter().map(|r| r.as_ref().map_err(|e| matches!(e, Error::Resource(ResourceError::RejectedFreshToken { .. })))).collect::<Vec<_>>()
+        results
+            .iter()
+            .map(|r| r.as_ref().map_err(|e| matches!(e, Error::Resource(ResourceError::RejectedFreshToken { .. }))))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -179,9 +182,8 @@ fn review2_unauthorized_client_on_a_refresh_ahead_of_expiry_does_not_log_in_at_o
     let mut h = Harness::new(o);
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(80));
-    h.intercept = Some(Box::new(|req: &OutgoingRequest| {
-        is_grant(req, "refresh_token").then(|| Ok(json(400, r#"{"error":"unauthorized_client"}"#)))
-    }));
+    h.intercept =
+        Some(Box::new(|req: &OutgoingRequest| is_grant(req, "refresh_token").then(|| Ok(json(400, r#"{"error":"unauthorized_client"}"#)))));
     let r = h.token_wanted();
     assert!(r.is_ok());
     assert_eq!(logins(&h), 1, "a browser login while the access token is valid for 20 more seconds");
