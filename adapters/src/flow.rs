@@ -397,6 +397,51 @@ pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: 
     }
 }
 
+/// One request's retries, counted by the caller that makes the request. The machine counts per
+/// request too, but its count starts over with every `TokenWanted` it gets, and another task
+/// sharing the client, or a token another instance stored (which the adapter tries with a
+/// `TokenWanted`), can give it one in the middle of this request. So the request itself ends
+/// after twice `max_authorization_attempts` and two more challenges, or once it saw that many
+/// new authorizations (logins, machine grants), whatever happens around it.
+pub(crate) struct Retries {
+    challenges: u8,
+    authorizations: u64,
+    limit: u8,
+}
+
+impl Retries {
+    pub(crate) fn new(config: &Config) -> Self {
+        Retries { challenges: 0, authorizations: 0, limit: config.max_authorization_attempts }
+    }
+
+    /// Counts the new authorizations one call of the machine made for this request.
+    pub(crate) fn authorized(&mut self, new: u64) {
+        self.authorizations = self.authorizations.saturating_add(new);
+    }
+
+    /// Before acting on `challenge`: an error once this request has had its share.
+    pub(crate) fn challenge(&mut self, challenge: &crate::mcp::Challenge) -> Result<(), Error> {
+        self.challenges = self.challenges.saturating_add(1);
+        let spent = self.authorizations >= u64::from(self.limit);
+        if self.challenges <= self.limit.saturating_mul(2).saturating_add(2) && !spent {
+            return Ok(());
+        }
+        let c = mcp_oauth_core::discovery::oauth_challenge(challenge.www_authenticate.iter().map(|v| v.as_bytes())).ok().flatten();
+        let c = c.unwrap_or_default();
+        let e = if c.error.as_deref() == Some("insufficient_scope") {
+            mcp_oauth_core::ResourceError::InsufficientScope {
+                scope: c.scope,
+                description: c.error_description,
+                resource_metadata: c.resource_metadata,
+                attempts: u8::try_from(self.authorizations).unwrap_or(u8::MAX),
+            }
+        } else {
+            mcp_oauth_core::ResourceError::RejectedFreshToken { status: challenge.status }
+        };
+        Err(mcp_oauth_core::Error::from(e).into())
+    }
+}
+
 /// Item 14: the token of one MCP server goes only to that server's origin.
 pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> Result<(), Error> {
     let url = Url::parse(&req.uri().to_string()).ok();

@@ -282,45 +282,57 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
     }
     let _lock = store.lock(&key)?;
     let own = store.load(&key)?;
-    let legacy_key = config.legacy_store_key();
-    if own.tokens.is_some() || !own.clients.is_empty() || legacy_key == key {
+    if own.tokens.is_some() || !own.clients.is_empty() {
         return Ok(own);
     }
-    let legacy = store.load(&legacy_key)?;
-    let clients: Vec<ClientInfo> = legacy
-        .clients
-        .iter()
-        .filter(|c| match &config.client_id {
-            Some(id) => c.kind == ClientKind::PreRegistered && &c.client_id == id,
-            None => c.kind == ClientKind::Dynamic,
-        })
-        .cloned()
-        .collect();
-    let tokens = legacy.tokens.filter(|t| config.accepts_tokens(t, &legacy.clients).is_ok());
-    if tokens.is_none() && clients.is_empty() {
-        return Ok(own);
+    // Where this configuration's grant may be: under the bare server URL (versions before keys
+    // named the client), and, for a person logging in through a configured client, under that
+    // client's machine key (where a user's grant from such a version went while `flow` was
+    // `auto`, before the configuration said `authorization_code`).
+    let mut sources = vec![config.legacy_store_key()];
+    if let Some(id) = config.principal().strip_prefix("user:") {
+        sources.push(format!("{}#machine:{id}", config.server_url));
     }
-    let _old = store.lock(&legacy_key)?;
-    for c in &clients {
-        store.persist(&key, &Persist::Client(c.clone()))?;
-    }
-    if let Some(t) = &tokens {
-        store.persist(&key, &Persist::Tokens(t.clone()))?;
-        if config.flow == mcp_oauth_core::Flow::Auto && config.has_client_credentials() && t.grant.is_none() {
-            log::warn!(
-                "mcp-oauth: {}: the stored grant from an earlier version is used while it lasts; after it, this configuration \
-                 (client_id with a secret or key, flow auto) uses the client credentials grant and acts as the client itself. \
-                 Set \"flow\": \"authorization_code\" to keep logging in as a user.",
-                config.server_url
-            );
+    for source in sources.into_iter().filter(|s| *s != key) {
+        // Under that key's lock, and read under it: an older version's process may be
+        // refreshing there right now.
+        let _old = store.lock(&source)?;
+        let legacy = store.load(&source)?;
+        let clients: Vec<ClientInfo> = legacy
+            .clients
+            .iter()
+            .filter(|c| match &config.client_id {
+                Some(id) => c.kind == ClientKind::PreRegistered && &c.client_id == id,
+                None => c.kind == ClientKind::Dynamic,
+            })
+            .cloned()
+            .collect();
+        let tokens = legacy.tokens.filter(|t| config.accepts_tokens(t, &legacy.clients).is_ok());
+        if tokens.is_none() && clients.is_empty() {
+            continue;
         }
-        store.persist(&legacy_key, &Persist::ForgetTokens { issuer: t.issuer.clone() })?;
+        for c in &clients {
+            store.persist(&key, &Persist::Client(c.clone()))?;
+        }
+        if let Some(t) = &tokens {
+            store.persist(&key, &Persist::Tokens(t.clone()))?;
+            if config.flow == mcp_oauth_core::Flow::Auto && config.has_client_credentials() && t.grant.is_none() {
+                log::warn!(
+                    "mcp-oauth: {}: the stored grant from an earlier version is used while it lasts; after it, this configuration \
+                     (client_id with a secret or key, flow auto) uses the client credentials grant and acts as the client itself. \
+                     Set \"flow\": \"authorization_code\" to keep logging in as a user (the grant moves along).",
+                    config.server_url
+                );
+            }
+            store.persist(&source, &Persist::ForgetTokens { issuer: t.issuer.clone() })?;
+        }
+        for c in &clients {
+            store.persist(&source, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
+        }
+        log::debug!("mcp-oauth: {}: moved what was stored under another key to this configuration's own", config.server_url);
+        return Ok(Restored { clients, tokens });
     }
-    for c in &clients {
-        store.persist(&legacy_key, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
-    }
-    log::debug!("mcp-oauth: {}: moved what an earlier version stored to this configuration's own key", config.server_url);
-    Ok(Restored { clients, tokens })
+    Ok(own)
 }
 
 fn restored(entries: impl IntoIterator<Item = Entry>) -> Restored {

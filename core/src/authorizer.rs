@@ -353,6 +353,10 @@ pub struct Authorizer {
     pub(crate) request: crate::state::RequestContext,
     /// When the resource server last rejected a token from a login moments old.
     pub(crate) login_rejected_at: Option<Timestamp>,
+    /// New authorizations (logins, machine grants) started over the machine's life.
+    pub(crate) authorizations: u64,
+    /// The registration an unfinished login made (not on file until a login succeeds with it).
+    pub(crate) pending_client: Option<ClientInfo>,
     pub(crate) dpop: crate::state::DpopContext,
 }
 
@@ -395,6 +399,8 @@ impl Authorizer {
             server: None,
             request: Default::default(),
             login_rejected_at: None,
+            authorizations: 0,
+            pending_client: None,
             dpop: Default::default(),
         })
         .map(|mut a| {
@@ -420,9 +426,13 @@ impl Authorizer {
             }
         }
         // Metadata of another authorization server than the tokens' (a migration another
-        // instance followed) is of no use any more.
-        let issuer = restored.tokens.as_ref().map(|t| t.issuer.as_str());
-        if issuer.is_some_and(|i| self.server.as_ref().is_some_and(|s| s.issuer != i)) {
+        // instance followed), or naming another resource identifier than theirs (the server
+        // renamed itself and another instance followed), is of no use any more.
+        let stale = restored.tokens.as_ref().is_some_and(|t| {
+            self.server.as_ref().is_some_and(|s| s.issuer != t.issuer)
+                || self.config.send_resource && self.prm.as_ref().is_some_and(|p| p.resource != t.resource)
+        });
+        if stale {
             self.server = None;
             self.prm = None;
             self.prm_url = None;
@@ -435,6 +445,13 @@ impl Authorizer {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How many new authorizations (logins, machine grants) the machine has started over its
+    /// life: an adapter that serves several requests with one machine counts each request's by
+    /// the difference (the machine's own per-request count starts over with each `TokenWanted`).
+    pub fn authorizations(&self) -> u64 {
+        self.authorizations
     }
 
     /// The latest time the machine has seen (inputs that go back in time are clamped to it).

@@ -120,7 +120,7 @@ fn canned(purpose: crate::http::Purpose, issuer: &str) -> String {
 }
 
 /// The whole machine, with the fuzzer playing the servers and the adapter. Invariants: no
-/// panic, only secure URLs, fresh request ids, no code exchange after a mismatched `state`,
+/// panic, only secure URLs, fresh request ids, the code of a redirect with a mismatched `state` never exchanged,
 /// no secret in the `Debug` of any output.
 pub fn authorizer(data: &[u8]) {
     use crate::authorizer::*;
@@ -133,13 +133,11 @@ pub fn authorizer(data: &[u8]) {
     let Ok(mut auth) = crate::Authorizer::new(config, Restored::default(), now) else { return };
     let mut ids = std::collections::HashSet::new();
     let mut pending: Option<Input> = None;
-    let mut mismatch = false;
     for _ in 0..64 {
         if r.done() {
             break;
         }
         let input = pending.take().unwrap_or_else(|| {
-            mismatch = false;
             if r.u8() % 3 == 0 {
                 let www = r.take(usize::from(r.0.first().copied().unwrap_or(0) % 64));
                 let www = http::HeaderValue::from_bytes(&www).map(|v| vec![v]).unwrap_or_default();
@@ -160,7 +158,10 @@ pub fn authorizer(data: &[u8]) {
                     let url = url::Url::parse(&req.request.uri().to_string()).unwrap_or_else(|_| unreachable!());
                     assert!(crate::http::is_secure_endpoint(&url), "request to {url}");
                     assert!(ids.insert(req.id), "id reused");
-                    assert!(!(mismatch && req.purpose == Purpose::CodeExchange), "code exchange after a state mismatch");
+                    // A redirect without our state is refused and the wait goes on (a later one
+                    // with it may finish the login): its code is never exchanged.
+                    let forged = url::form_urlencoded::parse(req.request.body()).any(|(k, v)| k == "code" && v == "code-forged");
+                    assert!(!(req.purpose == Purpose::CodeExchange && forged), "a code from a redirect with the wrong state was exchanged");
                     let result = match r.u8() % 8 {
                         0 => Err(TransportFailure {
                             kind: r.pick(&[TransportFailureKind::Timeout, TransportFailureKind::BodyTooLarge]),
@@ -198,15 +199,11 @@ pub fn authorizer(data: &[u8]) {
                     pending = Some(match r.u8() % 5 {
                         0 => Input::CallbackUnavailable { now, reason: String::new() },
                         1 => Input::Timeout { now },
-                        2 => {
-                            // Only a redirect the machine will judge counts.
-                            mismatch |= auth.state() == StateName::AwaitingRedirect;
-                            Input::Redirect {
-                                now,
-                                url: format!("{redirect}?code=code-fuzz&state=x{state}&iss={issuer}"),
-                                source: RedirectSource::Loopback,
-                            }
-                        }
+                        2 => Input::Redirect {
+                            now,
+                            url: format!("{redirect}?code=code-forged&state=x{state}&iss={issuer}"),
+                            source: r.pick(&[RedirectSource::Loopback, RedirectSource::Paste]),
+                        },
                         3 => Input::Redirect { now, url: String::from_utf8_lossy(&r.take(80)).into_owned(), source: RedirectSource::Paste },
                         _ => Input::Redirect {
                             now,

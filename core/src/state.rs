@@ -466,6 +466,7 @@ impl Authorizer {
             return Err(self.out_of_attempts());
         }
         self.request.authorizations += 1;
+        self.authorizations = self.authorizations.saturating_add(1);
         Ok(())
     }
 
@@ -731,6 +732,17 @@ impl Authorizer {
         // SEP-2352: tokens from another authorization server are never sent or refreshed.
         if let Some(t) = &self.tokens {
             if t.issuer != ctx.issuer {
+                let issuer = t.issuer.clone();
+                self.tokens = None;
+                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
+            }
+        }
+        // A grant for another resource identifier than the server's metadata names now (it moved
+        // its metadata to the origin, dropped a trailing slash): its tokens are for another
+        // audience, and its refresh would ask for that one again.
+        let resource = self.resource_param();
+        if let (Some(t), Some(r)) = (&self.tokens, &resource) {
+            if &t.resource != r {
                 let issuer = t.issuer.clone();
                 self.tokens = None;
                 self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
@@ -1106,8 +1118,20 @@ impl Authorizer {
             // This client may not use the refresh token (the grant is not allowed or not
             // supported): drop it and get a new token the way the client can.
             "unauthorized_client" | "unsupported_grant_type" => {
-                self.forget_tokens();
-                self.new_token()
+                let still_valid = self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp));
+                match self.tokens.clone() {
+                    Some(mut t) if proactive && still_valid => {
+                        // Keep the access token while it lasts (SPEC 98: report, do not log in).
+                        t.refresh_token = None;
+                        self.store_tokens(t, false);
+                        self.ready();
+                        Ok(())
+                    }
+                    _ => {
+                        self.forget_tokens();
+                        self.new_token()
+                    }
+                }
             }
             // Anything else keeps the grant: a transient failure (item 4), or a refusal that does
             // not say the grant is dead (a configured client rejected is a configuration error,
@@ -1213,8 +1237,21 @@ impl Authorizer {
         scope: Option<String>,
         purpose: Purpose,
     ) -> Result<(), Error> {
-        let resp = result.map_err(|t| transport_error(purpose, t))?;
-        let tr = TokenResponse::from_http(&resp, purpose)?;
+        let tr = match result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose)) {
+            Ok(tr) => tr,
+            // A refusal at metadata kept from an earlier request (the server may have renamed
+            // itself, or moved): look again once before it stands. A configured client's
+            // rejection stands as it is (SPEC 98).
+            Err(e @ Error::Token(TokenError::Rejected(_)))
+                if !self.request.discovered
+                    && self.config.endpoints.is_none()
+                    && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") =>
+            {
+                self.request.authorizations = self.request.authorizations.saturating_sub(1);
+                return self.start_discovery();
+            }
+            Err(e) => return Err(e),
+        };
         let ctx = self.ctx()?;
         let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
         let mut set = self.token_set_from(tr, scope, ctx.issuer, resource, self.config.client_id.clone());
@@ -1398,15 +1435,22 @@ impl Authorizer {
         } else if let (Some(u), true) = (&self.config.client_metadata_url, md.is_some_and(|m| m.client_id_metadata_document_supported())) {
             Some(self.metadata_document_client(&ctx.issuer, u.as_str()))
         } else {
+            let pending = self.pending_client.clone().filter(|c| c.issuer == ctx.issuer && !c.secret_expired(now_secs));
             let stored = self
                 .clients
                 .iter()
                 .find(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic && !c.secret_expired(now_secs))
                 .cloned();
-            match stored {
-                Some(c) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
+            match (pending, stored) {
+                // The registration an unfinished login made (not on file yet: the one on file
+                // may hold a live grant) serves the next attempt.
+                (Some(c), _) if c.allows_redirect(&attempt.redirect_uri, false) => {
+                    attempt.registered = true;
+                    Some(c)
+                }
+                (_, Some(c)) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
                 // RFC 8252 §7.3: any port for loopback IP literals, when re-registering is impossible.
-                Some(c) if ctx.registration_endpoint.is_none() && c.allows_redirect(&attempt.redirect_uri, true) => Some(c),
+                (_, Some(c)) if ctx.registration_endpoint.is_none() && c.allows_redirect(&attempt.redirect_uri, true) => Some(c),
                 _ => None,
             }
         };
@@ -1439,6 +1483,7 @@ impl Authorizer {
         let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
         // Kept with the attempt: it replaces the registration on file (whose grant may still be
         // alive) only once the login it was made for succeeds.
+        self.pending_client = Some(info.clone());
         attempt.client = Some(info);
         attempt.registered = true;
         self.open_authorization(attempt, listening)
@@ -1582,6 +1627,7 @@ impl Authorizer {
             }
         };
         if let (true, Some(c)) = (attempt.registered, &attempt.client) {
+            self.pending_client = None;
             self.clients.retain(|x| x.issuer != c.issuer);
             self.clients.push(c.clone());
             self.queue.push_back(Output::Persist(Persist::Client(c.clone())));

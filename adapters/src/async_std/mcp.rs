@@ -208,17 +208,30 @@ impl McpClient {
 
     /// The token to send before any challenge, if one is wanted. (Not `&self`: the client is
     /// not `Sync`, because a user's event stream need not be, and the future must be `Send`.)
-    async fn up_front(session: &Session, oauth: Option<&AsyncOAuthClient>) -> Result<Option<Authorization>, Error> {
+    async fn up_front(
+        session: &Session,
+        oauth: Option<&AsyncOAuthClient>,
+        retries: &mut crate::flow::Retries,
+    ) -> Result<Option<Authorization>, Error> {
         match oauth {
-            Some(o) if session.wants_token_up_front(o.holds_token().await) => Ok(Some(o.authorization().await?)),
+            Some(o) if session.wants_token_up_front(o.holds_token().await) => Ok(Some(o.first(retries).await?)),
             _ => Ok(None),
+        }
+    }
+
+    /// The retry budget of one request.
+    fn retries(&self) -> crate::flow::Retries {
+        match &self.oauth {
+            Some(o) => crate::flow::Retries::new(o.config()),
+            None => crate::flow::Retries::new(&mcp_oauth_core::Config::new(self.session.url.clone())),
         }
     }
 
     /// Opens the legacy event stream (authorizing on a 401) and waits for the `endpoint` event,
     /// which must name a URL on the stream's own origin.
     async fn open_legacy_stream(&mut self) -> Result<(), Error> {
-        let mut header = Self::up_front(&self.session, self.oauth.as_ref()).await?;
+        let mut retries = self.retries();
+        let mut header = Self::up_front(&self.session, self.oauth.as_ref(), &mut retries).await?;
         let body = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
@@ -227,7 +240,7 @@ impl McpClient {
             match self.http.open_stream(req).await.map_err(Error::Transport)? {
                 AsyncStream::Open(_, body) => break body,
                 AsyncStream::Done(resp) => match (challenge_of(&resp), &self.oauth) {
-                    (Some(c), Some(o)) => header = Some(o.challenged(c, header.as_ref()).await?),
+                    (Some(c), Some(o)) => header = Some(o.retry(c, header.as_ref(), &mut retries).await?),
                     _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
                 },
             }
@@ -250,7 +263,8 @@ impl McpClient {
     }
 
     async fn post(&mut self, message: Value) -> Result<http::Response<Vec<u8>>, Error> {
-        let mut header = Self::up_front(&self.session, self.oauth.as_ref()).await?;
+        let mut retries = self.retries();
+        let mut header = Self::up_front(&self.session, self.oauth.as_ref(), &mut retries).await?;
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
@@ -259,7 +273,7 @@ impl McpClient {
             let resp = send_capped(&*self.http, req, MAX_MCP_BODY).await.map_err(Error::Transport)?;
             self.session.observe(&resp);
             match (challenge_of(&resp), &self.oauth) {
-                (Some(c), Some(o)) => header = Some(o.challenged(c, header.as_ref()).await?),
+                (Some(c), Some(o)) => header = Some(o.retry(c, header.as_ref(), &mut retries).await?),
                 _ => return proto::unchallenged(resp),
             }
         }

@@ -181,20 +181,49 @@ impl AsyncOAuthClient {
     /// one from a full authorization. Concurrent callers share one flow.
     pub async fn authorization(&self) -> Result<Authorization, Error> {
         let mut auth = self.inner.auth.lock().await;
+        self.authorize(&mut auth).await
+    }
+
+    /// [`authorization`](Self::authorization), counted against one request's `retries` (the
+    /// new authorizations are counted while the machine is held: other tasks' do not count).
+    pub(crate) async fn first(&self, retries: &mut flow::Retries) -> Result<Authorization, Error> {
+        let mut auth = self.inner.auth.lock().await;
+        let before = auth.authorizations();
+        let a = self.authorize(&mut auth).await;
+        retries.authorized(auth.authorizations().saturating_sub(before));
+        a
+    }
+
+    /// [`challenged`](Self::challenged), counted against one request's `retries`.
+    pub(crate) async fn retry(
+        &self,
+        challenge: Challenge,
+        rejected: Option<&Authorization>,
+        retries: &mut flow::Retries,
+    ) -> Result<Authorization, Error> {
+        retries.challenge(&challenge)?;
+        let mut auth = self.inner.auth.lock().await;
+        let before = auth.authorizations();
+        let a = self.challenge(&mut auth, challenge, rejected).await;
+        retries.authorized(auth.authorizations().saturating_sub(before));
+        a
+    }
+
+    async fn authorize(&self, auth: &mut MutexGuard<'_, Authorizer>) -> Result<Authorization, Error> {
         // One reading of the clock: the machine must not judge at a later time than this check.
         let now = self.inner.clock.now();
         if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
-            return self.run(&mut auth, Input::TokenWanted { now }).await;
+            return self.run(auth, Input::TokenWanted { now }).await;
         }
         // Single flight across clients and processes: wait for the store, then reload.
         let _lock = self.store_lock().await?;
-        self.write_back(&auth).await?;
+        self.write_back(auth).await?;
         let restored = load(&self.inner.store, &self.inner.key).await?;
-        if flow::store_changed(&auth, &restored) {
-            flow::abandon(&mut auth, self.inner.clock.now());
+        if flow::store_changed(auth, &restored) {
+            flow::abandon(auth, self.inner.clock.now());
             auth.restore(restored)?;
         }
-        self.run(&mut auth, Input::TokenWanted { now: self.inner.clock.now() }).await
+        self.run(auth, Input::TokenWanted { now: self.inner.clock.now() }).await
     }
 
     /// The server challenged the request that carried `rejected` (see [`challenge_of`]):
@@ -202,25 +231,34 @@ impl AsyncOAuthClient {
     /// the retry. If another task or process already replaced the rejected token, that one is
     /// returned without asking the server.
     pub async fn challenged(&self, challenge: Challenge, rejected: Option<&Authorization>) -> Result<Authorization, Error> {
-        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let mut auth = self.inner.auth.lock().await;
+        self.challenge(&mut auth, challenge, rejected).await
+    }
+
+    async fn challenge(
+        &self,
+        auth: &mut MutexGuard<'_, Authorizer>,
+        challenge: Challenge,
+        rejected: Option<&Authorization>,
+    ) -> Result<Authorization, Error> {
+        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store_lock().await?;
-        self.write_back(&auth).await?;
+        self.write_back(auth).await?;
         let stored = load(&self.inner.store, &self.inner.key).await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
         let replaced = flow::replaced_since(&self.inner.config, rejected, &stored);
-        if replaced || flow::store_changed(&auth, &stored) {
+        if replaced || flow::store_changed(auth, &stored) {
             // Another instance refreshed or logged in meanwhile: its tokens (and refresh token,
             // the only one still valid after a rotation) are the ones to go on with.
-            flow::abandon(&mut auth, now);
+            flow::abandon(auth, now);
             auth.restore(stored)?;
         }
         if replaced {
             // The rejected token was already replaced by a fresh one: use that.
-            return self.run(&mut auth, Input::TokenWanted { now }).await;
+            return self.run(auth, Input::TokenWanted { now }).await;
         }
-        self.run(&mut auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await
+        self.run(auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await
     }
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes
@@ -229,13 +267,14 @@ impl AsyncOAuthClient {
     /// ([`Error::ForeignOrigin`]) before anything is sent.
     pub async fn send(&self, req: ::http::Request<Vec<u8>>, max_body: usize) -> Result<::http::Response<Vec<u8>>, Error> {
         flow::check_origin(&self.inner.config, &req)?;
-        let mut header = self.authorization().await?;
+        let mut retries = flow::Retries::new(&self.inner.config);
+        let mut header = self.first(&mut retries).await?;
         loop {
             let mut r = req.clone();
             self.attach(&mut r, &header)?;
             let resp = http::send_capped(&*self.inner.http, r, max_body).await.map_err(Error::Transport)?;
             match challenge_of(&resp) {
-                Some(c) => header = self.challenged(c, Some(&header)).await?,
+                Some(c) => header = self.retry(c, Some(&header), &mut retries).await?,
                 None => return Ok(resp),
             }
         }

@@ -209,17 +209,26 @@ impl McpClient {
     }
 
     /// The token to send before any challenge, if one is wanted.
-    fn up_front(&mut self) -> Result<Option<mcp_oauth_core::Authorization>, Error> {
+    fn up_front(&mut self, retries: &mut crate::flow::Retries) -> Result<Option<mcp_oauth_core::Authorization>, Error> {
         match &mut self.oauth {
-            Some(o) if self.session.wants_token_up_front(o.authorizer().token_set().is_some()) => Ok(Some(o.authorization()?)),
+            Some(o) if self.session.wants_token_up_front(o.authorizer().token_set().is_some()) => Ok(Some(o.first(retries)?)),
             _ => Ok(None),
+        }
+    }
+
+    /// The retry budget of one request.
+    fn retries(&self) -> crate::flow::Retries {
+        match &self.oauth {
+            Some(o) => crate::flow::Retries::new(o.authorizer().config()),
+            None => crate::flow::Retries::new(&mcp_oauth_core::Config::new(self.session.url.clone())),
         }
     }
 
     /// Opens the legacy event stream (authorizing on a 401) and waits for the `endpoint` event,
     /// which must name a URL on the stream's own origin.
     fn open_legacy_stream(&mut self) -> Result<(), Error> {
-        let mut header = self.up_front()?;
+        let mut retries = self.retries();
+        let mut header = self.up_front(&mut retries)?;
         let body = loop {
             let mut req = self.session.open_stream()?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
@@ -228,7 +237,7 @@ impl McpClient {
             match self.http.open_stream(req).map_err(Error::Transport)? {
                 Stream::Open(_, body) => break body,
                 Stream::Done(resp) => match (challenge_of(&resp), &mut self.oauth) {
-                    (Some(c), Some(o)) => header = Some(o.challenged(c)?),
+                    (Some(c), Some(o)) => header = Some(o.retry(c, &mut retries)?),
                     _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
                 },
             }
@@ -255,7 +264,8 @@ impl McpClient {
     }
 
     fn post(&mut self, message: Value) -> Result<http::Response<Vec<u8>>, Error> {
-        let mut header = self.up_front()?;
+        let mut retries = self.retries();
+        let mut header = self.up_front(&mut retries)?;
         loop {
             let mut req = self.session.post(&message)?;
             if let (Some(h), Some(o)) = (&header, &self.oauth) {
@@ -264,7 +274,7 @@ impl McpClient {
             let resp = self.http.send(req, MAX_MCP_BODY).map_err(Error::Transport)?;
             self.session.observe(&resp);
             match (challenge_of(&resp), &mut self.oauth) {
-                (Some(c), Some(o)) => header = Some(o.challenged(c)?),
+                (Some(c), Some(o)) => header = Some(o.retry(c, &mut retries)?),
                 _ => return proto::unchallenged(resp),
             }
         }

@@ -100,6 +100,32 @@ impl OAuthClient {
     /// The server challenged (see [`challenge_of`]): re-authorize (or refresh, step up, or
     /// take a DPoP nonce) and return what to attach to the retry.
     pub fn challenged(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
+        self.counted(|c| c.challenge(challenge)).map(|(a, _)| a)
+    }
+
+    /// Runs `f` and also returns how many new authorizations the machine started meanwhile.
+    fn counted(&mut self, f: impl FnOnce(&mut Self) -> Result<Authorization, Error>) -> Result<(Authorization, u64), Error> {
+        let before = self.auth.authorizations();
+        let a = f(self)?;
+        Ok((a, self.auth.authorizations().saturating_sub(before)))
+    }
+
+    /// [`challenged`](Self::challenged), counted against one request's `retries`.
+    pub(crate) fn retry(&mut self, challenge: Challenge, retries: &mut flow::Retries) -> Result<Authorization, Error> {
+        retries.challenge(&challenge)?;
+        let (a, new) = self.counted(|c| c.challenge(challenge))?;
+        retries.authorized(new);
+        Ok(a)
+    }
+
+    /// [`authorization`](Self::authorization), counted against one request's `retries`.
+    pub(crate) fn first(&mut self, retries: &mut flow::Retries) -> Result<Authorization, Error> {
+        let (a, new) = self.counted(|c| c.authorization())?;
+        retries.authorized(new);
+        Ok(a)
+    }
+
+    fn challenge(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store.lock(&self.key)?;
         self.write_back()?;
@@ -125,13 +151,14 @@ impl OAuthClient {
     /// ([`Error::ForeignOrigin`]) before anything is sent.
     pub fn send(&mut self, req: ::http::Request<Vec<u8>>, max_body: usize) -> Result<::http::Response<Vec<u8>>, Error> {
         flow::check_origin(&self.config, &req)?;
-        let mut header = self.authorization()?;
+        let mut retries = flow::Retries::new(&self.config);
+        let mut header = self.first(&mut retries)?;
         loop {
             let mut r = req.clone();
             self.attach(&mut r, &header)?;
             let resp = self.http.send(r, max_body).map_err(Error::Transport)?;
             match challenge_of(&resp) {
-                Some(c) => header = self.challenged(c)?,
+                Some(c) => header = self.retry(c, &mut retries)?,
                 None => return Ok(resp),
             }
         }

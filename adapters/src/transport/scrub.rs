@@ -100,8 +100,10 @@ pub(crate) fn scrub(req: &mut http::Request<Vec<u8>>, exchange: bool) -> Result<
     }
     // The query (an API key in the server URL, as some hosted servers use): the request line
     // carries a placeholder of the same length.
-    if let Some(query) = req.uri().query().filter(|q| q.len() >= MIN_SWAPPED_BODY).map(str::to_owned) {
-        let placeholder = placeholder(query.len())?;
+    if let Some(query) = req.uri().query().filter(|q| !q.is_empty()).map(str::to_owned) {
+        // Like a header, the request line has no length to keep: a placeholder long enough never
+        // to occur by chance, whatever the query's length.
+        let placeholder = placeholder(HEADER_PLACEHOLDER_LEN)?;
         let text = String::from_utf8(placeholder.clone()).map_err(|_| no_randomness())?;
         let mut parts = req.uri().clone().into_parts();
         let path = parts.path_and_query.as_ref().map(|p| p.path().to_owned()).unwrap_or_else(|| "/".into());
@@ -658,7 +660,7 @@ mod tests {
         let _s = scrub(&mut req, false).unwrap();
         assert_eq!(req.uri().path(), "/mcp");
         assert!(!req.uri().to_string().contains("0123456789abcdef"), "{}", req.uri());
-        assert_eq!(req.uri().query().unwrap().len(), "api_key=0123456789abcdef0123".len());
+        assert_eq!(req.uri().query().unwrap().len(), HEADER_PLACEHOLDER_LEN);
         assert_ne!(req.headers()["x-api-key"], "key-0123456789abcdef");
         assert_eq!(req.headers()["x-plain"], "visible");
         let line = format!(

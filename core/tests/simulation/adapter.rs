@@ -113,6 +113,27 @@ fn abandon(auth: &mut Authorizer, now: Timestamp) {
     }
 }
 
+/// `flow::Retries`: one request's own budget, whatever resets the machine's per-request count.
+pub struct Retries {
+    challenges: u8,
+    authorizations: u64,
+    limit: u8,
+}
+
+impl Retries {
+    pub fn new(config: &Config) -> Self {
+        Retries { challenges: 0, authorizations: 0, limit: config.max_authorization_attempts }
+    }
+
+    fn challenge(&mut self) -> Result<(), AdapterError> {
+        self.challenges = self.challenges.saturating_add(1);
+        if self.challenges > self.limit.saturating_mul(2).saturating_add(2) || self.authorizations >= u64::from(self.limit) {
+            return Err(AdapterError::Core(mcp_oauth_core::ResourceError::RejectedFreshToken { status: 401 }.into()));
+        }
+        Ok(())
+    }
+}
+
 /// `flow::Step`.
 enum Step {
     Send(OutgoingRequest),
@@ -283,6 +304,29 @@ impl Process {
         abandon(&mut self.auth, now);
         self.auth.restore(restored)?;
         Ok(())
+    }
+
+    /// `OAuthClient::first`: `authorization`, counted against the request's `retries`.
+    pub fn first(&mut self, env: &mut Env, retries: &mut Retries) -> Result<Authorization, AdapterError> {
+        let before = self.auth.authorizations();
+        let a = self.authorization(env);
+        retries.authorizations += self.auth.authorizations().saturating_sub(before);
+        a
+    }
+
+    /// `OAuthClient::retry`: `challenged`, counted against the request's `retries`.
+    pub fn retry(
+        &mut self,
+        env: &mut Env,
+        resp: &http::Response<Vec<u8>>,
+        rejected: Option<&Authorization>,
+        retries: &mut Retries,
+    ) -> Result<Authorization, AdapterError> {
+        retries.challenge()?;
+        let before = self.auth.authorizations();
+        let a = self.challenged(env, resp, rejected);
+        retries.authorizations += self.auth.authorizations().saturating_sub(before);
+        a
     }
 
     /// `OAuthClient::authorization`.

@@ -50,6 +50,9 @@ pub struct Profile {
     pub no_step_up: bool,
     pub migrations: usize,
     pub hostile: bool,
+    /// The resource's metadata starts naming another identifier for it (its origin, a trailing
+    /// slash, or back): tokens for the old one are refused, refreshes for it too.
+    pub renames: bool,
     pub forged_rate: f64,
     pub duration: u64,
     pub mean_gap: u64,
@@ -87,6 +90,7 @@ impl Profile {
             no_step_up: rng.chance(0.1),
             migrations: if rng.chance(0.12) { rng.range(1, 2) as usize } else { 0 },
             hostile: rng.chance(if dpop { 0.5 } else { 0.1 }),
+            renames: rng.chance(0.05),
             forged_rate: if rng.chance(0.3) { 0.15 } else { 0.0 },
             duration,
             mean_gap: duration / requests,
@@ -143,6 +147,7 @@ enum Ev {
     Outage,
     Migrate,
     Hostile,
+    Rename,
     RotateNonces,
     Storm,
 }
@@ -155,6 +160,8 @@ enum Phase {
 
 struct InFlight {
     phase: Phase,
+    /// `flow::Retries`: the request's own budget.
+    retries: crate::adapter::Retries,
     stats: Option<ReqStats>,
     id: u64,
     alive_at_start: Option<String>,
@@ -195,6 +202,8 @@ pub struct Life {
     env: Env,
     procs: Vec<Process>,
     inflight: Vec<Option<InFlight>>,
+    /// The names the resource called itself before (renames never go back).
+    names_used: Vec<Option<String>>,
     queue: BTreeMap<(u64, u64), Ev>,
     seq: u64,
     end: u64,
@@ -285,6 +294,7 @@ impl Life {
             env,
             procs,
             inflight: (0..n).map(|_| None).collect(),
+            names_used: Vec::new(),
             queue: BTreeMap::new(),
             seq: 0,
             stats: LifeStats::default(),
@@ -350,6 +360,7 @@ impl Life {
         once(self, self.profile.revoke_grants, Ev::RevokeGrant, 3 * 86_400_000, 60 * 86_400_000);
         once(self, self.profile.outages, Ev::Outage, 3_600_000, 20 * 86_400_000);
         once(self, self.profile.hostile, Ev::Hostile, 3_600_000, 20 * 86_400_000);
+        once(self, self.profile.renames, Ev::Rename, 86_400_000, 30 * 86_400_000);
         once(self, self.profile.dpop, Ev::RotateNonces, 600_000, 2 * 86_400_000);
         once(self, self.profile.storm, Ev::Storm, 86_400_000, 30 * 86_400_000);
         for _ in 0..self.profile.migrations {
@@ -440,8 +451,13 @@ impl Life {
                     self.env.truth.held_grant_alive(&self.env.net, &pr.key, pr.identity, p, Some(needed_scope(kind)))
                 };
                 self.env.note(|| format!("P{p} request {kind:?}"));
-                self.inflight[p] =
-                    Some(InFlight { phase: Phase::Start, stats: Some(ReqStats::new(kind, now)), id: self.next_id, alive_at_start: alive });
+                self.inflight[p] = Some(InFlight {
+                    phase: Phase::Start,
+                    retries: crate::adapter::Retries::new(&self.procs[p].config),
+                    stats: Some(ReqStats::new(kind, now)),
+                    id: self.next_id,
+                    alive_at_start: alive,
+                });
                 self.stats.requests += 1;
                 self.advance(p);
                 if chain {
@@ -524,6 +540,28 @@ impl Life {
                     self.disturbed_under_way();
                 }
             }
+            Ev::Rename => {
+                let rs = self.env.net.rs;
+                let o = &mut self.env.net.servers[rs].options;
+                // Never back to an earlier name: tokens for it would come back to life, which the
+                // client rightly forgot when the name changed.
+                self.names_used.push(o.prm_resource.clone());
+                let names = [None, Some(RS_ORIGIN.to_owned()), Some(format!("{}/", o.mcp_url()))];
+                let others: Vec<_> = names.into_iter().filter(|n| !self.names_used.contains(n)).collect();
+                if others.is_empty() {
+                    return;
+                }
+                let next = others[self.env.rng.below(others.len() as u64) as usize].clone();
+                if next.as_deref() == Some(RS_ORIGIN) {
+                    o.prm = PrmLocation::Root;
+                }
+                o.prm_resource = next;
+                let named = o.resource();
+                self.env.note(|| format!("the resource now calls itself {named}"));
+                self.disturbed_under_way();
+                let t = self.env.rng.log_uniform(86_400_000, 30 * 86_400_000);
+                self.at(now + t, Ev::Rename);
+            }
             Ev::Hostile => {
                 self.env.note(|| "an impostor will answer the next MCP request with its own challenge".into());
                 self.env.net.hostile_left += 1;
@@ -576,7 +614,7 @@ impl Life {
         let next: Result<Option<Phase>, AdapterError> = match std::mem::replace(&mut inf.phase, Phase::Start) {
             Phase::Start => {
                 if proc.wants_token_up_front() {
-                    proc.authorization(&mut self.env).map(|h| Some(Phase::Send(Some(h))))
+                    proc.first(&mut self.env, &mut inf.retries).map(|h| Some(Phase::Send(Some(h))))
                 } else {
                     Ok(Some(Phase::Send(None)))
                 }
@@ -592,7 +630,9 @@ impl Life {
                     }
                 }
             },
-            Phase::Challenged(resp, h) => proc.challenged(&mut self.env, &resp, h.as_ref()).map(|h| Some(Phase::Send(Some(h)))),
+            Phase::Challenged(resp, h) => {
+                proc.retry(&mut self.env, &resp, h.as_ref(), &mut inf.retries).map(|h| Some(Phase::Send(Some(h))))
+            }
         };
         inf.stats = self.env.req.take();
         match next {

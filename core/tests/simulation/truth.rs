@@ -519,11 +519,14 @@ impl Truth {
                 return None;
             }
         }
-        if let Some(rt) = ledger.live_refresh(g, net.now) {
+        // Tokens for another identifier than the one the resource calls itself now are of no use
+        // (it refuses them, and the authorization server their refresh).
+        let resource = net.servers[net.rs].options.resource();
+        if let Some(rt) = ledger.live_refresh(g, net.now).filter(|rt| rt.resource.as_deref() == Some(resource.as_str())) {
             return Some(format!("grant {g} of {} has a live refresh token {}…", grant.client_id, &rt.value[..8]));
         }
         let at = ledger.last_access(g)?;
-        if !at.is_live(net.now) || self.rejected.contains(&at.value) {
+        if !at.is_live(net.now) || self.rejected.contains(&at.value) || at.resource.as_deref() != Some(resource.as_str()) {
             return None;
         }
         let obtainer = self.obtainer.get(&at.value).copied().unwrap_or(p);
