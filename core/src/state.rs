@@ -396,7 +396,7 @@ impl Authorizer {
             return Err(self.out_of_attempts());
         }
         // RFC 9449 §9: the resource server wants a nonce in the proof. Same token, new proof,
-        // once per request; a nonce demanded again is an ordinary rejection.
+        // once per request (item 8); a demand that cannot be met ends the request below.
         if status == 401
             && wants_nonce
             && self.dpop.key.is_some()
