@@ -25,6 +25,7 @@ mod refresh;
 mod registration;
 mod restored;
 mod review2_lifecycle;
+mod review3_lifecycle;
 mod review_lifecycle;
 mod review_spec;
 mod safety;
