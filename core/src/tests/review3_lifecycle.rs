@@ -160,3 +160,26 @@ fn review3_a_rediscovered_machine_grant_counts_once() {
         h.auth.authorizations() - before
     );
 }
+
+/// 527a252 keeps the access token when a refresh ahead of expiry is answered
+/// `unauthorized_client` (SPEC 98), through `store_tokens(t, false)`, which marks it as
+/// "refreshed in this request" although no refresh happened. When the resource then rejects it
+/// (the authorization server revoked the client's tokens along with its refresh grant), that
+/// mark (`refreshed_rejected`) ends the request with `RejectedFreshToken` ("the grant is fine,
+/// the server is not") instead of the login the dead grant needs; the next request logs in. What
+/// should happen: a kept, unrefreshed token that the resource rejects leads to a new
+/// authorization in the same request (it has no refresh token left).
+#[test]
+fn review3_a_kept_token_rejected_after_unauthorized_client_logs_in() {
+    let mut o = options();
+    o.token_lifetime = Some(100);
+    let mut h = Harness::new(o);
+    h.lazy_call("tools/list").unwrap();
+    h.advance(Duration::from_secs(80)); // a refresh is due, the token has 20 s left
+    h.intercept =
+        Some(Box::new(|req: &OutgoingRequest| is_grant(req, "refresh_token").then(|| Ok(json(400, r#"{"error":"unauthorized_client"}"#)))));
+    h.server.revoke_access_tokens();
+    let before = logins(&h);
+    let r = h.mcp_call("tools/list", serde_json::json!({})).map(|r| r.status().as_u16());
+    assert!(r.as_ref().is_ok_and(|s| *s == 200), "{r:?} ({} logins)", logins(&h) - before);
+}
