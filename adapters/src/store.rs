@@ -294,6 +294,10 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
         sources.push(format!("{}#machine:{id}", config.server_url));
     }
     for source in sources.into_iter().filter(|s| *s != key) {
+        // The legacy key is nobody's any more; another configuration's key is still in use:
+        // from there only the tokens move, and its registrations (an issuer binding that keeps
+        // its configured secret at one authorization server) stay as they are.
+        let in_use = source != config.legacy_store_key();
         // Under that key's lock, and read under it: an older version's process may be
         // refreshing there right now.
         let _old = store.lock(&source)?;
@@ -326,8 +330,10 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
             }
             store.persist(&source, &Persist::ForgetTokens { issuer: t.issuer.clone() })?;
         }
-        for c in &clients {
-            store.persist(&source, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
+        if !in_use {
+            for c in &clients {
+                store.persist(&source, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
+            }
         }
         log::debug!("mcp-oauth: {}: moved what was stored under another key to this configuration's own", config.server_url);
         return Ok(Restored { clients, tokens });

@@ -83,6 +83,9 @@ pub(crate) struct RequestContext {
     pub(crate) logged_in: bool,
     /// The tokens held were obtained by a refresh in this request.
     pub(crate) refreshed_tokens: bool,
+    /// Discovery in this request found another resource identifier than the tokens': they are
+    /// kept until a new authorization replaces them, but not refreshed.
+    pub(crate) resource_changed: bool,
     /// The server rejected (401) tokens refreshed in this request.
     pub(crate) refreshed_rejected: bool,
     /// A refresh at metadata not discovered in this request was refused for another reason than
@@ -740,14 +743,10 @@ impl Authorizer {
         // A grant for another resource identifier than the server's metadata names now (it moved
         // its metadata to the origin, dropped a trailing slash): its tokens are for another
         // audience, and its refresh would ask for that one again.
+        // They are kept (a login the person declines, or a challenge an impostor sent, must not
+        // cost the grant) until a new authorization for the new identifier replaces them.
         let resource = self.resource_param();
-        if let (Some(t), Some(r)) = (&self.tokens, &resource) {
-            if &t.resource != r {
-                let issuer = t.issuer.clone();
-                self.tokens = None;
-                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
-            }
-        }
+        self.request.resource_changed = matches!((&self.tokens, &resource), (Some(t), Some(r)) if &t.resource != r);
         self.server = Some(ctx);
         self.request.discovered = true;
         self.obtain_token()
@@ -760,12 +759,13 @@ impl Authorizer {
             // Discovery ran because a refresh at older metadata was refused: the refusal stands
             // unless the authorization server now has another token endpoint.
             let same = self.server.as_ref().is_some_and(|s| s.token_endpoint == endpoint);
-            if same && self.tokens.is_some() {
+            if same && self.tokens.is_some() && !self.request.resource_changed {
                 return Err(refusal);
             }
             self.request.refreshed = false;
         }
-        if !self.request.step_up && self.try_refresh()? {
+        // A grant for another resource identifier cannot be refreshed into one for this one.
+        if !self.request.step_up && !self.request.resource_changed && self.try_refresh()? {
             return Ok(());
         }
         let flow = self.choose_flow()?;
@@ -774,7 +774,8 @@ impl Authorizer {
             // authorization server (discovery found no other): the grant is alive, and a login
             // would only give it one more such token (its clock, its keys, a lifetime shorter
             // than the round trip). A migration or a dead grant do get a login.
-            let refreshed_and_rejected = self.request.refreshed_rejected && !self.request.step_up && self.tokens.is_some();
+            let refreshed_and_rejected =
+                self.request.refreshed_rejected && !self.request.step_up && !self.request.resource_changed && self.tokens.is_some();
             if refreshed_and_rejected || self.login_backed_off() {
                 return failed(ResourceError::RejectedFreshToken { status: 401 });
             }
@@ -1124,6 +1125,8 @@ impl Authorizer {
                         // Keep the access token while it lasts (SPEC 98: report, do not log in).
                         t.refresh_token = None;
                         self.store_tokens(t, false);
+                        // Kept, not refreshed: a rejection of it calls for a new token.
+                        self.request.refreshed_tokens = false;
                         self.ready();
                         Ok(())
                     }
@@ -1248,6 +1251,7 @@ impl Authorizer {
                     && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") =>
             {
                 self.request.authorizations = self.request.authorizations.saturating_sub(1);
+                self.authorizations = self.authorizations.saturating_sub(1);
                 return self.start_discovery();
             }
             Err(e) => return Err(e),
@@ -1620,8 +1624,13 @@ impl Authorizer {
         let tr = match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => tr,
             Err(e) => {
-                if !attempt.registered && matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
-                    self.forget_dynamic_client();
+                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
+                    if attempt.registered {
+                        // The registration an unfinished login made is gone at the server too.
+                        self.pending_client = None;
+                    } else {
+                        self.forget_dynamic_client();
+                    }
                 }
                 return Err(e);
             }
