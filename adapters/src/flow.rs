@@ -404,14 +404,17 @@ pub(crate) fn replaced_since(config: &Config, rejected: Option<&str>, restored: 
 /// after twice `max_authorization_attempts` and two more challenges, or once it saw that many
 /// new authorizations (logins, machine grants), whatever happens around it.
 pub(crate) struct Retries {
+    /// Challenges the machine acted on.
     challenges: u8,
+    /// Challenges answered with a token another instance or task had stored meanwhile.
+    replaced: u8,
     authorizations: u64,
     limit: u8,
 }
 
 impl Retries {
     pub(crate) fn new(config: &Config) -> Self {
-        Retries { challenges: 0, authorizations: 0, limit: config.max_authorization_attempts }
+        Retries { challenges: 0, replaced: 0, authorizations: 0, limit: config.max_authorization_attempts }
     }
 
     /// Counts the new authorizations one call of the machine made for this request.
@@ -419,11 +422,19 @@ impl Retries {
         self.authorizations = self.authorizations.saturating_add(new);
     }
 
+    /// Counts one challenge answered: by the machine, or with a token another instance stored
+    /// (`replaced`; counted apart, so that other instances' churn does not use up this
+    /// request's share, and bounded the same way).
+    pub(crate) fn answered(&mut self, replaced: bool) {
+        let n = if replaced { &mut self.replaced } else { &mut self.challenges };
+        *n = n.saturating_add(1);
+    }
+
     /// Before acting on `challenge`: an error once this request has had its share.
     pub(crate) fn challenge(&mut self, challenge: &crate::mcp::Challenge) -> Result<(), Error> {
-        self.challenges = self.challenges.saturating_add(1);
+        let cap = self.limit.saturating_mul(2).saturating_add(2);
         let spent = self.authorizations >= u64::from(self.limit);
-        if self.challenges <= self.limit.saturating_mul(2).saturating_add(2) && !spent {
+        if self.challenges < cap && self.replaced < cap && !spent {
             return Ok(());
         }
         let c = mcp_oauth_core::discovery::oauth_challenge(challenge.www_authenticate.iter().map(|v| v.as_bytes())).ok().flatten();

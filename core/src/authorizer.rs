@@ -351,8 +351,9 @@ pub struct Authorizer {
     pub(crate) prm_url: Option<String>,
     pub(crate) server: Option<ServerContext>,
     pub(crate) request: crate::state::RequestContext,
-    /// When the resource server last rejected a token from a login moments old.
-    pub(crate) login_rejected_at: Option<Timestamp>,
+    /// When the resource server last rejected a token from a login moments old, and the
+    /// authorization server that login was at.
+    pub(crate) login_rejected_at: Option<(Timestamp, String)>,
     /// New authorizations (logins, machine grants) started over the machine's life.
     pub(crate) authorizations: u64,
     /// The registration an unfinished login made (not on file until a login succeeds with it).

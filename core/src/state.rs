@@ -421,7 +421,7 @@ impl Authorizer {
         if status == 401 && self.request.authorized {
             if self.request.logged_in {
                 // A login that just produced a rejected token is not repeated for a while.
-                self.login_rejected_at = Some(self.now);
+                self.login_rejected_at = self.tokens.as_ref().map(|t| (self.now, t.issuer.clone()));
             }
             return failed(ResourceError::RejectedFreshToken { status });
         }
@@ -503,7 +503,15 @@ impl Authorizer {
     /// rejection, before [`LOGIN_BACKOFF`] has passed: the server, not the grant, is the problem
     /// (its clock, its keys, its audience), and a person should not get a login per request.
     fn login_backed_off(&self) -> bool {
-        self.request.rejected && self.login_rejected_at.is_some_and(|at| self.now < at.saturating_add(LOGIN_BACKOFF))
+        // Not after a migration or a rename: a login at another server, or for another
+        // identifier, is worth trying at once.
+        let issuer = self.server.as_ref().map(|s| s.issuer.as_str());
+        self.request.rejected
+            && !self.request.resource_changed
+            && self
+                .login_rejected_at
+                .as_ref()
+                .is_some_and(|(at, i)| self.now < at.saturating_add(LOGIN_BACKOFF) && Some(i.as_str()) == issuer)
     }
 
     // ---- Discovery ----------------------------------------------------------------------

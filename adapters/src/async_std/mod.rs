@@ -204,9 +204,10 @@ impl AsyncOAuthClient {
         retries.challenge(&challenge)?;
         let mut auth = self.inner.auth.lock().await;
         let before = auth.authorizations();
-        let a = self.challenge(&mut auth, challenge, rejected).await;
+        let (a, replaced) = self.challenge(&mut auth, challenge, rejected).await?;
         retries.authorized(auth.authorizations().saturating_sub(before));
-        a
+        retries.answered(replaced);
+        Ok(a)
     }
 
     async fn authorize(&self, auth: &mut MutexGuard<'_, Authorizer>) -> Result<Authorization, Error> {
@@ -232,7 +233,7 @@ impl AsyncOAuthClient {
     /// returned without asking the server.
     pub async fn challenged(&self, challenge: Challenge, rejected: Option<&Authorization>) -> Result<Authorization, Error> {
         let mut auth = self.inner.auth.lock().await;
-        self.challenge(&mut auth, challenge, rejected).await
+        self.challenge(&mut auth, challenge, rejected).await.map(|(a, _)| a)
     }
 
     async fn challenge(
@@ -240,7 +241,7 @@ impl AsyncOAuthClient {
         auth: &mut MutexGuard<'_, Authorizer>,
         challenge: Challenge,
         rejected: Option<&Authorization>,
-    ) -> Result<Authorization, Error> {
+    ) -> Result<(Authorization, bool), Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store_lock().await?;
         self.write_back(auth).await?;
@@ -256,9 +257,9 @@ impl AsyncOAuthClient {
         }
         if replaced {
             // The rejected token was already replaced by a fresh one: use that.
-            return self.run(auth, Input::TokenWanted { now }).await;
+            return self.run(auth, Input::TokenWanted { now }).await.map(|a| (a, true));
         }
-        self.run(auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await
+        self.run(auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await.map(|a| (a, false))
     }
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes

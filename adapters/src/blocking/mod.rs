@@ -100,7 +100,7 @@ impl OAuthClient {
     /// The server challenged (see [`challenge_of`]): re-authorize (or refresh, step up, or
     /// take a DPoP nonce) and return what to attach to the retry.
     pub fn challenged(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
-        self.counted(|c| c.challenge(challenge)).map(|(a, _)| a)
+        self.challenge(challenge).map(|(a, _)| a)
     }
 
     /// Runs `f` and also returns how many new authorizations the machine started meanwhile.
@@ -113,8 +113,10 @@ impl OAuthClient {
     /// [`challenged`](Self::challenged), counted against one request's `retries`.
     pub(crate) fn retry(&mut self, challenge: Challenge, retries: &mut flow::Retries) -> Result<Authorization, Error> {
         retries.challenge(&challenge)?;
-        let (a, new) = self.counted(|c| c.challenge(challenge))?;
-        retries.authorized(new);
+        let before = self.auth.authorizations();
+        let (a, replaced) = self.challenge(challenge)?;
+        retries.authorized(self.auth.authorizations().saturating_sub(before));
+        retries.answered(replaced);
         Ok(a)
     }
 
@@ -125,7 +127,8 @@ impl OAuthClient {
         Ok(a)
     }
 
-    fn challenge(&mut self, challenge: Challenge) -> Result<Authorization, Error> {
+    /// The answer to a challenge, and whether it is a token another instance stored meanwhile.
+    fn challenge(&mut self, challenge: Challenge) -> Result<(Authorization, bool), Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let _lock = self.store.lock(&self.key)?;
         self.write_back()?;
@@ -140,9 +143,9 @@ impl OAuthClient {
         }
         if replaced {
             // The rejected token was already replaced by a fresh one: use that.
-            return self.run(Input::TokenWanted { now: self.clock.now() });
+            return self.run(Input::TokenWanted { now: self.clock.now() }).map(|a| (a, true));
         }
-        self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce })
+        self.run(Input::Challenged { now: self.clock.now(), status, www_authenticate, dpop_nonce }).map(|a| (a, false))
     }
 
     /// Sends `req` with the token attached; on 401, or 403 `insufficient_scope`, authorizes

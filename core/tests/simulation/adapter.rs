@@ -116,21 +116,27 @@ fn abandon(auth: &mut Authorizer, now: Timestamp) {
 /// `flow::Retries`: one request's own budget, whatever resets the machine's per-request count.
 pub struct Retries {
     challenges: u8,
+    replaced: u8,
     authorizations: u64,
     limit: u8,
 }
 
 impl Retries {
     pub fn new(config: &Config) -> Self {
-        Retries { challenges: 0, authorizations: 0, limit: config.max_authorization_attempts }
+        Retries { challenges: 0, replaced: 0, authorizations: 0, limit: config.max_authorization_attempts }
     }
 
     fn challenge(&mut self) -> Result<(), AdapterError> {
-        self.challenges = self.challenges.saturating_add(1);
-        if self.challenges > self.limit.saturating_mul(2).saturating_add(2) || self.authorizations >= u64::from(self.limit) {
+        let cap = self.limit.saturating_mul(2).saturating_add(2);
+        if self.challenges >= cap || self.replaced >= cap || self.authorizations >= u64::from(self.limit) {
             return Err(AdapterError::Core(mcp_oauth_core::ResourceError::RejectedFreshToken { status: 401 }.into()));
         }
         Ok(())
+    }
+
+    fn answered(&mut self, replaced: bool) {
+        let n = if replaced { &mut self.replaced } else { &mut self.challenges };
+        *n = n.saturating_add(1);
     }
 }
 
@@ -324,9 +330,10 @@ impl Process {
     ) -> Result<Authorization, AdapterError> {
         retries.challenge()?;
         let before = self.auth.authorizations();
-        let a = self.challenged(env, resp, rejected);
+        let (a, replaced) = self.challenged(env, resp, rejected)?;
         retries.authorizations += self.auth.authorizations().saturating_sub(before);
-        a
+        retries.answered(replaced);
+        Ok(a)
     }
 
     /// `OAuthClient::authorization`.
@@ -351,7 +358,7 @@ impl Process {
         env: &mut Env,
         resp: &http::Response<Vec<u8>>,
         rejected: Option<&Authorization>,
-    ) -> Result<Authorization, AdapterError> {
+    ) -> Result<(Authorization, bool), AdapterError> {
         let status = resp.status().as_u16();
         let www_authenticate: Vec<_> = resp.headers().get_all("www-authenticate").iter().cloned().collect();
         let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -363,9 +370,9 @@ impl Process {
             self.reload(stored, now)?;
         }
         if replaced {
-            return self.run(env, Input::TokenWanted { now });
+            return self.run(env, Input::TokenWanted { now }).map(|a| (a, true));
         }
-        self.run(env, Input::Challenged { now, status, www_authenticate, dpop_nonce })
+        self.run(env, Input::Challenged { now, status, www_authenticate, dpop_nonce }).map(|a| (a, false))
     }
 
     fn run(&mut self, env: &mut Env, first: Input) -> Result<Authorization, AdapterError> {

@@ -202,6 +202,8 @@ pub struct Life {
     env: Env,
     procs: Vec<Process>,
     inflight: Vec<Option<InFlight>>,
+    /// When a process's request last failed with a freshly logged-in token rejected.
+    login_rejected: Vec<Option<u64>>,
     /// The names the resource called itself before (renames never go back).
     names_used: Vec<Option<String>>,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -295,6 +297,7 @@ impl Life {
             procs,
             inflight: (0..n).map(|_| None).collect(),
             names_used: Vec::new(),
+            login_rejected: vec![None; n],
             queue: BTreeMap::new(),
             seq: 0,
             stats: LifeStats::default(),
@@ -661,11 +664,22 @@ impl Life {
             }
             Err(e) => self.env.note(|| format!("P{p} {:?} failed: {}", stats.kind, describe(e))),
         }
+        // A login whose fresh token the resource rejected is not repeated for `LOGIN_BACKOFF`
+        // (5 minutes, documented): requests failing with that meanwhile are the design.
+        let rejected_fresh = matches!(
+            &result,
+            Err(AdapterError::Core(mcp_oauth_core::Error::Resource(mcp_oauth_core::ResourceError::RejectedFreshToken { .. })))
+        );
+        let backed_off = rejected_fresh && self.login_rejected[p].is_some_and(|at| now < at + 300_000);
+        if rejected_fresh && stats.logins > 0 {
+            self.login_rejected[p] = Some(now);
+        }
         if matches!(result, Err(AdapterError::Runaway)) || stats.http > crate::env::REQUEST_BOUND {
             return; // already reported as unbounded
         }
         // Liveness: only a request no fault touched counts.
-        let faulted = stats.faults > 0
+        let faulted = backed_off
+            || stats.faults > 0
             || stats.expired_in_transit
             || stats.storm
             || stats.user_absent
