@@ -120,6 +120,22 @@ impl Resolver for Guard {
     }
 }
 
+/// `details` for another URI and its resolved addresses (ureq's connectors connect to `addrs`).
+fn retarget<'a>(details: &ConnectionDetails<'a>, uri: &'a http::Uri, addrs: ResolvedSocketAddrs) -> ConnectionDetails<'a> {
+    ConnectionDetails {
+        uri,
+        addrs,
+        config: details.config,
+        request_level: details.request_level,
+        resolver: details.resolver,
+        now: details.now,
+        timeout: details.timeout,
+        current_time: details.current_time.clone(),
+        run_connector: details.run_connector.clone(),
+        register_shutdown: details.register_shutdown.clone(),
+    }
+}
+
 /// How a target is reached when a proxy is configured (from the environment).
 ///
 /// * Loopback targets never go through a proxy: plain HTTP to loopback is allowed only because
@@ -140,25 +156,10 @@ impl Connector<()> for ProxiedTarget {
     fn connect(&self, details: &ConnectionDetails, _: Option<()>) -> Result<Option<Self::Out>, ureq::Error> {
         let Some(proxy) = details.config.proxy() else { return Ok(None) };
         let target = details.uri;
-        let loopback = match url::Host::parse(target.host().unwrap_or("")) {
-            Ok(url::Host::Domain(d)) => mcp_oauth_core::http::is_loopback_host(url::Host::Domain(&d)),
-            Ok(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Ok(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Err(_) => false,
-        };
-        if loopback {
-            let direct = ConnectionDetails {
-                uri: target,
-                addrs: details.resolver.resolve(target, details.config, details.timeout)?,
-                config: details.config,
-                request_level: details.request_level,
-                resolver: details.resolver,
-                now: details.now,
-                timeout: details.timeout,
-                current_time: details.current_time.clone(),
-                run_connector: details.run_connector.clone(),
-                register_shutdown: details.register_shutdown.clone(),
-            };
+        // Core's judgement of loopback, the one plain HTTP is allowed by.
+        if url::Url::parse(&target.to_string()).is_ok_and(|u| mcp_oauth_core::http::is_loopback_url(&u)) {
+            let addrs = details.resolver.resolve(target, details.config, details.timeout)?;
+            let direct = retarget(details, target, addrs);
             return Ok(match Connector::<()>::connect(&TcpConnector::default(), &direct, None)? {
                 Some(Either::B(tcp)) => Some(Box::new(tcp)),
                 _ => None,
@@ -177,18 +178,7 @@ impl Connector<()> for ProxiedTarget {
         let addr = *addrs.first().ok_or(ureq::Error::HostNotFound)?;
         let scheme = target.scheme_str().unwrap_or("http");
         let by_address: http::Uri = format!("{scheme}://{addr}/").parse().map_err(|_| ureq::Error::BadUri(target.to_string()))?;
-        let checked = ConnectionDetails {
-            uri: &by_address,
-            addrs,
-            config: details.config,
-            request_level: details.request_level,
-            resolver: details.resolver,
-            now: details.now,
-            timeout: details.timeout,
-            current_time: details.current_time.clone(),
-            run_connector: details.run_connector.clone(),
-            register_shutdown: details.register_shutdown.clone(),
-        };
+        let checked = retarget(details, &by_address, addrs);
         match Connector::<()>::connect(&ConnectProxyConnector::default(), &checked, None)? {
             Some(Either::B(tunnel)) => Ok(Some(tunnel)),
             // `NO_PROXY` names the address itself: connect to it directly (it was checked).

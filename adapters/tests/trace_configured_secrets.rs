@@ -45,11 +45,22 @@ fn wire() -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Every test sets the level, not only the one that installed the logger.
+fn install_logger() {
+    let _ = log::set_logger(&Recorder);
+    log::set_max_level(log::LevelFilter::Trace);
+}
+
+/// Lists the `secrets` found in the TRACE log (the rows and the bytes they dump).
+fn leaked(secrets: &[&'static str]) -> Vec<&'static str> {
+    let dump = wire();
+    let all = LOGS.lock().unwrap().join("\n");
+    secrets.iter().copied().filter(|k| dump.contains(k) || all.contains(k)).collect()
+}
+
 #[test]
 fn configured_header_and_url_credentials_stay_out_of_the_trace_dump() {
-    if log::set_logger(&Recorder).is_ok() {
-        log::set_max_level(log::LevelFilter::Trace);
-    }
+    install_logger();
     let s = server(|o| o.open = true);
     let cfg: ServerConfig = serde_json::from_value(serde_json::json!({
         "type": "streamable_http",
@@ -62,8 +73,25 @@ fn configured_header_and_url_credentials_stay_out_of_the_trace_dump() {
         mcp_oauth_client::blocking::McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::non_interactive(), &env)
             .unwrap();
     mcp.list_tools().unwrap();
-    let dump = wire();
-    let all = LOGS.lock().unwrap().join("\n");
-    let leaked: Vec<_> = ["header-key-SECRET-2", "url-key-SECRET-1"].into_iter().filter(|k| dump.contains(k) || all.contains(k)).collect();
+    let leaked = leaked(&["header-key-SECRET-2", "url-key-SECRET-1"]);
+    assert!(leaked.is_empty(), "in the TRACE log: {leaked:?}");
+}
+
+/// Second review: a short query (`?key=Zk3f9QpX2a`, 14 bytes) is swapped out too.
+#[test]
+fn a_short_url_credential_stays_out_of_the_trace_dump() {
+    install_logger();
+    let s = server(|o| o.open = true);
+    let cfg: ServerConfig = serde_json::from_value(serde_json::json!({
+        "type": "streamable_http",
+        "url": format!("{}?key=Zk3f9QpX2a", s.mcp_url())
+    }))
+    .unwrap();
+    let env = |_: &str| None;
+    let mut mcp =
+        mcp_oauth_client::blocking::McpClient::from_config(&cfg, Arc::new(MemoryStore::new()), Interaction::non_interactive(), &env)
+            .unwrap();
+    mcp.list_tools().unwrap();
+    let leaked = leaked(&["Zk3f9QpX2a"]);
     assert!(leaked.is_empty(), "in the TRACE log: {leaked:?}");
 }

@@ -32,7 +32,7 @@ pub(crate) enum State {
     AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
     ExchangingCode { req: RequestId, attempt: Box<Attempt> },
     ClientCredentials { req: RequestId, scope: Option<String> },
-    Refreshing { req: RequestId, endpoint: Url, proactive: bool },
+    Refreshing { req: RequestId, endpoint: Url },
     TokenExchange { req: RequestId, scope: Option<String> },
     JwtBearer { req: RequestId, scope: Option<String> },
 }
@@ -71,7 +71,8 @@ pub(crate) struct RequestContext {
     /// A full authorization (code, client credentials, JWT bearer) finished in this request: a
     /// 401 now means the server rejects a token obtained moments ago, which is final.
     pub(crate) authorized: bool,
-    /// A refresh was sent in this request (proactively or after a challenge): not twice.
+    /// A refresh was sent after the server rejected a token in this request: not twice. (A
+    /// refresh ahead of expiry does not count: it cannot know of a rejection to come.)
     pub(crate) refreshed: bool,
     /// The resource server rejected the token (401) in this request.
     pub(crate) rejected: bool,
@@ -569,7 +570,7 @@ impl Authorizer {
             State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
             State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
             State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
-            State::Refreshing { endpoint, proactive, .. } => self.on_refreshed(result, endpoint, proactive),
+            State::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
             State::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
             State::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
             other => {
@@ -741,12 +742,8 @@ impl Authorizer {
     /// Discovery is done: apply the authorization server binding, then get a token.
     fn server_known(&mut self, ctx: ServerContext) -> Result<(), Error> {
         // SEP-2352: tokens from another authorization server are never sent or refreshed.
-        if let Some(t) = &self.tokens {
-            if t.issuer != ctx.issuer {
-                let issuer = t.issuer.clone();
-                self.tokens = None;
-                self.queue.push_back(Output::Persist(Persist::ForgetTokens { issuer }));
-            }
+        if self.tokens.as_ref().is_some_and(|t| t.issuer != ctx.issuer) {
+            self.forget_tokens();
         }
         // A grant for another resource identifier than the server's metadata names now (it moved
         // its metadata to the origin, dropped a trailing slash): its tokens are for another
@@ -1047,8 +1044,7 @@ impl Authorizer {
         // Once per rejection: a refresh ahead of expiry does not use up the one a rejected
         // token gets (a token that expired in transit, or revoked: the refresh then says so).
         self.request.refreshed = self.request.rejected;
-        let proactive = !self.request.rejected;
-        self.state = State::Refreshing { req, endpoint, proactive };
+        self.state = State::Refreshing { req, endpoint };
         Ok(())
     }
 
@@ -1081,7 +1077,9 @@ impl Authorizer {
     /// them; a transient failure keeps them and fails this request with a retryable error (or,
     /// for a refresh ahead of expiry, hands out the still valid token); any other refusal keeps
     /// them too and is reported, after checking the metadata in use was not stale.
-    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url, proactive: bool) -> Result<(), Error> {
+    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url) -> Result<(), Error> {
+        // Ahead of expiry (no rejection in this request), rather than after a 401.
+        let proactive = !self.request.rejected;
         let purpose = Purpose::Refresh;
         let parsed = result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose));
         let e = match parsed {
@@ -1211,11 +1209,6 @@ impl Authorizer {
         self.tokens = Some(set);
         self.request.authorized |= authorized;
         self.request.refreshed_tokens = !authorized;
-    }
-
-    /// Marks the tokens just stored as the result of a person's login (for [`LOGIN_BACKOFF`]).
-    fn logged_in(&mut self) {
-        self.request.logged_in = true;
     }
 
     // ---- Client credentials -------------------------------------------------------------
@@ -1655,7 +1648,7 @@ impl Authorizer {
         let mut set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, client_id);
         set.grant = Some(GrantKind::AuthorizationCode);
         self.store_tokens(set, true);
-        self.logged_in();
+        self.request.logged_in = true; // for `LOGIN_BACKOFF`
         self.ready();
         Ok(())
     }
