@@ -35,7 +35,7 @@ fn list_request(url: &str) -> http::Request<Vec<u8>> {
 fn overhead(c: &mut Criterion) {
     let server = TcpTestServer::start(Options::new).unwrap();
     let url = server.mcp_url();
-    let mut oauth = OAuthClient::new(Config::new(url.parse().unwrap()), Arc::new(MemoryStore::new()), browser()).unwrap();
+    let oauth = OAuthClient::new(Config::new(url.parse().unwrap()), Arc::new(MemoryStore::new()), browser()).unwrap();
     let header = oauth.authorization().unwrap().header_value();
     let raw = agent();
     let mut g = c.benchmark_group("authorized_request");
@@ -57,10 +57,10 @@ fn overhead(c: &mut Criterion) {
     });
     #[cfg(feature = "async-std")]
     {
-        use mcp_oauth_client::async_std::AsyncOAuthClient;
+        use mcp_oauth_client::async_std::OAuthClient;
         let store = Arc::new(MemoryStore::new());
         let config = Config::new(url.parse().unwrap());
-        let a = async_std::task::block_on(AsyncOAuthClient::new(config, store, browser())).unwrap();
+        let a = async_std::task::block_on(OAuthClient::new(config, store, browser())).unwrap();
         async_std::task::block_on(a.authorization()).unwrap();
         // What the pool hop alone costs: the raw request above, on async-std's blocking pool.
         g.bench_function("raw_ureq_on_async_std_pool", |b| {

@@ -13,7 +13,7 @@
 mod shared;
 use shared::{oauth_requests_since, print_log, server_arg, setup, simulated_browser, Setup};
 
-use mcp_oauth_client::async_std::{AsyncOAuthClient, ConnectMode, McpClient};
+use mcp_oauth_client::async_std::{ConnectMode, McpClient, OAuthClient};
 use mcp_oauth_client::interaction::Interaction;
 use mcp_oauth_client::{Config, FileStore};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen = 0;
 
     println!("\n1. Eight tasks connect at once, sharing one OAuth client: one login between them.");
-    let oauth = AsyncOAuthClient::new(config.clone(), store.clone(), simulated_browser()).await?;
+    let oauth = OAuthClient::new(config.clone(), store.clone(), simulated_browser()).await?;
     let tasks: Vec<_> = (0..8)
         .map(|n| {
             let mut mcp = McpClient::new(config.server_url.clone(), Some(oauth.clone())).mode(ConnectMode::Eager);

@@ -413,8 +413,11 @@ pub(crate) struct Retries {
 }
 
 impl Retries {
-    pub(crate) fn new(config: &Config) -> Self {
-        Retries { challenges: 0, replaced: 0, authorizations: 0, limit: config.max_authorization_attempts }
+    /// The budget of a request with OAuth configured by `config` (`None`: without OAuth,
+    /// where nothing is retried).
+    pub(crate) fn new(config: Option<&Config>) -> Self {
+        let limit = config.map_or(0, |c| c.max_authorization_attempts);
+        Retries { challenges: 0, replaced: 0, authorizations: 0, limit }
     }
 
     /// Counts the new authorizations one call of the machine made for this request.

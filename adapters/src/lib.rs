@@ -36,6 +36,8 @@
 #![deny(missing_docs)]
 
 pub mod browser;
+#[cfg(any(feature = "blocking", feature = "async-std"))]
+mod driver;
 pub mod error;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
 mod flow;

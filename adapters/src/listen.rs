@@ -1,6 +1,7 @@
-//! What both loopback listeners share, without their sockets: which addresses may be bound,
-//! how much of a request head is read and for how long, which page each request gets, and the
-//! events they deliver.
+//! What the loopback listener decides, without its sockets (those are the driver's
+//! `listener`): which addresses may be bound, how much of a request
+//! head is read and for how long, which request is the callback and which page every other
+//! request gets, and the events delivered to the flow.
 
 use mcp_oauth_core::callback::{parse_request_head, response_page, CallbackError, Outcome, MAX_HEAD_BYTES};
 use std::collections::VecDeque;
@@ -18,17 +19,12 @@ pub const MAX_CONNECTIONS: usize = 32;
 /// How long a callback connection waits for the flow's answer page.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What a listener (or the paste prompt) delivers to the flow; `R` is where the page for the
-/// browser goes (a channel of the adapter's runtime).
+/// What the listener (or the paste prompt) delivers to the flow.
 #[derive(Debug)]
-pub enum ListenerEvent<R> {
-    /// A request on the callback path: the full redirect URL, and where to send the page.
-    Callback {
-        /// The redirect URL.
-        url: String,
-        /// Send the complete HTTP response for the browser here.
-        reply: R,
-    },
+pub(crate) enum Event {
+    /// A request on the callback path: the full redirect URL, and where to send the complete
+    /// HTTP response for the browser.
+    Callback { url: String, reply: async_channel::Sender<Vec<u8>> },
     /// A pasted redirect URL.
     Paste(String),
     /// The prompt ended without an answer.

@@ -3,15 +3,17 @@
 //! timeout on every phase of every call, TLS verified (rustls with webpki roots), and bodies read only up to
 //! the cap core asks for. A 20 MB body fails after the cap, not after 20 MB.
 //!
-//! Event streams ([`HttpClient::open_stream`]) get a connection of their own that their owner
+//! Event streams ([`Ureq::open_stream`]) get a connection of their own that their owner
 //! can shut from another thread, a deadline on every read, and an error body read within the
 //! client's timeout.
 //!
 //! Credentials never pass through ureq in plain text, because ureq logs every byte it writes and
-//! reads at TRACE (see [`HttpClient::send`] for what is covered, and the private `scrub` module
+//! reads at TRACE (see [`Ureq::send`] for what is covered, and the private `scrub` module
 //! for how).
 
 mod scrub;
+
+pub use crate::driver::{BoxFuture, ByteStream, HttpClient, HttpStream, UreqOn};
 
 use crate::mcp::STREAM_IDLE_TIMEOUT;
 use mcp_oauth_core::config::NetworkPolicy;
@@ -24,7 +26,8 @@ use ureq::unversioned::transport::{Buffers, ConnectProxyConnector, ConnectionDet
 use ureq::unversioned::transport::{NextTimeout, RustlsConnector, TcpConnector, Transport};
 use ureq::ProxyProtocol;
 
-/// The HTTP client (blocking calls; the async adapter runs them off the executor).
+/// The ureq client (blocking calls): what every adapter's default [`HttpClient`]
+/// ([`UreqOn`]) runs on its runtime's blocking pool.
 ///
 /// Proxies: like every ureq client it uses the proxy named by `ALL_PROXY`, `HTTPS_PROXY` or
 /// `HTTP_PROXY` (and honours `NO_PROXY`). Under a [`NetworkPolicy`] other than `open` (see
@@ -32,7 +35,7 @@ use ureq::ProxyProtocol;
 /// resolved and checked here, and the proxy is asked (`CONNECT`) for the checked address, not
 /// the name, so neither a metadata URL nor a name that re-resolves elsewhere gets past it.
 #[derive(Clone)]
-pub struct HttpClient {
+pub struct Ureq {
     agent: ureq::Agent,
     timeout: Duration,
     guard: Guard,
@@ -253,19 +256,19 @@ impl<T: Transport> Transport for BoundedTransport<T> {
     }
 }
 
-impl std::fmt::Debug for HttpClient {
+impl std::fmt::Debug for Ureq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("timeout", &self.timeout).field("network", &self.guard.policy).finish()
+        f.debug_struct("Ureq").field("timeout", &self.timeout).field("network", &self.guard.policy).finish()
     }
 }
 
-impl Default for HttpClient {
+impl Default for Ureq {
     fn default() -> Self {
         Self::new(Duration::from_secs(30))
     }
 }
 
-impl HttpClient {
+impl Ureq {
     /// A client whose calls time out after `timeout` in any phase: connecting (at most 10 s),
     /// sending the request, waiting for the response head, and reading the body. A server that
     /// stalls or drips a body forever is cut off; a slow but steady one gets `timeout` per phase.
@@ -310,7 +313,7 @@ impl HttpClient {
 
     fn build(timeout: Duration, guard: Guard, stream_idle: Duration) -> Self {
         let agent = guard.agent(Self::config(timeout).timeout_recv_body(Some(timeout)).build(), None);
-        HttpClient { agent, timeout, guard, stream_idle }
+        Ureq { agent, timeout, guard, stream_idle }
     }
 
     /// The same client with another idle deadline for event streams (tests use a short one).
@@ -467,7 +470,7 @@ pub(crate) fn pump(
     Ok(())
 }
 
-/// What [`HttpClient::open_stream`] got.
+/// What [`Ureq::open_stream`] got.
 pub enum Stream {
     /// A 2xx head and the body to read as it arrives.
     Open(http::response::Parts, StreamBody),
@@ -514,7 +517,7 @@ mod tests {
             every: Duration::from_secs(30),
         })
         .unwrap();
-        let http = HttpClient::new(Duration::from_secs(5)).stream_idle(Duration::from_millis(300));
+        let http = Ureq::new(Duration::from_secs(5)).stream_idle(Duration::from_millis(300));
         let Stream::Open(_, mut body) = http.open_stream(http::Request::get(peer.origin()).body(Vec::new()).unwrap()).unwrap() else {
             panic!("not a stream")
         };

@@ -12,7 +12,7 @@
 
 mod common;
 use common::*;
-use mcp_oauth_client::async_std::AsyncOAuthClient;
+use mcp_oauth_client::async_std::OAuthClient;
 use mcp_oauth_client::{Clock, MemoryStore, Timestamp, TokenStore};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,11 +43,11 @@ fn a_refresh_is_never_sent_without_the_store_lock_and_a_reload() {
         // Process A logs in.
         let clock_a = Arc::new(StepClock { now: AtomicU64::new(t0), step: AtomicBool::new(false), by: 0 });
         let (i, _) = following_browser();
-        let a = AsyncOAuthClient::with_parts(
+        let a = OAuthClient::with_parts(
             config(&s),
             store.clone(),
             i,
-            Arc::new(mcp_oauth_client::async_std::UreqOnPool::default()),
+            Arc::new(mcp_oauth_client::async_std::UreqClient::default()),
             clock_a.clone(),
         )
         .await
@@ -56,11 +56,11 @@ fn a_refresh_is_never_sent_without_the_store_lock_and_a_reload() {
         // Process B starts from the store (same tokens).
         let clock_b = Arc::new(StepClock { now: AtomicU64::new(t0 + 10_000), step: AtomicBool::new(false), by: 90_000 });
         let (i, _) = following_browser();
-        let b = AsyncOAuthClient::with_parts(
+        let b = OAuthClient::with_parts(
             config(&s),
             store.clone(),
             i,
-            Arc::new(mcp_oauth_client::async_std::UreqOnPool::default()),
+            Arc::new(mcp_oauth_client::async_std::UreqClient::default()),
             clock_b.clone(),
         )
         .await

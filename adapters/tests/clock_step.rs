@@ -33,11 +33,11 @@ fn the_callback_timeout_holds_after_the_clock_is_stepped_back() {
     let mut i = Interaction::with_hook(|_: &url::Url| UrlHandled::Opened); // the user never comes back
     i.print_url = false;
     i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
-    let mut oauth = mcp_oauth_client::blocking::OAuthClient::with_parts(
+    let oauth = mcp_oauth_client::blocking::OAuthClient::with_parts(
         c,
         Arc::new(MemoryStore::new()),
         i,
-        mcp_oauth_client::blocking::HttpClient::default(),
+        Arc::new(mcp_oauth_client::blocking::UreqClient::default()),
         clock.clone(),
     )
     .unwrap();

@@ -75,7 +75,7 @@ on_every_adapter!(sixty_four_clients_refresh_once, threads_with_no_token_log_in_
 #[cfg(feature = "async-std")]
 mod tasks {
     use super::*;
-    use mcp_oauth_client::async_std::{AsyncOAuthClient, ConnectMode, McpClient};
+    use mcp_oauth_client::async_std::{ConnectMode, McpClient, OAuthClient};
     use std::future::Future;
     use std::pin::Pin;
 
@@ -95,7 +95,7 @@ mod tasks {
         let store = expired_store(a, &s);
         a.block_on(async {
             let oauth =
-                AsyncOAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
+                OAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
             let handles: Vec<_> = (0..100)
                 .map(|_| {
                     let o = oauth.clone();
@@ -119,7 +119,7 @@ mod tasks {
             let s = server(|_| {});
             let (i, log) = following_browser();
             a.block_on(async {
-                let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+                let oauth = OAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
                 let url = config(&s).server_url;
                 let handles: Vec<_> = (0..16)
                     .map(|n| {
@@ -142,7 +142,7 @@ mod tasks {
         let s = server(|_| {});
         let (i, _) = following_browser();
         a.block_on(async {
-            let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+            let oauth = OAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
             let url = config(&s).server_url;
             let mut clients = Vec::new();
             for _ in 0..12 {
@@ -184,7 +184,7 @@ mod tasks {
         let (ticks, done) = (AtomicUsize::new(0), AtomicBool::new(false));
         a.block_on(async {
             let oauth =
-                AsyncOAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
+                OAuthClient::new(config(&s), Arc::new(store.clone()), mcp_oauth_client::Interaction::non_interactive()).await.unwrap();
             let wanted = async {
                 let r = oauth.authorization().await;
                 done.store(true, Ordering::SeqCst);

@@ -318,7 +318,7 @@ fn within_6s<T: Send + 'static>(open: impl FnOnce() -> T + Send + 'static) -> Op
 #[test]
 fn an_error_body_on_the_stream_is_read_within_the_timeout_blocking() {
     let (_peer, url) = dripping_error_body();
-    let http = mcp_oauth_client::blocking::HttpClient::new(Duration::from_secs(1));
+    let http = mcp_oauth_client::transport::Ureq::new(Duration::from_secs(1));
     let got = within_6s(move || http.open_stream(http::Request::get(url).body(Vec::new()).unwrap()).map(|s| format!("{s:?}")));
     let (r, took) = got.expect("open_stream still reading the error body after 6 s, with a 1 s timeout");
     println!("blocking: open_stream returned {r:?} after {took:?}");
@@ -330,9 +330,9 @@ fn an_error_body_on_the_stream_is_read_within_the_timeout_blocking() {
 #[cfg(feature = "async-std")]
 #[test]
 fn an_error_body_on_the_stream_is_read_within_the_timeout_async() {
-    use mcp_oauth_client::async_std::{AsyncHttpClient, UreqOnPool};
+    use mcp_oauth_client::async_std::{HttpClient, UreqClient};
     let (_peer, url) = dripping_error_body();
-    let http = UreqOnPool::new(Duration::from_secs(1));
+    let http = UreqClient::new(Duration::from_secs(1));
     let got = within_6s(move || {
         ::async_std::task::block_on(http.open_stream(http::Request::get(url).body(Vec::new()).unwrap())).map(|s| format!("{s:?}"))
     });

@@ -10,8 +10,8 @@
 //!
 //! This file is its own test binary with one test, because it sets environment variables.
 
-use mcp_oauth_client::blocking::HttpClient;
 use mcp_oauth_client::core::http::TransportFailureKind;
+use mcp_oauth_client::transport::Ureq;
 use mcp_oauth_core::config::NetworkPolicy;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -89,7 +89,7 @@ fn connect_target(line: &str) -> Option<&str> {
 type Send<'a> = &'a dyn Fn(NetworkPolicy, &str, &str) -> Result<(u16, String), (TransportFailureKind, String)>;
 
 fn blocking_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, String), (TransportFailureKind, String)> {
-    let http = HttpClient::new(Duration::from_secs(3)).with_policy(policy, exempt);
+    let http = Ureq::new(Duration::from_secs(3)).with_policy(policy, exempt);
     http.send(get(url), 1024)
         .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
         .map_err(|e| (e.kind, e.to_string()))
@@ -97,8 +97,8 @@ fn blocking_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16,
 
 #[cfg(feature = "async-std")]
 fn async_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, String), (TransportFailureKind, String)> {
-    use mcp_oauth_client::async_std::{AsyncHttpClient, UreqOnPool};
-    let http = UreqOnPool::new(Duration::from_secs(3)).with_policy(policy, exempt);
+    use mcp_oauth_client::async_std::{HttpClient, UreqClient};
+    let http = UreqClient::new(Duration::from_secs(3)).with_policy(policy, exempt);
     async_std::task::block_on(http.send(get(url), 1024))
         .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
         .map_err(|e| (e.kind, e.to_string()))

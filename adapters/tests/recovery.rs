@@ -50,7 +50,7 @@ on_every_adapter!(a_failed_save_is_reported_and_the_next_call_recovers);
 #[cfg(feature = "async-std")]
 mod dropped {
     use super::*;
-    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::async_std::OAuthClient;
     use mcp_oauth_client::interaction::{Interaction, UrlHandled};
     use std::time::Duration;
 
@@ -72,7 +72,7 @@ mod dropped {
         i.print_url = false;
         i.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
         a.block_on(async {
-            let oauth = AsyncOAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
+            let oauth = OAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).await.unwrap();
             let gave_up = ::async_std::future::timeout(Duration::from_millis(300), oauth.authorization()).await;
             assert!(gave_up.is_err(), "the first login cannot have finished");
             follow.store(true, Ordering::SeqCst);

@@ -5,7 +5,7 @@
 //! machine, and `Input::TokenWanted` resets it. Since e7d30d3 `challenged()` answers a challenge
 //! with `TokenWanted` whenever the store holds another token than the one rejected.
 //!
-//! * async adapter, one process: clones of one `AsyncOAuthClient` share one machine (README:
+//! * async adapter, one process: clones of one `OAuthClient` share one machine (README:
 //!   "tasks asking at once get one login or one refresh between them"). Two tasks whose
 //!   requests the server rejects reset each other's budget: task A's challenge refreshes, task
 //!   B's challenge sees A's token (replaced) and feeds `TokenWanted`, which zeroes the budget A
@@ -87,7 +87,7 @@ fn refreshes(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
     s.lock().token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count()
 }
 
-/// Two tasks, one `AsyncOAuthClient` (clones), a resource server that rejects every token.
+/// Two tasks, one `OAuthClient` (clones), a resource server that rejects every token.
 #[cfg(feature = "async-std")]
 #[test]
 fn two_tasks_on_one_client_do_not_retry_forever() {
@@ -103,9 +103,9 @@ fn control_one_task_alone_ends() {
 
 #[cfg(feature = "async-std")]
 fn two_tasks(both: bool) {
-    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::async_std::OAuthClient;
     use mcp_oauth_client::core::http::HttpResponse;
-    use mcp_oauth_client::transport::HttpClient;
+    use mcp_oauth_client::transport::Ureq;
     use mcp_oauth_client::SystemClock;
 
     let s = server(|_| {});
@@ -115,7 +115,7 @@ fn two_tasks(both: bool) {
 
     let mcp_requests = Arc::new(AtomicUsize::new(0));
     let meet = Arc::new(Rendezvous::default());
-    let (origin, http) = (s.origin(), HttpClient::default());
+    let (origin, http) = (s.origin(), Ureq::default());
     let (count, m) = (mcp_requests.clone(), meet.clone());
     let client = move |req: http::Request<Vec<u8>>, max: usize| {
         let (http, origin, count, meet) = (http.clone(), origin.clone(), count.clone(), m.clone());
@@ -131,15 +131,10 @@ fn two_tasks(both: bool) {
         }
     };
     let results = async_std::task::block_on(async {
-        let oauth = AsyncOAuthClient::with_parts(
-            config(&s),
-            store.clone(),
-            Interaction::non_interactive(),
-            Arc::new(client),
-            Arc::new(SystemClock),
-        )
-        .await
-        .unwrap();
+        let oauth =
+            OAuthClient::with_parts(config(&s), store.clone(), Interaction::non_interactive(), Arc::new(client), Arc::new(SystemClock))
+                .await
+                .unwrap();
         let url = s.mcp_url();
         let req = move || {
             http::Request::post(url.clone())
@@ -254,7 +249,7 @@ fn a_request_ends_whatever_another_instance_does() {
     let before = refreshes(&s);
 
     let other = OtherInstance { inner: store.clone(), token_endpoint: format!("{}/token", s.origin()), resource: rs_mcp.clone() };
-    let mut oauth = mcp_oauth_client::blocking::OAuthClient::new(cfg, Arc::new(other), Interaction::non_interactive()).unwrap();
+    let oauth = mcp_oauth_client::blocking::OAuthClient::new(cfg, Arc::new(other), Interaction::non_interactive()).unwrap();
     let req = http::Request::post(&rs_mcp).body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#.to_vec()).unwrap();
     let r = oauth.send(req, 1 << 20).map(|r| r.status().as_u16());
     let sent = count.load(Ordering::SeqCst);
@@ -272,9 +267,9 @@ fn a_request_ends_whatever_another_instance_does() {
 #[cfg(feature = "async-std")]
 #[test]
 fn two_tasks_stepping_up_do_not_log_in_forever() {
-    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::async_std::OAuthClient;
     use mcp_oauth_client::core::http::HttpResponse;
-    use mcp_oauth_client::transport::HttpClient;
+    use mcp_oauth_client::transport::Ureq;
     use mcp_oauth_client::SystemClock;
     const LOGIN_LIMIT: usize = 30;
 
@@ -285,7 +280,7 @@ fn two_tasks_stepping_up_do_not_log_in_forever() {
 
     let mcp_requests = Arc::new(AtomicUsize::new(0));
     let meet = Arc::new(Rendezvous::default());
-    let (origin, http) = (s.origin(), HttpClient::default());
+    let (origin, http) = (s.origin(), Ureq::default());
     let (count, m) = (mcp_requests.clone(), meet.clone());
     let client = move |req: http::Request<Vec<u8>>, max: usize| {
         let (http, origin, count, meet) = (http.clone(), origin.clone(), count.clone(), m.clone());
@@ -305,7 +300,7 @@ fn two_tasks_stepping_up_do_not_log_in_forever() {
     };
     let (i, _) = following_browser();
     let results = async_std::task::block_on(async {
-        let oauth = AsyncOAuthClient::with_parts(config(&s), store.clone(), i, Arc::new(client), Arc::new(SystemClock)).await.unwrap();
+        let oauth = OAuthClient::with_parts(config(&s), store.clone(), i, Arc::new(client), Arc::new(SystemClock)).await.unwrap();
         let url = s.mcp_url();
         let req = move || {
             http::Request::post(url.clone())
@@ -335,9 +330,9 @@ fn two_tasks_stepping_up_do_not_log_in_forever() {
 #[cfg(feature = "async-std")]
 #[test]
 fn a_rejected_request_ends_while_other_tasks_start_requests() {
-    use mcp_oauth_client::async_std::AsyncOAuthClient;
+    use mcp_oauth_client::async_std::OAuthClient;
     use mcp_oauth_client::core::http::HttpResponse;
-    use mcp_oauth_client::transport::HttpClient;
+    use mcp_oauth_client::transport::Ureq;
     use mcp_oauth_client::SystemClock;
     use std::sync::OnceLock;
 
@@ -345,9 +340,9 @@ fn a_rejected_request_ends_while_other_tasks_start_requests() {
     let store = Arc::new(MemoryStore::new());
     logged_in(&s, &store);
     let before = refreshes(&s);
-    let other: Arc<OnceLock<AsyncOAuthClient>> = Arc::new(OnceLock::new());
+    let other: Arc<OnceLock<OAuthClient>> = Arc::new(OnceLock::new());
     let mcp_requests = Arc::new(AtomicUsize::new(0));
-    let (origin, http, count, o) = (s.origin(), HttpClient::default(), mcp_requests.clone(), other.clone());
+    let (origin, http, count, o) = (s.origin(), Ureq::default(), mcp_requests.clone(), other.clone());
     let client = move |req: http::Request<Vec<u8>>, max: usize| {
         let (http, origin, count, other) = (http.clone(), origin.clone(), count.clone(), o.clone());
         async move {
@@ -365,15 +360,10 @@ fn a_rejected_request_ends_while_other_tasks_start_requests() {
         }
     };
     let result = async_std::task::block_on(async {
-        let oauth = AsyncOAuthClient::with_parts(
-            config(&s),
-            store.clone(),
-            Interaction::non_interactive(),
-            Arc::new(client),
-            Arc::new(SystemClock),
-        )
-        .await
-        .unwrap();
+        let oauth =
+            OAuthClient::with_parts(config(&s), store.clone(), Interaction::non_interactive(), Arc::new(client), Arc::new(SystemClock))
+                .await
+                .unwrap();
         let _ = other.set(oauth.clone());
         let req = http::Request::post(s.mcp_url())
             .header("content-type", "application/json")

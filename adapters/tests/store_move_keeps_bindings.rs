@@ -39,7 +39,7 @@ fn run(person_starts: bool) -> (bool, Vec<String>) {
     let store = Arc::new(MemoryStore::new());
 
     // The service runs: a client credentials token, and its binding to this issuer on file.
-    let mut svc = OAuthClient::new(service.clone(), store.clone(), Interaction::non_interactive()).unwrap();
+    let svc = OAuthClient::new(service.clone(), store.clone(), Interaction::non_interactive()).unwrap();
     svc.authorization().unwrap();
     assert!(!store.load(&service.store_key()).unwrap().clients.is_empty(), "the binding is on file");
 
@@ -51,7 +51,7 @@ fn run(person_starts: bool) -> (bool, Vec<String>) {
 
     // Later (a restart of the service), the resource's metadata names another authorization
     // server (here: another issuer on the same host) and the service's token is rejected.
-    let mut svc = OAuthClient::new(service.clone(), store.clone(), Interaction::non_interactive()).unwrap();
+    let svc = OAuthClient::new(service.clone(), store.clone(), Interaction::non_interactive()).unwrap();
     s.lock().options.issuer_path = "/elsewhere".into();
     s.lock().revoke_access_tokens();
     let req = http::Request::post(s.mcp_url())

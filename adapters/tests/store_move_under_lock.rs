@@ -89,9 +89,9 @@ fn the_move_from_the_legacy_key_takes_what_the_store_holds_under_the_lock() {
     // The old version's grant under the bare server URL (as store_upgrade.rs writes it), its
     // access token expired (the old process is refreshing it right now).
     let (i, _) = following_browser();
-    let mut fresh = OAuthClient::new(c.clone(), Arc::new(MemoryStore::new()), i).unwrap();
+    let fresh = OAuthClient::new(c.clone(), Arc::new(MemoryStore::new()), i).unwrap();
     fresh.authorization().unwrap();
-    let mut t = fresh.authorizer().token_set().unwrap().clone();
+    let mut t = fresh.with_authorizer(|a| a.token_set().unwrap().clone());
     (t.grant, t.resource_metadata, t.expires_at) = (None, None, Some(Timestamp::from_secs(1)));
     let legacy = c.server_url.to_string();
     let store = Arc::new(WithOldProcess {
@@ -104,7 +104,7 @@ fn the_move_from_the_legacy_key_takes_what_the_store_holds_under_the_lock() {
     let logins = s.lock().authorization_requests().len();
 
     // The upgraded program starts next to the running old one, with nobody at a browser.
-    let mut upgraded = OAuthClient::new(c.clone(), store.clone(), Interaction::non_interactive()).unwrap();
+    let upgraded = OAuthClient::new(c.clone(), store.clone(), Interaction::non_interactive()).unwrap();
     let moved = store.inner.load(&c.store_key()).unwrap().tokens.and_then(|t| t.refresh_token).map(|r| r.secret().to_owned());
     let spent = moved.as_deref().and_then(|rt| s.lock().ledger().token(rt).map(|t| t.spent_at.is_some())).unwrap_or(false);
     let left = store.inner.load(&legacy).unwrap().tokens.is_some();

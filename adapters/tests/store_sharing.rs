@@ -29,7 +29,7 @@ fn two_applications_keep_their_own_grants(first: Option<&str>, second: Option<&s
     let (i, _) = following_browser();
     let mut a = app(&s, first, &dir, i);
     a.list_tools().unwrap();
-    let a_client = a.oauth().unwrap().authorizer().token_set().unwrap().client_id.clone();
+    let a_client = a.oauth().unwrap().with_authorizer(|x| x.token_set().unwrap().client_id.clone());
     let (i, _) = following_browser();
     app(&s, second, &dir, i).list_tools().unwrap();
     let logins = s.lock().authorization_requests().len();
@@ -44,7 +44,7 @@ fn two_applications_keep_their_own_grants(first: Option<&str>, second: Option<&s
         name(second),
         r.map(|_| ())
     );
-    let used = again.oauth().unwrap().authorizer().token_set().unwrap().client_id.clone();
+    let used = again.oauth().unwrap().with_authorizer(|x| x.token_set().unwrap().client_id.clone());
     assert_eq!(used, a_client, "application {} now uses tokens issued to another client", name(first));
 }
 

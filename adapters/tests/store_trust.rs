@@ -281,7 +281,7 @@ fn directories_the_store_creates_are_private() {
 #[cfg(feature = "blocking")]
 #[test]
 fn a_planted_entry_never_receives_the_client_secret() {
-    use mcp_oauth_client::blocking::{HttpClient, OAuthClient};
+    use mcp_oauth_client::blocking::{OAuthClient, UreqClient};
     use mcp_oauth_client::{Config, Interaction, SystemClock};
     use std::io::{Read, Write};
     use std::sync::Arc;
@@ -310,8 +310,14 @@ fn a_planted_entry_never_receives_the_client_secret() {
     let mut config = Config::new(SERVER.parse().unwrap());
     config.client_id = Some("victim-client".into());
     config.client_secret = Some(mcp_oauth_core::secret::ClientSecret::new("VICTIM-CLIENT-SECRET"));
-    let r = OAuthClient::with_parts(config, Arc::new(store), Interaction::non_interactive(), HttpClient::default(), Arc::new(SystemClock))
-        .and_then(|mut c| c.authorization().map(|_| ()));
+    let r = OAuthClient::with_parts(
+        config,
+        Arc::new(store),
+        Interaction::non_interactive(),
+        Arc::new(UreqClient::default()),
+        Arc::new(SystemClock),
+    )
+    .and_then(|c| c.authorization().map(|_| ()));
     let e = r.expect_err("the client used a store others may write");
     // Ours is the first connection the endpoint sees: the client never went there.
     if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {

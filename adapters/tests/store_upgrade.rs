@@ -25,9 +25,9 @@ fn store_dir(name: &str) -> std::path::PathBuf {
 /// `app`, stored under the bare server URL, without the fields added since.
 fn old_grant(s: &mcp_oauth_tests::tcp::TcpTestServer, config: &mcp_oauth_client::Config, dir: &std::path::Path) {
     let (i, _) = following_browser();
-    let mut fresh = OAuthClient::new(config.clone(), Arc::new(MemoryStore::new()), i).unwrap();
+    let fresh = OAuthClient::new(config.clone(), Arc::new(MemoryStore::new()), i).unwrap();
     fresh.authorization().unwrap();
-    let mut t = fresh.authorizer().token_set().unwrap().clone();
+    let mut t = fresh.with_authorizer(|a| a.token_set().unwrap().clone());
     t.grant = None;
     t.resource_metadata = None;
     assert!(t.token_endpoint.is_some() && t.client_id.as_deref() == Some("app"));
@@ -51,7 +51,7 @@ fn u1_a_pre_registered_users_grant_survives_the_upgrade() {
     old_grant(&s, &c, &dir);
     let logins_before = s.lock().authorization_requests().len();
     // The upgraded program: same configuration, same store, no one at a browser this time.
-    let mut upgraded = OAuthClient::new(c.clone(), Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
+    let upgraded = OAuthClient::new(c.clone(), Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
     let r = upgraded.authorization();
     assert!(
         r.is_ok() && s.lock().authorization_requests().len() == logins_before,
@@ -83,9 +83,9 @@ fn u2_an_upgrade_does_not_silently_switch_from_the_user_to_the_machine() {
     old_grant(&s, &old_config, &dir);
     let mut c = old_config.clone();
     c.flow = Flow::Auto; // the configuration the user actually has
-    let mut upgraded = OAuthClient::new(c, Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
+    let upgraded = OAuthClient::new(c, Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
     let r = upgraded.authorization().map(|_| ());
-    let grant = upgraded.authorizer().token_set().and_then(|t| t.grant);
+    let grant = upgraded.with_authorizer(|a| a.token_set().and_then(|t| t.grant));
     let cc = s.lock().token_requests().iter().any(|t| t.params.iter().any(|(k, v)| k == "grant_type" && v == "client_credentials"));
     assert!(!cc, "after the upgrade the program acts as the client, not the user: {r:?}, grant {grant:?}");
 }

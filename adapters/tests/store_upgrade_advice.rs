@@ -33,9 +33,9 @@ fn following_the_upgrade_warning_keeps_the_users_grant() {
     let _ = std::fs::remove_dir_all(&dir);
     // The old version's entry under the bare server URL (as store_upgrade.rs writes it).
     let (i, _) = following_browser();
-    let mut fresh = OAuthClient::new(c.clone(), Arc::new(MemoryStore::new()), i).unwrap();
+    let fresh = OAuthClient::new(c.clone(), Arc::new(MemoryStore::new()), i).unwrap();
     fresh.authorization().unwrap();
-    let mut t = fresh.authorizer().token_set().unwrap().clone();
+    let mut t = fresh.with_authorizer(|a| a.token_set().unwrap().clone());
     (t.grant, t.resource_metadata) = (None, None);
     FileStore::new(&dir).persist(c.server_url.as_str(), &Persist::Tokens(t)).unwrap();
     let logins = s.lock().authorization_requests().len();
@@ -46,7 +46,7 @@ fn following_the_upgrade_warning_keeps_the_users_grant() {
     auto.flow = Flow::Auto;
     drop(OAuthClient::new(auto.clone(), Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap());
     // The user follows the warning.
-    let mut upgraded = OAuthClient::new(c.clone(), Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
+    let upgraded = OAuthClient::new(c.clone(), Arc::new(FileStore::new(&dir)), Interaction::non_interactive()).unwrap();
     let r = upgraded.authorization().map(|_| ());
     let left = FileStore::new(&dir).load(&auto.store_key()).unwrap().tokens.is_some();
     assert!(

@@ -587,7 +587,7 @@ impl Buffers for Buf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{HttpClient, OAuthExchange};
+    use crate::transport::{OAuthExchange, Ureq};
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::sync::Mutex;
@@ -772,7 +772,7 @@ mod tests {
         // One connection, reused: an exchange (chunked), an MCP request (not masked), an
         // exchange (sized), and one whose body ends with the connection.
         let (origin, server) = serve(vec![chunked.into(), mcp.into(), sized.into(), close.into()]);
-        let http = HttpClient::new(Duration::from_secs(10));
+        let http = Ureq::new(Duration::from_secs(10));
         let form = "grant_type=refresh_token&refresh_token=rt-the-one-presented";
         let resp = http.send(exchange(&origin, form), 1 << 16).unwrap();
         assert_eq!(resp.body(), token.as_bytes());
@@ -805,8 +805,7 @@ mod tests {
         for (coding, expected) in [("gzip", "gzip"), ("deflate", "compressed")] {
             let response = format!("HTTP/1.1 200 OK\r\ncontent-encoding: {coding}\r\ncontent-length: 4\r\n\r\nxxxx");
             let (origin, server) = serve(vec![response.into_bytes()]);
-            let err =
-                HttpClient::new(Duration::from_secs(10)).send(exchange(&origin, "grant_type=client_credentials"), 1 << 16).unwrap_err();
+            let err = Ureq::new(Duration::from_secs(10)).send(exchange(&origin, "grant_type=client_credentials"), 1 << 16).unwrap_err();
             assert!(err.message.contains(expected), "{err:?}");
             server.join().unwrap();
         }

@@ -72,15 +72,17 @@ impl Adapter {
         let url = config.server_url.clone();
         match self {
             Adapter::Blocking => {
-                let oauth = blocking::OAuthClient::with_parts(config, store, i, blocking::HttpClient::new(timeout), clock)?;
+                let host = config.server_url.host_str().unwrap_or("").to_owned();
+                let http = Arc::new(blocking::UreqClient::new(timeout).with_policy(config.network, &host));
+                let oauth = blocking::OAuthClient::with_parts(config, store, i, http, clock)?;
                 Ok(Mcp::Blocking(Box::new(blocking::McpClient::new(url, Some(oauth)))))
             }
             #[cfg(feature = "async-std")]
             a => {
                 use mcp_oauth_client::async_std as asy;
                 let host = config.server_url.host_str().unwrap_or("").to_owned();
-                let http = Arc::new(asy::UreqOnPool::new(timeout).with_policy(config.network, &host));
-                let oauth = a.block_on(asy::AsyncOAuthClient::with_parts(config, store, i, http, clock))?;
+                let http = Arc::new(asy::UreqClient::new(timeout).with_policy(config.network, &host));
+                let oauth = a.block_on(asy::OAuthClient::with_parts(config, store, i, http, clock))?;
                 Ok(Mcp::Async(a, asy::McpClient::new(url, Some(oauth))))
             }
         }
@@ -113,7 +115,7 @@ impl Adapter {
             Adapter::Blocking => blocking::OAuthClient::new(config, store, i)?.send(req, 1 << 20),
             #[cfg(feature = "async-std")]
             a => a.block_on(async {
-                let oauth = mcp_oauth_client::async_std::AsyncOAuthClient::new(config, store, i).await?;
+                let oauth = mcp_oauth_client::async_std::OAuthClient::new(config, store, i).await?;
                 oauth.send(req, 1 << 20).await
             }),
         }

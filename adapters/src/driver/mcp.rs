@@ -1,17 +1,21 @@
-//! The async MCP client: the blocking [`McpClient`](crate::blocking::McpClient)'s behaviour
-//! (Streamable HTTP, the stateless 2026-07-28 wire, legacy HTTP+SSE; eager or lazy
-//! authorization; 401 retry and step-up) with async I/O, on the shared protocol module.
+//! The MCP client, on any [`Runtime`]: `server/discover` or `initialize`, `tools/list`,
+//! `tools/call`, over Streamable HTTP (JSON or SSE-framed replies, `Mcp-Session-Id`,
+//! `MCP-Protocol-Version`), the stateless 2026-07-28 wire, or the legacy HTTP+SSE transport (an
+//! event stream that announces where to POST, and carries the replies). With OAuth, every
+//! request carries the token, and a 401 (or 403 `insufficient_scope`) runs the flow and
+//! retries ([`Attempts`]); without OAuth, requests go out exactly as they would without this
+//! crate. The wire itself (messages, sessions, replies) is [`crate::mcp`]'s.
 
-use super::http::{send_capped, AsyncHttpClient, AsyncStream, ByteStream, UreqOnPool};
-use super::{rt, AsyncOAuthClient};
+use super::http::{send_capped, ByteStream, HttpClient, HttpStream};
+use super::{timeout, Attempts, Client, Runtime};
 use crate::error::Error;
 use crate::interaction::Interaction;
 use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, EventStreamError, LegacyEvents, Session, SseEvent, Tool};
 use crate::mcp::{LEGACY_ENDPOINT_TIMEOUT, LEGACY_REPLY_TIMEOUT, MAX_MCP_BODY};
 use crate::store::TokenStore;
 use crate::transport::STREAM_CHUNKS;
-use async_std::stream::StreamExt;
-use mcp_oauth_core::{Authorization, Config, ServerConfig};
+use futures_lite::StreamExt;
+use mcp_oauth_core::ServerConfig;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -27,7 +31,7 @@ struct Legacy {
 
 impl Legacy {
     /// The next event; `Ok(None)` if none came `within`.
-    async fn next_event(&mut self, within: Duration) -> Result<Option<SseEvent>, EventStreamError> {
+    async fn next_event<R: Runtime>(&mut self, rt: &R, within: Duration) -> Result<Option<SseEvent>, EventStreamError> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(next) = self.events.next() {
@@ -37,9 +41,9 @@ impl Legacy {
             if left.is_zero() {
                 return Ok(None);
             }
-            match rt::timeout(left, self.body.next()).await {
-                Ok(chunk) => self.events.take(chunk),
-                Err(()) => return Ok(None),
+            match timeout(rt, left, self.body.next()).await {
+                Some(chunk) => self.events.take(chunk),
+                None => return Ok(None),
             }
         }
     }
@@ -62,41 +66,39 @@ impl Legacy {
     }
 }
 
-/// An async MCP client for one server.
-pub struct McpClient {
+/// An MCP client for one server.
+pub(crate) struct Mcp<R: Runtime> {
+    rt: R,
     session: Session,
-    http: Arc<dyn AsyncHttpClient>,
-    oauth: Option<AsyncOAuthClient>,
+    http: Arc<dyn HttpClient>,
+    oauth: Option<Client<R>>,
     legacy: Option<Legacy>,
 }
 
-impl std::fmt::Debug for McpClient {
+impl<R: Runtime> std::fmt::Debug for Mcp<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpClient").field("session", &self.session).field("oauth", &self.oauth).finish_non_exhaustive()
     }
 }
 
-impl McpClient {
-    /// A client for `url`, with OAuth if `oauth` is given (its HTTP client is used for MCP too).
-    pub fn new(url: Url, oauth: Option<AsyncOAuthClient>) -> Self {
-        let http = oauth.as_ref().map(|o| o.http()).unwrap_or_else(|| Arc::new(UreqOnPool::default()));
+impl<R: Runtime> Mcp<R> {
+    pub(crate) fn new(url: Url, oauth: Option<Client<R>>) -> Self {
+        let http = oauth.as_ref().map(|o| o.http()).unwrap_or_else(|| Arc::new(super::UreqOn::<R>::default()));
         let mut session = Session::new(url, false);
         if let Some(o) = &oauth {
             session.declare_extensions(o.config());
         }
-        McpClient { session, http, oauth, legacy: None }
+        Mcp { rt: R::default(), session, http, oauth, legacy: None }
     }
 
-    /// A client for a server on the legacy HTTP+SSE transport (`url` is the event stream).
-    pub fn legacy_sse(url: Url, oauth: Option<AsyncOAuthClient>) -> Self {
-        let mut c = McpClient::new(url, oauth);
+    pub(crate) fn legacy_sse(url: Url, oauth: Option<Client<R>>) -> Self {
+        let mut c = Mcp::new(url, oauth);
         c.session.legacy_sse = true;
         c
     }
 
-    /// From plain configuration. OAuth on a stdio server is refused; a stdio server without
-    /// OAuth is not an HTTP server, so this client does not serve it either.
-    pub async fn from_config(
+    /// From plain configuration, with the OAuth client it made (if the server has `oauth`).
+    pub(crate) async fn from_config(
         server: &ServerConfig,
         store: Arc<dyn TokenStore>,
         interaction: Interaction,
@@ -104,56 +106,39 @@ impl McpClient {
     ) -> Result<Self, Error> {
         let endpoint = proto::endpoint(server)?;
         let oauth = match server.oauth_config(env)? {
-            Some(config) => Some(AsyncOAuthClient::new(config, store, interaction).await?),
+            Some(config) => Some(Client::new(config, store, interaction).await?),
             None => None,
         };
-        let mut c = if endpoint.legacy_sse { McpClient::legacy_sse(endpoint.url, oauth) } else { McpClient::new(endpoint.url, oauth) };
+        let mut c = if endpoint.legacy_sse { Mcp::legacy_sse(endpoint.url, oauth) } else { Mcp::new(endpoint.url, oauth) };
         c.session.headers = endpoint.headers;
         Ok(c)
     }
 
-    /// A client with OAuth for `config.server_url`.
-    pub async fn with_oauth(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
-        let url = config.server_url.clone();
-        Ok(McpClient::new(url, Some(AsyncOAuthClient::new(config, store, interaction).await?)))
-    }
-
-    /// Sets eager or lazy authorization.
-    pub fn mode(mut self, mode: ConnectMode) -> Self {
+    pub(crate) fn mode(mut self, mode: ConnectMode) -> Self {
         self.session.mode = mode;
         self
     }
 
-    /// The OAuth client, if any (clone it to share the token with other clients and tasks).
-    pub fn oauth(&self) -> Option<&AsyncOAuthClient> {
+    pub(crate) fn oauth(&self) -> Option<&Client<R>> {
         self.oauth.as_ref()
     }
 
-    /// The session id the server assigned, if any.
-    pub fn session_id(&self) -> Option<&str> {
+    pub(crate) fn session_id(&self) -> Option<&str> {
         self.session.session_id.as_deref()
     }
 
-    /// The negotiated protocol version, once connected.
-    pub fn protocol_version(&self) -> Option<&str> {
+    pub(crate) fn protocol_version(&self) -> Option<&str> {
         self.session.protocol_version.as_deref()
     }
 
-    /// Authorizes now, before any MCP request (lazy clients call this to warm up).
-    pub async fn warm_up(&mut self) -> Result<(), Error> {
+    pub(crate) async fn warm_up(&mut self) -> Result<(), Error> {
         if let Some(o) = &self.oauth {
             o.authorization().await?;
         }
         Ok(())
     }
 
-    /// Connects: `server/discover` on the stateless 2026-07-28 wire; servers that do not speak
-    /// it get the `initialize` handshake (2025-11-25 and older; the legacy SSE transport always).
-    /// Returns the server's discover or initialize result.
-    ///
-    /// On the legacy transport a failed connect leaves no stream open: its connection is shut
-    /// before this returns.
-    pub async fn connect(&mut self) -> Result<Value, Error> {
+    pub(crate) async fn connect(&mut self) -> Result<Value, Error> {
         let connected = self.connect_once().await;
         if connected.is_err() && self.legacy.take().is_some() {
             self.session.legacy_closed();
@@ -181,14 +166,12 @@ impl McpClient {
         Ok(result)
     }
 
-    /// `tools/list`.
-    pub async fn list_tools(&mut self) -> Result<Vec<Tool>, Error> {
+    pub(crate) async fn list_tools(&mut self) -> Result<Vec<Tool>, Error> {
         self.ensure_connected().await?;
         proto::tools_of(&self.rpc("tools/list", json!({})).await?)
     }
 
-    /// `tools/call`. Returns the result (`content`, `isError`).
-    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value, Error> {
+    pub(crate) async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value, Error> {
         self.ensure_connected().await?;
         self.rpc("tools/call", proto::call_params(name, arguments)).await
     }
@@ -206,47 +189,35 @@ impl McpClient {
         Ok(())
     }
 
-    /// The token to send before any challenge, if one is wanted. (Not `&self`: the client is
-    /// not `Sync`, because a user's event stream need not be, and the future must be `Send`.)
-    async fn up_front(
-        session: &Session,
-        oauth: Option<&AsyncOAuthClient>,
-        retries: &mut crate::flow::Retries,
-    ) -> Result<Option<Authorization>, Error> {
-        match oauth {
-            Some(o) if session.wants_token_up_front(o.holds_token().await) => Ok(Some(o.first(retries).await?)),
-            _ => Ok(None),
-        }
-    }
-
-    /// The retry budget of one request.
-    fn retries(&self) -> crate::flow::Retries {
-        match &self.oauth {
-            Some(o) => crate::flow::Retries::new(o.config()),
-            None => crate::flow::Retries::new(&mcp_oauth_core::Config::new(self.session.url.clone())),
-        }
+    /// One request's attempts, with the token up front if the session wants one. (Not
+    /// `&self`: the client is not `Sync`, because a user's event stream need not be, and the
+    /// future must be `Send`.)
+    async fn attempts<'a>(session: &Session, oauth: Option<&'a Client<R>>) -> Result<Attempts<'a, R>, Error> {
+        let up_front = match oauth {
+            Some(o) => session.wants_token_up_front(o.holds_token().await),
+            None => false,
+        };
+        Attempts::start(oauth, up_front).await
     }
 
     /// Opens the legacy event stream (authorizing on a 401) and waits for the `endpoint` event,
     /// which must name a URL on the stream's own origin.
     async fn open_legacy_stream(&mut self) -> Result<(), Error> {
-        let mut retries = self.retries();
-        let mut header = Self::up_front(&self.session, self.oauth.as_ref(), &mut retries).await?;
+        let mut attempts = Self::attempts(&self.session, self.oauth.as_ref()).await?;
         let body = loop {
             let mut req = self.session.open_stream()?;
-            if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h)?;
-            }
+            attempts.attach(&mut req)?;
             match self.http.open_stream(req).await.map_err(Error::Transport)? {
-                AsyncStream::Open(_, body) => break body,
-                AsyncStream::Done(resp) => match (challenge_of(&resp), &self.oauth) {
-                    (Some(c), Some(o)) => header = Some(o.retry(c, header.as_ref(), &mut retries).await?),
-                    _ => return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16()))),
-                },
+                HttpStream::Open(_, body) => break body,
+                HttpStream::Done(resp) => {
+                    if !attempts.challenged(challenge_of(&resp)).await? {
+                        return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16())));
+                    }
+                }
             }
         };
         let mut legacy = Legacy { body, events: LegacyEvents::default() };
-        let first = legacy.next_event(LEGACY_ENDPOINT_TIMEOUT).await.map_err(Error::EventStream)?;
+        let first = legacy.next_event(&self.rt, LEGACY_ENDPOINT_TIMEOUT).await.map_err(Error::EventStream)?;
         self.session.legacy_opened(first)?;
         self.legacy = Some(legacy);
         Ok(())
@@ -256,36 +227,32 @@ impl McpClient {
         let (id, message) = self.session.request(method, params);
         let resp = self.post(message).await?;
         let msg = match &mut self.legacy {
-            Some(l) => wait_for_reply(l, id).await?,
+            Some(l) => wait_for_reply(&self.rt, l, id).await?,
             None => proto::find_response(&resp, id)?,
         };
         proto::result_of(msg)
     }
 
     async fn post(&mut self, message: Value) -> Result<http::Response<Vec<u8>>, Error> {
-        let mut retries = self.retries();
-        let mut header = Self::up_front(&self.session, self.oauth.as_ref(), &mut retries).await?;
+        let mut attempts = Self::attempts(&self.session, self.oauth.as_ref()).await?;
         loop {
             let mut req = self.session.post(&message)?;
-            if let (Some(h), Some(o)) = (&header, &self.oauth) {
-                o.attach(&mut req, h)?;
-            }
+            attempts.attach(&mut req)?;
             let resp = send_capped(&*self.http, req, MAX_MCP_BODY).await.map_err(Error::Transport)?;
             self.session.observe(&resp);
-            match (challenge_of(&resp), &self.oauth) {
-                (Some(c), Some(o)) => header = Some(o.retry(c, header.as_ref(), &mut retries).await?),
-                _ => return proto::unchallenged(resp),
+            if !attempts.challenged(challenge_of(&resp)).await? {
+                return proto::unchallenged(resp);
             }
         }
     }
 }
 
 /// The reply with `id` from the legacy event stream.
-async fn wait_for_reply(legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
+async fn wait_for_reply<R: Runtime>(rt: &R, legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
     let deadline = Instant::now() + LEGACY_REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match legacy.next_event(left).await.map_err(Error::EventStream)? {
+        match legacy.next_event(rt, left).await.map_err(Error::EventStream)? {
             Some(ev) => {
                 if let Some(v) = proto::reply_to(&ev, id) {
                     return Ok(v);

@@ -1,0 +1,368 @@
+//! The OAuth client of one MCP server, on any [`Runtime`]: the store under its lock, the flow
+//! loop, and one request's authorize-and-retry loop ([`Attempts`]).
+
+use super::http::{send_capped, HttpClient};
+use super::listener::Listener;
+use super::{timeout, Runtime};
+use crate::error::Error;
+use crate::flow::{self, Flow, PromptSwitch, Retries, Step};
+use crate::interaction::Interaction;
+use crate::listen::Event;
+use crate::mcp::{challenge_of, Challenge};
+use crate::store::{StoreError, StoreLock, TokenStore};
+use crate::{os_entropy, Clock};
+use async_channel::{Receiver, Sender};
+use async_lock::{Mutex, MutexGuard};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Persist, Restored};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The OAuth client for one MCP server. Clones share one machine, so tasks (or threads) share
+/// one token and one flow at a time: concurrent callers wait for the flow under way and take
+/// its result.
+pub(crate) struct Client<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client { inner: self.inner.clone() }
+    }
+}
+
+struct Inner<R> {
+    rt: R,
+    config: Config,
+    key: String,
+    auth: Mutex<Authorizer>,
+    http: Arc<dyn HttpClient>,
+    store: Arc<dyn TokenStore>,
+    interaction: Interaction,
+    clock: Arc<dyn Clock>,
+    /// A save failed: the store may hold older tokens than the machine (a rotated refresh token).
+    unsaved: AtomicBool,
+}
+
+impl<R: Runtime> std::fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient").field("server", &self.inner.key).field("runtime", &self.inner.rt).finish_non_exhaustive()
+    }
+}
+
+/// The I/O of one flow.
+struct FlowIo<R: Runtime> {
+    events: (Sender<Event>, Receiver<Event>),
+    listener: Option<Listener<R>>,
+    reply: Option<Sender<Vec<u8>>>,
+    prompt: PromptSwitch,
+}
+
+impl<R: Runtime> FlowIo<R> {
+    async fn close(mut self) {
+        self.prompt.stop();
+        if let Some(l) = self.listener.take() {
+            l.close().await;
+        }
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// A client for `config.server_url` with the default HTTP client (the configuration's
+    /// network policy applied to it), restoring what `store` holds.
+    pub(crate) async fn new(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
+        let http = super::UreqOn::<R>::default().with_policy(config.network, config.server_url.host_str().unwrap_or(""));
+        Self::with_parts(config, store, interaction, Arc::new(http), Arc::new(crate::SystemClock)).await
+    }
+
+    /// With a specific HTTP client (used as it is) and clock.
+    pub(crate) async fn with_parts(
+        config: Config,
+        store: Arc<dyn TokenStore>,
+        interaction: Interaction,
+        http: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let rt = R::default();
+        let key = config.store_key();
+        let restored = {
+            let (store, config) = (store.clone(), config.clone());
+            rt.spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
+        };
+        flow::note_foreign_tokens(&config, &restored);
+        let auth = Authorizer::new(config.clone(), restored, clock.now())?;
+        let unsaved = AtomicBool::new(false);
+        let inner = Inner { rt, config, key, auth: Mutex::new(auth), http, store, interaction, clock, unsaved };
+        Ok(Client { inner: Arc::new(inner) })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn http(&self) -> Arc<dyn HttpClient> {
+        self.inner.http.clone()
+    }
+
+    pub(crate) async fn with_authorizer<T>(&self, f: impl FnOnce(&Authorizer) -> T) -> T {
+        f(&*self.inner.auth.lock().await)
+    }
+
+    pub(crate) async fn holds_token(&self) -> bool {
+        self.inner.auth.lock().await.token_set().is_some()
+    }
+
+    pub(crate) async fn authorization(&self) -> Result<Authorization, Error> {
+        let mut auth = self.inner.auth.lock().await;
+        self.authorize(&mut auth).await
+    }
+
+    pub(crate) async fn challenged(&self, challenge: Challenge, rejected: Option<&Authorization>) -> Result<Authorization, Error> {
+        let mut auth = self.inner.auth.lock().await;
+        self.challenge(&mut auth, challenge, rejected).await.map(|(a, _)| a)
+    }
+
+    pub(crate) async fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> Result<http::Response<Vec<u8>>, Error> {
+        flow::check_origin(&self.inner.config, &req)?;
+        let mut attempts = Attempts::start(Some(self), true).await?;
+        loop {
+            let mut r = req.clone();
+            attempts.attach(&mut r)?;
+            let resp = send_capped(&*self.inner.http, r, max_body).await.map_err(Error::Transport)?;
+            if !attempts.challenged(challenge_of(&resp)).await? {
+                return Ok(resp);
+            }
+        }
+    }
+
+    pub(crate) fn attach(&self, req: &mut http::Request<Vec<u8>>, authorization: &Authorization) -> Result<(), Error> {
+        flow::check_origin(&self.inner.config, req)?;
+        flow::attach(req, authorization, self.inner.clock.now());
+        Ok(())
+    }
+
+    async fn authorize(&self, auth: &mut MutexGuard<'_, Authorizer>) -> Result<Authorization, Error> {
+        // One reading of the clock: the machine must not judge at a later time than this check.
+        let now = self.inner.clock.now();
+        if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
+            return self.run(auth, Input::TokenWanted { now }).await;
+        }
+        // Single flight across clients and processes: wait for the store, then reload.
+        let _lock = self.store_lock().await?;
+        self.write_back(auth).await?;
+        let restored = self.load().await?;
+        if flow::store_changed(auth, &restored) {
+            flow::abandon(auth, self.inner.clock.now());
+            auth.restore(restored)?;
+        }
+        self.run(auth, Input::TokenWanted { now: self.inner.clock.now() }).await
+    }
+
+    /// The answer to a challenge, and whether it is a token another instance stored meanwhile.
+    async fn challenge(
+        &self,
+        auth: &mut MutexGuard<'_, Authorizer>,
+        challenge: Challenge,
+        rejected: Option<&Authorization>,
+    ) -> Result<(Authorization, bool), Error> {
+        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
+        let _lock = self.store_lock().await?;
+        self.write_back(auth).await?;
+        let stored = self.load().await?;
+        let rejected = rejected.map(|a| a.access_token().secret());
+        let now = self.inner.clock.now();
+        let replaced = flow::replaced_since(&self.inner.config, rejected, &stored);
+        if replaced || flow::store_changed(auth, &stored) {
+            // Another instance refreshed or logged in meanwhile: its tokens (and refresh token,
+            // the only one still valid after a rotation) are the ones to go on with.
+            flow::abandon(auth, now);
+            auth.restore(stored)?;
+        }
+        if replaced {
+            // The rejected token was already replaced by a fresh one: use that.
+            return self.run(auth, Input::TokenWanted { now }).await.map(|a| (a, true));
+        }
+        self.run(auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await.map(|a| (a, false))
+    }
+
+    async fn store_lock(&self) -> Result<StoreLock, StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        self.inner.rt.spawn_blocking(move || store.lock(&key)).await
+    }
+
+    async fn load(&self) -> Result<Restored, StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        self.inner.rt.spawn_blocking(move || store.load(&key)).await
+    }
+
+    async fn persist(&self, p: Persist) -> Result<(), StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        let result = self.inner.rt.spawn_blocking(move || store.persist(&key, &p)).await;
+        if result.is_err() {
+            self.inner.unsaved.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// After a failed save, saves what the machine holds before anything reads the store (which
+    /// may hold a refresh token that was rotated away). Callers hold the machine and the store lock.
+    async fn write_back(&self, auth: &Authorizer) -> Result<(), StoreError> {
+        if self.inner.unsaved.load(Ordering::SeqCst) {
+            let (store, key, all) = (self.inner.store.clone(), self.inner.key.clone(), flow::unsaved(auth));
+            self.inner.rt.spawn_blocking(move || all.iter().try_for_each(|p| store.persist(&key, p))).await?;
+            self.inner.unsaved.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
+        // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
+        flow::abandon(auth, self.inner.clock.now());
+        let mut io = FlowIo { events: async_channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
+        let result = self.drive(auth, &mut io, first).await;
+        flow::finished(&self.inner.key, &result);
+        io.close().await;
+        if result.is_err() {
+            flow::abandon(auth, self.inner.clock.now());
+        }
+        result
+    }
+
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, first: Input) -> Result<Authorization, Error> {
+        let Inner { rt, clock, interaction, .. } = &*self.inner;
+        let mut flow = Flow::start(&self.inner.key, auth, first)?;
+        loop {
+            let now = clock.now();
+            match flow.next(auth, interaction, now)? {
+                Step::Send(req) => {
+                    let result = send_capped(&*self.inner.http, crate::transport::request_of(&req), req.max_response_bytes).await;
+                    flow.responded(auth, clock.now(), &req, result)?;
+                }
+                Step::Prepare(redirect) => {
+                    let entropy = os_entropy()?;
+                    let callback = match redirect {
+                        None => CallbackSetup::NotRequested,
+                        Some(plan) => match Listener::bind(rt, &plan, io.events.0.clone()).await {
+                            Ok(l) => {
+                                let uri = l.redirect_uri().clone();
+                                io.listener = Some(l);
+                                CallbackSetup::Listening(uri)
+                            }
+                            Err(e) => flow::bind_failed(&plan, &e),
+                        },
+                    };
+                    flow.prepared(auth, now, entropy, callback)?;
+                }
+                Step::OpenUrl(url) => {
+                    let (i, u) = (interaction.clone(), url.clone());
+                    let handled = rt.spawn_blocking(move || i.handle_url(&u)).await;
+                    flow.url_handled(auth, interaction, clock.now(), url, handled)?;
+                }
+                Step::StartPrompt(url) => {
+                    let cancel = io.prompt.arm();
+                    let (prompt, tx, r) = (interaction.prompt.clone(), io.events.0.clone(), rt.clone());
+                    // Without a task to run it, no paste can come: the listener still may.
+                    let _ = rt.spawn("mcp-oauth-paste", async move {
+                        let pasted = r.spawn_blocking(move || prompt.read_redirect(&url, &cancel)).await;
+                        let _ = tx.send(pasted.map(Event::Paste).unwrap_or(Event::PromptClosed)).await;
+                    });
+                }
+                Step::Reject(page) => {
+                    if let Some(reply) = io.reply.take() {
+                        let _ = reply.try_send(page);
+                    }
+                }
+                Step::Answer(page) => {
+                    if let Some(reply) = io.reply.take() {
+                        let _ = reply.try_send(page);
+                    }
+                    if let Some(l) = io.listener.take() {
+                        l.close().await;
+                    }
+                    io.prompt.stop();
+                }
+                Step::Persist(p) => self.persist(p).await?,
+                Step::Wait(until) => {
+                    // From the machine's time: a clock stepped back does not stretch the wait.
+                    let wait = Duration::from_millis(until.as_millis().saturating_sub(now.max(auth.now()).as_millis()));
+                    let event = match timeout(rt, wait, io.events.1.recv()).await {
+                        Some(Ok(Event::Callback { url, reply })) => {
+                            io.reply = Some(reply);
+                            flow::Event::Callback(url)
+                        }
+                        Some(Ok(Event::Paste(url))) => flow::Event::Paste(url),
+                        Some(Ok(Event::PromptClosed)) => {
+                            io.prompt.ended();
+                            flow::Event::PromptClosed
+                        }
+                        Some(Err(_)) => return Err(Error::Stalled),
+                        None => flow::Event::Timeout(until),
+                    };
+                    flow.event(auth, clock.now(), event)?;
+                }
+                Step::Ready(a) => return Ok(a),
+            }
+        }
+    }
+}
+
+/// One request's authorize-and-retry loop, written once for every request the adapters send
+/// with a token (MCP posts, the legacy event stream, [`Client::send`]):
+///
+/// ```text
+/// let mut attempts = Attempts::start(oauth, wants_token_up_front).await?;
+/// loop {
+///     attempts.attach(&mut req)?;                      // the token, if there is one yet
+///     let resp = send(req).await?;
+///     if !attempts.challenged(challenge_of(&resp)).await? { return Ok(resp) }
+/// }
+/// ```
+///
+/// Its budget ([`Retries`]) is the request's own, so other tasks and instances sharing the
+/// client or the store cannot make it loop. Without OAuth it attaches nothing and never retries.
+pub(crate) struct Attempts<'a, R: Runtime> {
+    oauth: Option<&'a Client<R>>,
+    retries: Retries,
+    header: Option<Authorization>,
+}
+
+impl<'a, R: Runtime> Attempts<'a, R> {
+    /// Starts a request; with `up_front`, the token is fetched before the first send (counted).
+    pub(crate) async fn start(oauth: Option<&'a Client<R>>, up_front: bool) -> Result<Self, Error> {
+        let retries = Retries::new(oauth.map(|o| o.config()));
+        let mut attempts = Attempts { oauth, retries, header: None };
+        if let (Some(o), true) = (oauth, up_front) {
+            let mut auth = o.inner.auth.lock().await;
+            let before = auth.authorizations();
+            let a = o.authorize(&mut auth).await;
+            attempts.retries.authorized(auth.authorizations().saturating_sub(before));
+            attempts.header = Some(a?);
+        }
+        Ok(attempts)
+    }
+
+    /// Puts the current token on `req` (nothing before the first challenge of a lazy client).
+    pub(crate) fn attach(&self, req: &mut http::Request<Vec<u8>>) -> Result<(), Error> {
+        match (&self.header, self.oauth) {
+            (Some(h), Some(o)) => o.attach(req, h),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a response: `Ok(true)` to send again with the new token, `Ok(false)` to take the
+    /// response as it is (no challenge, or no OAuth to answer it), an error once the request's
+    /// budget is spent or the flow failed.
+    pub(crate) async fn challenged(&mut self, challenge: Option<Challenge>) -> Result<bool, Error> {
+        let (Some(challenge), Some(o)) = (challenge, self.oauth) else { return Ok(false) };
+        self.retries.challenge(&challenge)?;
+        let mut auth = o.inner.auth.lock().await;
+        let before = auth.authorizations();
+        let answered = o.challenge(&mut auth, challenge, self.header.as_ref()).await;
+        // Counted while the machine is held: other tasks' authorizations do not count.
+        self.retries.authorized(auth.authorizations().saturating_sub(before));
+        let (a, replaced) = answered?;
+        self.retries.answered(replaced);
+        self.header = Some(a);
+        Ok(true)
+    }
+}
