@@ -103,5 +103,5 @@ fn call_async(config: Config, interaction: Interaction, args: serde_json::Value)
 
 #[cfg(not(feature = "async-std"))]
 fn call_async(_: Config, _: Interaction, _: serde_json::Value) -> Result<serde_json::Value, mcp_oauth_client::Error> {
-    Err(mcp_oauth_client::Error::Mcp("built without the async-std feature".into()))
+    Err(mcp_oauth_client::Error::Unsupported("built without the async-std feature"))
 }

@@ -1,7 +1,11 @@
-//! The adapter's error: core errors plus what can go wrong with real I/O.
+//! The adapter's error: core errors plus what can go wrong with real I/O. Errors about a request
+//! to the MCP server name it ([`McpRequest`]: the step, the method and the URL, its query left
+//! out), and their `Display` says what to do next.
 
 use crate::store::StoreError;
+use mcp_oauth_core::http::{TransportFailure, TransportFailureKind};
 use mcp_oauth_core::{ConfigError, Error as CoreError};
+use std::fmt;
 
 /// Everything the adapters report.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +23,49 @@ pub enum Error {
     /// The operating system had no randomness to give.
     #[error("no randomness available: {0}")]
     Entropy(String),
-    /// A request to the MCP server failed below HTTP.
-    #[error("mcp transport: {0}")]
-    Transport(mcp_oauth_core::http::TransportFailure),
-    /// The MCP server answered something this client cannot use.
-    #[error("mcp: {0}")]
-    Mcp(String),
+    /// A request to the MCP server got no HTTP response (refused, unresolvable, TLS, timeout).
+    #[error("{request}: no response: {failure}{}", transport_hint(failure, request))]
+    Transport {
+        /// The request.
+        request: McpRequest,
+        /// Why there is no response.
+        failure: TransportFailure,
+    },
+    /// The MCP server answered an error status (not an OAuth challenge this client could act on).
+    #[error("{request}: the server answered {status}{}", status_hint(*status))]
+    Status {
+        /// The request.
+        request: McpRequest,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The MCP server asks for OAuth (401 with a `Bearer` challenge), and this server is
+    /// configured without it.
+    #[error(
+        "{request}: the server requires OAuth (401 with a Bearer challenge): add an \"oauth\" section to this server's \
+         configuration (an empty one, {{}}, logs in through the browser), or give the client an OAuthClient"
+    )]
+    OAuthRequired {
+        /// The request.
+        request: McpRequest,
+    },
+    /// The MCP server's answer does not follow the MCP protocol.
+    #[error("{request}: {problem}: is this URL an MCP server's endpoint?")]
+    Protocol {
+        /// The request.
+        request: McpRequest,
+        /// What is wrong with the answer.
+        problem: ProtocolError,
+    },
+    /// A request could not be built from the configuration (a header name or value that HTTP
+    /// does not allow).
+    #[error("cannot build the request to {url}: {reason}: check the server's \"headers\" in the configuration")]
+    BadRequest {
+        /// The URL, without its query.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The legacy transport's event stream failed: an event over the size cap, or the stream
     /// ended. The next call opens a new stream.
     #[error("mcp event stream: {0}")]
@@ -49,6 +90,9 @@ pub enum Error {
         /// The MCP server's origin.
         server: String,
     },
+    /// This build cannot do what was asked (a feature left out).
+    #[error("not available in this build: {0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {
@@ -58,5 +102,88 @@ impl Error {
             Error::Core(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// A request to the MCP server, as errors name it: `initialize: POST https://mcp.example.com/mcp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpRequest {
+    /// What the request was for: the JSON-RPC method (`initialize`, `tools/call`), `event
+    /// stream` (the legacy transport's GET), or `request` (one sent through
+    /// `OAuthClient::send`).
+    pub step: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The URL, without its query (which may carry credentials) or fragment.
+    pub url: String,
+}
+
+impl McpRequest {
+    /// Names `req`, sent for `step`.
+    pub(crate) fn of(step: &str, req: &http::Request<Vec<u8>>) -> Self {
+        let url = req.uri().to_string();
+        let url = url.split(['?', '#']).next().unwrap_or("").to_owned();
+        McpRequest { step: step.to_owned(), method: req.method().to_string(), url }
+    }
+}
+
+impl fmt::Display for McpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {}", self.step, self.method, self.url)
+    }
+}
+
+/// How an MCP server's answer broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The body is not JSON.
+    #[error("the response is not JSON ({0})")]
+    NotJson(String),
+    /// No JSON-RPC response with the request's id (in a JSON body or an SSE-framed one).
+    #[error("no JSON-RPC response with id {0}")]
+    NoResponse(u64),
+    /// A JSON-RPC response with neither `result` nor `error`.
+    #[error("the JSON-RPC response has neither result nor error")]
+    NoResult,
+    /// A `tools/list` result without a `tools` array.
+    #[error("the tools/list result has no tools array")]
+    NoTools,
+    /// The legacy event stream's first event was missing, or not `endpoint`.
+    #[error("the event stream did not start with an endpoint event{}", .0.as_deref().map(|e| format!(" (got {e:?})")).unwrap_or_default())]
+    NoEndpointEvent(Option<String>),
+    /// The `endpoint` event names no usable URL.
+    #[error("the endpoint event names no URL ({0})")]
+    BadEndpoint(String),
+    /// The `endpoint` event names another origin: no request (or token) is sent there.
+    #[error("the endpoint event names another origin; refusing to send requests (and tokens) there")]
+    ForeignEndpoint,
+    /// The event stream carried no reply to the request in time.
+    #[error("no reply to request {0} on the event stream")]
+    NoReplyOnStream(u64),
+}
+
+fn transport_hint(failure: &TransportFailure, request: &McpRequest) -> String {
+    let host = url::Url::parse(&request.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    match failure.kind {
+        TransportFailureKind::Connect => format!(": is an MCP server running at {host}, and are the URL's host name and port right?"),
+        TransportFailureKind::Tls => ": the server's certificate is not trusted for this name".into(),
+        TransportFailureKind::Timeout => ": the server did not answer in time; try again, or check the network".into(),
+        TransportFailureKind::BodyTooLarge => ": the answer is larger than an MCP client accepts".into(),
+        TransportFailureKind::Blocked => ": the network policy forbids this address".into(),
+        _ => String::new(),
+    }
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 => ": nothing is at this URL; check the MCP endpoint's path (often /mcp)",
+        405 => ": this URL does not take this method; check that it is the MCP endpoint (often /mcp)",
+        401 => ": the server refused the credentials without an OAuth challenge this client can answer",
+        403 => ": the server refused this request",
+        400 | 406 | 415 | 422 => ": the server did not accept the request; is this URL an MCP endpoint of a supported version?",
+        408 | 429 => ": the server is busy; try again later",
+        500..=599 => ": the server failed; try again later",
+        _ => "",
     }
 }

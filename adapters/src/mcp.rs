@@ -5,7 +5,7 @@
 
 #![cfg_attr(not(any(feature = "blocking", feature = "async-std")), allow(dead_code))] // the clients are behind features
 
-use crate::error::Error;
+use crate::error::{Error, McpRequest, ProtocolError};
 use mcp_oauth_core::{ConfigError, ServerConfig, Transport};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -339,7 +339,7 @@ impl Session {
                 Ok(Discovered::Initialize)
             }
             // Not a 2026-07-28 server (unknown method, unsupported version, 4xx): negotiate down.
-            Err(Error::JsonRpc { .. } | Error::Mcp(_)) => Ok(Discovered::Initialize),
+            Err(Error::JsonRpc { .. } | Error::Protocol { .. } | Error::Status { .. }) => Ok(Discovered::Initialize),
             Err(e) => Err(e),
         }
     }
@@ -410,7 +410,7 @@ impl Session {
         if let Some(s) = &self.session_id {
             b = b.header("Mcp-Session-Id", s.as_str());
         }
-        b.body(message.to_string().into_bytes()).map_err(|e| Error::Mcp(e.to_string()))
+        b.body(message.to_string().into_bytes()).map_err(|e| bad_request(target, e))
     }
 
     /// The GET that opens the legacy event stream, without authorization.
@@ -422,7 +422,7 @@ impl Session {
             v.set_sensitive(true);
             b = b.header(k, v);
         }
-        b.body(Vec::new()).map_err(|e| Error::Mcp(e.to_string()))
+        b.body(Vec::new()).map_err(|e| bad_request(&self.url, e))
     }
 
     /// Takes the session id a response assigns.
@@ -433,14 +433,14 @@ impl Session {
     }
 
     /// Checks the legacy stream's first event: an `endpoint` on the stream's own origin.
-    pub(crate) fn legacy_opened(&mut self, first: Option<SseEvent>) -> Result<(), Error> {
-        let first = first.ok_or_else(|| Error::Mcp("no endpoint event on the event stream".into()))?;
+    pub(crate) fn legacy_opened(&mut self, first: Option<SseEvent>) -> Result<(), ProtocolError> {
+        let first = first.ok_or(ProtocolError::NoEndpointEvent(None))?;
         if first.event != "endpoint" {
-            return Err(Error::Mcp(format!("expected an endpoint event, got {:?}", first.event)));
+            return Err(ProtocolError::NoEndpointEvent(Some(first.event)));
         }
-        let endpoint = self.url.join(first.data.trim()).map_err(|e| Error::Mcp(format!("endpoint event: {e}")))?;
+        let endpoint = self.url.join(first.data.trim()).map_err(|e| ProtocolError::BadEndpoint(e.to_string()))?;
         if endpoint.origin() != self.url.origin() {
-            return Err(Error::Mcp("the endpoint event names another origin; refusing to send requests (and tokens) there".into()));
+            return Err(ProtocolError::ForeignEndpoint);
         }
         self.legacy_endpoint = Some(endpoint);
         Ok(())
@@ -456,13 +456,24 @@ impl Session {
     }
 }
 
-/// A non-challenge response to a POST: its body if 2xx, else an error.
-pub(crate) fn unchallenged(resp: http::Response<Vec<u8>>) -> Result<http::Response<Vec<u8>>, Error> {
+/// A response no OAuth client acted on: itself if 2xx, else the error that says what to do: a
+/// server that wants OAuth from a client without it gets [`Error::OAuthRequired`].
+pub(crate) fn unchallenged(request: McpRequest, resp: http::Response<Vec<u8>>, oauth: bool) -> Result<http::Response<Vec<u8>>, Error> {
+    let status = resp.status().as_u16();
     if resp.status().is_success() {
         Ok(resp)
+    } else if status == 401 && !oauth && challenge_of(&resp).is_some() {
+        Err(Error::OAuthRequired { request })
     } else {
-        Err(Error::Mcp(format!("http status {}", resp.status().as_u16())))
+        Err(Error::Status { request, status })
     }
+}
+
+/// The error for a request the configuration makes unbuildable.
+fn bad_request(url: &Url, e: http::Error) -> Error {
+    let mut url = url.clone();
+    url.set_query(None);
+    Error::BadRequest { url: url.to_string(), reason: e.to_string() }
 }
 
 /// The `Mcp-Name` header of a request (SEP-2243): the tool or prompt name, or the resource URI.
@@ -476,7 +487,8 @@ fn mcp_name(body: &Value) -> Option<&str> {
 }
 
 /// The JSON-RPC response with `id`, from a JSON body or an SSE stream.
-pub(crate) fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<Value, Error> {
+pub(crate) fn find_response(request: &McpRequest, resp: &http::Response<Vec<u8>>, id: u64) -> Result<Value, Error> {
+    let protocol = |problem| Error::Protocol { request: request.clone(), problem };
     let ct = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ct.starts_with("text/event-stream") {
         let text = String::from_utf8_lossy(resp.body());
@@ -486,13 +498,13 @@ pub(crate) fn find_response(resp: &http::Response<Vec<u8>>, id: u64) -> Result<V
                 return Ok(v);
             }
         }
-        return Err(Error::Mcp(format!("no response with id {id} in the event stream")));
+        return Err(protocol(ProtocolError::NoResponse(id)));
     }
-    let v: Value = serde_json::from_slice(resp.body()).map_err(|e| Error::Mcp(format!("invalid json response: {e}")))?;
+    let v: Value = serde_json::from_slice(resp.body()).map_err(|e| protocol(ProtocolError::NotJson(e.to_string())))?;
     if v.get("id").and_then(Value::as_u64) == Some(id) {
         Ok(v)
     } else {
-        Err(Error::Mcp(format!("response id does not match request id {id}")))
+        Err(protocol(ProtocolError::NoResponse(id)))
     }
 }
 
@@ -506,19 +518,20 @@ pub(crate) fn reply_to(ev: &SseEvent, id: u64) -> Option<Value> {
 }
 
 /// The `result` of a JSON-RPC response, or its error.
-pub(crate) fn result_of(msg: Value) -> Result<Value, Error> {
+pub(crate) fn result_of(request: &McpRequest, msg: Value) -> Result<Value, Error> {
     if let Some(e) = msg.get("error") {
         return Err(Error::JsonRpc {
             code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
             message: e.get("message").and_then(Value::as_str).unwrap_or("").chars().take(500).collect(),
         });
     }
-    msg.get("result").cloned().ok_or_else(|| Error::Mcp("response has neither result nor error".into()))
+    msg.get("result").cloned().ok_or_else(|| Error::Protocol { request: request.clone(), problem: ProtocolError::NoResult })
 }
 
 /// The tools of a `tools/list` result.
-pub(crate) fn tools_of(result: &Value) -> Result<Vec<Tool>, Error> {
-    let tools = result.get("tools").and_then(Value::as_array).ok_or_else(|| Error::Mcp("tools/list result has no tools array".into()))?;
+pub(crate) fn tools_of(request: &McpRequest, result: &Value) -> Result<Vec<Tool>, Error> {
+    let no_tools = || Error::Protocol { request: request.clone(), problem: ProtocolError::NoTools };
+    let tools = result.get("tools").and_then(Value::as_array).ok_or_else(no_tools)?;
     Ok(tools
         .iter()
         .filter_map(|t| {

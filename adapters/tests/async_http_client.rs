@@ -53,5 +53,5 @@ fn the_body_cap_holds_whatever_the_client_does() {
         .unwrap();
         McpClient::new(config(&s).server_url, Some(oauth)).list_tools().await.unwrap_err()
     });
-    assert!(matches!(&e, Error::Transport(f) if f.kind == TransportFailureKind::BodyTooLarge), "{e:?}");
+    assert!(matches!(&e, Error::Transport { failure: f, .. } if f.kind == TransportFailureKind::BodyTooLarge), "{e:?}");
 }

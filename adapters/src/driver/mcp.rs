@@ -8,7 +8,7 @@
 
 use super::http::{send_capped, ByteStream, HttpClient, HttpStream};
 use super::{timeout, Attempts, Client, Runtime};
-use crate::error::Error;
+use crate::error::{Error, McpRequest, ProtocolError};
 use crate::interaction::Interaction;
 use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, EventStreamError, LegacyEvents, Session, SseEvent, Tool};
 use crate::mcp::{LEGACY_ENDPOINT_TIMEOUT, LEGACY_REPLY_TIMEOUT, MAX_MCP_BODY};
@@ -155,25 +155,26 @@ impl<R: Runtime> Mcp<R> {
         }
         if !self.session.legacy_sse {
             self.session.stateless = true;
-            let discover = self.rpc("server/discover", json!({})).await;
+            let discover = self.rpc("server/discover", json!({})).await.map(|(_, result)| result);
             if let Discovered::Stateless(result) = self.session.discovered(discover)? {
                 return Ok(result);
             }
         }
-        let result = self.rpc("initialize", self.session.initialize_params()).await?;
+        let (_, result) = self.rpc("initialize", self.session.initialize_params()).await?;
         self.session.initialized(&result);
-        self.post(Session::initialized_notification()).await?;
+        self.post("notifications/initialized", Session::initialized_notification()).await?;
         Ok(result)
     }
 
     pub(crate) async fn list_tools(&mut self) -> Result<Vec<Tool>, Error> {
         self.ensure_connected().await?;
-        proto::tools_of(&self.rpc("tools/list", json!({})).await?)
+        let (request, result) = self.rpc("tools/list", json!({})).await?;
+        proto::tools_of(&request, &result)
     }
 
     pub(crate) async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value, Error> {
         self.ensure_connected().await?;
-        self.rpc("tools/call", proto::call_params(name, arguments)).await
+        self.rpc("tools/call", proto::call_params(name, arguments)).await.map(|(_, result)| result)
     }
 
     async fn ensure_connected(&mut self) -> Result<(), Error> {
@@ -207,48 +208,57 @@ impl<R: Runtime> Mcp<R> {
         let body = loop {
             let mut req = self.session.open_stream()?;
             attempts.attach(&mut req)?;
-            match self.http.open_stream(req).await.map_err(Error::Transport)? {
-                HttpStream::Open(_, body) => break body,
+            let request = McpRequest::of("event stream", &req);
+            let opened = self.http.open_stream(req).await.map_err(|failure| Error::Transport { request: request.clone(), failure })?;
+            match opened {
+                HttpStream::Open(_, body) => break (request, body),
                 HttpStream::Done(resp) => {
                     if !attempts.challenged(challenge_of(&resp)).await? {
-                        return Err(Error::Mcp(format!("event stream: http status {}", resp.status().as_u16())));
+                        let status = resp.status().as_u16();
+                        return Err(proto::unchallenged(request.clone(), resp, self.oauth.is_some())
+                            .err()
+                            .unwrap_or(Error::Status { request, status }));
                     }
                 }
             }
         };
+        let (request, body) = body;
         let mut legacy = Legacy { body, events: LegacyEvents::default() };
         let first = legacy.next_event(&self.rt, LEGACY_ENDPOINT_TIMEOUT).await.map_err(Error::EventStream)?;
-        self.session.legacy_opened(first)?;
+        self.session.legacy_opened(first).map_err(|problem| Error::Protocol { request, problem })?;
         self.legacy = Some(legacy);
         Ok(())
     }
 
-    async fn rpc(&mut self, method: &str, params: Value) -> Result<Value, Error> {
+    /// A JSON-RPC call: the result, and the request that carried it (for errors about it).
+    async fn rpc(&mut self, method: &str, params: Value) -> Result<(McpRequest, Value), Error> {
         let (id, message) = self.session.request(method, params);
-        let resp = self.post(message).await?;
+        let (request, resp) = self.post(method, message).await?;
         let msg = match &mut self.legacy {
-            Some(l) => wait_for_reply(&self.rt, l, id).await?,
-            None => proto::find_response(&resp, id)?,
+            Some(l) => wait_for_reply(&self.rt, &request, l, id).await?,
+            None => proto::find_response(&request, &resp, id)?,
         };
-        proto::result_of(msg)
+        proto::result_of(&request, msg).map(|result| (request, result))
     }
 
-    async fn post(&mut self, message: Value) -> Result<http::Response<Vec<u8>>, Error> {
+    async fn post(&mut self, step: &str, message: Value) -> Result<(McpRequest, http::Response<Vec<u8>>), Error> {
         let mut attempts = Self::attempts(&self.session, self.oauth.as_ref()).await?;
         loop {
             let mut req = self.session.post(&message)?;
             attempts.attach(&mut req)?;
-            let resp = send_capped(&*self.http, req, MAX_MCP_BODY).await.map_err(Error::Transport)?;
+            let request = McpRequest::of(step, &req);
+            let sent = send_capped(&*self.http, req, MAX_MCP_BODY).await;
+            let resp = sent.map_err(|failure| Error::Transport { request: request.clone(), failure })?;
             self.session.observe(&resp);
             if !attempts.challenged(challenge_of(&resp)).await? {
-                return proto::unchallenged(resp);
+                return proto::unchallenged(request.clone(), resp, self.oauth.is_some()).map(|resp| (request, resp));
             }
         }
     }
 }
 
 /// The reply with `id` from the legacy event stream.
-async fn wait_for_reply<R: Runtime>(rt: &R, legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
+async fn wait_for_reply<R: Runtime>(rt: &R, request: &McpRequest, legacy: &mut Legacy, id: u64) -> Result<Value, Error> {
     let deadline = Instant::now() + LEGACY_REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -258,7 +268,7 @@ async fn wait_for_reply<R: Runtime>(rt: &R, legacy: &mut Legacy, id: u64) -> Res
                     return Ok(v);
                 }
             }
-            None => return Err(Error::Mcp(format!("no reply to request {id} on the event stream"))),
+            None => return Err(Error::Protocol { request: request.clone(), problem: ProtocolError::NoReplyOnStream(id) }),
         }
     }
 }

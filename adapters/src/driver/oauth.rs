@@ -128,7 +128,9 @@ impl<R: Runtime> Client<R> {
         loop {
             let mut r = req.clone();
             attempts.attach(&mut r)?;
-            let resp = send_capped(&*self.inner.http, r, max_body).await.map_err(Error::Transport)?;
+            let request = crate::error::McpRequest::of("request", &r);
+            let sent = send_capped(&*self.inner.http, r, max_body).await;
+            let resp = sent.map_err(|failure| Error::Transport { request, failure })?;
             if !attempts.challenged(challenge_of(&resp)).await? {
                 return Ok(resp);
             }
