@@ -56,11 +56,18 @@ pub mod blocking;
 #[cfg(feature = "async-std")]
 pub mod async_std;
 
-pub use error::Error;
+pub use error::{Error, McpRequest, ProtocolError};
 pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
-pub use mcp_oauth_core::{Authorization, Config, OAuthConfig, ServerConfig, Timestamp, TokenSet, Transport};
+pub use mcp_oauth_core::secret::ClientSecret;
+pub use mcp_oauth_core::{Authorization, Config, Flow, OAuthConfig, Persist, Restored, ServerConfig, Timestamp, TokenSet, Transport, Url};
 pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
+
+// Every code block of the README is compiled with the doc tests (`no_run`: they talk to
+// example.com), so the README cannot drift from the API.
+#[cfg(all(doctest, feature = "blocking", feature = "async-std"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 use mcp_oauth_core::Entropy;
 
