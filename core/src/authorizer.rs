@@ -194,6 +194,12 @@ pub struct RedirectPlan {
 }
 
 impl RedirectPlan {
+    /// True if `uri` is a redirect URI a listener bound for this plan can have: `http`, a
+    /// loopback host, an explicit port and the planned path.
+    pub(crate) fn accepts(&self, uri: &Url) -> bool {
+        uri.scheme() == "http" && crate::http::is_loopback_url(uri) && uri.path() == self.path && uri.port().is_some()
+    }
+
     /// The redirect URI for a bound port.
     pub fn redirect_uri(&self, port: u16) -> Url {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };

@@ -200,6 +200,17 @@ impl Authorizer {
             Input::AttemptPrepared { .. } if !matches!(self.state, State::AwaitingPreparation { .. }) => {
                 return Err(self.unexpected(&input))
             }
+            // The listener must be the one the plan asked for: checked here, before the clock
+            // or the DPoP key (made from this input's entropy) change.
+            Input::AttemptPrepared { callback: CallbackSetup::Listening(uri), .. } => {
+                if let State::AwaitingPreparation { plan: AttemptPlan { redirect: Some(rp) }, flow: ChosenFlow::AuthorizationCode } =
+                    &self.state
+                {
+                    if !rp.accepts(uri) {
+                        return Err(UsageError::BadRedirectUri(uri.to_string()).into());
+                    }
+                }
+            }
             Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(self.state, State::AwaitingRedirect { .. }) => {
                 return Err(self.unexpected(&input))
             }
@@ -1396,14 +1407,8 @@ impl Authorizer {
         }
         let Some(rp) = plan.redirect.clone() else { return Ok(()) };
         let (redirect_uri, listening) = match callback {
-            CallbackSetup::Listening(uri) => {
-                let ok = uri.scheme() == "http" && crate::http::is_loopback_url(&uri) && uri.path() == rp.path && uri.port().is_some();
-                if !ok {
-                    self.state = State::AwaitingPreparation { plan, flow };
-                    return Err(UsageError::BadRedirectUri(uri.to_string()).into());
-                }
-                (uri, true)
-            }
+            // `handle` refused a listener the plan did not ask for.
+            CallbackSetup::Listening(uri) => (uri, true),
             CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => {
                 // Paste mode: the browser lands on a port nobody listens on, and the user copies
                 // the address. Port 0 needs a concrete port: derive one from the entropy.
