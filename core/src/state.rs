@@ -16,7 +16,7 @@ use crate::pkce::{verifier_from_bytes, PkceChallenge};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
-use crate::token::{select_auth_method, token_request, AuthMethod, ClientAuth, GrantKind, TokenResponse, TokenSet};
+use crate::token::{select_auth_method, AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use url::Url;
@@ -1045,12 +1045,9 @@ impl Authorizer {
             self.use_configured_client(&t.issuer)?;
         }
         let auth = self.client_auth(&client, &t.issuer, nonce, true)?;
-        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.secret().to_owned())];
-        if self.config.send_resource {
-            // Item 1: the value the grant was obtained with, whatever discovery says today.
-            form.push(("resource", t.resource.clone()));
-        }
-        let req = token_request(&endpoint, form, &auth);
+        // Item 1: the `resource` the grant was obtained with, whatever discovery says today.
+        let resource = self.config.send_resource.then_some(t.resource.as_str());
+        let req = Grant::RefreshToken { refresh_token: &rt, resource }.request(&endpoint, Some(&auth));
         let req = self.send_token(Purpose::Refresh, req);
         // Once per rejection: a refresh ahead of expiry does not use up the one a rejected
         // token gets (a token that expired in transit, or revoked: the refresh then says so).
@@ -1230,15 +1227,10 @@ impl Authorizer {
             return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
         };
         let scope = self.select_scope(false);
-        let mut form = vec![("grant_type", "client_credentials".to_owned())];
-        if let Some(r) = self.resource_param() {
-            form.push(("resource", r));
-        }
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
         let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
-        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let resource = self.resource_param();
+        let grant = Grant::ClientCredentials { resource: resource.as_deref(), scope: scope.as_deref() };
+        let req = grant.request(&ctx.token_endpoint, Some(&auth));
         self.remember_requested(&scope);
         let req = self.send_token(Purpose::ClientCredentials, req);
         self.state = State::ClientCredentials { req, scope };
@@ -1286,29 +1278,14 @@ impl Authorizer {
         let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
         let scope = self.select_scope(false);
         let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let mut form = vec![
-            ("grant_type", crate::token::TOKEN_EXCHANGE_GRANT.to_owned()),
-            ("requested_token_type", crate::token::ID_JAG_TOKEN_TYPE.to_owned()),
-            ("subject_token", idp.subject_token.secret().to_owned()),
-            ("subject_token_type", crate::token::ID_TOKEN_TYPE.to_owned()),
-            ("audience", ctx.issuer.clone()),
-            ("resource", resource),
-        ];
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
+        let grant =
+            Grant::IdJagExchange { id_token: &idp.subject_token, audience: &ctx.issuer, resource: &resource, scope: scope.as_deref() };
         // The client authenticates to the IdP with its IdP credentials, if it has any.
-        let req = match (&idp.client_id, &idp.client_secret) {
-            (Some(id), secret) => {
-                let method = if secret.is_some() { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
-                token_request(
-                    &idp.token_endpoint,
-                    form,
-                    &ClientAuth { method, client_id: id, secret: secret.as_ref(), assertion: None, client_id_in_body: true },
-                )
-            }
-            (None, _) => crate::token::form_request(&idp.token_endpoint, &form),
-        };
+        let auth = idp.client_id.as_deref().map(|id| {
+            let method = if idp.client_secret.is_some() { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
+            ClientAuth { method, client_id: id, secret: idp.client_secret.as_ref(), assertion: None, client_id_in_body: true }
+        });
+        let req = grant.request(&idp.token_endpoint, auth.as_ref());
         self.remember_requested(&scope);
         let req = self.send(Purpose::TokenExchange, req);
         self.state = State::TokenExchange { req, scope };
@@ -1327,19 +1304,14 @@ impl Authorizer {
     /// refusal is final: no retry, no other grant (SEP-1933).
     fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<(), Error> {
         let ctx = self.ctx()?;
-        let mut form = vec![("grant_type", crate::token::JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.secret().to_owned())];
-        if let Some(r) = self.resource_param() {
-            form.push(("resource", r));
-        }
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
+        let resource = self.resource_param();
+        let grant = Grant::JwtBearer { assertion, resource: resource.as_deref(), scope: scope.as_deref() };
         let req = match self.use_configured_client(&ctx.issuer)? {
             Some(client) => {
                 let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
-                token_request(&ctx.token_endpoint, form, &auth)
+                grant.request(&ctx.token_endpoint, Some(&auth))
             }
-            None => crate::token::form_request(&ctx.token_endpoint, &form),
+            None => grant.request(&ctx.token_endpoint, None),
         };
         let req = self.send_token(Purpose::JwtBearer, req);
         self.state = State::JwtBearer { req, scope };
@@ -1602,17 +1574,14 @@ impl Authorizer {
         }
         let ctx = self.ctx()?;
         let client = attempt.client.clone().ok_or_else(|| RegistrationError::NoMethod { issuer: ctx.issuer.clone() })?;
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code.secret().to_owned()),
-            ("redirect_uri", attempt.redirect_uri.to_string()),
-            ("code_verifier", attempt.verifier.secret().to_owned()),
-        ];
-        if let Some(r) = &attempt.resource {
-            form.push(("resource", r.clone()));
-        }
         let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
-        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let grant = Grant::AuthorizationCode {
+            code: &code,
+            redirect_uri: &attempt.redirect_uri,
+            verifier: &attempt.verifier,
+            resource: attempt.resource.as_deref(),
+        };
+        let req = grant.request(&ctx.token_endpoint, Some(&auth));
         let req = self.send_token(Purpose::CodeExchange, req);
         self.state = State::ExchangingCode { req, attempt };
         Ok(())
