@@ -3,12 +3,14 @@
 
 use crate::callback::Outcome;
 use crate::config::Config;
+use crate::context::{RequestContext, ServerContext};
+use crate::dpop::DpopContext;
 use crate::entropy::Entropy;
 use crate::error::{ConfigError, Error};
 use crate::http::{redact_query, HttpResponse, OutgoingRequest, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::registration::ClientInfo;
-use crate::state::{ServerContext, State};
+use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{Authorization, TokenSet};
 use std::collections::VecDeque;
@@ -356,7 +358,7 @@ pub struct Authorizer {
     /// Where `prm` came from.
     pub(crate) prm_url: Option<String>,
     pub(crate) server: Option<ServerContext>,
-    pub(crate) request: crate::state::RequestContext,
+    pub(crate) request: RequestContext,
     /// When the resource server last rejected a token from a login moments old, and the
     /// authorization server that login was at.
     pub(crate) login_rejected_at: Option<(Timestamp, String)>,
@@ -364,7 +366,7 @@ pub struct Authorizer {
     pub(crate) authorizations: u64,
     /// The registration an unfinished login made (not on file until a login succeeds with it).
     pub(crate) pending_client: Option<ClientInfo>,
-    pub(crate) dpop: crate::state::DpopContext,
+    pub(crate) dpop: DpopContext,
 }
 
 impl fmt::Debug for Authorizer {

@@ -2,21 +2,20 @@
 //! else assigns `self.state`.
 
 use crate::authorize::{authorization_url, check_redirect, parse_redirect, AuthorizationRequest, RedirectExpectations};
-use crate::authorizer::{
-    AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, StateName,
-};
+use crate::authorizer::{AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectSource, StateName};
 use crate::callback::Outcome;
-use crate::config::Flow;
-use crate::discovery::{self, BearerChallenge};
+use crate::context::ServerContext;
+use crate::discovery;
 use crate::entropy::Entropy;
 use crate::error::*;
 use crate::http::{is_secure_endpoint, HttpRequest, HttpResponse, OutgoingRequest, Purpose, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::pkce::{verifier_from_bytes, PkceChallenge};
+use crate::policy::{self, ChosenFlow};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
-use crate::token::{select_auth_method, AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
+use crate::token::{AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use url::Url;
@@ -37,76 +36,6 @@ pub(crate) enum State {
     JwtBearer { req: RequestId, scope: Option<String> },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChosenFlow {
-    AuthorizationCode,
-    ClientCredentials,
-    EnterpriseManaged,
-    WorkloadIdentity,
-    /// A refresh whose client assertion (`private_key_jwt`) needs entropy for its `jti`.
-    Refresh,
-}
-
-/// The authorization server in use.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerContext {
-    pub(crate) issuer: String,
-    pub(crate) metadata: Option<AuthorizationServerMetadata>,
-    pub(crate) authorization_endpoint: Option<Url>,
-    pub(crate) token_endpoint: Url,
-    pub(crate) registration_endpoint: Option<Url>,
-    /// The issuer is a baseline for RFC 9207 `iss` checks: it came from validated metadata or
-    /// explicit configuration, not synthesized for 2025-03-26 default endpoints (SPEC OQ 18).
-    pub(crate) iss_baseline: bool,
-}
-
-/// What one MCP request (one `TokenWanted` and the challenges that follow) has seen.
-#[derive(Debug, Default)]
-pub(crate) struct RequestContext {
-    pub(crate) challenge: Option<BearerChallenge>,
-    pub(crate) step_up: bool,
-    pub(crate) challenges: u8,
-    /// New authorizations (logins, machine grants) started in this request.
-    pub(crate) authorizations: u8,
-    /// A full authorization (code, client credentials, JWT bearer) finished in this request: a
-    /// 401 now means the server rejects a token obtained moments ago, which is final.
-    pub(crate) authorized: bool,
-    /// A refresh was sent after the server rejected a token in this request: not twice. (A
-    /// refresh ahead of expiry does not count: it cannot know of a rejection to come.)
-    pub(crate) refreshed: bool,
-    /// The resource server rejected the token (401) in this request.
-    pub(crate) rejected: bool,
-    /// Discovery ran in this request: the metadata in use is current.
-    pub(crate) discovered: bool,
-    /// The resource server's `use_dpop_nonce` was honoured once in this request.
-    pub(crate) rs_nonce_retried: bool,
-    /// The tokens of this request come from a person's login (the code flow).
-    pub(crate) logged_in: bool,
-    /// The tokens held were obtained by a refresh in this request.
-    pub(crate) refreshed_tokens: bool,
-    /// Discovery in this request found another resource identifier than the tokens': they are
-    /// kept until a new authorization replaces them, but not refreshed.
-    pub(crate) resource_changed: bool,
-    /// The server rejected (401) tokens refreshed in this request.
-    pub(crate) refreshed_rejected: bool,
-    /// A refresh at metadata not discovered in this request was refused for another reason than
-    /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
-    pub(crate) refresh_refused: Option<(Url, Error)>,
-    /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
-    pub(crate) requested_scopes: Vec<String>,
-}
-
-/// DPoP (RFC 9449): the key, the nonces servers demanded, and the last token request for a
-/// nonce retry.
-#[derive(Default)]
-pub(crate) struct DpopContext {
-    pub(crate) key: Option<crate::dpop::DpopKey>,
-    pub(crate) as_nonce: Option<String>,
-    pub(crate) rs_nonce: Option<String>,
-    last_token_request: Option<(Purpose, HttpRequest)>,
-    nonce_retried: bool,
-}
-
 /// One authorization-code attempt: everything recorded before the browser opens.
 pub(crate) struct Attempt {
     verifier: PkceVerifier,
@@ -123,10 +52,6 @@ pub(crate) struct Attempt {
     /// `client` was registered for this attempt (and is not on file yet).
     registered: bool,
 }
-
-/// How long a login whose fresh token the resource server rejected is not repeated: meanwhile
-/// such a rejection fails at once (`RejectedFreshToken`), and refreshes still run.
-pub(crate) const LOGIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A failed exchange; an adapter that stopped reading at the cap reports the same typed
 /// `BodyTooLarge` as a body core measured itself.
@@ -278,70 +203,30 @@ impl Authorizer {
         self.send(purpose, req)
     }
 
-    /// True if new tokens should be DPoP-bound.
-    fn dpop_wanted(&self) -> bool {
-        match self.config.dpop {
-            crate::config::DpopMode::Always => true,
-            crate::config::DpopMode::Never => false,
-            crate::config::DpopMode::Auto => {
-                self.server.as_ref().and_then(|s| s.metadata.as_ref()).is_some_and(|m| m.supports_dpop_es256())
-            }
-        }
-    }
-
     /// True if a DPoP key must be made (from entropy) before the next token request.
     fn needs_dpop_key(&self) -> bool {
-        self.dpop_wanted() && self.dpop.key.is_none()
+        policy::dpop_wanted(self.config.dpop, self.metadata()) && self.dpop.key.is_none()
     }
 
-    /// Sends a token endpoint request, with a DPoP proof when a key is in use, and remembers it
-    /// for one `use_dpop_nonce` retry.
+    fn metadata(&self) -> Option<&AuthorizationServerMetadata> {
+        self.server.as_ref().and_then(|s| s.metadata.as_ref())
+    }
+
+    /// Sends a token endpoint request, with a DPoP proof when a key is in use.
     fn send_token(&mut self, purpose: Purpose, req: HttpRequest) -> RequestId {
-        self.dpop.last_token_request = self.dpop.key.as_ref().map(|_| (purpose, req.clone()));
-        self.dpop.nonce_retried = false;
-        let req = self.with_token_proof(req);
+        let req = self.dpop.token_request(purpose, req, self.now);
         self.send(purpose, req)
     }
 
-    fn with_token_proof(&self, mut req: HttpRequest) -> HttpRequest {
-        if let Some(key) = &self.dpop.key {
-            if let Ok(url) = Url::parse(&req.uri().to_string()) {
-                let proof = key.proof(req.method().as_str(), &url, self.now, self.dpop.as_nonce.as_deref(), None, &[]);
-                if let Ok(v) = http::HeaderValue::from_str(&proof) {
-                    req.headers_mut().insert("DPoP", v);
-                }
-            }
-        }
-        req
-    }
-
-    /// RFC 9449 §8: a token endpoint that answers `use_dpop_nonce` with a `DPoP-Nonce` header
-    /// gets the same request once more, with a proof carrying the nonce. True if resent.
-    ///
-    /// Only the answer to the outstanding token request counts (the caller checked the id): a
-    /// nonce from a metadata host or any other response is ignored, and the remembered request
-    /// is forgotten once answered, so nothing can make the machine send a spent code or an
-    /// already rotated refresh token again.
+    /// RFC 9449 §8: a `use_dpop_nonce` answer of the token endpoint is sent again once, with
+    /// the nonce ([`DpopContext::nonce_retry`](crate::dpop::DpopContext::nonce_retry)). True if resent.
     fn dpop_nonce_retry(&mut self, result: &Result<HttpResponse, TransportFailure>) -> bool {
         let at_token_endpoint = matches!(
             self.state,
             State::ExchangingCode { .. } | State::ClientCredentials { .. } | State::Refreshing { .. } | State::JwtBearer { .. }
         );
-        let Some((purpose, req)) = self.dpop.last_token_request.take().filter(|_| at_token_endpoint) else { return false };
-        let Ok(resp) = result else { return false };
-        let nonce = crate::http::header_str(resp, http::header::HeaderName::from_static("dpop-nonce")).map(str::to_owned);
-        if nonce.is_some() {
-            self.dpop.as_nonce = nonce.clone();
-        }
-        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
-        if !demanded || nonce.is_none() || self.dpop.nonce_retried {
-            return false;
-        }
-        self.dpop.nonce_retried = true;
-        let proof = self.with_token_proof(req.clone());
+        let Some((purpose, proof)) = self.dpop.nonce_retry(at_token_endpoint, result, self.now) else { return false };
         let id = self.send(purpose, proof);
-        // The retry is the outstanding request now (and is itself never retried).
-        self.dpop.last_token_request = Some((purpose, req));
         if let State::ExchangingCode { req, .. }
         | State::ClientCredentials { req, .. }
         | State::Refreshing { req, .. }
@@ -504,26 +389,16 @@ impl Authorizer {
     /// before a browser login. Machine grants reuse the metadata in use when nothing was rejected.
     fn new_token(&mut self) -> Result<(), Error> {
         if self.server.is_none()
-            || !self.request.discovered && (self.request.rejected || self.choose_flow()? == ChosenFlow::AuthorizationCode)
+            || !self.request.discovered && (self.request.rejected || self.choose_flow() == ChosenFlow::AuthorizationCode)
         {
             return self.start_discovery();
         }
         self.obtain_token()
     }
 
-    /// A login whose fresh token the resource server rejected is not repeated, after another
-    /// rejection, before [`LOGIN_BACKOFF`] has passed: the server, not the grant, is the problem
-    /// (its clock, its keys, its audience), and a person should not get a login per request.
     fn login_backed_off(&self) -> bool {
-        // Not after a migration or a rename: a login at another server, or for another
-        // identifier, is worth trying at once.
         let issuer = self.server.as_ref().map(|s| s.issuer.as_str());
-        self.request.rejected
-            && !self.request.resource_changed
-            && self
-                .login_rejected_at
-                .as_ref()
-                .is_some_and(|(at, i)| self.now < at.saturating_add(LOGIN_BACKOFF) && Some(i.as_str()) == issuer)
+        policy::login_backed_off(&self.request, self.login_rejected_at.as_ref(), issuer, self.now)
     }
 
     // ---- Discovery ----------------------------------------------------------------------
@@ -641,17 +516,7 @@ impl Authorizer {
                 Err(_) => return failed(DiscoveryError::InvalidUrl { field: "authorization_servers" }),
             }
         }
-        // Prefer the issuer of configured credentials, then the one we hold tokens or a
-        // registration for; otherwise the listed order (SPEC item 24).
-        let preferred: Vec<String> = self
-            .config
-            .authorization_server
-            .iter()
-            .cloned()
-            .chain(self.tokens.iter().map(|t| t.issuer.clone()))
-            .chain(self.clients.iter().map(|c| c.issuer.clone()))
-            .collect();
-        issuers.sort_by_key(|i| preferred.iter().position(|p| p == i).unwrap_or(usize::MAX));
+        policy::order_issuers(&self.config, self.tokens.as_ref(), &self.clients, &mut issuers);
         self.prm = Some(prm);
         self.prm_url = Some(candidates[index].0.to_string());
         self.start_server_metadata(issuers, 0, false)
@@ -784,7 +649,7 @@ impl Authorizer {
         if !self.request.step_up && !self.request.resource_changed && self.try_refresh()? {
             return Ok(());
         }
-        let flow = self.choose_flow()?;
+        let flow = self.choose_flow();
         if flow == ChosenFlow::AuthorizationCode {
             // The resource server rejected a token refreshed moments ago at this same
             // authorization server (discovery found no other): the grant is alive, and a login
@@ -837,67 +702,14 @@ impl Authorizer {
         }
     }
 
-    /// `auto`: a workload token or an identity provider name their flow; configured client
-    /// credentials (a secret or a key) mean machine to machine when the authorization server
-    /// offers the grant (or, without metadata, always); everything else is a person logging in.
-    fn choose_flow(&self) -> Result<ChosenFlow, Error> {
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        Ok(match self.config.flow {
-            Flow::ClientCredentials => ChosenFlow::ClientCredentials,
-            Flow::AuthorizationCode => ChosenFlow::AuthorizationCode,
-            Flow::EnterpriseManaged => ChosenFlow::EnterpriseManaged,
-            Flow::WorkloadIdentity => ChosenFlow::WorkloadIdentity,
-            Flow::Auto if self.config.workload_token.is_some() => ChosenFlow::WorkloadIdentity,
-            Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
-            Flow::Auto => {
-                // Without `grant_types_supported` (it is optional) a service is taken at its word.
-                let offered = md.is_none_or(|m| m.grant_types_supported.is_none() || m.supports_grant("client_credentials"));
-                if self.config.has_client_credentials() && offered {
-                    ChosenFlow::ClientCredentials
-                } else {
-                    ChosenFlow::AuthorizationCode
-                }
-            }
-        })
-    }
-
-    /// The issuer the configured client id belongs to, if known: the configured
-    /// `authorization_server`, else the one it was first used with (kept in the store as a
-    /// registration without secret), else the issuer of tokens issued to it.
-    fn bound_issuer(&self) -> Option<&str> {
-        let id = self.config.client_id.as_deref()?;
-        self.config
-            .authorization_server
-            .as_deref()
-            .or_else(|| self.clients.iter().find(|c| c.kind == ClientKind::PreRegistered && c.client_id == id).map(|c| c.issuer.as_str()))
-            .or_else(|| self.tokens.as_ref().filter(|t| t.client_id.as_deref() == Some(id)).map(|t| t.issuer.as_str()))
-    }
-
-    /// The pre-registered client, if configuration has one, for `issuer`. Configured credentials
-    /// belong to one authorization server (SEP-2352): another issuer is an error, before
-    /// anything is sent there.
-    fn configured_client(&self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
-        let Some(id) = &self.config.client_id else { return Ok(None) };
-        if let Some(bound) = self.bound_issuer() {
-            if bound != issuer {
-                return failed(RegistrationError::BoundToOtherIssuer { configured: bound.to_owned(), discovered: issuer.to_owned() });
-            }
-        }
-        Ok(Some(ClientInfo {
-            issuer: issuer.to_owned(),
-            client_id: id.clone(),
-            client_secret: self.config.client_secret.clone(),
-            client_secret_expires_at: None,
-            token_endpoint_auth_method: self.config.token_endpoint_auth_method.clone(),
-            redirect_uris: Vec::new(),
-            kind: ClientKind::PreRegistered,
-        }))
+    fn choose_flow(&self) -> ChosenFlow {
+        policy::choose_flow(&self.config, self.metadata())
     }
 
     /// [`configured_client`](Self::configured_client), binding the credentials to `issuer` on
     /// first use (persisted without the secret, so a restart keeps the binding).
     fn use_configured_client(&mut self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
-        let client = self.configured_client(issuer)?;
+        let client = policy::configured_client(&self.config, &self.clients, self.tokens.as_ref(), issuer)?;
         if let Some(c) = &client {
             let known = self.clients.iter().any(|x| x.kind == ClientKind::PreRegistered && x.client_id == c.client_id);
             if !known {
@@ -917,78 +729,20 @@ impl Authorizer {
         nonce: Option<&[u8; 16]>,
         id_in_body: bool,
     ) -> Result<ClientAuth<'a>, Error> {
-        let method = self.auth_method_for(client);
-        let assertion = match method {
-            AuthMethod::PrivateKeyJwt => {
-                let key = self
-                    .signing_key
-                    .as_ref()
-                    .ok_or_else(|| TokenError::ClientAuthentication("private_key_jwt needs private_key".into()))?;
-                let nonce = nonce.ok_or_else(|| TokenError::ClientAuthentication("no entropy for the assertion jti".into()))?;
-                let aud = self.config.jwt_audience.as_deref().unwrap_or(audience);
-                Some(crate::jwt::client_assertion(key, self.config.key_id.as_deref(), &client.client_id, aud, self.now, nonce))
-            }
-            _ => None,
-        };
-        Ok(ClientAuth {
-            method,
-            client_id: &client.client_id,
-            secret: client.client_secret.as_ref(),
-            assertion,
-            client_id_in_body: id_in_body,
-        })
+        let assertion = policy::Assertion { audience, now: self.now, nonce };
+        policy::client_auth(&self.config, self.metadata(), self.signing_key.as_ref(), client, assertion, id_in_body)
     }
 
     fn resource_param(&self) -> Option<String> {
-        if !self.config.send_resource {
-            return None;
-        }
-        // SPEC OQ 2: the validated metadata value, byte for byte; else the canonical URI.
-        Some(match &self.prm {
-            Some(p) => p.resource.clone(),
-            None => discovery::canonical_resource_uri(&self.config.server_url),
-        })
+        policy::resource_param(&self.config, self.prm.as_ref())
     }
 
-    /// SPEC §2.H: the challenge's scope, else PRM `scopes_supported`, else the configured
-    /// scopes (for servers that say nothing), else none; a step-up takes the union with what was
-    /// requested and granted before; and `offline_access` when the server lists it.
-    ///
-    /// `offline`: the grant can have refresh tokens (the code flow; not client credentials,
-    /// RFC 6749 §4.4.3, nor JWT bearer grants).
     fn select_scope(&self, offline: bool) -> Option<String> {
-        let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let challenged = self.request.challenge.as_ref().and_then(|c| c.scope.as_deref()).map(split);
-        let mut scopes = challenged
-            .clone()
-            .or_else(|| self.prm.as_ref().and_then(|p| p.scopes_supported.clone()))
-            .or_else(|| self.config.scopes.clone())
-            .unwrap_or_default();
-        if self.request.step_up {
-            let mut union: Vec<String> = self.request.requested_scopes.clone();
-            if let Some(t) = &self.tokens {
-                union.extend(t.scopes().into_iter().map(str::to_owned));
-            }
-            union.extend(scopes);
-            scopes = union;
-        }
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        if offline && self.config.offline_access && !scopes.is_empty() && md.is_some_and(|m| m.lists_scope("offline_access")) {
-            scopes.push("offline_access".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        scopes.retain(|s| seen.insert(s.clone()));
-        (!scopes.is_empty()).then(|| scopes.join(" "))
+        policy::select_scope(&self.config, &self.request, self.prm.as_ref(), self.tokens.as_ref(), self.metadata(), offline)
     }
 
     fn remember_requested(&mut self, scope: &Option<String>) {
-        if let Some(s) = scope {
-            for x in s.split_whitespace() {
-                if x != "offline_access" && !self.request.requested_scopes.iter().any(|y| y == x) {
-                    self.request.requested_scopes.push(x.to_owned());
-                }
-            }
-        }
+        policy::record_requested(&mut self.request.requested_scopes, scope.as_deref());
     }
 
     /// Starts a refresh if there is a refresh token, a token endpoint and a client for it (once
@@ -1010,31 +764,14 @@ impl Authorizer {
 
     /// Where and as whom the held refresh token can be used, if it can.
     fn refresh_plan(&self) -> Result<Option<(Url, ClientInfo)>, Error> {
-        let Some(t) = &self.tokens else { return Ok(None) };
-        if t.refresh_token.is_none() {
-            return Ok(None);
-        }
-        let Some(client) = self.client_for_tokens(t)? else { return Ok(None) };
-        let endpoint = match &self.server {
-            Some(s) if s.issuer == t.issuer => Some(s.token_endpoint.clone()),
-            Some(_) => None,
-            // Item 12: configured credentials only go to a token endpoint from discovery or
-            // configuration, never to one that came only from the store.
-            None if self.carries_configured_credentials(&client) => None,
-            None => t.token_endpoint.as_deref().and_then(|u| Url::parse(u).ok()).filter(is_secure_endpoint),
-        };
+        let Some(t) = self.tokens.as_ref().filter(|t| t.refresh_token.is_some()) else { return Ok(None) };
+        let Some(client) = policy::client_for_tokens(&self.config, &self.clients, t)? else { return Ok(None) };
+        let endpoint = policy::refresh_endpoint(self.server.as_ref(), t, &client, self.signing_key.is_some());
         Ok(endpoint.map(|e| (e, client)))
     }
 
-    fn carries_configured_credentials(&self, client: &ClientInfo) -> bool {
-        client.kind == ClientKind::PreRegistered && (client.client_secret.is_some() || self.signing_key.is_some())
-    }
-
     fn auth_method_for(&self, client: &ClientInfo) -> AuthMethod {
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        let forced = self.config.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse);
-        let has_key = self.signing_key.is_some() && client.kind == ClientKind::PreRegistered;
-        select_auth_method(md, forced, client.auth_method(), client.client_secret.is_some(), has_key)
+        policy::auth_method(&self.config, self.metadata(), self.signing_key.is_some(), client)
     }
 
     /// The refresh request (SPEC 87): the grant's own `resource`, the client that holds it.
@@ -1056,30 +793,6 @@ impl Authorizer {
         Ok(())
     }
 
-    /// The client the tokens were issued to, if this configuration can act as it.
-    fn client_for_tokens(&self, t: &TokenSet) -> Result<Option<ClientInfo>, Error> {
-        let Some(id) = t.client_id.as_deref() else { return Ok(None) };
-        if self.config.client_id.as_deref() == Some(id) {
-            return self.configured_client(&t.issuer);
-        }
-        if self.config.client_metadata_url.as_ref().is_some_and(|u| u.as_str() == id) {
-            return Ok(Some(self.metadata_document_client(&t.issuer, id)));
-        }
-        Ok(self.clients.iter().find(|c| c.issuer == t.issuer && c.client_id == id && c.kind == ClientKind::Dynamic).cloned())
-    }
-
-    fn metadata_document_client(&self, issuer: &str, id: &str) -> ClientInfo {
-        ClientInfo {
-            issuer: issuer.to_owned(),
-            client_id: id.to_owned(),
-            client_secret: None,
-            client_secret_expires_at: None,
-            token_endpoint_auth_method: Some("none".into()),
-            redirect_uris: Vec::new(),
-            kind: ClientKind::MetadataDocument,
-        }
-    }
-
     /// The refresh's answer. Success replaces the tokens (rotation). Only a dead grant
     /// (`invalid_grant`) or a rejected client (`invalid_client`, which re-registers) forgets
     /// them; a transient failure keeps them and fails this request with a retryable error (or,
@@ -1093,14 +806,7 @@ impl Authorizer {
         let e = match parsed {
             Ok(tr) => {
                 let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
-                let mut set = self.token_set_from(tr, old.scope.clone(), old.issuer.clone(), old.resource.clone(), old.client_id.clone());
-                set.token_endpoint = old.token_endpoint.clone().or(set.token_endpoint);
-                set.resource_metadata = old.resource_metadata.clone().or(set.resource_metadata);
-                set.grant = old.grant;
-                // Rotation: a new refresh token replaces the old; none means keep the old.
-                if set.refresh_token.is_none() {
-                    set.refresh_token = old.refresh_token;
-                }
+                let set = policy::refreshed_tokens(old, tr, self.now, self.server.as_ref(), self.prm_url.as_deref());
                 self.store_tokens(set, false);
                 self.ready();
                 return Ok(());
@@ -1111,9 +817,13 @@ impl Authorizer {
             Error::Token(TokenError::Rejected(r)) => r.error.clone(),
             _ => String::new(),
         };
-        let dynamic =
-            self.tokens.as_ref().and_then(|t| self.client_for_tokens(t).ok().flatten()).is_some_and(|c| c.kind == ClientKind::Dynamic);
-        if e.is_retryable() && proactive && self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp)) {
+        let dynamic = self
+            .tokens
+            .as_ref()
+            .and_then(|t| policy::client_for_tokens(&self.config, &self.clients, t).ok().flatten())
+            .is_some_and(|c| c.kind == ClientKind::Dynamic);
+        let still_valid = self.tokens.as_ref().is_some_and(|t| policy::unexpired(t, self.now));
+        if e.is_retryable() && proactive && still_valid {
             // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
             self.ready();
             return Ok(());
@@ -1133,7 +843,6 @@ impl Authorizer {
             // This client may not use the refresh token (the grant is not allowed or not
             // supported): drop it and get a new token the way the client can.
             "unauthorized_client" | "unsupported_grant_type" => {
-                let still_valid = self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp));
                 match self.tokens.clone() {
                     Some(mut t) if proactive && still_valid => {
                         // Keep the access token while it lasts (SPEC 98: report, do not log in).
@@ -1176,33 +885,6 @@ impl Authorizer {
             if self.clients.len() != before {
                 self.queue.push_back(Output::Persist(Persist::ForgetClient { issuer }));
             }
-        }
-    }
-
-    fn token_set_from(
-        &self,
-        tr: TokenResponse,
-        requested_scope: Option<String>,
-        issuer: String,
-        resource: String,
-        client_id: Option<String>,
-    ) -> TokenSet {
-        let token_endpoint = self.server.as_ref().filter(|s| s.issuer == issuer).map(|s| s.token_endpoint.to_string());
-        TokenSet {
-            expires_at: tr.expires_in.map(|s| self.now.saturating_add(std::time::Duration::from_secs(s))),
-            access_token: tr.access_token,
-            token_type: tr.token_type,
-            refresh_token: tr.refresh_token,
-            // SPEC item 82: no scope in the response means the requested scope was granted.
-            scope: tr.scope.or(requested_scope),
-            issuer,
-            resource,
-            token_endpoint,
-            client_id,
-            obtained_at: self.now,
-            dpop_key: None,
-            resource_metadata: self.prm_url.clone(),
-            grant: None,
         }
     }
 
@@ -1261,9 +943,14 @@ impl Authorizer {
             Err(e) => return Err(e),
         };
         let ctx = self.ctx()?;
-        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let mut set = self.token_set_from(tr, scope, ctx.issuer, resource, self.config.client_id.clone());
-        set.grant = Some(if purpose == Purpose::ClientCredentials { GrantKind::ClientCredentials } else { GrantKind::JwtBearer });
+        let requested = policy::Requested {
+            scope,
+            issuer: ctx.issuer,
+            resource: policy::token_resource(&self.config, self.prm.as_ref()),
+            client_id: self.config.client_id.clone(),
+            grant: Some(if purpose == Purpose::ClientCredentials { GrantKind::ClientCredentials } else { GrantKind::JwtBearer }),
+        };
+        let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
         self.ready();
         Ok(())
@@ -1277,7 +964,7 @@ impl Authorizer {
         let ctx = self.ctx()?;
         let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
         let scope = self.select_scope(false);
-        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
+        let resource = policy::token_resource(&self.config, self.prm.as_ref());
         let grant =
             Grant::IdJagExchange { id_token: &idp.subject_token, audience: &ctx.issuer, resource: &resource, scope: scope.as_deref() };
         // The client authenticates to the IdP with its IdP credentials, if it has any.
@@ -1322,44 +1009,8 @@ impl Authorizer {
 
     fn start_code_flow(&mut self) -> Result<(), Error> {
         let ctx = self.ctx()?;
-        let endpoint = ctx
-            .authorization_endpoint
-            .clone()
-            .ok_or_else(|| DiscoveryError::MissingEndpoint { issuer: ctx.issuer.clone(), endpoint: "authorization_endpoint" })?;
-        if !matches!(endpoint.scheme(), "http" | "https") || !is_secure_endpoint(&endpoint) {
-            return failed(AuthorizationError::InsecureAuthorizationEndpoint(crate::http::redact_query(endpoint.as_str())));
-        }
-        if let Some(md) = &ctx.metadata {
-            let absent = md.code_challenge_methods_supported.is_none();
-            if !(md.supports_s256() || absent && self.config.allow_missing_pkce_metadata) {
-                return failed(DiscoveryError::PkceNotSupported { issuer: ctx.issuer.clone() });
-            }
-            if md.response_types_supported.as_ref().is_some_and(|r| !r.iter().any(|t| t == "code")) {
-                return failed(DiscoveryError::InvalidServerMetadata {
-                    issuer: ctx.issuer.clone(),
-                    reason: "response_types_supported does not list code".into(),
-                });
-            }
-        }
-        let r = &self.config.redirect_uri;
-        let host = match r.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(h) => h.to_string(),
-            None => "127.0.0.1".into(),
-        };
-        let configured_port = r.port().unwrap_or(0);
-        // Prefer the port of an existing registration, so it can be reused as is.
-        let registered_port = self
-            .clients
-            .iter()
-            .filter(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic)
-            .flat_map(|c| c.redirect_uris.iter())
-            .filter_map(|u| Url::parse(u).ok())
-            .find(|u| u.host() == r.host() && u.path() == r.path())
-            .and_then(|u| u.port());
-        let port = if configured_port == 0 { registered_port.unwrap_or(0) } else { configured_port };
-        let plan =
-            AttemptPlan { redirect: Some(RedirectPlan { host, port, path: r.path().to_owned(), any_port_fallback: configured_port == 0 }) };
+        policy::check_login(&self.config, &ctx)?;
+        let plan = AttemptPlan { redirect: Some(policy::redirect_plan(&self.config.redirect_uri, &self.clients, &ctx.issuer)) };
         self.queue.push_back(Output::PrepareAttempt(plan.clone()));
         self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::AuthorizationCode };
         Ok(())
@@ -1370,9 +1021,7 @@ impl Authorizer {
             return Ok(());
         };
         if self.needs_dpop_key() {
-            self.dpop.key = crate::dpop::DpopKey::from_bytes(&entropy.dpop_key);
-            self.dpop.as_nonce = None;
-            self.dpop.rs_nonce = None;
+            self.dpop.new_key(&entropy.dpop_key);
         }
         if flow != ChosenFlow::AuthorizationCode {
             return self.start_machine_flow(flow, Some(&entropy.nonce));
@@ -1381,12 +1030,7 @@ impl Authorizer {
         let (redirect_uri, listening) = match callback {
             // `handle` refused a listener the plan did not ask for.
             CallbackSetup::Listening(uri) => (uri, true),
-            CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => {
-                // Paste mode: the browser lands on a port nobody listens on, and the user copies
-                // the address. Port 0 needs a concrete port: derive one from the entropy.
-                let port = if rp.port != 0 { rp.port } else { 49152 + (u16::from_be_bytes([entropy.nonce[0], entropy.nonce[1]]) % 16384) };
-                (rp.redirect_uri(port), false)
-            }
+            CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => (policy::paste_redirect_uri(&rp, &entropy.nonce), false),
         };
         let ctx = self.ctx()?;
         let verifier = verifier_from_bytes(&entropy.pkce);
@@ -1407,36 +1051,17 @@ impl Authorizer {
         self.ensure_client(attempt, listening)
     }
 
-    /// SPEC item 40: pre-registered, then CIMD, then a stored registration that fits, then DCR.
+    /// SPEC item 40: pre-registered, then [`policy::login_client`], then DCR.
     fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
         let ctx = self.ctx()?;
-        let md = ctx.metadata.as_ref();
-        let now_secs = self.now.as_secs();
-        let client = if let Some(c) = self.use_configured_client(&ctx.issuer)? {
-            Some(c)
-        } else if let (Some(u), true) = (&self.config.client_metadata_url, md.is_some_and(|m| m.client_id_metadata_document_supported())) {
-            Some(self.metadata_document_client(&ctx.issuer, u.as_str()))
-        } else {
-            let pending = self.pending_client.clone().filter(|c| c.issuer == ctx.issuer && !c.secret_expired(now_secs));
-            let stored = self
-                .clients
-                .iter()
-                .find(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic && !c.secret_expired(now_secs))
-                .cloned();
-            match (pending, stored) {
-                // The registration an unfinished login made (not on file yet: the one on file
-                // may hold a live grant) serves the next attempt.
-                (Some(c), _) if c.allows_redirect(&attempt.redirect_uri, false) => {
-                    attempt.registered = true;
-                    Some(c)
-                }
-                (_, Some(c)) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
-                // RFC 8252 §7.3: any port for loopback IP literals, when re-registering is impossible.
-                (_, Some(c)) if ctx.registration_endpoint.is_none() && c.allows_redirect(&attempt.redirect_uri, true) => Some(c),
-                _ => None,
-            }
+        let client = match self.use_configured_client(&ctx.issuer)? {
+            Some(c) => Some((c, false)),
+            None => policy::login_client(&self.config, &ctx, &self.clients, self.pending_client.as_ref(), &attempt.redirect_uri, self.now),
         };
-        if let Some(c) = client {
+        if let Some((c, registered)) = client {
+            // A registration an unfinished login made is not on file yet (the one on file may
+            // hold a live grant): it is filed once this login succeeds.
+            attempt.registered = registered;
             attempt.client = Some(c);
             return self.open_authorization(attempt, listening);
         }
@@ -1617,10 +1242,14 @@ impl Authorizer {
             self.queue.push_back(Output::Persist(Persist::Client(c.clone())));
         }
         let ctx = self.ctx()?;
-        let resource = attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let client_id = attempt.client.as_ref().map(|c| c.client_id.clone());
-        let mut set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, client_id);
-        set.grant = Some(GrantKind::AuthorizationCode);
+        let requested = policy::Requested {
+            scope: attempt.scope.clone(),
+            issuer: ctx.issuer,
+            resource: attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url)),
+            client_id: attempt.client.as_ref().map(|c| c.client_id.clone()),
+            grant: Some(GrantKind::AuthorizationCode),
+        };
+        let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
         self.request.logged_in = true; // for `LOGIN_BACKOFF`
         self.ready();
