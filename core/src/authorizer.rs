@@ -373,7 +373,7 @@ impl fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authorizer")
             .field("server_url", &self.config.server_url.as_str())
-            .field("state", &self.state_name())
+            .field("state", &self.state.name())
             .field("now", &self.now)
             .field("has_tokens", &self.tokens.is_some())
             .finish_non_exhaustive()
@@ -399,7 +399,7 @@ impl Authorizer {
             signing_key,
             now,
             next_id: 0,
-            state: State::Idle,
+            state: State::new(),
             queue: VecDeque::new(),
             tokens: restored.tokens,
             clients: restored.clients,
@@ -423,8 +423,8 @@ impl Authorizer {
     /// [`new`](Self::new)) and registrations are replaced; discovered metadata and the per-request
     /// memory are kept. A flow in progress is a usage error, and nothing changes.
     pub fn restore(&mut self, mut restored: Restored) -> Result<(), Error> {
-        if !matches!(self.state_name(), StateName::Idle | StateName::Failed) {
-            return Err(crate::error::UsageError::UnexpectedInput { input: "restore", state: self.state_name() }.into());
+        if !matches!(self.state.name(), StateName::Idle | StateName::Failed) {
+            return Err(crate::error::UsageError::UnexpectedInput { input: "restore", state: self.state.name() }.into());
         }
         if restored.tokens.as_ref().is_some_and(|t| self.config.accepts_tokens(t, &restored.clients).is_err()) {
             restored.tokens = None;
@@ -472,7 +472,7 @@ impl Authorizer {
 
     /// The current state.
     pub fn state(&self) -> StateName {
-        self.state_name()
+        self.state.name()
     }
 
     /// The tokens held, if any.
@@ -516,7 +516,7 @@ impl Authorizer {
     pub fn poll_output(&mut self) -> Output {
         match self.queue.pop_front() {
             Some(o) => o,
-            None => Output::Wait { until: self.deadline() },
+            None => Output::Wait { until: self.state.deadline() },
         }
     }
 }

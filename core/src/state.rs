@@ -1,8 +1,15 @@
-//! Every state transition of the [`Authorizer`] lives in this file (h11's "Rule 1"): nothing
-//! else assigns `self.state`.
+//! Every state transition of the [`Authorizer`] lives in this file (h11's "Rule 1"): each
+//! input's handler takes the state out and returns the move it made (`machine`, where the
+//! state's phase is private). What to ask for (which scope, client, resource) is `policy.rs`'s
+//! to answer; the request bodies are `token.rs`'s.
+
+mod machine;
+
+pub(crate) use machine::State;
+use machine::{Moved, Phase, Preparing};
 
 use crate::authorize::{authorization_url, check_redirect, parse_redirect, AuthorizationRequest, RedirectExpectations};
-use crate::authorizer::{AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectSource, StateName};
+use crate::authorizer::{Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectSource};
 use crate::callback::Outcome;
 use crate::context::ServerContext;
 use crate::discovery;
@@ -20,24 +27,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use url::Url;
 
-/// The private state. Each in-flight variant remembers the one outstanding request, if any.
-pub(crate) enum State {
-    Idle,
-    Failed,
-    ResourceMetadata { req: RequestId, candidates: Vec<(Url, Url)>, index: usize },
-    ServerMetadata { req: RequestId, issuers: Vec<String>, issuer_index: usize, candidates: Vec<Url>, index: usize, legacy: bool },
-    AwaitingPreparation { plan: AttemptPlan, flow: ChosenFlow },
-    Registration { req: RequestId, attempt: Box<Attempt>, metadata: ClientMetadata, listening: bool },
-    AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
-    ExchangingCode { req: RequestId, attempt: Box<Attempt> },
-    ClientCredentials { req: RequestId, scope: Option<String> },
-    Refreshing { req: RequestId, endpoint: Url },
-    TokenExchange { req: RequestId, scope: Option<String> },
-    JwtBearer { req: RequestId, scope: Option<String> },
-}
-
 /// One authorization-code attempt: everything recorded before the browser opens.
-pub(crate) struct Attempt {
+struct Attempt {
     verifier: PkceVerifier,
     state: CsrfState,
     redirect_uri: Url,
@@ -68,123 +59,94 @@ fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
 }
 
 impl Authorizer {
-    pub(crate) fn state_name(&self) -> StateName {
-        match &self.state {
-            State::Idle => StateName::Idle,
-            State::Failed => StateName::Failed,
-            State::ResourceMetadata { .. } => StateName::ResourceMetadata,
-            State::ServerMetadata { .. } => StateName::ServerMetadata,
-            State::AwaitingPreparation { .. } => StateName::AwaitingPreparation,
-            State::Registration { .. } => StateName::Registration,
-            State::AwaitingRedirect { .. } => StateName::AwaitingRedirect,
-            State::ExchangingCode { .. } => StateName::ExchangingCode,
-            State::ClientCredentials { .. } => StateName::ClientCredentials,
-            State::Refreshing { .. } => StateName::Refreshing,
-            State::TokenExchange { .. } => StateName::TokenExchange,
-            State::JwtBearer { .. } => StateName::JwtBearer,
-        }
-    }
-
-    pub(crate) fn deadline(&self) -> Option<Timestamp> {
-        match &self.state {
-            State::AwaitingRedirect { deadline, .. } => Some(*deadline),
-            _ => None,
-        }
-    }
-
     /// The authorization server in use; every caller runs after discovery.
     fn ctx(&self) -> Result<ServerContext, Error> {
         self.server.clone().ok_or(Error::Discovery(DiscoveryError::NoAuthorizationServer { tried: 0 }))
     }
 
-    fn outstanding(&self) -> Option<RequestId> {
-        match &self.state {
-            State::ResourceMetadata { req, .. }
-            | State::ServerMetadata { req, .. }
-            | State::Registration { req, .. }
-            | State::ExchangingCode { req, .. }
-            | State::ClientCredentials { req, .. }
-            | State::Refreshing { req, .. }
-            | State::TokenExchange { req, .. }
-            | State::JwtBearer { req, .. } => Some(*req),
-            _ => None,
-        }
-    }
-
     fn unexpected(&self, input: &Input) -> Error {
-        UsageError::UnexpectedInput { input: input.name(), state: self.state_name() }.into()
+        UsageError::UnexpectedInput { input: input.name(), state: self.state.name() }.into()
     }
 
     /// Entry point for every input.
     pub(crate) fn handle(&mut self, input: Input) -> Result<(), Error> {
-        // Validate before touching anything: a usage error changes nothing.
-        let idle = matches!(self.state, State::Idle | State::Failed);
-        match &input {
-            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => return Err(self.unexpected(&input)),
-            Input::Response { id, .. } if self.outstanding() != Some(*id) => return Err(UsageError::UnknownRequest(*id).into()),
-            Input::AttemptPrepared { .. } if !matches!(self.state, State::AwaitingPreparation { .. }) => {
-                return Err(self.unexpected(&input))
-            }
-            // The listener must be the one the plan asked for: checked here, before the clock
-            // or the DPoP key (made from this input's entropy) change.
-            Input::AttemptPrepared { callback: CallbackSetup::Listening(uri), .. } => {
-                if let State::AwaitingPreparation { plan: AttemptPlan { redirect: Some(rp) }, flow: ChosenFlow::AuthorizationCode } =
-                    &self.state
-                {
-                    if !rp.accepts(uri) {
-                        return Err(UsageError::BadRedirectUri(uri.to_string()).into());
-                    }
-                }
-            }
-            Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(self.state, State::AwaitingRedirect { .. }) => {
-                return Err(self.unexpected(&input))
-            }
-            Input::Cancel { .. } if idle => return Err(self.unexpected(&input)),
-            _ => {}
-        }
+        self.check(&input)?;
         // Time only moves forward.
         self.now = self.now.max(input.now());
-        let result = match input {
-            Input::TokenWanted { .. } => self.on_token_wanted(),
-            Input::Challenged { status, www_authenticate, dpop_nonce, .. } => self.on_challenged(status, &www_authenticate, dpop_nonce),
-            Input::Response { result, .. } => {
-                if self.dpop_nonce_retry(&result) {
-                    return Ok(());
+        let from = self.state.take();
+        if let Err(e) = self.step(from, input) {
+            self.fail(e);
+        }
+        debug_assert!(self.state.settled());
+        Ok(())
+    }
+
+    /// Validates an input before anything changes: a usage error changes nothing.
+    fn check(&self, input: &Input) -> Result<(), Error> {
+        let phase = self.state.phase();
+        let idle = matches!(phase, Phase::Idle | Phase::Failed);
+        match input {
+            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => Err(self.unexpected(input)),
+            Input::Response { id, .. } if phase.outstanding() != Some(*id) => Err(UsageError::UnknownRequest(*id).into()),
+            Input::AttemptPrepared { callback, .. } => match (phase, callback) {
+                // The listener must be the one the plan asked for: checked here, before the
+                // clock or the DPoP key (made from this input's entropy) change.
+                (Phase::AwaitingPreparation(Preparing::Login(plan)), CallbackSetup::Listening(uri)) if !plan.accepts(uri) => {
+                    Err(UsageError::BadRedirectUri(uri.to_string()).into())
                 }
-                self.on_response(result)
+                (Phase::AwaitingPreparation(_), _) => Ok(()),
+                _ => Err(self.unexpected(input)),
+            },
+            Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(phase, Phase::AwaitingRedirect { .. }) => {
+                Err(self.unexpected(input))
             }
-            Input::AttemptPrepared { entropy, callback, .. } => self.on_prepared(entropy, callback),
-            Input::CallbackUnavailable { .. } => {
-                self.on_callback_unavailable();
-                Ok(())
+            Input::Cancel { .. } if idle => Err(self.unexpected(input)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles a checked input in the phase taken out of the state; returns the move made.
+    fn step(&mut self, from: Phase, input: Input) -> Result<Moved, Error> {
+        match (input, from) {
+            (Input::TokenWanted { .. }, _) => self.on_token_wanted(),
+            (Input::Challenged { status, www_authenticate, dpop_nonce, .. }, from) => {
+                self.on_challenged(matches!(from, Phase::Failed), status, &www_authenticate, dpop_nonce)
             }
-            Input::Redirect { url, source, .. } => self.on_redirect(&url, source),
-            Input::Timeout { .. } => self.on_timeout(),
-            Input::Cancel { reason, .. } => failed(match reason {
+            (Input::Response { result, .. }, from) => match self.dpop_nonce_retry(&from, &result) {
+                Some(id) => Ok(self.state.stay(from.with_request(id))),
+                None => self.on_response(from, result),
+            },
+            (Input::AttemptPrepared { entropy, callback, .. }, Phase::AwaitingPreparation(preparing)) => {
+                self.on_prepared(preparing, entropy, callback)
+            }
+            (Input::CallbackUnavailable { .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                Ok(self.on_callback_unavailable(attempt, deadline, listening))
+            }
+            (Input::Redirect { url, source, .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                self.on_redirect(&url, source, attempt, deadline, listening)
+            }
+            (Input::Timeout { .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                self.on_timeout(attempt, deadline, listening)
+            }
+            (Input::Cancel { reason, .. }, _) => failed(match reason {
                 CancelReason::User => AuthorizationError::Cancelled,
                 CancelReason::NoInteraction => AuthorizationError::InteractionRequired,
             }),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(Error::Usage(u)) => Err(Error::Usage(u)),
-            Err(e) => {
-                self.fail(e);
-                Ok(())
-            }
+            // A late timer: nothing waits on it. (`check` let no other input through here.)
+            (_, from) => Ok(self.state.stay(from)),
         }
     }
 
     fn fail(&mut self, e: Error) {
-        self.state = State::Failed;
+        self.state.move_to_failed();
         self.queue.push_back(Output::Failed(e));
     }
 
-    fn ready(&mut self) {
-        self.state = State::Idle;
+    fn ready(&mut self) -> Moved {
         if let Some(t) = &self.tokens {
             self.queue.push_back(Output::Ready(t.authorization_with(self.dpop.key.as_ref(), self.dpop.rs_nonce.clone())));
         }
+        self.state.move_to_idle()
     }
 
     fn send(&mut self, purpose: Purpose, request: HttpRequest) -> RequestId {
@@ -219,22 +181,11 @@ impl Authorizer {
     }
 
     /// RFC 9449 §8: a `use_dpop_nonce` answer of the token endpoint is sent again once, with
-    /// the nonce ([`DpopContext::nonce_retry`](crate::dpop::DpopContext::nonce_retry)). True if resent.
-    fn dpop_nonce_retry(&mut self, result: &Result<HttpResponse, TransportFailure>) -> bool {
-        let at_token_endpoint = matches!(
-            self.state,
-            State::ExchangingCode { .. } | State::ClientCredentials { .. } | State::Refreshing { .. } | State::JwtBearer { .. }
-        );
-        let Some((purpose, proof)) = self.dpop.nonce_retry(at_token_endpoint, result, self.now) else { return false };
-        let id = self.send(purpose, proof);
-        if let State::ExchangingCode { req, .. }
-        | State::ClientCredentials { req, .. }
-        | State::Refreshing { req, .. }
-        | State::JwtBearer { req, .. } = &mut self.state
-        {
-            *req = id;
-        }
-        true
+    /// the nonce ([`DpopContext::nonce_retry`](crate::dpop::DpopContext::nonce_retry)): the id
+    /// the phase waits for now, if resent.
+    fn dpop_nonce_retry(&mut self, from: &Phase, result: &Result<HttpResponse, TransportFailure>) -> Option<RequestId> {
+        let (purpose, proof) = self.dpop.nonce_retry(from.at_token_endpoint(), result, self.now)?;
+        Some(self.send(purpose, proof))
     }
 
     // ---- Starting a request -------------------------------------------------------------
@@ -246,20 +197,25 @@ impl Authorizer {
         self.request.requested_scopes = requested;
     }
 
-    fn on_token_wanted(&mut self) -> Result<(), Error> {
+    fn on_token_wanted(&mut self) -> Result<Moved, Error> {
         self.new_request();
         if self.has_usable_token(self.now) {
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
-        if self.try_refresh()? {
-            return Ok(());
+        if let Some(moved) = self.try_refresh()? {
+            return Ok(moved);
         }
         self.new_token()
     }
 
-    fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue], dpop_nonce: Option<String>) -> Result<(), Error> {
-        if matches!(self.state, State::Failed) {
+    fn on_challenged(
+        &mut self,
+        after_failure: bool,
+        status: u16,
+        values: &[http::HeaderValue],
+        dpop_nonce: Option<String>,
+    ) -> Result<Moved, Error> {
+        if after_failure {
             // The request the last flow served has ended (with that failure): this challenge
             // belongs to a new one. A lazy client sends its first request bare and feeds only
             // challenges, never `TokenWanted`.
@@ -307,8 +263,7 @@ impl Authorizer {
         {
             self.request.rs_nonce_retried = true;
             self.dpop.rs_nonce = dpop_nonce;
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
         if status == 401 && wants_nonce {
             // The resource server keeps demanding nonces (or demands one of a bearer token): a
@@ -337,8 +292,8 @@ impl Authorizer {
             return self.obtain_token();
         }
         // A rejected token: refresh it if possible (token + retry), else a new token.
-        if self.try_refresh()? {
-            return Ok(());
+        if let Some(moved) = self.try_refresh()? {
+            return Ok(moved);
         }
         self.new_token()
     }
@@ -387,7 +342,7 @@ impl Authorizer {
     /// yet, or when the metadata in use may be stale and a new authorization is about to ask
     /// for it: after the server rejected a token (the authorization server may have moved), and
     /// before a browser login. Machine grants reuse the metadata in use when nothing was rejected.
-    fn new_token(&mut self) -> Result<(), Error> {
+    fn new_token(&mut self) -> Result<Moved, Error> {
         if self.server.is_none()
             || !self.request.discovered && (self.request.rejected || self.choose_flow() == ChosenFlow::AuthorizationCode)
         {
@@ -403,7 +358,7 @@ impl Authorizer {
 
     // ---- Discovery ----------------------------------------------------------------------
 
-    fn start_discovery(&mut self) -> Result<(), Error> {
+    fn start_discovery(&mut self) -> Result<Moved, Error> {
         if let Some(m) = self.config.endpoints.clone() {
             let parse = |field: &'static str, v: &str| Url::parse(v).map_err(|_| Error::from(DiscoveryError::InvalidUrl { field }));
             let token_endpoint = parse("token_endpoint", &m.token_endpoint)?;
@@ -442,26 +397,24 @@ impl Authorizer {
             }
         }
         let req = self.get(Purpose::ResourceMetadata, &candidates[0].0);
-        self.state = State::ResourceMetadata { req, candidates, index: 0 };
-        Ok(())
+        Ok(self.state.move_to_resource_metadata(req, candidates, 0))
     }
 
-    fn on_response(&mut self, result: Result<HttpResponse, TransportFailure>) -> Result<(), Error> {
-        let state = std::mem::replace(&mut self.state, State::Idle);
-        match state {
-            State::ResourceMetadata { candidates, index, .. } => self.on_resource_metadata(result, candidates, index),
-            State::ServerMetadata { issuers, issuer_index, candidates, index, legacy, .. } => {
+    fn on_response(&mut self, from: Phase, result: Result<HttpResponse, TransportFailure>) -> Result<Moved, Error> {
+        match from {
+            Phase::ResourceMetadata { candidates, index, .. } => self.on_resource_metadata(result, candidates, index),
+            Phase::ServerMetadata { issuers, issuer_index, candidates, index, legacy, .. } => {
                 self.on_server_metadata(result, issuers, issuer_index, candidates, index, legacy)
             }
-            State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
-            State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
-            State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
-            State::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
-            State::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
-            State::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
-            other => {
-                self.state = other;
-                Ok(())
+            Phase::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
+            Phase::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
+            Phase::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
+            Phase::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
+            Phase::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
+            Phase::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
+            // `check` let no response through without an outstanding request.
+            other @ (Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. }) => {
+                Ok(self.state.stay(other))
             }
         }
     }
@@ -471,17 +424,16 @@ impl Authorizer {
         result: Result<HttpResponse, TransportFailure>,
         candidates: Vec<(Url, Url)>,
         index: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::ResourceMetadata;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
         let status = resp.status().as_u16();
-        let next = |this: &mut Self| -> Result<(), Error> {
+        let next = |this: &mut Self| -> Result<Moved, Error> {
             if let Some((url, _)) = candidates.get(index + 1) {
                 let url = url.clone();
                 let req = this.get(purpose, &url);
-                this.state = State::ResourceMetadata { req, candidates: candidates.clone(), index: index + 1 };
-                Ok(())
+                Ok(this.state.move_to_resource_metadata(req, candidates.clone(), index + 1))
             } else {
                 this.start_legacy_discovery()
             }
@@ -522,7 +474,7 @@ impl Authorizer {
         self.start_server_metadata(issuers, 0, false)
     }
 
-    fn start_legacy_discovery(&mut self) -> Result<(), Error> {
+    fn start_legacy_discovery(&mut self) -> Result<Moved, Error> {
         // 2025-03-26: the authorization server is the MCP server's origin.
         self.prm = None;
         self.prm_url = None;
@@ -530,7 +482,7 @@ impl Authorizer {
         self.start_server_metadata(vec![origin], 0, true)
     }
 
-    fn start_server_metadata(&mut self, issuers: Vec<String>, issuer_index: usize, legacy: bool) -> Result<(), Error> {
+    fn start_server_metadata(&mut self, issuers: Vec<String>, issuer_index: usize, legacy: bool) -> Result<Moved, Error> {
         let Some(issuer) = issuers.get(issuer_index) else {
             return failed(DiscoveryError::NoAuthorizationServer { tried: issuers.len() });
         };
@@ -541,8 +493,7 @@ impl Authorizer {
             discovery::server_metadata_urls(&url)
         };
         let req = self.get(Purpose::ServerMetadata, &candidates[0]);
-        self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: 0, legacy };
-        Ok(())
+        Ok(self.state.move_to_server_metadata(req, issuers, issuer_index, candidates, 0, legacy))
     }
 
     fn on_server_metadata(
@@ -553,7 +504,7 @@ impl Authorizer {
         candidates: Vec<Url>,
         index: usize,
         legacy: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::ServerMetadata;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
@@ -579,8 +530,7 @@ impl Authorizer {
                 if let Some(url) = candidates.get(index + 1) {
                     let url = url.clone();
                     let req = self.get(purpose, &url);
-                    self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: index + 1, legacy };
-                    Ok(())
+                    Ok(self.state.move_to_server_metadata(req, issuers, issuer_index, candidates, index + 1, legacy))
                 } else if legacy {
                     // 2025-03-26 without metadata: the default endpoints.
                     let (a, t, r) = discovery::legacy_default_endpoints(&self.config.server_url);
@@ -616,7 +566,7 @@ impl Authorizer {
     }
 
     /// Discovery is done: apply the authorization server binding, then get a token.
-    fn server_known(&mut self, ctx: ServerContext) -> Result<(), Error> {
+    fn server_known(&mut self, ctx: ServerContext) -> Result<Moved, Error> {
         // SEP-2352: tokens from another authorization server are never sent or refreshed.
         if self.tokens.as_ref().is_some_and(|t| t.issuer != ctx.issuer) {
             self.forget_tokens();
@@ -635,7 +585,7 @@ impl Authorizer {
 
     // ---- Getting a token ----------------------------------------------------------------
 
-    fn obtain_token(&mut self) -> Result<(), Error> {
+    fn obtain_token(&mut self) -> Result<Moved, Error> {
         if let Some((endpoint, refusal)) = self.request.refresh_refused.take() {
             // Discovery ran because a refresh at older metadata was refused: the refusal stands
             // unless the authorization server now has another token endpoint.
@@ -646,8 +596,10 @@ impl Authorizer {
             self.request.refreshed = false;
         }
         // A grant for another resource identifier cannot be refreshed into one for this one.
-        if !self.request.step_up && !self.request.resource_changed && self.try_refresh()? {
-            return Ok(());
+        if !self.request.step_up && !self.request.resource_changed {
+            if let Some(moved) = self.try_refresh()? {
+                return Ok(moved);
+            }
         }
         let flow = self.choose_flow();
         if flow == ChosenFlow::AuthorizationCode {
@@ -672,15 +624,14 @@ impl Authorizer {
         self.start_machine_flow(flow, None)
     }
 
-    fn prepare_machine_flow(&mut self, flow: ChosenFlow) -> Result<(), Error> {
-        let plan = AttemptPlan { redirect: None };
-        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-        self.state = State::AwaitingPreparation { plan, flow };
-        Ok(())
+    fn prepare_machine_flow(&mut self, flow: ChosenFlow) -> Result<Moved, Error> {
+        let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Machine(flow));
+        self.queue.push_back(Output::PrepareAttempt(plan));
+        Ok(moved)
     }
 
     /// The grants without a browser.
-    fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         match flow {
             ChosenFlow::ClientCredentials => self.start_client_credentials(nonce),
             ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
@@ -746,20 +697,18 @@ impl Authorizer {
     }
 
     /// Starts a refresh if there is a refresh token, a token endpoint and a client for it (once
-    /// per request). True if started (or its entropy asked for).
-    fn try_refresh(&mut self) -> Result<bool, Error> {
+    /// per request): the move, if started (or its entropy asked for).
+    fn try_refresh(&mut self) -> Result<Option<Moved>, Error> {
         if self.request.refreshed {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(false) };
+        let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(None) };
         if self.auth_method_for(&client) == AuthMethod::PrivateKeyJwt {
             // The client assertion needs a fresh jti: entropy first.
             self.request.refreshed = self.request.rejected;
-            self.prepare_machine_flow(ChosenFlow::Refresh)?;
-            return Ok(true);
+            return self.prepare_machine_flow(ChosenFlow::Refresh).map(Some);
         }
-        self.send_refresh(endpoint, client, None)?;
-        Ok(true)
+        self.send_refresh(endpoint, client, None).map(Some)
     }
 
     /// Where and as whom the held refresh token can be used, if it can.
@@ -775,7 +724,7 @@ impl Authorizer {
     }
 
     /// The refresh request (SPEC 87): the grant's own `resource`, the client that holds it.
-    fn send_refresh(&mut self, endpoint: Url, client: ClientInfo, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn send_refresh(&mut self, endpoint: Url, client: ClientInfo, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let Some(t) = self.tokens.clone() else { return self.new_token() };
         let Some(rt) = t.refresh_token.clone() else { return self.new_token() };
         if client.kind == ClientKind::PreRegistered {
@@ -789,8 +738,7 @@ impl Authorizer {
         // Once per rejection: a refresh ahead of expiry does not use up the one a rejected
         // token gets (a token that expired in transit, or revoked: the refresh then says so).
         self.request.refreshed = self.request.rejected;
-        self.state = State::Refreshing { req, endpoint };
-        Ok(())
+        Ok(self.state.move_to_refreshing(req, endpoint))
     }
 
     /// The refresh's answer. Success replaces the tokens (rotation). Only a dead grant
@@ -798,7 +746,7 @@ impl Authorizer {
     /// them; a transient failure keeps them and fails this request with a retryable error (or,
     /// for a refresh ahead of expiry, hands out the still valid token); any other refusal keeps
     /// them too and is reported, after checking the metadata in use was not stale.
-    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url) -> Result<(), Error> {
+    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url) -> Result<Moved, Error> {
         // Ahead of expiry (no rejection in this request), rather than after a 401.
         let proactive = !self.request.rejected;
         let purpose = Purpose::Refresh;
@@ -808,8 +756,7 @@ impl Authorizer {
                 let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
                 let set = policy::refreshed_tokens(old, tr, self.now, self.server.as_ref(), self.prm_url.as_deref());
                 self.store_tokens(set, false);
-                self.ready();
-                return Ok(());
+                return Ok(self.ready());
             }
             Err(e) => e,
         };
@@ -825,8 +772,7 @@ impl Authorizer {
         let still_valid = self.tokens.as_ref().is_some_and(|t| policy::unexpired(t, self.now));
         if e.is_retryable() && proactive && still_valid {
             // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
         match code.as_str() {
             // SPEC 90 and 98: the grant is dead, or the client is (a dynamic registration, which
@@ -850,8 +796,7 @@ impl Authorizer {
                         self.store_tokens(t, false);
                         // Kept, not refreshed: a rejection of it calls for a new token.
                         self.request.refreshed_tokens = false;
-                        self.ready();
-                        Ok(())
+                        Ok(self.ready())
                     }
                     _ => {
                         self.forget_tokens();
@@ -903,7 +848,7 @@ impl Authorizer {
 
     // ---- Client credentials -------------------------------------------------------------
 
-    fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(client) = self.use_configured_client(&ctx.issuer)? else {
             return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
@@ -915,8 +860,7 @@ impl Authorizer {
         let req = grant.request(&ctx.token_endpoint, Some(&auth));
         self.remember_requested(&scope);
         let req = self.send_token(Purpose::ClientCredentials, req);
-        self.state = State::ClientCredentials { req, scope };
-        Ok(())
+        Ok(self.state.move_to_client_credentials(req, scope))
     }
 
     /// A token from a grant without a browser (client credentials, JWT bearer).
@@ -925,7 +869,7 @@ impl Authorizer {
         result: Result<HttpResponse, TransportFailure>,
         scope: Option<String>,
         purpose: Purpose,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let tr = match result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose)) {
             Ok(tr) => tr,
             // A refusal at metadata kept from an earlier request (the server may have renamed
@@ -952,15 +896,14 @@ impl Authorizer {
         };
         let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
-        self.ready();
-        Ok(())
+        Ok(self.ready())
     }
 
     // ---- Enterprise-managed authorization (SEP-990) ---------------------------------------
 
     /// RFC 8693 at the identity provider: the user's ID token for an ID-JAG addressed to the
     /// authorization server (`audience` = its issuer) and this resource.
-    fn start_token_exchange(&mut self) -> Result<(), Error> {
+    fn start_token_exchange(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
         let scope = self.select_scope(false);
@@ -975,12 +918,11 @@ impl Authorizer {
         let req = grant.request(&idp.token_endpoint, auth.as_ref());
         self.remember_requested(&scope);
         let req = self.send(Purpose::TokenExchange, req);
-        self.state = State::TokenExchange { req, scope };
-        Ok(())
+        Ok(self.state.move_to_token_exchange(req, scope))
     }
 
     /// The ID-JAG came back: present it to the authorization server.
-    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
+    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<Moved, Error> {
         let resp = result.map_err(|t| transport_error(Purpose::TokenExchange, t))?;
         let jag = crate::token::id_jag_from_http(&resp)?;
         self.send_jwt_bearer(&jag, scope)
@@ -989,7 +931,7 @@ impl Authorizer {
     /// RFC 7523 at the authorization server: an assertion (an ID-JAG, or a workload's JWT) as
     /// a JWT bearer grant, with the client's own authentication if it has a client id. A
     /// refusal is final: no retry, no other grant (SEP-1933).
-    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<(), Error> {
+    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let resource = self.resource_param();
         let grant = Grant::JwtBearer { assertion, resource: resource.as_deref(), scope: scope.as_deref() };
@@ -1001,34 +943,30 @@ impl Authorizer {
             None => grant.request(&ctx.token_endpoint, None),
         };
         let req = self.send_token(Purpose::JwtBearer, req);
-        self.state = State::JwtBearer { req, scope };
-        Ok(())
+        Ok(self.state.move_to_jwt_bearer(req, scope))
     }
 
     // ---- Authorization code -------------------------------------------------------------
 
-    fn start_code_flow(&mut self) -> Result<(), Error> {
+    fn start_code_flow(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         policy::check_login(&self.config, &ctx)?;
-        let plan = AttemptPlan { redirect: Some(policy::redirect_plan(&self.config.redirect_uri, &self.clients, &ctx.issuer)) };
-        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-        self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::AuthorizationCode };
-        Ok(())
+        let redirect = policy::redirect_plan(&self.config.redirect_uri, &self.clients, &ctx.issuer);
+        let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Login(redirect));
+        self.queue.push_back(Output::PrepareAttempt(plan));
+        Ok(moved)
     }
 
-    fn on_prepared(&mut self, entropy: Entropy, callback: CallbackSetup) -> Result<(), Error> {
-        let State::AwaitingPreparation { plan, flow } = std::mem::replace(&mut self.state, State::Idle) else {
-            return Ok(());
-        };
+    fn on_prepared(&mut self, preparing: Preparing, entropy: Entropy, callback: CallbackSetup) -> Result<Moved, Error> {
         if self.needs_dpop_key() {
             self.dpop.new_key(&entropy.dpop_key);
         }
-        if flow != ChosenFlow::AuthorizationCode {
-            return self.start_machine_flow(flow, Some(&entropy.nonce));
-        }
-        let Some(rp) = plan.redirect.clone() else { return Ok(()) };
+        let rp = match preparing {
+            Preparing::Machine(flow) => return self.start_machine_flow(flow, Some(&entropy.nonce)),
+            Preparing::Login(rp) => rp,
+        };
         let (redirect_uri, listening) = match callback {
-            // `handle` refused a listener the plan did not ask for.
+            // `check` refused a listener the plan did not ask for.
             CallbackSetup::Listening(uri) => (uri, true),
             CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => (policy::paste_redirect_uri(&rp, &entropy.nonce), false),
         };
@@ -1052,7 +990,7 @@ impl Authorizer {
     }
 
     /// SPEC item 40: pre-registered, then [`policy::login_client`], then DCR.
-    fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+    fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let client = match self.use_configured_client(&ctx.issuer)? {
             Some(c) => Some((c, false)),
@@ -1074,8 +1012,7 @@ impl Authorizer {
         let metadata = ClientMetadata::native(&attempt.redirect_uri, &self.config.client_name, attempt.scope.clone());
         let req = registration_request(&endpoint, &metadata);
         let req = self.send(Purpose::Registration, req);
-        self.state = State::Registration { req, attempt, metadata, listening };
-        Ok(())
+        Ok(self.state.move_to_registration(req, attempt, metadata, listening))
     }
 
     fn on_registration(
@@ -1084,7 +1021,7 @@ impl Authorizer {
         mut attempt: Box<Attempt>,
         metadata: ClientMetadata,
         listening: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::Registration;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
@@ -1096,7 +1033,7 @@ impl Authorizer {
         self.open_authorization(attempt, listening)
     }
 
-    fn open_authorization(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+    fn open_authorization(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(endpoint) = ctx.authorization_endpoint.clone() else {
             return failed(DiscoveryError::MissingEndpoint { issuer: ctx.issuer, endpoint: "authorization_endpoint" });
@@ -1123,45 +1060,44 @@ impl Authorizer {
         if !listening {
             self.queue.push_back(Output::PromptForRedirect { url });
         }
-        self.state = State::AwaitingRedirect { attempt, deadline, listening };
-        Ok(())
+        Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening))
     }
 
-    fn on_callback_unavailable(&mut self) {
-        if let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state {
-            if *listening {
-                *listening = false;
-                *deadline = self.now.saturating_add(self.config.callback_timeout);
-                if let Some(url) = attempt.url.clone() {
-                    self.queue.push_back(Output::PromptForRedirect { url });
-                }
-            }
+    fn on_callback_unavailable(&mut self, attempt: Box<Attempt>, deadline: Timestamp, listening: bool) -> Moved {
+        if !listening {
+            return self.state.move_to_awaiting_redirect(attempt, deadline, listening);
         }
+        self.paste_instead(attempt)
     }
 
-    fn on_timeout(&mut self) -> Result<(), Error> {
-        let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state else {
-            return Ok(()); // a late timer: nothing waits on it
-        };
-        if self.now < *deadline {
-            return Ok(());
+    /// The listener is given up on: the wait goes on for a pasted redirect.
+    fn paste_instead(&mut self, attempt: Box<Attempt>) -> Moved {
+        let deadline = self.now.saturating_add(self.config.callback_timeout);
+        if let Some(url) = attempt.url.clone() {
+            self.queue.push_back(Output::PromptForRedirect { url });
         }
-        if *listening {
+        self.state.move_to_awaiting_redirect(attempt, deadline, false)
+    }
+
+    fn on_timeout(&mut self, attempt: Box<Attempt>, deadline: Timestamp, listening: bool) -> Result<Moved, Error> {
+        if self.now < deadline {
+            return Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening));
+        }
+        if listening {
             // The browser never came back: ask for a paste (SSH sessions, other machines).
-            *listening = false;
-            *deadline = self.now.saturating_add(self.config.callback_timeout);
-            if let Some(url) = attempt.url.clone() {
-                self.queue.push_back(Output::PromptForRedirect { url });
-            }
-            return Ok(());
+            return Ok(self.paste_instead(attempt));
         }
         failed(Error::TimedOut { waiting_for: Stage::Authorization })
     }
 
-    fn on_redirect(&mut self, url: &str, source: RedirectSource) -> Result<(), Error> {
-        let State::AwaitingRedirect { attempt, deadline, listening } = std::mem::replace(&mut self.state, State::Idle) else {
-            return Ok(());
-        };
+    fn on_redirect(
+        &mut self,
+        url: &str,
+        source: RedirectSource,
+        attempt: Box<Attempt>,
+        deadline: Timestamp,
+        listening: bool,
+    ) -> Result<Moved, Error> {
         let checked = parse_redirect(url, &attempt.redirect_uri).and_then(|p| {
             check_redirect(
                 p,
@@ -1181,8 +1117,7 @@ impl Authorizer {
                 if source == RedirectSource::Loopback =>
             {
                 self.queue.push_back(Output::RejectCallback(Outcome::for_error(&Error::from(e))));
-                self.state = State::AwaitingRedirect { attempt, deadline, listening };
-                return Ok(());
+                return Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening));
             }
             Err(e) => {
                 let e = Error::from(e);
@@ -1208,8 +1143,7 @@ impl Authorizer {
         };
         let req = grant.request(&ctx.token_endpoint, Some(&auth));
         let req = self.send_token(Purpose::CodeExchange, req);
-        self.state = State::ExchangingCode { req, attempt };
-        Ok(())
+        Ok(self.state.move_to_exchanging_code(req, attempt))
     }
 
     /// The redirect is in (a concurrent callback may beat the drain): asking for it again would
@@ -1218,7 +1152,7 @@ impl Authorizer {
         self.queue.retain(|o| !matches!(o, Output::OpenAuthorizationUrl { .. } | Output::PromptForRedirect { .. }));
     }
 
-    fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<(), Error> {
+    fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<Moved, Error> {
         let purpose = Purpose::CodeExchange;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let tr = match TokenResponse::from_http(&resp, purpose) {
@@ -1252,8 +1186,7 @@ impl Authorizer {
         let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
         self.request.logged_in = true; // for `LOGIN_BACKOFF`
-        self.ready();
-        Ok(())
+        Ok(self.ready())
     }
 }
 
