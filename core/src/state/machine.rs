@@ -242,3 +242,96 @@ impl Phase {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every state, walked through an exhaustive match: a variant added to [`StateName`] does
+    /// not compile until it is linked in here, and then must be in the diagram.
+    fn every_state() -> BTreeSet<String> {
+        let next = |s: &StateName| match s {
+            Idle => Some(ResourceMetadata),
+            ResourceMetadata => Some(ServerMetadata),
+            ServerMetadata => Some(AwaitingPreparation),
+            AwaitingPreparation => Some(Registration),
+            Registration => Some(AwaitingRedirect),
+            AwaitingRedirect => Some(ExchangingCode),
+            ExchangingCode => Some(ClientCredentials),
+            ClientCredentials => Some(Refreshing),
+            Refreshing => Some(TokenExchange),
+            TokenExchange => Some(JwtBearer),
+            JwtBearer => Some(Failed),
+            Failed => None,
+        };
+        std::iter::successors(Some(Idle), next).map(|s| s.to_string()).collect()
+    }
+
+    /// The variants as `authorizer.rs` declares them (so a variant the walk skips is caught).
+    fn declared_states() -> BTreeSet<String> {
+        let source = include_str!("../authorizer.rs");
+        let body = source.split("pub enum StateName {").nth(1).and_then(|b| b.split('}').next()).expect("StateName in authorizer.rs");
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("//") && l.ends_with(','))
+            .map(|l| l.trim_end_matches(',').to_owned())
+            .collect()
+    }
+
+    /// The capitalised words of the `## States` diagram in the crate docs.
+    fn diagram_words() -> BTreeSet<String> {
+        let docs: Vec<&str> = include_str!("../lib.rs").lines().filter_map(|l| l.strip_prefix("//!")).collect();
+        let start = docs.iter().position(|l| l.trim() == "## States").expect("a States section in lib.rs");
+        let diagram = docs[start..]
+            .iter()
+            .skip_while(|l| l.trim() != "```text")
+            .skip(1)
+            .take_while(|l| l.trim() != "```")
+            .flat_map(|l| l.split(|c: char| !c.is_ascii_alphabetic()))
+            .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>();
+        assert!(!diagram.is_empty(), "no diagram under ## States in lib.rs");
+        diagram
+    }
+
+    #[test]
+    fn the_state_diagram_names_every_state_and_no_other() {
+        let states = every_state();
+        assert_eq!(states, declared_states(), "the walk in every_state() and the StateName enum differ");
+        let words = diagram_words();
+        let missing: Vec<_> = states.difference(&words).collect();
+        assert!(missing.is_empty(), "the state diagram in lib.rs lacks {missing:?}");
+        // The diagram's other words are inputs, outputs and abbreviations, not states: a state
+        // removed or renamed in the enum but left in the diagram fails here.
+        const NOT_STATES: &[&str] = &["TokenWanted", "Challenged", "Ready", "RejectCallback", "IdP", "ID", "JAG", "DCR"];
+        let unknown: Vec<_> = words.iter().filter(|w| !states.contains(*w) && !NOT_STATES.contains(&w.as_str())).collect();
+        assert!(unknown.is_empty(), "the state diagram in lib.rs names {unknown:?}, which are not states");
+    }
+
+    #[test]
+    fn phases_name_their_state() {
+        let mut state = State::new();
+        assert_eq!((state.name(), state.deadline()), (Idle, None));
+        let _ = state.move_to_resource_metadata(RequestId(1), Vec::new(), 0);
+        assert_eq!((state.name(), state.phase().outstanding()), (ResourceMetadata, Some(RequestId(1))));
+        // While an input is handled, the state is the one taken from.
+        let taken = state.take();
+        assert!(!state.settled());
+        assert_eq!(state.name(), ResourceMetadata);
+        let _ = state.stay(taken);
+        assert!(state.settled());
+        state.move_to_failed();
+        assert_eq!(state.name(), Failed);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "no move from Idle to ServerMetadata")]
+    fn a_move_from_the_wrong_state_panics_in_debug_builds() {
+        let mut state = State::new();
+        let _ = state.take();
+        let _ = state.move_to_server_metadata(RequestId(1), Vec::new(), 0, Vec::new(), 0, false);
+    }
+}
