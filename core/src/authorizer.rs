@@ -1,5 +1,5 @@
 //! The public face of the state machine: [`Authorizer`], [`Input`], [`Output`].
-//! The transitions themselves live in `state.rs`.
+//! The transitions themselves live in `state.rs`, the protocol's choices in `policy.rs`.
 
 use crate::callback::Outcome;
 use crate::config::Config;
