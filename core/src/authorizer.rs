@@ -1,14 +1,16 @@
 //! The public face of the state machine: [`Authorizer`], [`Input`], [`Output`].
-//! The transitions themselves live in `state.rs`.
+//! The transitions themselves live in `state.rs`, the protocol's choices in `policy.rs`.
 
 use crate::callback::Outcome;
 use crate::config::Config;
+use crate::context::{RequestContext, ServerContext};
+use crate::dpop::DpopContext;
 use crate::entropy::Entropy;
 use crate::error::{ConfigError, Error};
 use crate::http::{redact_query, HttpResponse, OutgoingRequest, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::registration::ClientInfo;
-use crate::state::{ServerContext, State};
+use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{Authorization, TokenSet};
 use std::collections::VecDeque;
@@ -194,6 +196,12 @@ pub struct RedirectPlan {
 }
 
 impl RedirectPlan {
+    /// True if `uri` is a redirect URI a listener bound for this plan can have: `http`, a
+    /// loopback host, an explicit port and the planned path.
+    pub(crate) fn accepts(&self, uri: &Url) -> bool {
+        uri.scheme() == "http" && crate::http::is_loopback_url(uri) && uri.path() == self.path && uri.port().is_some()
+    }
+
     /// The redirect URI for a bound port.
     pub fn redirect_uri(&self, port: u16) -> Url {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
@@ -350,7 +358,7 @@ pub struct Authorizer {
     /// Where `prm` came from.
     pub(crate) prm_url: Option<String>,
     pub(crate) server: Option<ServerContext>,
-    pub(crate) request: crate::state::RequestContext,
+    pub(crate) request: RequestContext,
     /// When the resource server last rejected a token from a login moments old, and the
     /// authorization server that login was at.
     pub(crate) login_rejected_at: Option<(Timestamp, String)>,
@@ -358,14 +366,14 @@ pub struct Authorizer {
     pub(crate) authorizations: u64,
     /// The registration an unfinished login made (not on file until a login succeeds with it).
     pub(crate) pending_client: Option<ClientInfo>,
-    pub(crate) dpop: crate::state::DpopContext,
+    pub(crate) dpop: DpopContext,
 }
 
 impl fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authorizer")
             .field("server_url", &self.config.server_url.as_str())
-            .field("state", &self.state_name())
+            .field("state", &self.state.name())
             .field("now", &self.now)
             .field("has_tokens", &self.tokens.is_some())
             .finish_non_exhaustive()
@@ -391,7 +399,7 @@ impl Authorizer {
             signing_key,
             now,
             next_id: 0,
-            state: State::Idle,
+            state: State::new(),
             queue: VecDeque::new(),
             tokens: restored.tokens,
             clients: restored.clients,
@@ -415,8 +423,8 @@ impl Authorizer {
     /// [`new`](Self::new)) and registrations are replaced; discovered metadata and the per-request
     /// memory are kept. A flow in progress is a usage error, and nothing changes.
     pub fn restore(&mut self, mut restored: Restored) -> Result<(), Error> {
-        if !matches!(self.state_name(), StateName::Idle | StateName::Failed) {
-            return Err(crate::error::UsageError::UnexpectedInput { input: "restore", state: self.state_name() }.into());
+        if !matches!(self.state.name(), StateName::Idle | StateName::Failed) {
+            return Err(crate::error::UsageError::UnexpectedInput { input: "restore", state: self.state.name() }.into());
         }
         if restored.tokens.as_ref().is_some_and(|t| self.config.accepts_tokens(t, &restored.clients).is_err()) {
             restored.tokens = None;
@@ -464,7 +472,7 @@ impl Authorizer {
 
     /// The current state.
     pub fn state(&self) -> StateName {
-        self.state_name()
+        self.state.name()
     }
 
     /// The tokens held, if any.
@@ -508,7 +516,7 @@ impl Authorizer {
     pub fn poll_output(&mut self) -> Output {
         match self.queue.pop_front() {
             Some(o) => o,
-            None => Output::Wait { until: self.deadline() },
+            None => Output::Wait { until: self.state.deadline() },
         }
     }
 }

@@ -5,6 +5,7 @@
 //! key as `jwk`, and claims `jti` (unique), `htm`, `htu` (no query or fragment), `iat`, and
 //! `nonce` when a server demanded one, `ath` (the access token's hash) on resource requests.
 
+use crate::http::{HttpRequest, HttpResponse, Purpose, TransportFailure};
 use crate::secret::SubjectToken;
 use crate::time::Timestamp;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -91,6 +92,77 @@ impl DpopKey {
             claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(t.as_bytes())).into();
         }
         self.key.sign_jwt(&header, &claims)
+    }
+}
+
+/// The machine's DPoP: the key, the nonces servers demanded, and the last token request for a
+/// nonce retry.
+#[derive(Default)]
+pub(crate) struct DpopContext {
+    pub(crate) key: Option<DpopKey>,
+    pub(crate) as_nonce: Option<String>,
+    pub(crate) rs_nonce: Option<String>,
+    last_token_request: Option<(Purpose, HttpRequest)>,
+    nonce_retried: bool,
+}
+
+impl DpopContext {
+    /// A new key from entropy; the nonces of the old one no longer apply.
+    pub(crate) fn new_key(&mut self, bytes: &[u8; 32]) {
+        self.key = DpopKey::from_bytes(bytes);
+        self.as_nonce = None;
+        self.rs_nonce = None;
+    }
+
+    /// A token endpoint request about to be sent, with a proof when a key is in use;
+    /// remembered for one `use_dpop_nonce` retry.
+    pub(crate) fn token_request(&mut self, purpose: Purpose, req: HttpRequest, now: Timestamp) -> HttpRequest {
+        self.last_token_request = self.key.as_ref().map(|_| (purpose, req.clone()));
+        self.nonce_retried = false;
+        self.with_proof(req, now)
+    }
+
+    fn with_proof(&self, mut req: HttpRequest, now: Timestamp) -> HttpRequest {
+        if let Some(key) = &self.key {
+            if let Ok(url) = Url::parse(&req.uri().to_string()) {
+                let proof = key.proof(req.method().as_str(), &url, now, self.as_nonce.as_deref(), None, &[]);
+                if let Ok(v) = http::HeaderValue::from_str(&proof) {
+                    req.headers_mut().insert("DPoP", v);
+                }
+            }
+        }
+        req
+    }
+
+    /// RFC 9449 §8: a token endpoint that answers `use_dpop_nonce` with a `DPoP-Nonce` header
+    /// gets the same request once more, with a proof carrying the nonce: returned here, to be
+    /// sent in place of the answered one.
+    ///
+    /// Only the answer to the outstanding token request counts (`token_answer`; the caller
+    /// checked the id): a nonce from a metadata host or any other response is ignored, and the
+    /// remembered request is forgotten once answered, so nothing can make the machine send a
+    /// spent code or an already rotated refresh token again.
+    pub(crate) fn nonce_retry(
+        &mut self,
+        token_answer: bool,
+        result: &Result<HttpResponse, TransportFailure>,
+        now: Timestamp,
+    ) -> Option<(Purpose, HttpRequest)> {
+        let (purpose, req) = self.last_token_request.take().filter(|_| token_answer)?;
+        let resp = result.as_ref().ok()?;
+        let nonce = crate::http::header_str(resp, http::header::HeaderName::from_static("dpop-nonce")).map(str::to_owned);
+        if nonce.is_some() {
+            self.as_nonce = nonce.clone();
+        }
+        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
+        if !demanded || nonce.is_none() || self.nonce_retried {
+            return None;
+        }
+        self.nonce_retried = true;
+        let proof = self.with_proof(req.clone(), now);
+        // The retry is the outstanding request now (and is itself never retried).
+        self.last_token_request = Some((purpose, req));
+        Some((purpose, proof))
     }
 }
 

@@ -129,6 +129,8 @@
 #![warn(unreachable_pub)]
 
 mod authorizer;
+mod context;
+mod policy;
 mod state;
 
 pub mod authorize;

@@ -1,114 +1,34 @@
-//! Every state transition of the [`Authorizer`] lives in this file (h11's "Rule 1"): nothing
-//! else assigns `self.state`.
+//! Every state transition of the [`Authorizer`] lives in this file (h11's "Rule 1"): each
+//! input's handler takes the state out and returns the move it made (`machine`, where the
+//! state's phase is private). What to ask for (which scope, client, resource) is `policy.rs`'s
+//! to answer; the request bodies are `token.rs`'s.
+
+mod machine;
+
+pub(crate) use machine::State;
+use machine::{Moved, Phase, Preparing};
 
 use crate::authorize::{authorization_url, check_redirect, parse_redirect, AuthorizationRequest, RedirectExpectations};
-use crate::authorizer::{
-    AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, StateName,
-};
+use crate::authorizer::{Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectSource};
 use crate::callback::Outcome;
-use crate::config::Flow;
-use crate::discovery::{self, BearerChallenge};
+use crate::context::ServerContext;
+use crate::discovery;
 use crate::entropy::Entropy;
 use crate::error::*;
 use crate::http::{is_secure_endpoint, HttpRequest, HttpResponse, OutgoingRequest, Purpose, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::pkce::{verifier_from_bytes, PkceChallenge};
+use crate::policy::{self, ChosenFlow};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
-use crate::token::{select_auth_method, token_request, AuthMethod, ClientAuth, GrantKind, TokenResponse, TokenSet};
+use crate::token::{AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use url::Url;
 
-/// The private state. Each in-flight variant remembers the one outstanding request, if any.
-pub(crate) enum State {
-    Idle,
-    Failed,
-    ResourceMetadata { req: RequestId, candidates: Vec<(Url, Url)>, index: usize },
-    ServerMetadata { req: RequestId, issuers: Vec<String>, issuer_index: usize, candidates: Vec<Url>, index: usize, legacy: bool },
-    AwaitingPreparation { plan: AttemptPlan, flow: ChosenFlow },
-    Registration { req: RequestId, attempt: Box<Attempt>, metadata: ClientMetadata, listening: bool },
-    AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
-    ExchangingCode { req: RequestId, attempt: Box<Attempt> },
-    ClientCredentials { req: RequestId, scope: Option<String> },
-    Refreshing { req: RequestId, endpoint: Url },
-    TokenExchange { req: RequestId, scope: Option<String> },
-    JwtBearer { req: RequestId, scope: Option<String> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChosenFlow {
-    AuthorizationCode,
-    ClientCredentials,
-    EnterpriseManaged,
-    WorkloadIdentity,
-    /// A refresh whose client assertion (`private_key_jwt`) needs entropy for its `jti`.
-    Refresh,
-}
-
-/// The authorization server in use.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerContext {
-    pub(crate) issuer: String,
-    pub(crate) metadata: Option<AuthorizationServerMetadata>,
-    pub(crate) authorization_endpoint: Option<Url>,
-    pub(crate) token_endpoint: Url,
-    pub(crate) registration_endpoint: Option<Url>,
-    /// The issuer is a baseline for RFC 9207 `iss` checks: it came from validated metadata or
-    /// explicit configuration, not synthesized for 2025-03-26 default endpoints (SPEC OQ 18).
-    pub(crate) iss_baseline: bool,
-}
-
-/// What one MCP request (one `TokenWanted` and the challenges that follow) has seen.
-#[derive(Debug, Default)]
-pub(crate) struct RequestContext {
-    pub(crate) challenge: Option<BearerChallenge>,
-    pub(crate) step_up: bool,
-    pub(crate) challenges: u8,
-    /// New authorizations (logins, machine grants) started in this request.
-    pub(crate) authorizations: u8,
-    /// A full authorization (code, client credentials, JWT bearer) finished in this request: a
-    /// 401 now means the server rejects a token obtained moments ago, which is final.
-    pub(crate) authorized: bool,
-    /// A refresh was sent after the server rejected a token in this request: not twice. (A
-    /// refresh ahead of expiry does not count: it cannot know of a rejection to come.)
-    pub(crate) refreshed: bool,
-    /// The resource server rejected the token (401) in this request.
-    pub(crate) rejected: bool,
-    /// Discovery ran in this request: the metadata in use is current.
-    pub(crate) discovered: bool,
-    /// The resource server's `use_dpop_nonce` was honoured once in this request.
-    pub(crate) rs_nonce_retried: bool,
-    /// The tokens of this request come from a person's login (the code flow).
-    pub(crate) logged_in: bool,
-    /// The tokens held were obtained by a refresh in this request.
-    pub(crate) refreshed_tokens: bool,
-    /// Discovery in this request found another resource identifier than the tokens': they are
-    /// kept until a new authorization replaces them, but not refreshed.
-    pub(crate) resource_changed: bool,
-    /// The server rejected (401) tokens refreshed in this request.
-    pub(crate) refreshed_rejected: bool,
-    /// A refresh at metadata not discovered in this request was refused for another reason than
-    /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
-    pub(crate) refresh_refused: Option<(Url, Error)>,
-    /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
-    pub(crate) requested_scopes: Vec<String>,
-}
-
-/// DPoP (RFC 9449): the key, the nonces servers demanded, and the last token request for a
-/// nonce retry.
-#[derive(Default)]
-pub(crate) struct DpopContext {
-    pub(crate) key: Option<crate::dpop::DpopKey>,
-    pub(crate) as_nonce: Option<String>,
-    pub(crate) rs_nonce: Option<String>,
-    last_token_request: Option<(Purpose, HttpRequest)>,
-    nonce_retried: bool,
-}
-
 /// One authorization-code attempt: everything recorded before the browser opens.
-pub(crate) struct Attempt {
+struct Attempt {
     verifier: PkceVerifier,
     state: CsrfState,
     redirect_uri: Url,
@@ -123,10 +43,6 @@ pub(crate) struct Attempt {
     /// `client` was registered for this attempt (and is not on file yet).
     registered: bool,
 }
-
-/// How long a login whose fresh token the resource server rejected is not repeated: meanwhile
-/// such a rejection fails at once (`RejectedFreshToken`), and refreshes still run.
-pub(crate) const LOGIN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A failed exchange; an adapter that stopped reading at the cap reports the same typed
 /// `BodyTooLarge` as a body core measured itself.
@@ -143,112 +59,94 @@ fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
 }
 
 impl Authorizer {
-    pub(crate) fn state_name(&self) -> StateName {
-        match &self.state {
-            State::Idle => StateName::Idle,
-            State::Failed => StateName::Failed,
-            State::ResourceMetadata { .. } => StateName::ResourceMetadata,
-            State::ServerMetadata { .. } => StateName::ServerMetadata,
-            State::AwaitingPreparation { .. } => StateName::AwaitingPreparation,
-            State::Registration { .. } => StateName::Registration,
-            State::AwaitingRedirect { .. } => StateName::AwaitingRedirect,
-            State::ExchangingCode { .. } => StateName::ExchangingCode,
-            State::ClientCredentials { .. } => StateName::ClientCredentials,
-            State::Refreshing { .. } => StateName::Refreshing,
-            State::TokenExchange { .. } => StateName::TokenExchange,
-            State::JwtBearer { .. } => StateName::JwtBearer,
-        }
-    }
-
-    pub(crate) fn deadline(&self) -> Option<Timestamp> {
-        match &self.state {
-            State::AwaitingRedirect { deadline, .. } => Some(*deadline),
-            _ => None,
-        }
-    }
-
     /// The authorization server in use; every caller runs after discovery.
     fn ctx(&self) -> Result<ServerContext, Error> {
         self.server.clone().ok_or(Error::Discovery(DiscoveryError::NoAuthorizationServer { tried: 0 }))
     }
 
-    fn outstanding(&self) -> Option<RequestId> {
-        match &self.state {
-            State::ResourceMetadata { req, .. }
-            | State::ServerMetadata { req, .. }
-            | State::Registration { req, .. }
-            | State::ExchangingCode { req, .. }
-            | State::ClientCredentials { req, .. }
-            | State::Refreshing { req, .. }
-            | State::TokenExchange { req, .. }
-            | State::JwtBearer { req, .. } => Some(*req),
-            _ => None,
-        }
-    }
-
     fn unexpected(&self, input: &Input) -> Error {
-        UsageError::UnexpectedInput { input: input.name(), state: self.state_name() }.into()
+        UsageError::UnexpectedInput { input: input.name(), state: self.state.name() }.into()
     }
 
     /// Entry point for every input.
     pub(crate) fn handle(&mut self, input: Input) -> Result<(), Error> {
-        // Validate before touching anything: a usage error changes nothing.
-        let idle = matches!(self.state, State::Idle | State::Failed);
-        match &input {
-            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => return Err(self.unexpected(&input)),
-            Input::Response { id, .. } if self.outstanding() != Some(*id) => return Err(UsageError::UnknownRequest(*id).into()),
-            Input::AttemptPrepared { .. } if !matches!(self.state, State::AwaitingPreparation { .. }) => {
-                return Err(self.unexpected(&input))
-            }
-            Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(self.state, State::AwaitingRedirect { .. }) => {
-                return Err(self.unexpected(&input))
-            }
-            Input::Cancel { .. } if idle => return Err(self.unexpected(&input)),
-            _ => {}
-        }
+        self.check(&input)?;
         // Time only moves forward.
         self.now = self.now.max(input.now());
-        let result = match input {
-            Input::TokenWanted { .. } => self.on_token_wanted(),
-            Input::Challenged { status, www_authenticate, dpop_nonce, .. } => self.on_challenged(status, &www_authenticate, dpop_nonce),
-            Input::Response { result, .. } => {
-                if self.dpop_nonce_retry(&result) {
-                    return Ok(());
+        let from = self.state.take();
+        if let Err(e) = self.step(from, input) {
+            self.fail(e);
+        }
+        debug_assert!(self.state.settled());
+        Ok(())
+    }
+
+    /// Validates an input before anything changes: a usage error changes nothing.
+    fn check(&self, input: &Input) -> Result<(), Error> {
+        let phase = self.state.phase();
+        let idle = matches!(phase, Phase::Idle | Phase::Failed);
+        match input {
+            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => Err(self.unexpected(input)),
+            Input::Response { id, .. } if phase.outstanding() != Some(*id) => Err(UsageError::UnknownRequest(*id).into()),
+            Input::AttemptPrepared { callback, .. } => match (phase, callback) {
+                // The listener must be the one the plan asked for: checked here, before the
+                // clock or the DPoP key (made from this input's entropy) change.
+                (Phase::AwaitingPreparation(Preparing::Login(plan)), CallbackSetup::Listening(uri)) if !plan.accepts(uri) => {
+                    Err(UsageError::BadRedirectUri(uri.to_string()).into())
                 }
-                self.on_response(result)
+                (Phase::AwaitingPreparation(_), _) => Ok(()),
+                _ => Err(self.unexpected(input)),
+            },
+            Input::Redirect { .. } | Input::CallbackUnavailable { .. } if !matches!(phase, Phase::AwaitingRedirect { .. }) => {
+                Err(self.unexpected(input))
             }
-            Input::AttemptPrepared { entropy, callback, .. } => self.on_prepared(entropy, callback),
-            Input::CallbackUnavailable { .. } => {
-                self.on_callback_unavailable();
-                Ok(())
+            Input::Cancel { .. } if idle => Err(self.unexpected(input)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles a checked input in the phase taken out of the state; returns the move made.
+    fn step(&mut self, from: Phase, input: Input) -> Result<Moved, Error> {
+        match (input, from) {
+            (Input::TokenWanted { .. }, _) => self.on_token_wanted(),
+            (Input::Challenged { status, www_authenticate, dpop_nonce, .. }, from) => {
+                self.on_challenged(matches!(from, Phase::Failed), status, &www_authenticate, dpop_nonce)
             }
-            Input::Redirect { url, source, .. } => self.on_redirect(&url, source),
-            Input::Timeout { .. } => self.on_timeout(),
-            Input::Cancel { reason, .. } => failed(match reason {
+            (Input::Response { result, .. }, from) => match self.dpop_nonce_retry(&from, &result) {
+                Some(id) => Ok(self.state.stay(from.with_request(id))),
+                None => self.on_response(from, result),
+            },
+            (Input::AttemptPrepared { entropy, callback, .. }, Phase::AwaitingPreparation(preparing)) => {
+                self.on_prepared(preparing, entropy, callback)
+            }
+            (Input::CallbackUnavailable { .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                Ok(self.on_callback_unavailable(attempt, deadline, listening))
+            }
+            (Input::Redirect { url, source, .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                self.on_redirect(&url, source, attempt, deadline, listening)
+            }
+            (Input::Timeout { .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
+                self.on_timeout(attempt, deadline, listening)
+            }
+            (Input::Cancel { reason, .. }, _) => failed(match reason {
                 CancelReason::User => AuthorizationError::Cancelled,
                 CancelReason::NoInteraction => AuthorizationError::InteractionRequired,
             }),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(Error::Usage(u)) => Err(Error::Usage(u)),
-            Err(e) => {
-                self.fail(e);
-                Ok(())
-            }
+            // A late timer: nothing waits on it. (`check` let no other input through here.)
+            (_, from) => Ok(self.state.stay(from)),
         }
     }
 
     fn fail(&mut self, e: Error) {
-        self.state = State::Failed;
+        self.state.move_to_failed();
         self.queue.push_back(Output::Failed(e));
     }
 
-    fn ready(&mut self) {
-        self.state = State::Idle;
+    fn ready(&mut self) -> Moved {
         if let Some(t) = &self.tokens {
             self.queue.push_back(Output::Ready(t.authorization_with(self.dpop.key.as_ref(), self.dpop.rs_nonce.clone())));
         }
+        self.state.move_to_idle()
     }
 
     fn send(&mut self, purpose: Purpose, request: HttpRequest) -> RequestId {
@@ -267,78 +165,27 @@ impl Authorizer {
         self.send(purpose, req)
     }
 
-    /// True if new tokens should be DPoP-bound.
-    fn dpop_wanted(&self) -> bool {
-        match self.config.dpop {
-            crate::config::DpopMode::Always => true,
-            crate::config::DpopMode::Never => false,
-            crate::config::DpopMode::Auto => {
-                self.server.as_ref().and_then(|s| s.metadata.as_ref()).is_some_and(|m| m.supports_dpop_es256())
-            }
-        }
-    }
-
     /// True if a DPoP key must be made (from entropy) before the next token request.
     fn needs_dpop_key(&self) -> bool {
-        self.dpop_wanted() && self.dpop.key.is_none()
+        policy::dpop_wanted(self.config.dpop, self.metadata()) && self.dpop.key.is_none()
     }
 
-    /// Sends a token endpoint request, with a DPoP proof when a key is in use, and remembers it
-    /// for one `use_dpop_nonce` retry.
+    fn metadata(&self) -> Option<&AuthorizationServerMetadata> {
+        self.server.as_ref().and_then(|s| s.metadata.as_ref())
+    }
+
+    /// Sends a token endpoint request, with a DPoP proof when a key is in use.
     fn send_token(&mut self, purpose: Purpose, req: HttpRequest) -> RequestId {
-        self.dpop.last_token_request = self.dpop.key.as_ref().map(|_| (purpose, req.clone()));
-        self.dpop.nonce_retried = false;
-        let req = self.with_token_proof(req);
+        let req = self.dpop.token_request(purpose, req, self.now);
         self.send(purpose, req)
     }
 
-    fn with_token_proof(&self, mut req: HttpRequest) -> HttpRequest {
-        if let Some(key) = &self.dpop.key {
-            if let Ok(url) = Url::parse(&req.uri().to_string()) {
-                let proof = key.proof(req.method().as_str(), &url, self.now, self.dpop.as_nonce.as_deref(), None, &[]);
-                if let Ok(v) = http::HeaderValue::from_str(&proof) {
-                    req.headers_mut().insert("DPoP", v);
-                }
-            }
-        }
-        req
-    }
-
-    /// RFC 9449 §8: a token endpoint that answers `use_dpop_nonce` with a `DPoP-Nonce` header
-    /// gets the same request once more, with a proof carrying the nonce. True if resent.
-    ///
-    /// Only the answer to the outstanding token request counts (the caller checked the id): a
-    /// nonce from a metadata host or any other response is ignored, and the remembered request
-    /// is forgotten once answered, so nothing can make the machine send a spent code or an
-    /// already rotated refresh token again.
-    fn dpop_nonce_retry(&mut self, result: &Result<HttpResponse, TransportFailure>) -> bool {
-        let at_token_endpoint = matches!(
-            self.state,
-            State::ExchangingCode { .. } | State::ClientCredentials { .. } | State::Refreshing { .. } | State::JwtBearer { .. }
-        );
-        let Some((purpose, req)) = self.dpop.last_token_request.take().filter(|_| at_token_endpoint) else { return false };
-        let Ok(resp) = result else { return false };
-        let nonce = crate::http::header_str(resp, http::header::HeaderName::from_static("dpop-nonce")).map(str::to_owned);
-        if nonce.is_some() {
-            self.dpop.as_nonce = nonce.clone();
-        }
-        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
-        if !demanded || nonce.is_none() || self.dpop.nonce_retried {
-            return false;
-        }
-        self.dpop.nonce_retried = true;
-        let proof = self.with_token_proof(req.clone());
-        let id = self.send(purpose, proof);
-        // The retry is the outstanding request now (and is itself never retried).
-        self.dpop.last_token_request = Some((purpose, req));
-        if let State::ExchangingCode { req, .. }
-        | State::ClientCredentials { req, .. }
-        | State::Refreshing { req, .. }
-        | State::JwtBearer { req, .. } = &mut self.state
-        {
-            *req = id;
-        }
-        true
+    /// RFC 9449 §8: a `use_dpop_nonce` answer of the token endpoint is sent again once, with
+    /// the nonce ([`DpopContext::nonce_retry`](crate::dpop::DpopContext::nonce_retry)): the id
+    /// the phase waits for now, if resent.
+    fn dpop_nonce_retry(&mut self, from: &Phase, result: &Result<HttpResponse, TransportFailure>) -> Option<RequestId> {
+        let (purpose, proof) = self.dpop.nonce_retry(from.at_token_endpoint(), result, self.now)?;
+        Some(self.send(purpose, proof))
     }
 
     // ---- Starting a request -------------------------------------------------------------
@@ -350,20 +197,25 @@ impl Authorizer {
         self.request.requested_scopes = requested;
     }
 
-    fn on_token_wanted(&mut self) -> Result<(), Error> {
+    fn on_token_wanted(&mut self) -> Result<Moved, Error> {
         self.new_request();
         if self.has_usable_token(self.now) {
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
-        if self.try_refresh()? {
-            return Ok(());
+        if let Some(moved) = self.try_refresh()? {
+            return Ok(moved);
         }
         self.new_token()
     }
 
-    fn on_challenged(&mut self, status: u16, values: &[http::HeaderValue], dpop_nonce: Option<String>) -> Result<(), Error> {
-        if matches!(self.state, State::Failed) {
+    fn on_challenged(
+        &mut self,
+        after_failure: bool,
+        status: u16,
+        values: &[http::HeaderValue],
+        dpop_nonce: Option<String>,
+    ) -> Result<Moved, Error> {
+        if after_failure {
             // The request the last flow served has ended (with that failure): this challenge
             // belongs to a new one. A lazy client sends its first request bare and feeds only
             // challenges, never `TokenWanted`.
@@ -411,8 +263,7 @@ impl Authorizer {
         {
             self.request.rs_nonce_retried = true;
             self.dpop.rs_nonce = dpop_nonce;
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
         if status == 401 && wants_nonce {
             // The resource server keeps demanding nonces (or demands one of a bearer token): a
@@ -441,8 +292,8 @@ impl Authorizer {
             return self.obtain_token();
         }
         // A rejected token: refresh it if possible (token + retry), else a new token.
-        if self.try_refresh()? {
-            return Ok(());
+        if let Some(moved) = self.try_refresh()? {
+            return Ok(moved);
         }
         self.new_token()
     }
@@ -491,33 +342,23 @@ impl Authorizer {
     /// yet, or when the metadata in use may be stale and a new authorization is about to ask
     /// for it: after the server rejected a token (the authorization server may have moved), and
     /// before a browser login. Machine grants reuse the metadata in use when nothing was rejected.
-    fn new_token(&mut self) -> Result<(), Error> {
+    fn new_token(&mut self) -> Result<Moved, Error> {
         if self.server.is_none()
-            || !self.request.discovered && (self.request.rejected || self.choose_flow()? == ChosenFlow::AuthorizationCode)
+            || !self.request.discovered && (self.request.rejected || self.choose_flow() == ChosenFlow::AuthorizationCode)
         {
             return self.start_discovery();
         }
         self.obtain_token()
     }
 
-    /// A login whose fresh token the resource server rejected is not repeated, after another
-    /// rejection, before [`LOGIN_BACKOFF`] has passed: the server, not the grant, is the problem
-    /// (its clock, its keys, its audience), and a person should not get a login per request.
     fn login_backed_off(&self) -> bool {
-        // Not after a migration or a rename: a login at another server, or for another
-        // identifier, is worth trying at once.
         let issuer = self.server.as_ref().map(|s| s.issuer.as_str());
-        self.request.rejected
-            && !self.request.resource_changed
-            && self
-                .login_rejected_at
-                .as_ref()
-                .is_some_and(|(at, i)| self.now < at.saturating_add(LOGIN_BACKOFF) && Some(i.as_str()) == issuer)
+        policy::login_backed_off(&self.request, self.login_rejected_at.as_ref(), issuer, self.now)
     }
 
     // ---- Discovery ----------------------------------------------------------------------
 
-    fn start_discovery(&mut self) -> Result<(), Error> {
+    fn start_discovery(&mut self) -> Result<Moved, Error> {
         if let Some(m) = self.config.endpoints.clone() {
             let parse = |field: &'static str, v: &str| Url::parse(v).map_err(|_| Error::from(DiscoveryError::InvalidUrl { field }));
             let token_endpoint = parse("token_endpoint", &m.token_endpoint)?;
@@ -556,26 +397,24 @@ impl Authorizer {
             }
         }
         let req = self.get(Purpose::ResourceMetadata, &candidates[0].0);
-        self.state = State::ResourceMetadata { req, candidates, index: 0 };
-        Ok(())
+        Ok(self.state.move_to_resource_metadata(req, candidates, 0))
     }
 
-    fn on_response(&mut self, result: Result<HttpResponse, TransportFailure>) -> Result<(), Error> {
-        let state = std::mem::replace(&mut self.state, State::Idle);
-        match state {
-            State::ResourceMetadata { candidates, index, .. } => self.on_resource_metadata(result, candidates, index),
-            State::ServerMetadata { issuers, issuer_index, candidates, index, legacy, .. } => {
+    fn on_response(&mut self, from: Phase, result: Result<HttpResponse, TransportFailure>) -> Result<Moved, Error> {
+        match from {
+            Phase::ResourceMetadata { candidates, index, .. } => self.on_resource_metadata(result, candidates, index),
+            Phase::ServerMetadata { issuers, issuer_index, candidates, index, legacy, .. } => {
                 self.on_server_metadata(result, issuers, issuer_index, candidates, index, legacy)
             }
-            State::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
-            State::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
-            State::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
-            State::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
-            State::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
-            State::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
-            other => {
-                self.state = other;
-                Ok(())
+            Phase::Registration { attempt, metadata, listening, .. } => self.on_registration(result, attempt, metadata, listening),
+            Phase::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
+            Phase::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
+            Phase::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
+            Phase::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
+            Phase::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
+            // `check` let no response through without an outstanding request.
+            other @ (Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. }) => {
+                Ok(self.state.stay(other))
             }
         }
     }
@@ -585,17 +424,16 @@ impl Authorizer {
         result: Result<HttpResponse, TransportFailure>,
         candidates: Vec<(Url, Url)>,
         index: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::ResourceMetadata;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
         let status = resp.status().as_u16();
-        let next = |this: &mut Self| -> Result<(), Error> {
+        let next = |this: &mut Self| -> Result<Moved, Error> {
             if let Some((url, _)) = candidates.get(index + 1) {
                 let url = url.clone();
                 let req = this.get(purpose, &url);
-                this.state = State::ResourceMetadata { req, candidates: candidates.clone(), index: index + 1 };
-                Ok(())
+                Ok(this.state.move_to_resource_metadata(req, candidates.clone(), index + 1))
             } else {
                 this.start_legacy_discovery()
             }
@@ -630,23 +468,13 @@ impl Authorizer {
                 Err(_) => return failed(DiscoveryError::InvalidUrl { field: "authorization_servers" }),
             }
         }
-        // Prefer the issuer of configured credentials, then the one we hold tokens or a
-        // registration for; otherwise the listed order (SPEC item 24).
-        let preferred: Vec<String> = self
-            .config
-            .authorization_server
-            .iter()
-            .cloned()
-            .chain(self.tokens.iter().map(|t| t.issuer.clone()))
-            .chain(self.clients.iter().map(|c| c.issuer.clone()))
-            .collect();
-        issuers.sort_by_key(|i| preferred.iter().position(|p| p == i).unwrap_or(usize::MAX));
+        policy::order_issuers(&self.config, self.tokens.as_ref(), &self.clients, &mut issuers);
         self.prm = Some(prm);
         self.prm_url = Some(candidates[index].0.to_string());
         self.start_server_metadata(issuers, 0, false)
     }
 
-    fn start_legacy_discovery(&mut self) -> Result<(), Error> {
+    fn start_legacy_discovery(&mut self) -> Result<Moved, Error> {
         // 2025-03-26: the authorization server is the MCP server's origin.
         self.prm = None;
         self.prm_url = None;
@@ -654,7 +482,7 @@ impl Authorizer {
         self.start_server_metadata(vec![origin], 0, true)
     }
 
-    fn start_server_metadata(&mut self, issuers: Vec<String>, issuer_index: usize, legacy: bool) -> Result<(), Error> {
+    fn start_server_metadata(&mut self, issuers: Vec<String>, issuer_index: usize, legacy: bool) -> Result<Moved, Error> {
         let Some(issuer) = issuers.get(issuer_index) else {
             return failed(DiscoveryError::NoAuthorizationServer { tried: issuers.len() });
         };
@@ -665,8 +493,7 @@ impl Authorizer {
             discovery::server_metadata_urls(&url)
         };
         let req = self.get(Purpose::ServerMetadata, &candidates[0]);
-        self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: 0, legacy };
-        Ok(())
+        Ok(self.state.move_to_server_metadata(req, issuers, issuer_index, candidates, 0, legacy))
     }
 
     fn on_server_metadata(
@@ -677,7 +504,7 @@ impl Authorizer {
         candidates: Vec<Url>,
         index: usize,
         legacy: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::ServerMetadata;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         crate::token::check_size(&resp, purpose)?;
@@ -703,8 +530,7 @@ impl Authorizer {
                 if let Some(url) = candidates.get(index + 1) {
                     let url = url.clone();
                     let req = self.get(purpose, &url);
-                    self.state = State::ServerMetadata { req, issuers, issuer_index, candidates, index: index + 1, legacy };
-                    Ok(())
+                    Ok(self.state.move_to_server_metadata(req, issuers, issuer_index, candidates, index + 1, legacy))
                 } else if legacy {
                     // 2025-03-26 without metadata: the default endpoints.
                     let (a, t, r) = discovery::legacy_default_endpoints(&self.config.server_url);
@@ -740,7 +566,7 @@ impl Authorizer {
     }
 
     /// Discovery is done: apply the authorization server binding, then get a token.
-    fn server_known(&mut self, ctx: ServerContext) -> Result<(), Error> {
+    fn server_known(&mut self, ctx: ServerContext) -> Result<Moved, Error> {
         // SEP-2352: tokens from another authorization server are never sent or refreshed.
         if self.tokens.as_ref().is_some_and(|t| t.issuer != ctx.issuer) {
             self.forget_tokens();
@@ -759,7 +585,7 @@ impl Authorizer {
 
     // ---- Getting a token ----------------------------------------------------------------
 
-    fn obtain_token(&mut self) -> Result<(), Error> {
+    fn obtain_token(&mut self) -> Result<Moved, Error> {
         if let Some((endpoint, refusal)) = self.request.refresh_refused.take() {
             // Discovery ran because a refresh at older metadata was refused: the refusal stands
             // unless the authorization server now has another token endpoint.
@@ -770,10 +596,12 @@ impl Authorizer {
             self.request.refreshed = false;
         }
         // A grant for another resource identifier cannot be refreshed into one for this one.
-        if !self.request.step_up && !self.request.resource_changed && self.try_refresh()? {
-            return Ok(());
+        if !self.request.step_up && !self.request.resource_changed {
+            if let Some(moved) = self.try_refresh()? {
+                return Ok(moved);
+            }
         }
-        let flow = self.choose_flow()?;
+        let flow = self.choose_flow();
         if flow == ChosenFlow::AuthorizationCode {
             // The resource server rejected a token refreshed moments ago at this same
             // authorization server (discovery found no other): the grant is alive, and a login
@@ -796,15 +624,14 @@ impl Authorizer {
         self.start_machine_flow(flow, None)
     }
 
-    fn prepare_machine_flow(&mut self, flow: ChosenFlow) -> Result<(), Error> {
-        let plan = AttemptPlan { redirect: None };
-        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-        self.state = State::AwaitingPreparation { plan, flow };
-        Ok(())
+    fn prepare_machine_flow(&mut self, flow: ChosenFlow) -> Result<Moved, Error> {
+        let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Machine(flow));
+        self.queue.push_back(Output::PrepareAttempt(plan));
+        Ok(moved)
     }
 
     /// The grants without a browser.
-    fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         match flow {
             ChosenFlow::ClientCredentials => self.start_client_credentials(nonce),
             ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
@@ -826,67 +653,14 @@ impl Authorizer {
         }
     }
 
-    /// `auto`: a workload token or an identity provider name their flow; configured client
-    /// credentials (a secret or a key) mean machine to machine when the authorization server
-    /// offers the grant (or, without metadata, always); everything else is a person logging in.
-    fn choose_flow(&self) -> Result<ChosenFlow, Error> {
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        Ok(match self.config.flow {
-            Flow::ClientCredentials => ChosenFlow::ClientCredentials,
-            Flow::AuthorizationCode => ChosenFlow::AuthorizationCode,
-            Flow::EnterpriseManaged => ChosenFlow::EnterpriseManaged,
-            Flow::WorkloadIdentity => ChosenFlow::WorkloadIdentity,
-            Flow::Auto if self.config.workload_token.is_some() => ChosenFlow::WorkloadIdentity,
-            Flow::Auto if self.config.idp.is_some() && self.config.client_id.is_some() => ChosenFlow::EnterpriseManaged,
-            Flow::Auto => {
-                // Without `grant_types_supported` (it is optional) a service is taken at its word.
-                let offered = md.is_none_or(|m| m.grant_types_supported.is_none() || m.supports_grant("client_credentials"));
-                if self.config.has_client_credentials() && offered {
-                    ChosenFlow::ClientCredentials
-                } else {
-                    ChosenFlow::AuthorizationCode
-                }
-            }
-        })
-    }
-
-    /// The issuer the configured client id belongs to, if known: the configured
-    /// `authorization_server`, else the one it was first used with (kept in the store as a
-    /// registration without secret), else the issuer of tokens issued to it.
-    fn bound_issuer(&self) -> Option<&str> {
-        let id = self.config.client_id.as_deref()?;
-        self.config
-            .authorization_server
-            .as_deref()
-            .or_else(|| self.clients.iter().find(|c| c.kind == ClientKind::PreRegistered && c.client_id == id).map(|c| c.issuer.as_str()))
-            .or_else(|| self.tokens.as_ref().filter(|t| t.client_id.as_deref() == Some(id)).map(|t| t.issuer.as_str()))
-    }
-
-    /// The pre-registered client, if configuration has one, for `issuer`. Configured credentials
-    /// belong to one authorization server (SEP-2352): another issuer is an error, before
-    /// anything is sent there.
-    fn configured_client(&self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
-        let Some(id) = &self.config.client_id else { return Ok(None) };
-        if let Some(bound) = self.bound_issuer() {
-            if bound != issuer {
-                return failed(RegistrationError::BoundToOtherIssuer { configured: bound.to_owned(), discovered: issuer.to_owned() });
-            }
-        }
-        Ok(Some(ClientInfo {
-            issuer: issuer.to_owned(),
-            client_id: id.clone(),
-            client_secret: self.config.client_secret.clone(),
-            client_secret_expires_at: None,
-            token_endpoint_auth_method: self.config.token_endpoint_auth_method.clone(),
-            redirect_uris: Vec::new(),
-            kind: ClientKind::PreRegistered,
-        }))
+    fn choose_flow(&self) -> ChosenFlow {
+        policy::choose_flow(&self.config, self.metadata())
     }
 
     /// [`configured_client`](Self::configured_client), binding the credentials to `issuer` on
     /// first use (persisted without the secret, so a restart keeps the binding).
     fn use_configured_client(&mut self, issuer: &str) -> Result<Option<ClientInfo>, Error> {
-        let client = self.configured_client(issuer)?;
+        let client = policy::configured_client(&self.config, &self.clients, self.tokens.as_ref(), issuer)?;
         if let Some(c) = &client {
             let known = self.clients.iter().any(|x| x.kind == ClientKind::PreRegistered && x.client_id == c.client_id);
             if !known {
@@ -906,170 +680,65 @@ impl Authorizer {
         nonce: Option<&[u8; 16]>,
         id_in_body: bool,
     ) -> Result<ClientAuth<'a>, Error> {
-        let method = self.auth_method_for(client);
-        let assertion = match method {
-            AuthMethod::PrivateKeyJwt => {
-                let key = self
-                    .signing_key
-                    .as_ref()
-                    .ok_or_else(|| TokenError::ClientAuthentication("private_key_jwt needs private_key".into()))?;
-                let nonce = nonce.ok_or_else(|| TokenError::ClientAuthentication("no entropy for the assertion jti".into()))?;
-                let aud = self.config.jwt_audience.as_deref().unwrap_or(audience);
-                Some(crate::jwt::client_assertion(key, self.config.key_id.as_deref(), &client.client_id, aud, self.now, nonce))
-            }
-            _ => None,
-        };
-        Ok(ClientAuth {
-            method,
-            client_id: &client.client_id,
-            secret: client.client_secret.as_ref(),
-            assertion,
-            client_id_in_body: id_in_body,
-        })
+        let assertion = policy::Assertion { audience, now: self.now, nonce };
+        policy::client_auth(&self.config, self.metadata(), self.signing_key.as_ref(), client, assertion, id_in_body)
     }
 
     fn resource_param(&self) -> Option<String> {
-        if !self.config.send_resource {
-            return None;
-        }
-        // SPEC OQ 2: the validated metadata value, byte for byte; else the canonical URI.
-        Some(match &self.prm {
-            Some(p) => p.resource.clone(),
-            None => discovery::canonical_resource_uri(&self.config.server_url),
-        })
+        policy::resource_param(&self.config, self.prm.as_ref())
     }
 
-    /// SPEC §2.H: the challenge's scope, else PRM `scopes_supported`, else the configured
-    /// scopes (for servers that say nothing), else none; a step-up takes the union with what was
-    /// requested and granted before; and `offline_access` when the server lists it.
-    ///
-    /// `offline`: the grant can have refresh tokens (the code flow; not client credentials,
-    /// RFC 6749 §4.4.3, nor JWT bearer grants).
     fn select_scope(&self, offline: bool) -> Option<String> {
-        let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let challenged = self.request.challenge.as_ref().and_then(|c| c.scope.as_deref()).map(split);
-        let mut scopes = challenged
-            .clone()
-            .or_else(|| self.prm.as_ref().and_then(|p| p.scopes_supported.clone()))
-            .or_else(|| self.config.scopes.clone())
-            .unwrap_or_default();
-        if self.request.step_up {
-            let mut union: Vec<String> = self.request.requested_scopes.clone();
-            if let Some(t) = &self.tokens {
-                union.extend(t.scopes().into_iter().map(str::to_owned));
-            }
-            union.extend(scopes);
-            scopes = union;
-        }
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        if offline && self.config.offline_access && !scopes.is_empty() && md.is_some_and(|m| m.lists_scope("offline_access")) {
-            scopes.push("offline_access".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        scopes.retain(|s| seen.insert(s.clone()));
-        (!scopes.is_empty()).then(|| scopes.join(" "))
+        policy::select_scope(&self.config, &self.request, self.prm.as_ref(), self.tokens.as_ref(), self.metadata(), offline)
     }
 
     fn remember_requested(&mut self, scope: &Option<String>) {
-        if let Some(s) = scope {
-            for x in s.split_whitespace() {
-                if x != "offline_access" && !self.request.requested_scopes.iter().any(|y| y == x) {
-                    self.request.requested_scopes.push(x.to_owned());
-                }
-            }
-        }
+        policy::record_requested(&mut self.request.requested_scopes, scope.as_deref());
     }
 
     /// Starts a refresh if there is a refresh token, a token endpoint and a client for it (once
-    /// per request). True if started (or its entropy asked for).
-    fn try_refresh(&mut self) -> Result<bool, Error> {
+    /// per request): the move, if started (or its entropy asked for).
+    fn try_refresh(&mut self) -> Result<Option<Moved>, Error> {
         if self.request.refreshed {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(false) };
+        let Some((endpoint, client)) = self.refresh_plan()? else { return Ok(None) };
         if self.auth_method_for(&client) == AuthMethod::PrivateKeyJwt {
             // The client assertion needs a fresh jti: entropy first.
             self.request.refreshed = self.request.rejected;
-            self.prepare_machine_flow(ChosenFlow::Refresh)?;
-            return Ok(true);
+            return self.prepare_machine_flow(ChosenFlow::Refresh).map(Some);
         }
-        self.send_refresh(endpoint, client, None)?;
-        Ok(true)
+        self.send_refresh(endpoint, client, None).map(Some)
     }
 
     /// Where and as whom the held refresh token can be used, if it can.
     fn refresh_plan(&self) -> Result<Option<(Url, ClientInfo)>, Error> {
-        let Some(t) = &self.tokens else { return Ok(None) };
-        if t.refresh_token.is_none() {
-            return Ok(None);
-        }
-        let Some(client) = self.client_for_tokens(t)? else { return Ok(None) };
-        let endpoint = match &self.server {
-            Some(s) if s.issuer == t.issuer => Some(s.token_endpoint.clone()),
-            Some(_) => None,
-            // Item 12: configured credentials only go to a token endpoint from discovery or
-            // configuration, never to one that came only from the store.
-            None if self.carries_configured_credentials(&client) => None,
-            None => t.token_endpoint.as_deref().and_then(|u| Url::parse(u).ok()).filter(is_secure_endpoint),
-        };
+        let Some(t) = self.tokens.as_ref().filter(|t| t.refresh_token.is_some()) else { return Ok(None) };
+        let Some(client) = policy::client_for_tokens(&self.config, &self.clients, t)? else { return Ok(None) };
+        let endpoint = policy::refresh_endpoint(self.server.as_ref(), t, &client, self.signing_key.is_some());
         Ok(endpoint.map(|e| (e, client)))
     }
 
-    fn carries_configured_credentials(&self, client: &ClientInfo) -> bool {
-        client.kind == ClientKind::PreRegistered && (client.client_secret.is_some() || self.signing_key.is_some())
-    }
-
     fn auth_method_for(&self, client: &ClientInfo) -> AuthMethod {
-        let md = self.server.as_ref().and_then(|s| s.metadata.as_ref());
-        let forced = self.config.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse);
-        let has_key = self.signing_key.is_some() && client.kind == ClientKind::PreRegistered;
-        select_auth_method(md, forced, client.auth_method(), client.client_secret.is_some(), has_key)
+        policy::auth_method(&self.config, self.metadata(), self.signing_key.is_some(), client)
     }
 
     /// The refresh request (SPEC 87): the grant's own `resource`, the client that holds it.
-    fn send_refresh(&mut self, endpoint: Url, client: ClientInfo, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn send_refresh(&mut self, endpoint: Url, client: ClientInfo, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let Some(t) = self.tokens.clone() else { return self.new_token() };
         let Some(rt) = t.refresh_token.clone() else { return self.new_token() };
         if client.kind == ClientKind::PreRegistered {
             self.use_configured_client(&t.issuer)?;
         }
         let auth = self.client_auth(&client, &t.issuer, nonce, true)?;
-        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.secret().to_owned())];
-        if self.config.send_resource {
-            // Item 1: the value the grant was obtained with, whatever discovery says today.
-            form.push(("resource", t.resource.clone()));
-        }
-        let req = token_request(&endpoint, form, &auth);
+        // Item 1: the `resource` the grant was obtained with, whatever discovery says today.
+        let resource = self.config.send_resource.then_some(t.resource.as_str());
+        let req = Grant::RefreshToken { refresh_token: &rt, resource }.request(&endpoint, Some(&auth));
         let req = self.send_token(Purpose::Refresh, req);
         // Once per rejection: a refresh ahead of expiry does not use up the one a rejected
         // token gets (a token that expired in transit, or revoked: the refresh then says so).
         self.request.refreshed = self.request.rejected;
-        self.state = State::Refreshing { req, endpoint };
-        Ok(())
-    }
-
-    /// The client the tokens were issued to, if this configuration can act as it.
-    fn client_for_tokens(&self, t: &TokenSet) -> Result<Option<ClientInfo>, Error> {
-        let Some(id) = t.client_id.as_deref() else { return Ok(None) };
-        if self.config.client_id.as_deref() == Some(id) {
-            return self.configured_client(&t.issuer);
-        }
-        if self.config.client_metadata_url.as_ref().is_some_and(|u| u.as_str() == id) {
-            return Ok(Some(self.metadata_document_client(&t.issuer, id)));
-        }
-        Ok(self.clients.iter().find(|c| c.issuer == t.issuer && c.client_id == id && c.kind == ClientKind::Dynamic).cloned())
-    }
-
-    fn metadata_document_client(&self, issuer: &str, id: &str) -> ClientInfo {
-        ClientInfo {
-            issuer: issuer.to_owned(),
-            client_id: id.to_owned(),
-            client_secret: None,
-            client_secret_expires_at: None,
-            token_endpoint_auth_method: Some("none".into()),
-            redirect_uris: Vec::new(),
-            kind: ClientKind::MetadataDocument,
-        }
+        Ok(self.state.move_to_refreshing(req, endpoint))
     }
 
     /// The refresh's answer. Success replaces the tokens (rotation). Only a dead grant
@@ -1077,7 +746,7 @@ impl Authorizer {
     /// them; a transient failure keeps them and fails this request with a retryable error (or,
     /// for a refresh ahead of expiry, hands out the still valid token); any other refusal keeps
     /// them too and is reported, after checking the metadata in use was not stale.
-    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url) -> Result<(), Error> {
+    fn on_refreshed(&mut self, result: Result<HttpResponse, TransportFailure>, endpoint: Url) -> Result<Moved, Error> {
         // Ahead of expiry (no rejection in this request), rather than after a 401.
         let proactive = !self.request.rejected;
         let purpose = Purpose::Refresh;
@@ -1085,17 +754,9 @@ impl Authorizer {
         let e = match parsed {
             Ok(tr) => {
                 let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
-                let mut set = self.token_set_from(tr, old.scope.clone(), old.issuer.clone(), old.resource.clone(), old.client_id.clone());
-                set.token_endpoint = old.token_endpoint.clone().or(set.token_endpoint);
-                set.resource_metadata = old.resource_metadata.clone().or(set.resource_metadata);
-                set.grant = old.grant;
-                // Rotation: a new refresh token replaces the old; none means keep the old.
-                if set.refresh_token.is_none() {
-                    set.refresh_token = old.refresh_token;
-                }
+                let set = policy::refreshed_tokens(old, tr, self.now, self.server.as_ref(), self.prm_url.as_deref());
                 self.store_tokens(set, false);
-                self.ready();
-                return Ok(());
+                return Ok(self.ready());
             }
             Err(e) => e,
         };
@@ -1103,12 +764,15 @@ impl Authorizer {
             Error::Token(TokenError::Rejected(r)) => r.error.clone(),
             _ => String::new(),
         };
-        let dynamic =
-            self.tokens.as_ref().and_then(|t| self.client_for_tokens(t).ok().flatten()).is_some_and(|c| c.kind == ClientKind::Dynamic);
-        if e.is_retryable() && proactive && self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp)) {
+        let dynamic = self
+            .tokens
+            .as_ref()
+            .and_then(|t| policy::client_for_tokens(&self.config, &self.clients, t).ok().flatten())
+            .is_some_and(|c| c.kind == ClientKind::Dynamic);
+        let still_valid = self.tokens.as_ref().is_some_and(|t| policy::unexpired(t, self.now));
+        if e.is_retryable() && proactive && still_valid {
             // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
-            self.ready();
-            return Ok(());
+            return Ok(self.ready());
         }
         match code.as_str() {
             // SPEC 90 and 98: the grant is dead, or the client is (a dynamic registration, which
@@ -1125,7 +789,6 @@ impl Authorizer {
             // This client may not use the refresh token (the grant is not allowed or not
             // supported): drop it and get a new token the way the client can.
             "unauthorized_client" | "unsupported_grant_type" => {
-                let still_valid = self.tokens.as_ref().is_some_and(|t| t.expires_at.is_none_or(|exp| self.now < exp));
                 match self.tokens.clone() {
                     Some(mut t) if proactive && still_valid => {
                         // Keep the access token while it lasts (SPEC 98: report, do not log in).
@@ -1133,8 +796,7 @@ impl Authorizer {
                         self.store_tokens(t, false);
                         // Kept, not refreshed: a rejection of it calls for a new token.
                         self.request.refreshed_tokens = false;
-                        self.ready();
-                        Ok(())
+                        Ok(self.ready())
                     }
                     _ => {
                         self.forget_tokens();
@@ -1171,33 +833,6 @@ impl Authorizer {
         }
     }
 
-    fn token_set_from(
-        &self,
-        tr: TokenResponse,
-        requested_scope: Option<String>,
-        issuer: String,
-        resource: String,
-        client_id: Option<String>,
-    ) -> TokenSet {
-        let token_endpoint = self.server.as_ref().filter(|s| s.issuer == issuer).map(|s| s.token_endpoint.to_string());
-        TokenSet {
-            expires_at: tr.expires_in.map(|s| self.now.saturating_add(std::time::Duration::from_secs(s))),
-            access_token: tr.access_token,
-            token_type: tr.token_type,
-            refresh_token: tr.refresh_token,
-            // SPEC item 82: no scope in the response means the requested scope was granted.
-            scope: tr.scope.or(requested_scope),
-            issuer,
-            resource,
-            token_endpoint,
-            client_id,
-            obtained_at: self.now,
-            dpop_key: None,
-            resource_metadata: self.prm_url.clone(),
-            grant: None,
-        }
-    }
-
     /// Keeps and persists new tokens. `authorized`: they come from a full authorization (code,
     /// client credentials, JWT bearer) rather than a refresh, so the server rejecting them now
     /// is final for this request.
@@ -1213,25 +848,19 @@ impl Authorizer {
 
     // ---- Client credentials -------------------------------------------------------------
 
-    fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<(), Error> {
+    fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(client) = self.use_configured_client(&ctx.issuer)? else {
             return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
         };
         let scope = self.select_scope(false);
-        let mut form = vec![("grant_type", "client_credentials".to_owned())];
-        if let Some(r) = self.resource_param() {
-            form.push(("resource", r));
-        }
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
         let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
-        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let resource = self.resource_param();
+        let grant = Grant::ClientCredentials { resource: resource.as_deref(), scope: scope.as_deref() };
+        let req = grant.request(&ctx.token_endpoint, Some(&auth));
         self.remember_requested(&scope);
         let req = self.send_token(Purpose::ClientCredentials, req);
-        self.state = State::ClientCredentials { req, scope };
-        Ok(())
+        Ok(self.state.move_to_client_credentials(req, scope))
     }
 
     /// A token from a grant without a browser (client credentials, JWT bearer).
@@ -1240,7 +869,7 @@ impl Authorizer {
         result: Result<HttpResponse, TransportFailure>,
         scope: Option<String>,
         purpose: Purpose,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let tr = match result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose)) {
             Ok(tr) => tr,
             // A refusal at metadata kept from an earlier request (the server may have renamed
@@ -1258,54 +887,42 @@ impl Authorizer {
             Err(e) => return Err(e),
         };
         let ctx = self.ctx()?;
-        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let mut set = self.token_set_from(tr, scope, ctx.issuer, resource, self.config.client_id.clone());
-        set.grant = Some(if purpose == Purpose::ClientCredentials { GrantKind::ClientCredentials } else { GrantKind::JwtBearer });
+        let requested = policy::Requested {
+            scope,
+            issuer: ctx.issuer,
+            resource: policy::token_resource(&self.config, self.prm.as_ref()),
+            client_id: self.config.client_id.clone(),
+            grant: Some(if purpose == Purpose::ClientCredentials { GrantKind::ClientCredentials } else { GrantKind::JwtBearer }),
+        };
+        let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
-        self.ready();
-        Ok(())
+        Ok(self.ready())
     }
 
     // ---- Enterprise-managed authorization (SEP-990) ---------------------------------------
 
     /// RFC 8693 at the identity provider: the user's ID token for an ID-JAG addressed to the
     /// authorization server (`audience` = its issuer) and this resource.
-    fn start_token_exchange(&mut self) -> Result<(), Error> {
+    fn start_token_exchange(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
         let scope = self.select_scope(false);
-        let resource = self.resource_param().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let mut form = vec![
-            ("grant_type", crate::token::TOKEN_EXCHANGE_GRANT.to_owned()),
-            ("requested_token_type", crate::token::ID_JAG_TOKEN_TYPE.to_owned()),
-            ("subject_token", idp.subject_token.secret().to_owned()),
-            ("subject_token_type", crate::token::ID_TOKEN_TYPE.to_owned()),
-            ("audience", ctx.issuer.clone()),
-            ("resource", resource),
-        ];
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
+        let resource = policy::token_resource(&self.config, self.prm.as_ref());
+        let grant =
+            Grant::IdJagExchange { id_token: &idp.subject_token, audience: &ctx.issuer, resource: &resource, scope: scope.as_deref() };
         // The client authenticates to the IdP with its IdP credentials, if it has any.
-        let req = match (&idp.client_id, &idp.client_secret) {
-            (Some(id), secret) => {
-                let method = if secret.is_some() { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
-                token_request(
-                    &idp.token_endpoint,
-                    form,
-                    &ClientAuth { method, client_id: id, secret: secret.as_ref(), assertion: None, client_id_in_body: true },
-                )
-            }
-            (None, _) => crate::token::form_request(&idp.token_endpoint, &form),
-        };
+        let auth = idp.client_id.as_deref().map(|id| {
+            let method = if idp.client_secret.is_some() { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
+            ClientAuth { method, client_id: id, secret: idp.client_secret.as_ref(), assertion: None, client_id_in_body: true }
+        });
+        let req = grant.request(&idp.token_endpoint, auth.as_ref());
         self.remember_requested(&scope);
         let req = self.send(Purpose::TokenExchange, req);
-        self.state = State::TokenExchange { req, scope };
-        Ok(())
+        Ok(self.state.move_to_token_exchange(req, scope))
     }
 
     /// The ID-JAG came back: present it to the authorization server.
-    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<(), Error> {
+    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<Moved, Error> {
         let resp = result.map_err(|t| transport_error(Purpose::TokenExchange, t))?;
         let jag = crate::token::id_jag_from_http(&resp)?;
         self.send_jwt_bearer(&jag, scope)
@@ -1314,102 +931,44 @@ impl Authorizer {
     /// RFC 7523 at the authorization server: an assertion (an ID-JAG, or a workload's JWT) as
     /// a JWT bearer grant, with the client's own authentication if it has a client id. A
     /// refusal is final: no retry, no other grant (SEP-1933).
-    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<(), Error> {
+    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
-        let mut form = vec![("grant_type", crate::token::JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.secret().to_owned())];
-        if let Some(r) = self.resource_param() {
-            form.push(("resource", r));
-        }
-        if let Some(s) = &scope {
-            form.push(("scope", s.clone()));
-        }
+        let resource = self.resource_param();
+        let grant = Grant::JwtBearer { assertion, resource: resource.as_deref(), scope: scope.as_deref() };
         let req = match self.use_configured_client(&ctx.issuer)? {
             Some(client) => {
                 let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
-                token_request(&ctx.token_endpoint, form, &auth)
+                grant.request(&ctx.token_endpoint, Some(&auth))
             }
-            None => crate::token::form_request(&ctx.token_endpoint, &form),
+            None => grant.request(&ctx.token_endpoint, None),
         };
         let req = self.send_token(Purpose::JwtBearer, req);
-        self.state = State::JwtBearer { req, scope };
-        Ok(())
+        Ok(self.state.move_to_jwt_bearer(req, scope))
     }
 
     // ---- Authorization code -------------------------------------------------------------
 
-    fn start_code_flow(&mut self) -> Result<(), Error> {
+    fn start_code_flow(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
-        let endpoint = ctx
-            .authorization_endpoint
-            .clone()
-            .ok_or_else(|| DiscoveryError::MissingEndpoint { issuer: ctx.issuer.clone(), endpoint: "authorization_endpoint" })?;
-        if !matches!(endpoint.scheme(), "http" | "https") || !is_secure_endpoint(&endpoint) {
-            return failed(AuthorizationError::InsecureAuthorizationEndpoint(crate::http::redact_query(endpoint.as_str())));
-        }
-        if let Some(md) = &ctx.metadata {
-            let absent = md.code_challenge_methods_supported.is_none();
-            if !(md.supports_s256() || absent && self.config.allow_missing_pkce_metadata) {
-                return failed(DiscoveryError::PkceNotSupported { issuer: ctx.issuer.clone() });
-            }
-            if md.response_types_supported.as_ref().is_some_and(|r| !r.iter().any(|t| t == "code")) {
-                return failed(DiscoveryError::InvalidServerMetadata {
-                    issuer: ctx.issuer.clone(),
-                    reason: "response_types_supported does not list code".into(),
-                });
-            }
-        }
-        let r = &self.config.redirect_uri;
-        let host = match r.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(h) => h.to_string(),
-            None => "127.0.0.1".into(),
-        };
-        let configured_port = r.port().unwrap_or(0);
-        // Prefer the port of an existing registration, so it can be reused as is.
-        let registered_port = self
-            .clients
-            .iter()
-            .filter(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic)
-            .flat_map(|c| c.redirect_uris.iter())
-            .filter_map(|u| Url::parse(u).ok())
-            .find(|u| u.host() == r.host() && u.path() == r.path())
-            .and_then(|u| u.port());
-        let port = if configured_port == 0 { registered_port.unwrap_or(0) } else { configured_port };
-        let plan =
-            AttemptPlan { redirect: Some(RedirectPlan { host, port, path: r.path().to_owned(), any_port_fallback: configured_port == 0 }) };
-        self.queue.push_back(Output::PrepareAttempt(plan.clone()));
-        self.state = State::AwaitingPreparation { plan, flow: ChosenFlow::AuthorizationCode };
-        Ok(())
+        policy::check_login(&self.config, &ctx)?;
+        let redirect = policy::redirect_plan(&self.config.redirect_uri, &self.clients, &ctx.issuer);
+        let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Login(redirect));
+        self.queue.push_back(Output::PrepareAttempt(plan));
+        Ok(moved)
     }
 
-    fn on_prepared(&mut self, entropy: Entropy, callback: CallbackSetup) -> Result<(), Error> {
-        let State::AwaitingPreparation { plan, flow } = std::mem::replace(&mut self.state, State::Idle) else {
-            return Ok(());
-        };
+    fn on_prepared(&mut self, preparing: Preparing, entropy: Entropy, callback: CallbackSetup) -> Result<Moved, Error> {
         if self.needs_dpop_key() {
-            self.dpop.key = crate::dpop::DpopKey::from_bytes(&entropy.dpop_key);
-            self.dpop.as_nonce = None;
-            self.dpop.rs_nonce = None;
+            self.dpop.new_key(&entropy.dpop_key);
         }
-        if flow != ChosenFlow::AuthorizationCode {
-            return self.start_machine_flow(flow, Some(&entropy.nonce));
-        }
-        let Some(rp) = plan.redirect.clone() else { return Ok(()) };
+        let rp = match preparing {
+            Preparing::Machine(flow) => return self.start_machine_flow(flow, Some(&entropy.nonce)),
+            Preparing::Login(rp) => rp,
+        };
         let (redirect_uri, listening) = match callback {
-            CallbackSetup::Listening(uri) => {
-                let ok = uri.scheme() == "http" && crate::http::is_loopback_url(&uri) && uri.path() == rp.path && uri.port().is_some();
-                if !ok {
-                    self.state = State::AwaitingPreparation { plan, flow };
-                    return Err(UsageError::BadRedirectUri(uri.to_string()).into());
-                }
-                (uri, true)
-            }
-            CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => {
-                // Paste mode: the browser lands on a port nobody listens on, and the user copies
-                // the address. Port 0 needs a concrete port: derive one from the entropy.
-                let port = if rp.port != 0 { rp.port } else { 49152 + (u16::from_be_bytes([entropy.nonce[0], entropy.nonce[1]]) % 16384) };
-                (rp.redirect_uri(port), false)
-            }
+            // `check` refused a listener the plan did not ask for.
+            CallbackSetup::Listening(uri) => (uri, true),
+            CallbackSetup::Unavailable(_) | CallbackSetup::NotRequested => (policy::paste_redirect_uri(&rp, &entropy.nonce), false),
         };
         let ctx = self.ctx()?;
         let verifier = verifier_from_bytes(&entropy.pkce);
@@ -1430,36 +989,17 @@ impl Authorizer {
         self.ensure_client(attempt, listening)
     }
 
-    /// SPEC item 40: pre-registered, then CIMD, then a stored registration that fits, then DCR.
-    fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+    /// SPEC item 40: pre-registered, then [`policy::login_client`], then DCR.
+    fn ensure_client(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
-        let md = ctx.metadata.as_ref();
-        let now_secs = self.now.as_secs();
-        let client = if let Some(c) = self.use_configured_client(&ctx.issuer)? {
-            Some(c)
-        } else if let (Some(u), true) = (&self.config.client_metadata_url, md.is_some_and(|m| m.client_id_metadata_document_supported())) {
-            Some(self.metadata_document_client(&ctx.issuer, u.as_str()))
-        } else {
-            let pending = self.pending_client.clone().filter(|c| c.issuer == ctx.issuer && !c.secret_expired(now_secs));
-            let stored = self
-                .clients
-                .iter()
-                .find(|c| c.issuer == ctx.issuer && c.kind == ClientKind::Dynamic && !c.secret_expired(now_secs))
-                .cloned();
-            match (pending, stored) {
-                // The registration an unfinished login made (not on file yet: the one on file
-                // may hold a live grant) serves the next attempt.
-                (Some(c), _) if c.allows_redirect(&attempt.redirect_uri, false) => {
-                    attempt.registered = true;
-                    Some(c)
-                }
-                (_, Some(c)) if c.allows_redirect(&attempt.redirect_uri, false) => Some(c),
-                // RFC 8252 §7.3: any port for loopback IP literals, when re-registering is impossible.
-                (_, Some(c)) if ctx.registration_endpoint.is_none() && c.allows_redirect(&attempt.redirect_uri, true) => Some(c),
-                _ => None,
-            }
+        let client = match self.use_configured_client(&ctx.issuer)? {
+            Some(c) => Some((c, false)),
+            None => policy::login_client(&self.config, &ctx, &self.clients, self.pending_client.as_ref(), &attempt.redirect_uri, self.now),
         };
-        if let Some(c) = client {
+        if let Some((c, registered)) = client {
+            // A registration an unfinished login made is not on file yet (the one on file may
+            // hold a live grant): it is filed once this login succeeds.
+            attempt.registered = registered;
             attempt.client = Some(c);
             return self.open_authorization(attempt, listening);
         }
@@ -1472,8 +1012,7 @@ impl Authorizer {
         let metadata = ClientMetadata::native(&attempt.redirect_uri, &self.config.client_name, attempt.scope.clone());
         let req = registration_request(&endpoint, &metadata);
         let req = self.send(Purpose::Registration, req);
-        self.state = State::Registration { req, attempt, metadata, listening };
-        Ok(())
+        Ok(self.state.move_to_registration(req, attempt, metadata, listening))
     }
 
     fn on_registration(
@@ -1482,7 +1021,7 @@ impl Authorizer {
         mut attempt: Box<Attempt>,
         metadata: ClientMetadata,
         listening: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Moved, Error> {
         let purpose = Purpose::Registration;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let info = parse_registration_response(&resp, &attempt.issuer, &metadata)?;
@@ -1494,7 +1033,7 @@ impl Authorizer {
         self.open_authorization(attempt, listening)
     }
 
-    fn open_authorization(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<(), Error> {
+    fn open_authorization(&mut self, mut attempt: Box<Attempt>, listening: bool) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(endpoint) = ctx.authorization_endpoint.clone() else {
             return failed(DiscoveryError::MissingEndpoint { issuer: ctx.issuer, endpoint: "authorization_endpoint" });
@@ -1521,45 +1060,44 @@ impl Authorizer {
         if !listening {
             self.queue.push_back(Output::PromptForRedirect { url });
         }
-        self.state = State::AwaitingRedirect { attempt, deadline, listening };
-        Ok(())
+        Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening))
     }
 
-    fn on_callback_unavailable(&mut self) {
-        if let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state {
-            if *listening {
-                *listening = false;
-                *deadline = self.now.saturating_add(self.config.callback_timeout);
-                if let Some(url) = attempt.url.clone() {
-                    self.queue.push_back(Output::PromptForRedirect { url });
-                }
-            }
+    fn on_callback_unavailable(&mut self, attempt: Box<Attempt>, deadline: Timestamp, listening: bool) -> Moved {
+        if !listening {
+            return self.state.move_to_awaiting_redirect(attempt, deadline, listening);
         }
+        self.paste_instead(attempt)
     }
 
-    fn on_timeout(&mut self) -> Result<(), Error> {
-        let State::AwaitingRedirect { attempt, deadline, listening } = &mut self.state else {
-            return Ok(()); // a late timer: nothing waits on it
-        };
-        if self.now < *deadline {
-            return Ok(());
+    /// The listener is given up on: the wait goes on for a pasted redirect.
+    fn paste_instead(&mut self, attempt: Box<Attempt>) -> Moved {
+        let deadline = self.now.saturating_add(self.config.callback_timeout);
+        if let Some(url) = attempt.url.clone() {
+            self.queue.push_back(Output::PromptForRedirect { url });
         }
-        if *listening {
+        self.state.move_to_awaiting_redirect(attempt, deadline, false)
+    }
+
+    fn on_timeout(&mut self, attempt: Box<Attempt>, deadline: Timestamp, listening: bool) -> Result<Moved, Error> {
+        if self.now < deadline {
+            return Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening));
+        }
+        if listening {
             // The browser never came back: ask for a paste (SSH sessions, other machines).
-            *listening = false;
-            *deadline = self.now.saturating_add(self.config.callback_timeout);
-            if let Some(url) = attempt.url.clone() {
-                self.queue.push_back(Output::PromptForRedirect { url });
-            }
-            return Ok(());
+            return Ok(self.paste_instead(attempt));
         }
         failed(Error::TimedOut { waiting_for: Stage::Authorization })
     }
 
-    fn on_redirect(&mut self, url: &str, source: RedirectSource) -> Result<(), Error> {
-        let State::AwaitingRedirect { attempt, deadline, listening } = std::mem::replace(&mut self.state, State::Idle) else {
-            return Ok(());
-        };
+    fn on_redirect(
+        &mut self,
+        url: &str,
+        source: RedirectSource,
+        attempt: Box<Attempt>,
+        deadline: Timestamp,
+        listening: bool,
+    ) -> Result<Moved, Error> {
         let checked = parse_redirect(url, &attempt.redirect_uri).and_then(|p| {
             check_redirect(
                 p,
@@ -1579,8 +1117,7 @@ impl Authorizer {
                 if source == RedirectSource::Loopback =>
             {
                 self.queue.push_back(Output::RejectCallback(Outcome::for_error(&Error::from(e))));
-                self.state = State::AwaitingRedirect { attempt, deadline, listening };
-                return Ok(());
+                return Ok(self.state.move_to_awaiting_redirect(attempt, deadline, listening));
             }
             Err(e) => {
                 let e = Error::from(e);
@@ -1597,20 +1134,16 @@ impl Authorizer {
         }
         let ctx = self.ctx()?;
         let client = attempt.client.clone().ok_or_else(|| RegistrationError::NoMethod { issuer: ctx.issuer.clone() })?;
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code.secret().to_owned()),
-            ("redirect_uri", attempt.redirect_uri.to_string()),
-            ("code_verifier", attempt.verifier.secret().to_owned()),
-        ];
-        if let Some(r) = &attempt.resource {
-            form.push(("resource", r.clone()));
-        }
         let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
-        let req = token_request(&ctx.token_endpoint, form, &auth);
+        let grant = Grant::AuthorizationCode {
+            code: &code,
+            redirect_uri: &attempt.redirect_uri,
+            verifier: &attempt.verifier,
+            resource: attempt.resource.as_deref(),
+        };
+        let req = grant.request(&ctx.token_endpoint, Some(&auth));
         let req = self.send_token(Purpose::CodeExchange, req);
-        self.state = State::ExchangingCode { req, attempt };
-        Ok(())
+        Ok(self.state.move_to_exchanging_code(req, attempt))
     }
 
     /// The redirect is in (a concurrent callback may beat the drain): asking for it again would
@@ -1619,7 +1152,7 @@ impl Authorizer {
         self.queue.retain(|o| !matches!(o, Output::OpenAuthorizationUrl { .. } | Output::PromptForRedirect { .. }));
     }
 
-    fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<(), Error> {
+    fn on_code_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, attempt: Box<Attempt>) -> Result<Moved, Error> {
         let purpose = Purpose::CodeExchange;
         let resp = result.map_err(|t| transport_error(purpose, t))?;
         let tr = match TokenResponse::from_http(&resp, purpose) {
@@ -1643,37 +1176,16 @@ impl Authorizer {
             self.queue.push_back(Output::Persist(Persist::Client(c.clone())));
         }
         let ctx = self.ctx()?;
-        let resource = attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url));
-        let client_id = attempt.client.as_ref().map(|c| c.client_id.clone());
-        let mut set = self.token_set_from(tr, attempt.scope.clone(), ctx.issuer, resource, client_id);
-        set.grant = Some(GrantKind::AuthorizationCode);
+        let requested = policy::Requested {
+            scope: attempt.scope.clone(),
+            issuer: ctx.issuer,
+            resource: attempt.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url)),
+            client_id: attempt.client.as_ref().map(|c| c.client_id.clone()),
+            grant: Some(GrantKind::AuthorizationCode),
+        };
+        let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
         self.store_tokens(set, true);
         self.request.logged_in = true; // for `LOGIN_BACKOFF`
-        self.ready();
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn diagram_names_every_state() {
-        let docs = include_str!("lib.rs");
-        for name in [
-            "Idle",
-            "ResourceMetadata",
-            "ServerMetadata",
-            "AwaitingPreparation",
-            "Registration",
-            "AwaitingRedirect",
-            "ExchangingCode",
-            "ClientCredentials",
-            "Refreshing",
-            "TokenExchange",
-            "JwtBearer",
-            "Failed",
-        ] {
-            assert!(docs.contains(name), "state diagram in lib.rs lacks {name}");
-        }
+        Ok(self.ready())
     }
 }

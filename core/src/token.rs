@@ -5,7 +5,7 @@
 use crate::error::{Error, HttpError, OAuthErrorResponse, TokenError};
 use crate::http::{body_summary, is_json_or_absent, json_error, HttpRequest, HttpResponse, Purpose};
 use crate::metadata::AuthorizationServerMetadata;
-use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use crate::secret::{AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, SubjectToken};
 use crate::time::Timestamp;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -143,6 +143,70 @@ pub fn token_request(endpoint: &Url, mut form: Vec<(&'static str, String)>, auth
         }
     }
     req
+}
+
+/// A grant at a token endpoint, with its parameters: every token request body core sends is
+/// built here, by [`Grant::form`], in one fixed parameter order per grant.
+pub(crate) enum Grant<'a> {
+    /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5) and RFC 8707 `resource`.
+    AuthorizationCode { code: &'a AuthorizationCode, redirect_uri: &'a Url, verifier: &'a PkceVerifier, resource: Option<&'a str> },
+    /// RFC 6749 §6: the grant's own `resource`, never a scope (a refresh cannot widen it).
+    RefreshToken { refresh_token: &'a RefreshToken, resource: Option<&'a str> },
+    /// RFC 6749 §4.4.
+    ClientCredentials { resource: Option<&'a str>, scope: Option<&'a str> },
+    /// RFC 8693 at the identity provider: an ID token for an ID-JAG addressed to `audience`
+    /// (the authorization server's issuer) and `resource`.
+    IdJagExchange { id_token: &'a SubjectToken, audience: &'a str, resource: &'a str, scope: Option<&'a str> },
+    /// RFC 7523 §2.1: an assertion (an ID-JAG, or a workload's JWT) as a grant.
+    JwtBearer { assertion: &'a SubjectToken, resource: Option<&'a str>, scope: Option<&'a str> },
+}
+
+impl Grant<'_> {
+    /// The form body, before client authentication: the grant's own parameters, then
+    /// `resource`, then `scope`.
+    pub(crate) fn form(&self) -> Vec<(&'static str, String)> {
+        let (mut form, resource, scope) = match *self {
+            Grant::AuthorizationCode { code, redirect_uri, verifier, resource } => (
+                vec![
+                    ("grant_type", "authorization_code".to_owned()),
+                    ("code", code.secret().to_owned()),
+                    ("redirect_uri", redirect_uri.to_string()),
+                    ("code_verifier", verifier.secret().to_owned()),
+                ],
+                resource,
+                None,
+            ),
+            Grant::RefreshToken { refresh_token, resource } => {
+                (vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.secret().to_owned())], resource, None)
+            }
+            Grant::ClientCredentials { resource, scope } => (vec![("grant_type", "client_credentials".to_owned())], resource, scope),
+            Grant::IdJagExchange { id_token, audience, resource, scope } => (
+                vec![
+                    ("grant_type", TOKEN_EXCHANGE_GRANT.to_owned()),
+                    ("requested_token_type", ID_JAG_TOKEN_TYPE.to_owned()),
+                    ("subject_token", id_token.secret().to_owned()),
+                    ("subject_token_type", ID_TOKEN_TYPE.to_owned()),
+                    ("audience", audience.to_owned()),
+                ],
+                Some(resource),
+                scope,
+            ),
+            Grant::JwtBearer { assertion, resource, scope } => {
+                (vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.secret().to_owned())], resource, scope)
+            }
+        };
+        form.extend(resource.map(|r| ("resource", r.to_owned())));
+        form.extend(scope.map(|s| ("scope", s.to_owned())));
+        form
+    }
+
+    /// The `POST` to `endpoint`, with client authentication when there is a client.
+    pub(crate) fn request(&self, endpoint: &Url, auth: Option<&ClientAuth<'_>>) -> HttpRequest {
+        match auth {
+            Some(auth) => token_request(endpoint, self.form(), auth),
+            None => form_request(endpoint, &self.form()),
+        }
+    }
 }
 
 /// A form `POST` accepting JSON, without client authentication.
@@ -456,6 +520,42 @@ mod tests {
 
     fn resp(status: u16, body: &str) -> HttpResponse {
         http::Response::builder().status(status).header("content-type", "application/json").body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    fn keys(g: &Grant<'_>) -> Vec<&'static str> {
+        g.form().into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn grant_forms() {
+        let url = Url::parse("http://127.0.0.1:9/cb").unwrap();
+        let (code, verifier) = (AuthorizationCode::new("c"), PkceVerifier::new("v"));
+        let code_grant = Grant::AuthorizationCode { code: &code, redirect_uri: &url, verifier: &verifier, resource: Some("https://rs/") };
+        assert_eq!(
+            code_grant.form(),
+            [
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", "c".to_owned()),
+                ("redirect_uri", "http://127.0.0.1:9/cb".to_owned()),
+                ("code_verifier", "v".to_owned()),
+                ("resource", "https://rs/".to_owned()),
+            ]
+        );
+        let rt = RefreshToken::new("r");
+        assert_eq!(keys(&Grant::RefreshToken { refresh_token: &rt, resource: None }), ["grant_type", "refresh_token"]);
+        assert_eq!(keys(&Grant::ClientCredentials { resource: None, scope: None }), ["grant_type"]);
+        assert_eq!(keys(&Grant::ClientCredentials { resource: Some("r"), scope: Some("a b") }), ["grant_type", "resource", "scope"]);
+        let token = SubjectToken::new("t");
+        let exchange = Grant::IdJagExchange { id_token: &token, audience: "https://as", resource: "https://rs/", scope: None };
+        assert_eq!(keys(&exchange), ["grant_type", "requested_token_type", "subject_token", "subject_token_type", "audience", "resource"]);
+        assert_eq!(exchange.form()[0].1, TOKEN_EXCHANGE_GRANT);
+        let bearer = Grant::JwtBearer { assertion: &token, resource: Some("r"), scope: Some("s") };
+        assert_eq!(keys(&bearer), ["grant_type", "assertion", "resource", "scope"]);
+        // Without a client the body carries no client_id; with one, the method decides.
+        let endpoint = Url::parse("https://as/token").unwrap();
+        assert!(!String::from_utf8_lossy(bearer.request(&endpoint, None).body()).contains("client_id"));
+        let auth = ClientAuth { method: AuthMethod::None, client_id: "me", secret: None, assertion: None, client_id_in_body: true };
+        assert!(String::from_utf8_lossy(bearer.request(&endpoint, Some(&auth)).body()).ends_with("&client_id=me"));
     }
 
     #[test]

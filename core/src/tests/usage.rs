@@ -110,6 +110,29 @@ fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
 }
 
 #[test]
+fn bad_redirect_uri_changes_neither_the_clock_nor_the_dpop_key() {
+    // A usage error changes nothing: not the machine's clock (an input an hour ahead), and not
+    // the DPoP key the entropy of a refused `AttemptPrepared` would have made.
+    let mut o = options();
+    o.dpop = true;
+    let mut h = Harness::new(o);
+    let _plan = h.until_prepare();
+    let (before, later) = (h.auth.now(), h.now.saturating_add(Duration::from_secs(3600)));
+    assert!(h.auth.dpop.key.is_none(), "no key before the attempt is prepared");
+    let bad = Url::parse("http://example.com:80/callback").unwrap();
+    let e = h.auth.handle_input(Input::AttemptPrepared {
+        now: later,
+        entropy: Entropy::from_bytes([1; 96]),
+        callback: CallbackSetup::Listening(bad),
+    });
+    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
+    assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
+    assert_eq!(h.auth.now(), before, "the refused input moved the clock");
+    assert!(h.auth.dpop.key.is_none(), "the refused input made a DPoP key");
+    assert!(matches!(h.auth.poll_output(), Output::Wait { until: None }), "the refused input queued an output");
+}
+
+#[test]
 fn a_redirect_that_beats_the_drain_withdraws_the_prompt() {
     // Paste mode queues OpenAuthorizationUrl and PromptForRedirect; a concurrent callback may
     // be fed before the adapter drains them. Nobody must then be asked to paste.
