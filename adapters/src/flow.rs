@@ -301,7 +301,8 @@ pub(crate) fn finished(server: &str, result: &Result<Authorization, Error>) {
 
 fn expiry(expires_at: Option<Timestamp>, now: Timestamp) -> String {
     match expires_at {
-        Some(t) => format!("expires in {} s", t.as_millis().saturating_sub(now.as_millis()) / 1000),
+        // Rounded up, as the waits are: a token of 3600 s logged a millisecond later still reads 3600.
+        Some(t) => format!("expires in {} s", t.as_millis().saturating_sub(now.as_millis()).div_ceil(1000)),
         None => "no expiry given".into(),
     }
 }
