@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod browser;
+pub mod config;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
 mod driver;
 pub mod error;
@@ -56,11 +57,12 @@ pub mod blocking;
 #[cfg(feature = "async-std")]
 pub mod async_std;
 
+pub use config::{ServerConfig, Transport};
 pub use error::{Error, McpRequest, ProtocolError};
 pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
 pub use mcp_oauth_core::secret::ClientSecret;
-pub use mcp_oauth_core::{Authorization, Config, Flow, OAuthConfig, Persist, Restored, ServerConfig, Timestamp, TokenSet, Transport, Url};
+pub use mcp_oauth_core::{Authorization, Config, Flow, OAuthConfig, Persist, Restored, Timestamp, TokenSet, Url};
 pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to

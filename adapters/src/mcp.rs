@@ -5,8 +5,9 @@
 
 #![cfg_attr(not(any(feature = "blocking", feature = "async-std")), allow(dead_code))] // the clients are behind features
 
+use crate::config::{ServerConfig, Transport};
 use crate::error::{Error, McpRequest, ProtocolError};
-use mcp_oauth_core::{ConfigError, ServerConfig, Transport};
+use mcp_oauth_core::ConfigError;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::time::Duration;

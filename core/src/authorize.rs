@@ -11,7 +11,7 @@ pub const MAX_REDIRECT_URL_BYTES: usize = 8 * 1024;
 
 /// The parameters of one authorization request.
 #[derive(Debug, Clone)]
-pub struct AuthorizationRequest<'a> {
+pub(crate) struct AuthorizationRequest<'a> {
     /// The client id.
     pub client_id: &'a str,
     /// The exact redirect URI (sent again at the token endpoint).
@@ -29,7 +29,7 @@ pub struct AuthorizationRequest<'a> {
 /// Builds the URL the browser opens. A query already in the endpoint is kept (OAuth 2.1 §3.1).
 /// Parameter order: `response_type, client_id, redirect_uri, code_challenge,
 /// code_challenge_method, state, scope, resource`.
-pub fn authorization_url(endpoint: &Url, r: &AuthorizationRequest<'_>) -> Url {
+pub(crate) fn authorization_url(endpoint: &Url, r: &AuthorizationRequest<'_>) -> Url {
     let mut url = endpoint.clone();
     url.set_fragment(None);
     {

@@ -1,10 +1,10 @@
 //! Configuration as plain data.
 //!
-//! [`ServerConfig`] is how an application describes one MCP server (transport plus optional
-//! [`OAuthConfig`]); it serializes to and from JSON and round-trips exactly (every optional field
+//! [`OAuthConfig`] is how an application describes the OAuth settings of one MCP server (the MCP
+//! client's server configuration holds it, in the adapters); it serializes to and from JSON and round-trips exactly (every optional field
 //! is skipped when absent). Secrets in it are [`SecretRef`]s: an environment variable name, or a
 //! literal. Literals are written back out as `{"redacted": true}` unless the caller asks for
-//! them with [`with_secrets_exposed`].
+//! them by serializing [`Exposed`].
 //!
 //! [`Config`] is the resolved form the [`Authorizer`](crate::Authorizer) runs on: defaults
 //! applied, URLs parsed, secrets read through a caller-supplied lookup (core itself never reads
@@ -18,7 +18,7 @@ use crate::secret::{ClientSecret, PrivateKeyPem};
 use crate::token::TokenSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
-use std::collections::BTreeMap;
+
 use std::fmt;
 use std::time::Duration;
 use url::Url;
@@ -27,9 +27,29 @@ thread_local! {
     static EXPOSE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` with literal secrets serialized in plain text (for example to save a configuration
-/// file the user asked to keep secrets in). Outside this call they serialize as redacted.
-pub fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
+/// Serializes the configuration it wraps with literal secrets in plain text, for example to save
+/// a configuration file the user asked to keep secrets in; serialized any other way they read
+/// `{"redacted": true}`.
+///
+/// ```
+/// use mcp_oauth_core::config::{Exposed, OAuthConfig, SecretRef};
+///
+/// let oauth = OAuthConfig { client_secret: Some(SecretRef::literal("s3cr3t")), ..Default::default() };
+/// assert!(!serde_json::to_string(&oauth)?.contains("s3cr3t"));
+/// assert!(serde_json::to_string(&Exposed(&oauth))?.contains("s3cr3t"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Exposed<'a, T: ?Sized>(pub &'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Exposed<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        with_secrets_exposed(|| self.0.serialize(serializer))
+    }
+}
+
+/// Runs `f` with literal secrets serialized in plain text (what [`Exposed`] does).
+pub(crate) fn with_secrets_exposed<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -120,60 +140,6 @@ impl<'de> Deserialize<'de> for SecretRef {
     }
 }
 
-/// One MCP server as an application configures it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerConfig {
-    /// How to reach the server.
-    #[serde(flatten)]
-    pub transport: Transport,
-    /// OAuth settings; absent means the server is used without OAuth, exactly as before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<OAuthConfig>,
-}
-
-/// The MCP transport.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Transport {
-    /// Streamable HTTP (MCP 2025-03-26 and later).
-    StreamableHttp {
-        /// The MCP endpoint.
-        url: String,
-        /// Extra headers for every request.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        headers: BTreeMap<String, String>,
-    },
-    /// The legacy HTTP+SSE transport (MCP 2024-11-05).
-    Sse {
-        /// The SSE endpoint.
-        url: String,
-        /// Extra headers for every request.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        headers: BTreeMap<String, String>,
-    },
-    /// A child process speaking over stdin/stdout. Never uses OAuth.
-    Stdio {
-        /// The program.
-        command: String,
-        /// Its arguments.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        args: Vec<String>,
-        /// Extra environment variables.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        env: BTreeMap<String, String>,
-    },
-}
-
-impl Transport {
-    /// The URL of an HTTP transport.
-    pub fn url(&self) -> Option<&str> {
-        match self {
-            Transport::StreamableHttp { url, .. } | Transport::Sse { url, .. } => Some(url),
-            Transport::Stdio { .. } => None,
-        }
-    }
-}
-
 /// Which grant to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,7 +221,44 @@ pub struct ManualEndpoints {
     pub registration_endpoint: Option<String>,
 }
 
-/// OAuth settings of one MCP server, as plain data. Every field is optional.
+/// OAuth settings of one MCP server, as plain data. Every field is optional: `{}` logs in
+/// through the browser with a dynamically registered client. Secrets are `{"env": "NAME"}` or a
+/// literal string. Every field, with its serde name (unknown fields are an error, so a typo is
+/// caught):
+///
+/// ```
+/// use mcp_oauth_core::OAuthConfig;
+///
+/// let oauth: OAuthConfig = serde_json::from_str(r#"{
+///     "flow": "auto",
+///     "client_id": "my-agent", "client_secret": {"env": "MY_AGENT_SECRET"},
+///     "authorization_server": "https://auth.example.com",
+///     "client_metadata_url": "https://agent.example.com/oauth/client.json",
+///     "private_key": {"env": "MY_AGENT_KEY_PEM"}, "signing_algorithm": "ES256",
+///     "key_id": "key-1", "jwt_audience": "https://auth.example.com/token",
+///     "token_endpoint_auth_method": "client_secret_basic",
+///     "endpoints": {"authorization_endpoint": "https://auth.example.com/authorize",
+///                   "token_endpoint": "https://auth.example.com/token"},
+///     "scopes": ["mcp:read"], "redirect_uri": "http://127.0.0.1:0/callback",
+///     "client_name": "My agent", "send_resource": true, "resource_match": "prefix",
+///     "callback_timeout_secs": 300, "refresh_skew_secs": 60, "max_authorization_attempts": 3,
+///     "offline_access": true, "allow_missing_pkce_metadata": false,
+///     "protocol_version": "2025-11-25",
+///     "idp": {"token_endpoint": "https://idp.example.com/token", "client_id": "agent-at-idp",
+///             "id_token": {"env": "ID_TOKEN"}},
+///     "workload_token": {"env": "PLATFORM_JWT"},
+///     "dpop": "auto", "network": "public", "step_up": true
+/// }"#)?;
+/// assert_eq!(oauth.scopes.as_deref(), Some(&["mcp:read".to_owned()][..]));
+/// assert!(serde_json::from_str::<OAuthConfig>(r#"{"clientid": "typo"}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// `flow`: `auto`, `authorization_code`, `client_credentials`, `enterprise_managed`,
+/// `workload_identity`. `token_endpoint_auth_method`: `client_secret_basic`,
+/// `client_secret_post`, `private_key_jwt`, `none`. `resource_match`: `prefix` or `strict`.
+/// `dpop`: `auto`, `always`, `never`. `network`: `open`, `public_or_loopback`,
+/// `public`. Each field's default is in its doc below.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
@@ -347,35 +350,10 @@ pub struct OAuthConfig {
     pub step_up: Option<bool>,
 }
 
-impl ServerConfig {
-    /// Checks the configuration without resolving secrets: OAuth only on HTTP transports, and
-    /// URLs that parse.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.transport, &self.oauth) {
-            (Transport::Stdio { command, .. }, Some(_)) => Err(ConfigError::OAuthOnStdio(command.clone())),
-            (Transport::Stdio { .. }, None) => Ok(()),
-            (t, _) => {
-                let url = t.url().unwrap_or_default();
-                Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Resolves the OAuth settings into a [`Config`]; `Ok(None)` when the server has no OAuth.
-    /// `env` looks up environment variables named by [`SecretRef::Env`].
-    pub fn oauth_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, ConfigError> {
-        self.validate()?;
-        let (Some(oauth), Some(url)) = (&self.oauth, self.transport.url()) else { return Ok(None) };
-        let server = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
-        Config::from_oauth(server, oauth, env).map(Some)
-    }
-}
-
 /// The resolved configuration of one [`Authorizer`](crate::Authorizer).
 ///
 /// Build it with [`Config::new`] and set fields, or from plain data with
-/// [`ServerConfig::oauth_config`].
+/// [`Config::from_oauth`] (an MCP client's server configuration does this for its `oauth`).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The MCP server URL (the protected resource).
@@ -496,64 +474,83 @@ impl Config {
     }
 
     /// Applies [`OAuthConfig`] to the defaults, resolving secrets through `env`.
+    ///
+    /// The one conversion from the plain data to the resolved form. Both lists are exhaustive:
+    /// [`new`](Self::new) builds every field of `Config` (the defaults, in one place), and this
+    /// names every field of `OAuthConfig`, so an option added to one and not carried over does
+    /// not compile.
     pub fn from_oauth(server_url: Url, o: &OAuthConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut c = Config::new(server_url);
-        c.flow = o.flow.unwrap_or_default();
-        c.client_id = o.client_id.clone();
-        c.client_secret = o.client_secret.as_ref().map(|s| s.resolve("client_secret", env)).transpose()?.map(ClientSecret::new);
-        c.authorization_server = o.authorization_server.clone();
-        c.client_metadata_url = o
-            .client_metadata_url
-            .as_deref()
-            .map(|u| Url::parse(u).map_err(|e| ConfigError::InvalidUrl { field: "client_metadata_url", reason: e.to_string() }))
-            .transpose()?;
-        c.private_key = o.private_key.as_ref().map(|s| s.resolve("private_key", env)).transpose()?.map(PrivateKeyPem::new);
-        if let Some(alg) = &o.signing_algorithm {
+        let OAuthConfig {
+            flow,
+            client_id,
+            client_secret,
+            authorization_server,
+            client_metadata_url,
+            private_key,
+            signing_algorithm,
+            key_id,
+            jwt_audience,
+            token_endpoint_auth_method,
+            endpoints,
+            scopes,
+            redirect_uri,
+            client_name,
+            send_resource,
+            resource_match,
+            callback_timeout_secs,
+            refresh_skew_secs,
+            max_authorization_attempts,
+            offline_access,
+            allow_missing_pkce_metadata,
+            protocol_version,
+            idp,
+            workload_token,
+            dpop,
+            network,
+            step_up,
+        } = o;
+        let url = |field: &'static str, u: &str| Url::parse(u).map_err(|e| ConfigError::InvalidUrl { field, reason: e.to_string() });
+        let secret = |field: &'static str, s: &SecretRef| s.resolve(field, env);
+        if let Some(alg) = signing_algorithm {
             if alg != "ES256" {
                 return Err(ConfigError::Inconsistent(format!("signing_algorithm {alg:?} is not supported (ES256 is)")));
             }
         }
-        c.key_id = o.key_id.clone();
-        c.jwt_audience = o.jwt_audience.clone();
-        c.token_endpoint_auth_method = o.token_endpoint_auth_method.clone();
-        c.endpoints = o.endpoints.clone();
-        c.scopes = o.scopes.clone();
-        if let Some(r) = &o.redirect_uri {
-            c.redirect_uri = Url::parse(r).map_err(|e| ConfigError::InvalidUrl { field: "redirect_uri", reason: e.to_string() })?;
-        }
-        if let Some(n) = &o.client_name {
-            c.client_name = n.clone();
-        }
-        c.send_resource = o.send_resource.unwrap_or(true);
-        c.resource_match = o.resource_match.unwrap_or_default();
-        if let Some(s) = o.callback_timeout_secs {
-            c.callback_timeout = Duration::from_secs(s);
-        }
-        if let Some(s) = o.refresh_skew_secs {
-            c.refresh_skew = Duration::from_secs(s);
-        }
-        if let Some(n) = o.max_authorization_attempts {
-            c.max_authorization_attempts = n;
-        }
-        c.offline_access = o.offline_access.unwrap_or(true);
-        c.allow_missing_pkce_metadata = o.allow_missing_pkce_metadata.unwrap_or(false);
-        if let Some(v) = &o.protocol_version {
-            c.protocol_version = v.clone();
-        }
-        if let Some(i) = &o.idp {
-            c.idp = Some(IdpConfig {
-                token_endpoint: Url::parse(&i.token_endpoint)
-                    .map_err(|e| ConfigError::InvalidUrl { field: "idp.token_endpoint", reason: e.to_string() })?,
-                client_id: i.client_id.clone(),
-                client_secret: i.client_secret.as_ref().map(|s| s.resolve("idp.client_secret", env)).transpose()?.map(ClientSecret::new),
-                subject_token: crate::secret::SubjectToken::new(i.id_token.resolve("idp.id_token", env)?),
-            });
-        }
-        c.dpop = o.dpop.unwrap_or_default();
-        c.network = o.network.unwrap_or_default();
-        c.step_up = o.step_up.unwrap_or(true);
-        c.workload_token =
-            o.workload_token.as_ref().map(|t| t.resolve("workload_token", env)).transpose()?.map(crate::secret::SubjectToken::new);
+        let mut c = Config::new(server_url);
+        c.flow = flow.unwrap_or(c.flow);
+        c.client_id = client_id.clone();
+        c.client_secret = client_secret.as_ref().map(|s| secret("client_secret", s)).transpose()?.map(ClientSecret::new);
+        c.authorization_server = authorization_server.clone();
+        c.client_metadata_url = client_metadata_url.as_deref().map(|u| url("client_metadata_url", u)).transpose()?;
+        c.private_key = private_key.as_ref().map(|s| secret("private_key", s)).transpose()?.map(PrivateKeyPem::new);
+        c.key_id = key_id.clone();
+        c.jwt_audience = jwt_audience.clone();
+        c.token_endpoint_auth_method = token_endpoint_auth_method.clone();
+        c.endpoints = endpoints.clone();
+        c.scopes = scopes.clone();
+        c.redirect_uri = redirect_uri.as_deref().map(|r| url("redirect_uri", r)).transpose()?.unwrap_or(c.redirect_uri);
+        c.client_name = client_name.clone().unwrap_or(c.client_name);
+        c.send_resource = send_resource.unwrap_or(c.send_resource);
+        c.resource_match = resource_match.unwrap_or(c.resource_match);
+        c.callback_timeout = callback_timeout_secs.map(Duration::from_secs).unwrap_or(c.callback_timeout);
+        c.refresh_skew = refresh_skew_secs.map(Duration::from_secs).unwrap_or(c.refresh_skew);
+        c.max_authorization_attempts = max_authorization_attempts.unwrap_or(c.max_authorization_attempts);
+        c.offline_access = offline_access.unwrap_or(c.offline_access);
+        c.allow_missing_pkce_metadata = allow_missing_pkce_metadata.unwrap_or(c.allow_missing_pkce_metadata);
+        c.protocol_version = protocol_version.clone().unwrap_or(c.protocol_version);
+        c.idp = match idp {
+            Some(IdpSettings { token_endpoint, client_id, client_secret, id_token }) => Some(IdpConfig {
+                token_endpoint: url("idp.token_endpoint", token_endpoint)?,
+                client_id: client_id.clone(),
+                client_secret: client_secret.as_ref().map(|s| secret("idp.client_secret", s)).transpose()?.map(ClientSecret::new),
+                subject_token: crate::secret::SubjectToken::new(secret("idp.id_token", id_token)?),
+            }),
+            None => None,
+        };
+        c.workload_token = workload_token.as_ref().map(|t| secret("workload_token", t)).transpose()?.map(crate::secret::SubjectToken::new);
+        c.dpop = dpop.unwrap_or(c.dpop);
+        c.network = network.unwrap_or(c.network);
+        c.step_up = step_up.unwrap_or(c.step_up);
         c.validate()?;
         Ok(c)
     }
@@ -711,77 +708,109 @@ impl Config {
     }
 }
 
+/// The builder methods of [`Config`]: each sets one field and returns the configuration.
+macro_rules! builder {
+    ($( $(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $field:ident = $value:expr; )*) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, $arg: $ty) -> Self {
+                    self.$field = $value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+builder! {
+    /// Which grant to use.
+    with_flow(flow: Flow) => flow = flow;
+    /// A client id registered in advance.
+    with_client_id(id: impl Into<String>) => client_id = Some(id.into());
+    /// The secret of the client registered in advance.
+    with_client_secret(secret: ClientSecret) => client_secret = Some(secret);
+    /// The issuer the pre-registered credentials belong to.
+    with_authorization_server(issuer: impl Into<String>) => authorization_server = Some(issuer.into());
+    /// A Client ID Metadata Document URL to use as `client_id`.
+    with_client_metadata_url(url: Url) => client_metadata_url = Some(url);
+    /// A PEM private key for `private_key_jwt`.
+    with_private_key(pem: PrivateKeyPem) => private_key = Some(pem);
+    /// The `kid` of client assertions.
+    with_key_id(kid: impl Into<String>) => key_id = Some(kid.into());
+    /// The `aud` of client assertions.
+    with_jwt_audience(aud: impl Into<String>) => jwt_audience = Some(aud.into());
+    /// Force this token endpoint authentication method.
+    with_token_endpoint_auth_method(method: impl Into<String>) => token_endpoint_auth_method = Some(method.into());
+    /// Endpoints given by hand (discovery is skipped).
+    with_endpoints(endpoints: ManualEndpoints) => endpoints = Some(endpoints);
+    /// Scopes to request when the server does not say which.
+    with_scopes(scopes: impl IntoIterator<Item = impl Into<String>>) => scopes = Some(scopes.into_iter().map(Into::into).collect());
+    /// The loopback redirect URI plan (port 0: any free port).
+    with_redirect_uri(uri: Url) => redirect_uri = uri;
+    /// `client_name` for registration.
+    with_client_name(name: impl Into<String>) => client_name = name.into();
+    /// Send the RFC 8707 `resource` parameter.
+    with_send_resource(send: bool) => send_resource = send;
+    /// How strictly the metadata's `resource` must match the server URL.
+    with_resource_match(mode: ResourceMatch) => resource_match = mode;
+    /// How long to wait for the loopback redirect before asking for a paste.
+    with_callback_timeout(timeout: Duration) => callback_timeout = timeout;
+    /// Refresh this long before expiry (at most a quarter of the token's lifetime is used).
+    with_refresh_skew(skew: Duration) => refresh_skew = skew;
+    /// Authorization attempts per request.
+    with_max_authorization_attempts(attempts: u8) => max_authorization_attempts = attempts;
+    /// Ask for `offline_access` when the server lists it.
+    with_offline_access(ask: bool) => offline_access = ask;
+    /// Proceed when metadata omits `code_challenge_methods_supported`.
+    with_allow_missing_pkce_metadata(allow: bool) => allow_missing_pkce_metadata = allow;
+    /// `MCP-Protocol-Version` on discovery requests.
+    with_protocol_version(version: impl Into<String>) => protocol_version = version.into();
+    /// The enterprise identity provider, for enterprise-managed authorization.
+    with_idp(idp: IdpConfig) => idp = Some(idp);
+    /// The workload's JWT, for workload identity federation.
+    with_workload_token(token: crate::secret::SubjectToken) => workload_token = Some(token);
+    /// DPoP-bound tokens.
+    with_dpop(mode: DpopMode) => dpop = mode;
+    /// Which addresses discovered URLs may lead to.
+    with_network(policy: NetworkPolicy) => network = policy;
+    /// Step up on 403 `insufficient_scope` (else fail with the challenge's details).
+    with_step_up(step_up: bool) => step_up = step_up;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn no_env(_: &str) -> Option<String> {
         None
     }
 
     #[test]
-    fn round_trips_exactly() {
-        let src = json!({
-            "type": "streamable_http",
-            "url": "https://mcp.example.com",
-            "headers": {"X-Team": "a"},
-            "oauth": {
-                "flow": "client_credentials",
-                "client_id": "abc",
-                "client_secret": {"env": "MCP_SECRET"},
-                "scopes": ["mcp:read"],
-                "redirect_uri": "http://127.0.0.1:8976/callback",
-                "send_resource": false,
-                "resource_match": "strict",
-                "callback_timeout_secs": 60,
-                "network": "public"
-            }
-        });
-        let cfg: ServerConfig = serde_json::from_value(src.clone()).unwrap();
-        assert_eq!(serde_json::to_value(&cfg).unwrap(), src);
-        let env = |k: &str| (k == "MCP_SECRET").then(|| "s".to_owned());
-        assert_eq!(cfg.oauth_config(&env).unwrap().unwrap().network, NetworkPolicy::Public);
-        let plain = json!({"type": "sse", "url": "http://localhost:3000/sse"});
-        let cfg: ServerConfig = serde_json::from_value(plain.clone()).unwrap();
-        assert_eq!(serde_json::to_value(&cfg).unwrap(), plain);
-        assert!(cfg.oauth_config(&no_env).unwrap().is_none());
-    }
-
-    #[test]
-    fn literal_secrets_are_redacted_unless_exposed() {
-        let src = json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"client_id": "a", "client_secret": "hunter2"}});
-        let cfg: ServerConfig = serde_json::from_value(src.clone()).unwrap();
-        let out = serde_json::to_string(&cfg).unwrap();
-        assert!(!out.contains("hunter2"), "{out}");
-        assert!(out.contains("redacted"));
-        assert!(!format!("{cfg:?}").contains("hunter2"));
-        let exposed = with_secrets_exposed(|| serde_json::to_value(&cfg).unwrap());
-        assert_eq!(exposed, src);
-        // A redacted config read back refuses to resolve instead of using "[redacted]".
-        let back: ServerConfig = serde_json::from_str(&out).unwrap();
-        assert_eq!(back.oauth_config(&no_env).unwrap_err(), ConfigError::RedactedSecret("client_secret"));
-    }
-
-    #[test]
-    fn env_secrets_resolve_through_the_lookup() {
-        let src =
-            json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"client_id": "a", "client_secret": {"env": "S"}}});
-        let cfg: ServerConfig = serde_json::from_value(src).unwrap();
-        let env = |k: &str| (k == "S").then(|| "from-env".to_string());
-        let c = cfg.oauth_config(&env).unwrap().unwrap();
-        assert_eq!(c.client_secret.unwrap().secret(), "from-env");
-        assert!(matches!(cfg.oauth_config(&no_env), Err(ConfigError::MissingEnv { .. })));
-    }
-
-    #[test]
-    fn stdio_with_oauth_is_refused() {
-        let src = json!({"type": "stdio", "command": "server", "args": ["-v"], "oauth": {}});
-        let cfg: ServerConfig = serde_json::from_value(src).unwrap();
-        assert_eq!(cfg.validate().unwrap_err(), ConfigError::OAuthOnStdio("server".into()));
-        assert!(cfg.validate().unwrap_err().to_string().contains("stdio"));
-        let ok: ServerConfig = serde_json::from_value(json!({"type": "stdio", "command": "server"})).unwrap();
-        assert!(ok.validate().is_ok());
+    fn the_builder_sets_what_from_oauth_sets() {
+        let o = OAuthConfig {
+            flow: Some(Flow::ClientCredentials),
+            client_id: Some("svc".into()),
+            client_secret: Some(SecretRef::literal("s")),
+            scopes: Some(vec!["a".into(), "b".into()]),
+            callback_timeout_secs: Some(7),
+            step_up: Some(false),
+            network: Some(NetworkPolicy::Public),
+            ..Default::default()
+        };
+        let url = Url::parse("https://m.example/mcp").unwrap();
+        let from = Config::from_oauth(url.clone(), &o, &no_env).unwrap();
+        let built = Config::new(url)
+            .with_flow(Flow::ClientCredentials)
+            .with_client_id("svc")
+            .with_client_secret(ClientSecret::new("s"))
+            .with_scopes(["a", "b"])
+            .with_callback_timeout(Duration::from_secs(7))
+            .with_step_up(false)
+            .with_network(NetworkPolicy::Public);
+        assert_eq!(format!("{from:?}"), format!("{built:?}"));
+        assert_ne!(format!("{:?}", Config::new(from.server_url.clone())), format!("{built:?}"), "the defaults differ");
     }
 
     #[test]
@@ -802,11 +831,5 @@ mod tests {
             assert!(mk("https://m.example/mcp", &format!("http://{name}:0/cb")).is_err(), "redirect_uri on {name}");
             assert!(mk(&format!("http://{name}:3000/mcp"), "http://127.0.0.1:0/cb").is_err(), "server url on {name}");
         }
-    }
-
-    #[test]
-    fn unknown_oauth_fields_are_an_error() {
-        let src = json!({"type": "streamable_http", "url": "https://m.example", "oauth": {"clientid": "typo"}});
-        assert!(serde_json::from_value::<ServerConfig>(src).is_err());
     }
 }

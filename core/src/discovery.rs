@@ -420,7 +420,7 @@ pub fn legacy_server_metadata_url(server: &Url) -> Url {
 }
 
 /// 2025-03-26 servers without metadata: `{origin}/authorize`, `/token`, `/register`.
-pub fn legacy_default_endpoints(server: &Url) -> (Url, Url, Url) {
+pub(crate) fn legacy_default_endpoints(server: &Url) -> (Url, Url, Url) {
     (with_path(server, "/authorize", None), with_path(server, "/token", None), with_path(server, "/register", None))
 }
 

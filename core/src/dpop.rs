@@ -6,7 +6,7 @@
 //! `nonce` when a server demanded one, `ath` (the access token's hash) on resource requests.
 
 use crate::http::{HttpRequest, HttpResponse, Purpose, TransportFailure};
-use crate::secret::SubjectToken;
+use crate::secret::DpopPrivateKey;
 use crate::time::Timestamp;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,14 +17,14 @@ use std::sync::Arc;
 use url::Url;
 
 /// The DPoP signing algorithm used.
-pub const ALG: &str = "ES256";
+pub(crate) const ALG: &str = "ES256";
 
 /// A DPoP key with its public JWK. Clones share the `jti` counter. `Debug` is redacted.
 #[derive(Clone)]
-pub struct DpopKey {
+pub(crate) struct DpopKey {
     key: crate::jwt::SigningKey,
     /// The private scalar, base64url, for persistence.
-    secret: SubjectToken,
+    secret: DpopPrivateKey,
     jwk: serde_json::Value,
     counter: Arc<AtomicU64>,
 }
@@ -37,13 +37,13 @@ impl fmt::Debug for DpopKey {
 
 impl DpopKey {
     /// A key from 32 random bytes (`None` in the negligible case they are not a valid scalar).
-    pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
+    pub(crate) fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
         let sk = p256::SecretKey::from_slice(bytes).ok()?;
         Some(Self::from_secret_key(sk))
     }
 
     /// Restores a persisted key (the base64url scalar from [`persisted`](Self::persisted)).
-    pub fn restore(persisted: &SubjectToken) -> Option<Self> {
+    pub(crate) fn restore(persisted: &DpopPrivateKey) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(persisted.secret()).ok()?;
         Some(Self::from_secret_key(p256::SecretKey::from_slice(&bytes).ok()?))
     }
@@ -53,17 +53,17 @@ impl DpopKey {
         let point = sk.public_key().to_encoded_point(false);
         let b64 = |b: Option<&p256::FieldBytes>| b.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
         let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(point.x()), "y": b64(point.y())});
-        let secret = SubjectToken::new(URL_SAFE_NO_PAD.encode(sk.to_bytes()));
+        let secret = DpopPrivateKey::new(URL_SAFE_NO_PAD.encode(sk.to_bytes()));
         DpopKey { key: crate::jwt::SigningKey::from_p256(sk), secret, jwk, counter: Arc::new(AtomicU64::new(0)) }
     }
 
     /// The key material to persist (secret).
-    pub fn persisted(&self) -> &SubjectToken {
+    pub(crate) fn persisted(&self) -> &DpopPrivateKey {
         &self.secret
     }
 
     /// The RFC 7638 JWK thumbprint (`jkt`) of the public key.
-    pub fn thumbprint(&self) -> String {
+    pub(crate) fn thumbprint(&self) -> String {
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#, self.jwk["x"], self.jwk["y"]);
         URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
     }
@@ -71,7 +71,15 @@ impl DpopKey {
     /// A proof for `method` on `url` at `now`. `access_token` adds `ath` (resource requests).
     /// `salt` (fresh random bytes from the adapter, may be empty) makes the `jti` unique even
     /// across processes that share the key; within one, a shared counter does.
-    pub fn proof(&self, method: &str, url: &Url, now: Timestamp, nonce: Option<&str>, access_token: Option<&str>, salt: &[u8]) -> String {
+    pub(crate) fn proof(
+        &self,
+        method: &str,
+        url: &Url,
+        now: Timestamp,
+        nonce: Option<&str>,
+        access_token: Option<&str>,
+        salt: &[u8],
+    ) -> String {
         let mut htu = url.clone();
         htu.set_query(None);
         htu.set_fragment(None);

@@ -13,14 +13,14 @@ use p256::pkcs8::DecodePrivateKey;
 use std::fmt;
 
 /// The `client_assertion_type` for JWT client authentication.
-pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How long an assertion is valid.
-pub const ASSERTION_LIFETIME_SECS: u64 = 300;
+pub(crate) const ASSERTION_LIFETIME_SECS: u64 = 300;
 
 /// A parsed ES256 signing key. `Debug` is redacted.
 #[derive(Clone)]
-pub struct SigningKey(p256::ecdsa::SigningKey);
+pub(crate) struct SigningKey(p256::ecdsa::SigningKey);
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,7 +30,7 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Parses a PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`) P-256 key.
-    pub fn from_pem(pem: &PrivateKeyPem) -> Result<Self, String> {
+    pub(crate) fn from_pem(pem: &PrivateKeyPem) -> Result<Self, String> {
         let text = pem.secret().trim();
         let secret = p256::SecretKey::from_pkcs8_pem(text)
             .or_else(|_| p256::SecretKey::from_sec1_pem(text))
@@ -44,7 +44,7 @@ impl SigningKey {
     }
 
     /// Signs `header.claims` and returns the compact JWS.
-    pub fn sign_jwt(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    pub(crate) fn sign_jwt(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
         let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
         input.push('.');
         input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
@@ -56,7 +56,14 @@ impl SigningKey {
 }
 
 /// Builds a client assertion: `iss` = `sub` = `client_id`, `aud`, `iat`, `exp` and a unique `jti`.
-pub fn client_assertion(key: &SigningKey, key_id: Option<&str>, client_id: &str, audience: &str, now: Timestamp, jti: &[u8; 16]) -> String {
+pub(crate) fn client_assertion(
+    key: &SigningKey,
+    key_id: Option<&str>,
+    client_id: &str,
+    audience: &str,
+    now: Timestamp,
+    jti: &[u8; 16],
+) -> String {
     let mut header = serde_json::json!({"alg": "ES256", "typ": "JWT"});
     if let Some(kid) = key_id {
         header["kid"] = kid.into();

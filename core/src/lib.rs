@@ -130,23 +130,23 @@
 
 mod authorizer;
 mod context;
+mod dpop;
+mod entropy;
+mod jwt;
+mod pkce;
 mod policy;
 mod state;
+mod time;
 
 pub mod authorize;
 pub mod callback;
 pub mod config;
 pub mod discovery;
-pub mod dpop;
-pub mod entropy;
 pub mod error;
 pub mod http;
-pub mod jwt;
 pub mod metadata;
-pub mod pkce;
 pub mod registration;
 pub mod secret;
-pub mod time;
 pub mod token;
 
 #[cfg(feature = "fuzzing")]
@@ -155,7 +155,7 @@ pub mod fuzzing;
 pub use authorizer::{
     AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, Restored, StateName,
 };
-pub use config::{Config, Flow, NetworkPolicy, OAuthConfig, ServerConfig, Transport};
+pub use config::{Config, Flow, NetworkPolicy, OAuthConfig};
 pub use entropy::Entropy;
 pub use error::{
     AuthorizationError, ConfigError, DiscoveryError, Error, HttpError, OAuthErrorResponse, RegistrationError, ResourceError, Stage,

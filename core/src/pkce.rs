@@ -7,25 +7,25 @@ use sha2::{Digest, Sha256};
 
 /// The `code_challenge` sent in the authorization request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PkceChallenge(String);
+pub(crate) struct PkceChallenge(String);
 
 impl PkceChallenge {
     /// `BASE64URL-NOPAD(SHA256(ASCII(verifier)))` (RFC 7636 §4.2).
-    pub fn s256(verifier: &PkceVerifier) -> Self {
+    pub(crate) fn s256(verifier: &PkceVerifier) -> Self {
         PkceChallenge(URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.secret().as_bytes())))
     }
 
     /// The challenge string.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Always `S256`; `plain` is never used.
-    pub const METHOD: &'static str = "S256";
+    pub(crate) const METHOD: &'static str = "S256";
 }
 
 /// A verifier from 32 random bytes: 43 characters of base64url (RFC 7636 §4.1).
-pub fn verifier_from_bytes(bytes: &[u8; 32]) -> PkceVerifier {
+pub(crate) fn verifier_from_bytes(bytes: &[u8; 32]) -> PkceVerifier {
     PkceVerifier::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 

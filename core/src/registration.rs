@@ -76,7 +76,7 @@ impl ClientInfo {
 /// The checks a Client ID Metadata Document URL must pass (MCP 2025-11-25 §Client ID Metadata
 /// Documents; CIMD draft §3): `https`, a path other than `/`, no fragment, no credentials, no
 /// dot segments.
-pub fn validate_client_metadata_url(url: &Url) -> Result<(), String> {
+pub(crate) fn validate_client_metadata_url(url: &Url) -> Result<(), String> {
     if url.scheme() != "https" {
         return Err("must be an https url".into());
     }

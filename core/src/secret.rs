@@ -71,6 +71,11 @@ secret_type!(
     SubjectToken
 );
 secret_type!(
+    /// The private key a DPoP-bound token is bound to (RFC 9449): a P-256 scalar, base64url,
+    /// stored with the tokens it binds.
+    DpopPrivateKey
+);
+secret_type!(
     /// A private key in PEM form, used for `private_key_jwt` client authentication (RFC 7523).
     PrivateKeyPem
 );

@@ -54,7 +54,7 @@ impl AuthMethod {
 /// Chooses the authentication method (SPEC item 77): a forced method, then the one the
 /// registration returned, then `private_key_jwt` with a key, then Basic or Post with a secret,
 /// else `none`.
-pub fn select_auth_method(
+pub(crate) fn select_auth_method(
     metadata: Option<&AuthorizationServerMetadata>,
     forced: Option<AuthMethod>,
     registered: Option<AuthMethod>,
@@ -89,7 +89,7 @@ pub fn select_auth_method(
 }
 
 /// Client authentication for one token request.
-pub struct ClientAuth<'a> {
+pub(crate) struct ClientAuth<'a> {
     /// The method.
     pub method: AuthMethod,
     /// The client id.
@@ -110,13 +110,13 @@ impl fmt::Debug for ClientAuth<'_> {
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1 and Appendix B).
-pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+pub(crate) fn basic_authorization(client_id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret))))
 }
 
 /// Builds a token endpoint `POST` with a form body, adding client authentication.
-pub fn token_request(endpoint: &Url, mut form: Vec<(&'static str, String)>, auth: &ClientAuth<'_>) -> HttpRequest {
+pub(crate) fn token_request(endpoint: &Url, mut form: Vec<(&'static str, String)>, auth: &ClientAuth<'_>) -> HttpRequest {
     let mut basic = None;
     match auth.method {
         AuthMethod::None => form.push(("client_id", auth.client_id.to_owned())),
@@ -210,7 +210,7 @@ impl Grant<'_> {
 }
 
 /// A form `POST` accepting JSON, without client authentication.
-pub fn form_request(endpoint: &Url, form: &[(&'static str, String)]) -> HttpRequest {
+pub(crate) fn form_request(endpoint: &Url, form: &[(&'static str, String)]) -> HttpRequest {
     let body = serde_urlencoded::to_string(form).unwrap_or_default().into_bytes();
     http::Request::post(endpoint.as_str())
         .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -386,7 +386,7 @@ impl GrantKind {
 pub struct TokenSet {
     /// The access token.
     pub access_token: AccessToken,
-    /// Always `Bearer` today.
+    /// `Bearer`, or `DPoP` for a token bound to [`dpop_key`](Self::dpop_key) (normalised).
     pub token_type: String,
     /// The refresh token, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -411,7 +411,7 @@ pub struct TokenSet {
     pub obtained_at: Timestamp,
     /// The DPoP key the access token is bound to (secret; `token_type` is `DPoP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dpop_key: Option<crate::secret::SubjectToken>,
+    pub dpop_key: Option<crate::secret::DpopPrivateKey>,
     /// The URL the protected resource metadata came from when the grant was obtained: a
     /// challenge naming the same URL needs no new discovery, after a restart too.
     #[serde(default, skip_serializing_if = "Option::is_none")]

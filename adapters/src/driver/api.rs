@@ -31,7 +31,8 @@ macro_rules! clients {
         use $crate::mcp::{Challenge, ConnectMode, Tool};
         use $crate::store::TokenStore;
         use $crate::Clock;
-        use mcp_oauth_core::{Authorization, Authorizer, Config, ServerConfig};
+        use $crate::config::ServerConfig;
+        use mcp_oauth_core::{Authorization, Authorizer, Config};
         use serde_json::Value;
         use std::sync::Arc;
         use url::Url;

@@ -8,6 +8,7 @@
 
 use super::http::{send_capped, ByteStream, HttpClient, HttpStream};
 use super::{timeout, Attempts, Client, Runtime};
+use crate::config::ServerConfig;
 use crate::error::{Error, McpRequest, ProtocolError};
 use crate::interaction::Interaction;
 use crate::mcp::{self as proto, challenge_of, ConnectMode, Discovered, EventStreamError, LegacyEvents, Session, SseEvent, Tool};
@@ -15,7 +16,6 @@ use crate::mcp::{LEGACY_ENDPOINT_TIMEOUT, LEGACY_REPLY_TIMEOUT, MAX_MCP_BODY};
 use crate::store::TokenStore;
 use crate::transport::STREAM_CHUNKS;
 use futures_lite::StreamExt;
-use mcp_oauth_core::ServerConfig;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
