@@ -145,7 +145,7 @@ impl ServerConfig {
     }
 
     /// Resolves the OAuth settings into a [`Config`]; `Ok(None)` when the server has no OAuth.
-    /// `env` looks up environment variables named by [`SecretRef::Env`].
+    /// `env` looks up environment variables named by [`SecretRef::Env`](mcp_oauth_core::config::SecretRef::Env).
     pub fn oauth_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, ConfigError> {
         self.validate()?;
         let (Some(oauth), Some(url)) = (&self.oauth, self.transport.url()) else { return Ok(None) };

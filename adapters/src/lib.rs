@@ -40,13 +40,13 @@ pub mod config;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
 mod driver;
 pub mod error;
-#[cfg(any(feature = "blocking", feature = "async-std"))]
-mod flow;
 pub mod interaction;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
 pub mod listen;
 pub mod mcp;
 pub mod prompt;
+#[cfg(any(feature = "blocking", feature = "async-std"))]
+mod steps;
 pub mod store;
 #[cfg(any(feature = "blocking", feature = "async-std"))]
 pub mod transport;

@@ -26,7 +26,7 @@
 //! off; slow or absent people.
 //!
 //! **The adapters** (`adapter.rs`) are mirrored, not reused: the decisions of
-//! `adapters/src/flow.rs` and the single flight of `OAuthClient::{authorization, challenged}`
+//! `adapters/src/steps.rs` and the single flight of `OAuthClient::{authorization, challenged}`
 //! and `McpClient::post`, with the I/O simulated.
 //!
 //! **The invariants** (`truth.rs`, [`truth::Invariant`] states each exactly) are checked

@@ -2,7 +2,7 @@
 //! runtime.
 //!
 //! * [`Client`]: the OAuth client of one MCP server. It takes tokens from the store under its
-//!   lock, runs the machine's flow (the [`Step`](crate::flow::Step)s: send, bind, open, prompt,
+//!   lock, runs the machine's flow (the [`Step`](crate::steps::Step)s: send, bind, open, prompt,
 //!   answer the browser, save, wait) and the authorize-and-retry loop ([`Attempts`]).
 //! * [`Mcp`]: the MCP client over it (Streamable HTTP, the stateless wire, legacy HTTP+SSE).
 //! * [`listener`]: the loopback callback listener's accept loop and connection handling.

@@ -5,10 +5,10 @@ use super::http::{send_capped, HttpClient};
 use super::listener::Listener;
 use super::{timeout, Runtime};
 use crate::error::Error;
-use crate::flow::{self, Flow, PromptSwitch, Retries, Step};
 use crate::interaction::Interaction;
 use crate::listen::Event;
 use crate::mcp::{challenge_of, Challenge};
+use crate::steps::{self, PromptSwitch, Retries, Step, Steps};
 use crate::store::{StoreError, StoreLock, TokenStore};
 use crate::{os_entropy, Clock};
 use async_channel::{Receiver, Sender};
@@ -89,7 +89,7 @@ impl<R: Runtime> Client<R> {
             let (store, config) = (store.clone(), config.clone());
             rt.spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
         };
-        flow::note_foreign_tokens(&config, &restored);
+        steps::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
         let inner = Inner { rt, config, key, auth: Mutex::new(auth), http, store, interaction, clock, unsaved };
@@ -123,7 +123,7 @@ impl<R: Runtime> Client<R> {
     }
 
     pub(crate) async fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> Result<http::Response<Vec<u8>>, Error> {
-        flow::check_origin(&self.inner.config, &req)?;
+        steps::check_origin(&self.inner.config, &req)?;
         let mut attempts = Attempts::start(Some(self), true).await?;
         loop {
             let mut r = req.clone();
@@ -138,8 +138,8 @@ impl<R: Runtime> Client<R> {
     }
 
     pub(crate) fn attach(&self, req: &mut http::Request<Vec<u8>>, authorization: &Authorization) -> Result<(), Error> {
-        flow::check_origin(&self.inner.config, req)?;
-        flow::attach(req, authorization, self.inner.clock.now());
+        steps::check_origin(&self.inner.config, req)?;
+        steps::attach(req, authorization, self.inner.clock.now());
         Ok(())
     }
 
@@ -153,8 +153,8 @@ impl<R: Runtime> Client<R> {
         let _lock = self.store_lock().await?;
         self.write_back(auth).await?;
         let restored = self.load().await?;
-        if flow::store_changed(auth, &restored) {
-            flow::abandon(auth, self.inner.clock.now());
+        if steps::store_changed(auth, &restored) {
+            steps::abandon(auth, self.inner.clock.now());
             auth.restore(restored)?;
         }
         self.run(auth, Input::TokenWanted { now: self.inner.clock.now() }).await
@@ -173,11 +173,11 @@ impl<R: Runtime> Client<R> {
         let stored = self.load().await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
-        let replaced = flow::replaced_since(&self.inner.config, rejected, &stored);
-        if replaced || flow::store_changed(auth, &stored) {
+        let replaced = steps::replaced_since(&self.inner.config, rejected, &stored);
+        if replaced || steps::store_changed(auth, &stored) {
             // Another instance refreshed or logged in meanwhile: its tokens (and refresh token,
             // the only one still valid after a rotation) are the ones to go on with.
-            flow::abandon(auth, now);
+            steps::abandon(auth, now);
             auth.restore(stored)?;
         }
         if replaced {
@@ -210,7 +210,7 @@ impl<R: Runtime> Client<R> {
     /// may hold a refresh token that was rotated away). Callers hold the machine and the store lock.
     async fn write_back(&self, auth: &Authorizer) -> Result<(), StoreError> {
         if self.inner.unsaved.load(Ordering::SeqCst) {
-            let (store, key, all) = (self.inner.store.clone(), self.inner.key.clone(), flow::unsaved(auth));
+            let (store, key, all) = (self.inner.store.clone(), self.inner.key.clone(), steps::unsaved(auth));
             self.inner.rt.spawn_blocking(move || all.iter().try_for_each(|p| store.persist(&key, p))).await?;
             self.inner.unsaved.store(false, Ordering::SeqCst);
         }
@@ -219,26 +219,26 @@ impl<R: Runtime> Client<R> {
 
     async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
         // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
-        flow::abandon(auth, self.inner.clock.now());
+        steps::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: async_channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
         let result = self.drive(auth, &mut io, first).await;
-        flow::finished(&self.inner.key, &result);
+        steps::finished(&self.inner.key, &result);
         io.close().await;
         if result.is_err() {
-            flow::abandon(auth, self.inner.clock.now());
+            steps::abandon(auth, self.inner.clock.now());
         }
         result
     }
 
     async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, first: Input) -> Result<Authorization, Error> {
         let Inner { rt, clock, interaction, .. } = &*self.inner;
-        let mut flow = Flow::start(&self.inner.key, auth, first)?;
+        let mut steps = Steps::start(&self.inner.key, auth, first)?;
         loop {
             let now = clock.now();
-            match flow.next(auth, interaction, now)? {
+            match steps.next(auth, interaction, now)? {
                 Step::Send(req) => {
                     let result = send_capped(&*self.inner.http, crate::transport::request_of(&req), req.max_response_bytes).await;
-                    flow.responded(auth, clock.now(), &req, result)?;
+                    steps.responded(auth, clock.now(), &req, result)?;
                 }
                 Step::Prepare(redirect) => {
                     let entropy = os_entropy()?;
@@ -250,15 +250,15 @@ impl<R: Runtime> Client<R> {
                                 io.listener = Some(l);
                                 CallbackSetup::Listening(uri)
                             }
-                            Err(e) => flow::bind_failed(&plan, &e),
+                            Err(e) => steps::bind_failed(&plan, &e),
                         },
                     };
-                    flow.prepared(auth, now, entropy, callback)?;
+                    steps.prepared(auth, now, entropy, callback)?;
                 }
                 Step::OpenUrl(url) => {
                     let (i, u) = (interaction.clone(), url.clone());
                     let handled = rt.spawn_blocking(move || i.handle_url(&u)).await;
-                    flow.url_handled(auth, interaction, clock.now(), url, handled)?;
+                    steps.url_handled(auth, interaction, clock.now(), url, handled)?;
                 }
                 Step::StartPrompt(url) => {
                     let cancel = io.prompt.arm();
@@ -290,17 +290,17 @@ impl<R: Runtime> Client<R> {
                     let event = match timeout(rt, wait, io.events.1.recv()).await {
                         Some(Ok(Event::Callback { url, reply })) => {
                             io.reply = Some(reply);
-                            flow::Event::Callback(url)
+                            steps::Event::Callback(url)
                         }
-                        Some(Ok(Event::Paste(url))) => flow::Event::Paste(url),
+                        Some(Ok(Event::Paste(url))) => steps::Event::Paste(url),
                         Some(Ok(Event::PromptClosed)) => {
                             io.prompt.ended();
-                            flow::Event::PromptClosed
+                            steps::Event::PromptClosed
                         }
                         Some(Err(_)) => return Err(Error::Stalled),
-                        None => flow::Event::Timeout(until),
+                        None => steps::Event::Timeout(until),
                     };
-                    flow.event(auth, clock.now(), event)?;
+                    steps.event(auth, clock.now(), event)?;
                 }
                 Step::Ready(a) => return Ok(a),
             }

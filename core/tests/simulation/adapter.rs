@@ -1,8 +1,9 @@
 //! One client process, driven exactly as the adapters drive core: the same decisions as
-//! `adapters/src/flow.rs` (`Flow::next`, `url_handled`, `event`, `abandon`, `store_changed`,
-//! `replaced_since`), the same single flight as `OAuthClient::{authorization, challenged}`
-//! (blocking and async-std), and the same MCP retry as `McpClient::post` (lazy: a token up
-//! front only when the machine holds one). Only the I/O is simulated: HTTP goes through
+//! `adapters/src/steps.rs` (`Steps::next`, `url_handled`, `event`, `abandon`, `store_changed`,
+//! `replaced_since`), the same single flight as the driver's `Client::{authorization,
+//! challenged}` (`adapters/src/driver/oauth.rs`, one for every runtime), and the same MCP retry
+//! as its `Attempts` in `driver/mcp.rs`'s `post` (lazy: a token up front only when the machine
+//! holds one). Only the I/O is simulated: HTTP goes through
 //! [`Env::exchange`], the listener, browser and prompt are the user model below, time is the
 //! process's own clock (true time plus its offset).
 //!

@@ -1,4 +1,5 @@
-//! The adapter's side of one flow, shared by every runtime.
+//! The adapter's side of one flow, shared by every runtime: [`Steps`] turns core's outputs
+//! into the I/O steps one flow needs ([`Step`]), and decides how the user is reached.
 //!
 //! Core decides everything about OAuth; what is left for an adapter is how to reach the user:
 //! when a prompt starts, whether a failed browser means "paste now" or "nobody can log in", what
@@ -26,9 +27,9 @@ use url::Url;
 pub(crate) enum Step {
     /// Send it; feed the answer as [`Input::Response`].
     Send(OutgoingRequest),
-    /// Gather entropy and, for `Some`, bind the listener; then [`Flow::prepared`].
+    /// Gather entropy and, for `Some`, bind the listener; then [`Steps::prepared`].
     Prepare(Option<RedirectPlan>),
-    /// Give the URL to the interaction ([`Interaction::handle_url`]); then [`Flow::url_handled`].
+    /// Give the URL to the interaction ([`Interaction::handle_url`]); then [`Steps::url_handled`].
     OpenUrl(Url),
     /// Start the paste prompt for this authorization URL; its answer is an [`Event`].
     StartPrompt(Url),
@@ -58,8 +59,8 @@ pub(crate) enum Event {
     Timeout(Timestamp),
 }
 
-/// One flow's interaction state.
-pub(crate) struct Flow {
+/// One flow's interaction state: listening, prompting, and what to log.
+pub(crate) struct Steps {
     /// The MCP server, as the log names it.
     server: String,
     listening: Option<Url>,
@@ -69,16 +70,16 @@ pub(crate) struct Flow {
     active: bool,
 }
 
-impl Flow {
+impl Steps {
     /// A flow for the MCP server `server`, started by `first`.
-    pub(crate) fn start(server: &str, auth: &mut Authorizer, first: Input) -> Result<Flow, Error> {
+    pub(crate) fn start(server: &str, auth: &mut Authorizer, first: Input) -> Result<Steps, Error> {
         let server = safe_url(server);
         match &first {
             Input::Challenged { status, .. } => debug!("{server}: the MCP server answered {status}: authorizing"),
             _ => trace!("{server}: token wanted"),
         }
         auth.handle_input(first)?;
-        Ok(Flow { server, listening: None, prompting: false, pending_prompt: None, active: false })
+        Ok(Steps { server, listening: None, prompting: false, pending_prompt: None, active: false })
     }
 
     /// The next I/O to do, after handling everything that needs none.
@@ -228,7 +229,7 @@ impl Flow {
     }
 }
 
-impl Flow {
+impl Steps {
     fn log_step(&mut self, auth: &Authorizer, step: &Step, now: Timestamp) {
         let server = &self.server;
         let issuer = auth.issuer().map(safe_url).unwrap_or_else(|| "the authorization server".into());
