@@ -9,9 +9,11 @@ pub const MAX_WWW_AUTHENTICATE_BYTES: usize = 16 * 1024;
 /// Most parameters in one challenge.
 pub const MAX_PARAMS: usize = 64;
 
-/// One challenge of a `WWW-Authenticate` field.
+/// One challenge of a `WWW-Authenticate` field (RFC 9110 §11.1: an auth scheme and its
+/// parameters). Not to be confused with the adapters' `Challenge`, the MCP server's response
+/// that carries these.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
+pub struct AuthChallenge {
     /// The auth scheme, lower-cased (`bearer`, `dpop`, `basic`).
     pub scheme: String,
     /// A token68 payload, if the challenge has one instead of parameters.
@@ -20,7 +22,7 @@ pub struct Challenge {
     pub params: Vec<(String, String)>,
 }
 
-impl Challenge {
+impl AuthChallenge {
     /// The value of a parameter (name compared case-insensitively).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -199,9 +201,9 @@ impl<'a> Parser<'a> {
         self.s.get(j) == Some(&b'=')
     }
 
-    fn challenge(&mut self) -> Result<Challenge, WwwAuthenticateError> {
+    fn challenge(&mut self) -> Result<AuthChallenge, WwwAuthenticateError> {
         let scheme = self.token().ok_or_else(|| self.unexpected())?.to_ascii_lowercase();
-        let mut ch = Challenge { scheme, token68: None, params: Vec::new() };
+        let mut ch = AuthChallenge { scheme, token68: None, params: Vec::new() };
         let had_space = matches!(self.peek(), Some(b' ' | b'\t'));
         self.ows();
         if !had_space || matches!(self.peek(), None | Some(b',')) {
@@ -255,7 +257,7 @@ impl<'a> Parser<'a> {
 
 /// Parses one or more `WWW-Authenticate` field lines into challenges. Several lines are one
 /// comma-separated list (RFC 9110 §5.3).
-pub fn parse_www_authenticate<'a, I>(values: I) -> Result<Vec<Challenge>, WwwAuthenticateError>
+pub fn parse_www_authenticate<'a, I>(values: I) -> Result<Vec<AuthChallenge>, WwwAuthenticateError>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -283,7 +285,7 @@ where
     }
 }
 
-fn params_of(c: &Challenge) -> BearerChallenge {
+fn params_of(c: &AuthChallenge) -> BearerChallenge {
     let get = |n: &str| c.param(n).filter(|v| !v.trim().is_empty()).map(str::to_owned);
     BearerChallenge {
         resource_metadata: get("resource_metadata"),
@@ -330,7 +332,7 @@ pub fn is_challenge(status: u16, www_authenticate: &[http::HeaderValue]) -> bool
 
 /// Renders challenges back into one field value (quoting every parameter value). Used by tests
 /// and the test server; `parse(render(x)) == x` for every well-formed `x`.
-pub fn render_www_authenticate(challenges: &[Challenge]) -> String {
+pub fn render_www_authenticate(challenges: &[AuthChallenge]) -> String {
     let mut out = String::new();
     for (i, c) in challenges.iter().enumerate() {
         if i > 0 {

@@ -1,7 +1,7 @@
 //! Parsers never panic on arbitrary input, and round-trip what they render.
 
 use mcp_oauth_core::callback::{parse_request_head, CallbackError};
-use mcp_oauth_core::discovery::{parse_www_authenticate, render_www_authenticate, Challenge};
+use mcp_oauth_core::discovery::{parse_www_authenticate, render_www_authenticate, AuthChallenge};
 use mcp_oauth_core::http::Purpose;
 use mcp_oauth_core::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use mcp_oauth_core::token::TokenResponse;
@@ -11,11 +11,11 @@ fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}"
 }
 
-fn challenge() -> impl Strategy<Value = Challenge> {
+fn challenge() -> impl Strategy<Value = AuthChallenge> {
     (token(), prop::collection::vec((token(), "[ -~]{0,30}"), 0..6)).prop_map(|(scheme, params)| {
         let mut seen = std::collections::HashSet::new();
         let params = params.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).filter(|(n, _)| seen.insert(n.clone())).collect();
-        Challenge { scheme: scheme.to_ascii_lowercase(), token68: None, params }
+        AuthChallenge { scheme: scheme.to_ascii_lowercase(), token68: None, params }
     })
 }
 
