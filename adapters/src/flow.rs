@@ -442,7 +442,7 @@ impl Retries {
         }
         let c = mcp_oauth_core::discovery::oauth_challenge(challenge.www_authenticate.iter().map(|v| v.as_bytes())).ok().flatten();
         let c = c.unwrap_or_default();
-        let e = if c.error.as_deref() == Some("insufficient_scope") {
+        let e = if c.error == Some(mcp_oauth_core::error::ErrorCode::InsufficientScope) {
             mcp_oauth_core::ResourceError::InsufficientScope {
                 scope: c.scope,
                 description: c.error_description,

@@ -1,7 +1,7 @@
 //! The authorization request URL (OAuth 2.1 §4.1.1, RFC 7636, RFC 8707) and the checks on the
 //! redirect that comes back (state, `iss` per RFC 9207, `error`, `code`), all in one place.
 
-use crate::error::{AuthorizationError, OAuthErrorResponse};
+use crate::error::{AuthorizationError, ErrorCode, OAuthErrorResponse};
 use crate::pkce::PkceChallenge;
 use crate::secret::{ct_eq_str, AuthorizationCode, CsrfState};
 use url::Url;
@@ -60,7 +60,7 @@ pub struct RedirectParams {
     /// `iss` (RFC 9207).
     pub iss: Option<String>,
     /// `error`.
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
     /// `error_description`.
     pub error_description: Option<String>,
     /// `error_uri`.
@@ -104,7 +104,13 @@ pub fn parse_redirect(url: &str, redirect_uri: &Url) -> Result<RedirectParams, A
             }
             "state" => &mut p.state,
             "iss" => &mut p.iss,
-            "error" => &mut p.error,
+            "error" => {
+                if p.error.is_some() {
+                    return Err(AuthorizationError::InvalidRedirect("duplicate parameter error".into()));
+                }
+                p.error = Some(ErrorCode::from(v.into_owned()));
+                continue;
+            }
             "error_description" => &mut p.error_description,
             "error_uri" => &mut p.error_uri,
             _ => continue,
@@ -217,7 +223,7 @@ mod tests {
         assert_eq!(check(&format!("{base}?code=c1"), None, false).unwrap_err(), AuthorizationError::MissingState);
         assert_eq!(check(&format!("{base}?state=good"), None, false).unwrap_err(), AuthorizationError::MissingCode);
         let denied = check(&format!("{base}?error=access_denied&state=good"), None, false).unwrap_err();
-        assert!(matches!(denied, AuthorizationError::Denied(e) if e.error == "access_denied"));
+        assert!(matches!(denied, AuthorizationError::Denied(e) if e.error == ErrorCode::AccessDenied));
         // A wrong state hides the error: nothing attacker-controlled is acted on.
         assert_eq!(check(&format!("{base}?error=access_denied&state=bad"), None, false).unwrap_err(), AuthorizationError::StateMismatch);
         assert!(matches!(check(&format!("{base}?code=a&code=b&state=good"), None, false), Err(AuthorizationError::InvalidRedirect(_))));

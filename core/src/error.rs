@@ -112,12 +112,9 @@ impl Error {
                 HttpError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
                 _ => false,
             },
-            Error::Token(TokenError::Rejected(e)) | Error::Registration(RegistrationError::Rejected(e)) => {
-                matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
-            }
-            Error::Authorization(AuthorizationError::Denied(e)) => {
-                matches!(e.error.as_str(), "server_error" | "temporarily_unavailable")
-            }
+            Error::Token(TokenError::Rejected(e))
+            | Error::Registration(RegistrationError::Rejected(e))
+            | Error::Authorization(AuthorizationError::Denied(e)) => e.error.is_transient(),
             Error::TimedOut { .. } => true,
             _ => false,
         }
@@ -144,11 +141,179 @@ pub enum UsageError {
     BadRedirectUri(String),
 }
 
+/// An OAuth error code: the `error` of a token, authorization or registration error response,
+/// or of a `WWW-Authenticate` challenge. The codes this crate acts on, or that a caller may want
+/// to match, are variants; any other is kept as [`ErrorCode::Other`] (oauth2-rs's habit).
+///
+/// Parsing is total and canonical: [`ErrorCode::parse`] never returns `Other` for a code that
+/// has a variant, and `Other("invalid_grant")` built by hand still equals
+/// [`ErrorCode::InvalidGrant`] (equality and hashing go by [`as_str`](ErrorCode::as_str)).
+/// It serializes as the plain string, so stored or parsed data is unchanged.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request` (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1).
+    InvalidRequest,
+    /// `invalid_client` (RFC 6749 §5.2): client authentication failed.
+    InvalidClient,
+    /// `invalid_grant` (RFC 6749 §5.2): the code, refresh token or assertion is invalid,
+    /// expired or revoked.
+    InvalidGrant,
+    /// `unauthorized_client` (RFC 6749 §4.1.2.1, §5.2): this client may not use this grant.
+    UnauthorizedClient,
+    /// `unsupported_grant_type` (RFC 6749 §5.2).
+    UnsupportedGrantType,
+    /// `invalid_scope` (RFC 6749 §4.1.2.1, §5.2).
+    InvalidScope,
+    /// `access_denied` (RFC 6749 §4.1.2.1): the user or the server refused.
+    AccessDenied,
+    /// `unsupported_response_type` (RFC 6749 §4.1.2.1).
+    UnsupportedResponseType,
+    /// `server_error` (RFC 6749 §4.1.2.1): transient.
+    ServerError,
+    /// `temporarily_unavailable` (RFC 6749 §4.1.2.1): transient.
+    TemporarilyUnavailable,
+    /// `invalid_token` (RFC 6750 §3.1): the access token is expired, revoked or malformed.
+    InvalidToken,
+    /// `insufficient_scope` (RFC 6750 §3.1): the request needs more scope.
+    InsufficientScope,
+    /// `use_dpop_nonce` (RFC 9449 §8, §9): retry with the server's `DPoP-Nonce`.
+    UseDpopNonce,
+    /// `invalid_dpop_proof` (RFC 9449 §7.1, §12.2).
+    InvalidDpopProof,
+    /// `invalid_redirect_uri` (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// `invalid_client_metadata` (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
+    /// `invalid_software_statement` (RFC 7591 §3.2.2).
+    InvalidSoftwareStatement,
+    /// `unapproved_software_statement` (RFC 7591 §3.2.2).
+    UnapprovedSoftwareStatement,
+    /// Any other code, as the server sent it (server-controlled text: `Display` escapes it).
+    Other(String),
+}
+
+/// Every named code, for parsing.
+const NAMED_CODES: [ErrorCode; 18] = [
+    ErrorCode::InvalidRequest,
+    ErrorCode::InvalidClient,
+    ErrorCode::InvalidGrant,
+    ErrorCode::UnauthorizedClient,
+    ErrorCode::UnsupportedGrantType,
+    ErrorCode::InvalidScope,
+    ErrorCode::AccessDenied,
+    ErrorCode::UnsupportedResponseType,
+    ErrorCode::ServerError,
+    ErrorCode::TemporarilyUnavailable,
+    ErrorCode::InvalidToken,
+    ErrorCode::InsufficientScope,
+    ErrorCode::UseDpopNonce,
+    ErrorCode::InvalidDpopProof,
+    ErrorCode::InvalidRedirectUri,
+    ErrorCode::InvalidClientMetadata,
+    ErrorCode::InvalidSoftwareStatement,
+    ErrorCode::UnapprovedSoftwareStatement,
+];
+
+impl ErrorCode {
+    /// The code for `s`: a named variant if there is one (exact, case-sensitive match, as the
+    /// RFCs define the codes), else [`ErrorCode::Other`].
+    pub fn parse(s: &str) -> Self {
+        NAMED_CODES.iter().find(|c| c.as_str() == s).cloned().unwrap_or_else(|| ErrorCode::Other(s.to_owned()))
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidSoftwareStatement => "invalid_software_statement",
+            ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::Other(s) => s,
+        }
+    }
+
+    /// True for the codes that say "try again later" (`server_error`, `temporarily_unavailable`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
+    }
+}
+
+impl PartialEq for ErrorCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ErrorCode {}
+
+impl std::hash::Hash for ErrorCode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl From<&str> for ErrorCode {
+    fn from(s: &str) -> Self {
+        ErrorCode::parse(s)
+    }
+}
+
+impl From<String> for ErrorCode {
+    fn from(s: String) -> Self {
+        match ErrorCode::parse(&s) {
+            ErrorCode::Other(_) => ErrorCode::Other(s),
+            named => named,
+        }
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(ErrorCode::parse(s))
+    }
+}
+
+/// Escaped: an [`ErrorCode::Other`] is server-controlled text.
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_str().escape_default())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(ErrorCode::from)
+    }
+}
+
 /// An OAuth error response (RFC 6749 §4.1.2.1, §5.2; RFC 7591 §3.2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthErrorResponse {
     /// The `error` code, such as `invalid_grant` or `access_denied`.
-    pub error: String,
+    pub error: ErrorCode,
     /// `error_description`, if any. Server-controlled text.
     #[serde(default, rename = "error_description", skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -159,7 +324,7 @@ pub struct OAuthErrorResponse {
 
 impl fmt::Display for OAuthErrorResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.error.escape_default())?;
+        write!(f, "{}", self.error)?;
         if let Some(d) = &self.description {
             let d: String = d.chars().take(200).collect();
             write!(f, " ({})", d.escape_default())?;
@@ -428,4 +593,78 @@ pub enum ConfigError {
     /// Settings that contradict each other.
     #[error("{0}")]
     Inconsistent(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every named code, matched exhaustively: a new variant must be added here and to
+    /// `NAMED_CODES`, or this stops compiling (or the round trip below fails).
+    fn wire(code: &ErrorCode) -> &'static str {
+        match code {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidSoftwareStatement => "invalid_software_statement",
+            ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::Other(_) => unreachable!("not a named code"),
+        }
+    }
+
+    #[test]
+    fn error_codes_round_trip_through_parsing_and_serde() {
+        for code in NAMED_CODES {
+            let s = wire(&code);
+            assert_eq!(code.as_str(), s);
+            assert_eq!(ErrorCode::parse(s), code);
+            assert!(!matches!(ErrorCode::parse(s), ErrorCode::Other(_)), "{s} parses to Other");
+            assert_eq!(ErrorCode::from(s.to_owned()), code);
+            assert_eq!(s.parse::<ErrorCode>().unwrap(), code);
+            assert_eq!(code.to_string(), s);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+        let names: std::collections::HashSet<_> = NAMED_CODES.iter().map(ErrorCode::as_str).collect();
+        assert_eq!(names.len(), NAMED_CODES.len(), "a code is listed twice");
+        // Unknown codes are kept as sent, case and all; codes are case-sensitive.
+        for s in ["slow_down", "Invalid_Grant", "", "x\"y"] {
+            let code = ErrorCode::parse(s);
+            assert_eq!(code, ErrorCode::Other(s.to_owned()));
+            assert_eq!(code.as_str(), s);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap().as_str(), s);
+        }
+        // A hand-built `Other` of a named code is still that code.
+        assert_eq!(ErrorCode::Other("invalid_grant".into()), ErrorCode::InvalidGrant);
+        // Server text is escaped when printed.
+        assert_eq!(ErrorCode::parse("a\nb").to_string(), "a\\nb");
+        assert!(ErrorCode::ServerError.is_transient() && ErrorCode::TemporarilyUnavailable.is_transient());
+        assert!(!ErrorCode::InvalidGrant.is_transient());
+    }
+
+    #[test]
+    fn oauth_error_responses_keep_their_json_shape() {
+        let body = r#"{"error":"invalid_grant","error_description":"expired","error_uri":"https://e"}"#;
+        let r: OAuthErrorResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(r.error, ErrorCode::InvalidGrant);
+        assert_eq!(serde_json::to_string(&r).unwrap(), body);
+        let r: OAuthErrorResponse = serde_json::from_str(r#"{"error":"custom_thing"}"#).unwrap();
+        assert_eq!(r.error, ErrorCode::Other("custom_thing".into()));
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"error":"custom_thing"}"#);
+    }
 }

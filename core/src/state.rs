@@ -223,8 +223,8 @@ impl Authorizer {
         }
         // A malformed header is treated as no header: well-known discovery still works.
         let challenge = discovery::oauth_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
-        let error = challenge.as_ref().and_then(|c| c.error.as_deref());
-        let (wants_nonce, insufficient) = (error == Some("use_dpop_nonce"), error == Some("insufficient_scope"));
+        let error = challenge.as_ref().and_then(|c| c.error.as_ref());
+        let (wants_nonce, insufficient) = (error == Some(&ErrorCode::UseDpopNonce), error == Some(&ErrorCode::InsufficientScope));
         match status {
             // Servers send `insufficient_scope` with 401 too (RFC 6750 says 403): no step-up
             // means no step-up either way.
@@ -761,8 +761,8 @@ impl Authorizer {
             Err(e) => e,
         };
         let code = match &e {
-            Error::Token(TokenError::Rejected(r)) => r.error.clone(),
-            _ => String::new(),
+            Error::Token(TokenError::Rejected(r)) => Some(r.error.clone()),
+            _ => None,
         };
         let dynamic = self
             .tokens
@@ -774,21 +774,21 @@ impl Authorizer {
             // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
             return Ok(self.ready());
         }
-        match code.as_str() {
+        match code {
             // SPEC 90 and 98: the grant is dead, or the client is (a dynamic registration, which
             // registers again): authorize afresh.
-            "invalid_grant" => {
+            Some(ErrorCode::InvalidGrant) => {
                 self.forget_tokens();
                 self.new_token()
             }
-            "invalid_client" if dynamic => {
+            Some(ErrorCode::InvalidClient) if dynamic => {
                 self.forget_tokens();
                 self.forget_dynamic_client();
                 self.new_token()
             }
             // This client may not use the refresh token (the grant is not allowed or not
             // supported): drop it and get a new token the way the client can.
-            "unauthorized_client" | "unsupported_grant_type" => {
+            Some(ErrorCode::UnauthorizedClient | ErrorCode::UnsupportedGrantType) => {
                 match self.tokens.clone() {
                     Some(mut t) if proactive && still_valid => {
                         // Keep the access token while it lasts (SPEC 98: report, do not log in).
@@ -878,7 +878,7 @@ impl Authorizer {
             Err(e @ Error::Token(TokenError::Rejected(_)))
                 if !self.request.discovered
                     && self.config.endpoints.is_none()
-                    && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") =>
+                    && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidClient) =>
             {
                 self.request.authorizations = self.request.authorizations.saturating_sub(1);
                 self.authorizations = self.authorizations.saturating_sub(1);
@@ -1158,7 +1158,7 @@ impl Authorizer {
         let tr = match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => tr,
             Err(e) => {
-                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
+                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidClient) {
                     if attempt.registered {
                         // The registration an unfinished login made is gone at the server too.
                         self.pending_client = None;

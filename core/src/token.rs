@@ -2,7 +2,7 @@
 //! authentication (RFC 6749 §2.3, RFC 7523), token responses (RFC 6749 §5) and the persisted
 //! [`TokenSet`].
 
-use crate::error::{Error, HttpError, OAuthErrorResponse, TokenError};
+use crate::error::{Error, ErrorCode, HttpError, OAuthErrorResponse, TokenError};
 use crate::http::{body_summary, is_json_or_absent, json_error, HttpRequest, HttpResponse, Purpose};
 use crate::metadata::AuthorizationServerMetadata;
 use crate::secret::{AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, SubjectToken};
@@ -237,7 +237,7 @@ pub struct TokenResponse {
 /// Parses an OAuth error body, if it is one.
 pub(crate) fn oauth_error(body: &[u8]) -> Option<OAuthErrorResponse> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let error = v.get("error")?.as_str()?.to_owned();
+    let error = ErrorCode::from(v.get("error")?.as_str()?);
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     Some(OAuthErrorResponse { error, description: text("error_description"), uri: text("error_uri") })
 }
@@ -648,7 +648,7 @@ mod tests {
         assert!(no_exp.refresh_token.is_none());
         let e = TokenResponse::from_http(&resp(400, r#"{"error":"invalid_grant","error_description":"bad code"}"#), Purpose::CodeExchange)
             .unwrap_err();
-        assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_grant"));
+        assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidGrant));
         let e = TokenResponse::from_http(&resp(200, r#"{"error":"bad_verification_code"}"#), Purpose::CodeExchange).unwrap_err();
         assert!(matches!(e, Error::Token(TokenError::Rejected(_))));
         let e = TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"mac"}"#), Purpose::CodeExchange).unwrap_err();
