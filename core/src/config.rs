@@ -197,6 +197,19 @@ pub enum Flow {
     WorkloadIdentity,
 }
 
+/// The configuration's name of the flow (`client_credentials`).
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flow::Auto => "auto",
+            Flow::AuthorizationCode => "authorization_code",
+            Flow::ClientCredentials => "client_credentials",
+            Flow::EnterpriseManaged => "enterprise_managed",
+            Flow::WorkloadIdentity => "workload_identity",
+        })
+    }
+}
+
 /// When to bind tokens to a key with DPoP (RFC 9449).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -356,7 +369,7 @@ impl ServerConfig {
             (Transport::Stdio { .. }, None) => Ok(()),
             (t, _) => {
                 let url = t.url().unwrap_or_default();
-                Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+                Url::parse(url).map_err(|e| ConfigError::UnparsableUrl { field: "url", error: e })?;
                 Ok(())
             }
         }
@@ -367,7 +380,7 @@ impl ServerConfig {
     pub fn oauth_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, ConfigError> {
         self.validate()?;
         let (Some(oauth), Some(url)) = (&self.oauth, self.transport.url()) else { return Ok(None) };
-        let server = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+        let server = Url::parse(url).map_err(|e| ConfigError::UnparsableUrl { field: "url", error: e })?;
         Config::from_oauth(server, oauth, env).map(Some)
     }
 }
@@ -505,12 +518,12 @@ impl Config {
         c.client_metadata_url = o
             .client_metadata_url
             .as_deref()
-            .map(|u| Url::parse(u).map_err(|e| ConfigError::InvalidUrl { field: "client_metadata_url", reason: e.to_string() }))
+            .map(|u| Url::parse(u).map_err(|e| ConfigError::UnparsableUrl { field: "client_metadata_url", error: e }))
             .transpose()?;
         c.private_key = o.private_key.as_ref().map(|s| s.resolve("private_key", env)).transpose()?.map(PrivateKeyPem::new);
         if let Some(alg) = &o.signing_algorithm {
             if alg != "ES256" {
-                return Err(ConfigError::Inconsistent(format!("signing_algorithm {alg:?} is not supported (ES256 is)")));
+                return Err(ConfigError::UnsupportedSigningAlgorithm { algorithm: alg.clone() });
             }
         }
         c.key_id = o.key_id.clone();
@@ -519,7 +532,7 @@ impl Config {
         c.endpoints = o.endpoints.clone();
         c.scopes = o.scopes.clone();
         if let Some(r) = &o.redirect_uri {
-            c.redirect_uri = Url::parse(r).map_err(|e| ConfigError::InvalidUrl { field: "redirect_uri", reason: e.to_string() })?;
+            c.redirect_uri = Url::parse(r).map_err(|e| ConfigError::UnparsableUrl { field: "redirect_uri", error: e })?;
         }
         if let Some(n) = &o.client_name {
             c.client_name = n.clone();
@@ -543,7 +556,7 @@ impl Config {
         if let Some(i) = &o.idp {
             c.idp = Some(IdpConfig {
                 token_endpoint: Url::parse(&i.token_endpoint)
-                    .map_err(|e| ConfigError::InvalidUrl { field: "idp.token_endpoint", reason: e.to_string() })?,
+                    .map_err(|e| ConfigError::UnparsableUrl { field: "idp.token_endpoint", error: e })?,
                 client_id: i.client_id.clone(),
                 client_secret: i.client_secret.as_ref().map(|s| s.resolve("idp.client_secret", env)).transpose()?.map(ClientSecret::new),
                 subject_token: crate::secret::SubjectToken::new(i.id_token.resolve("idp.id_token", env)?),
@@ -655,20 +668,18 @@ impl Config {
 
     /// Checks the resolved configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field, reason: &str| ConfigError::InvalidUrl { field, reason: reason.into() };
         if !is_secure_endpoint(&self.server_url) {
-            return Err(bad("url", "must be https (http only for loopback hosts), without credentials"));
+            return Err(ConfigError::InsecureUrl { field: "url" });
         }
         let r = &self.redirect_uri;
         if r.scheme() != "http" || !is_loopback_url(r) {
-            return Err(bad("redirect_uri", "must be http on localhost, 127.0.0.1 or [::1]"));
+            return Err(ConfigError::RedirectUriNotLoopback);
         }
         if r.fragment().is_some() || r.query().is_some() {
-            return Err(bad("redirect_uri", "must not have a query or fragment"));
+            return Err(ConfigError::RedirectUriHasQuery);
         }
         if let Some(u) = &self.client_metadata_url {
-            crate::registration::validate_client_metadata_url(u)
-                .map_err(|reason| ConfigError::InvalidUrl { field: "client_metadata_url", reason })?;
+            crate::registration::validate_client_metadata_url(u).map_err(|reason| ConfigError::InvalidClientMetadataUrl { reason })?;
         }
         if let Some(e) = &self.endpoints {
             for (field, v) in [
@@ -677,35 +688,35 @@ impl Config {
                 ("endpoints.registration_endpoint", e.registration_endpoint.as_ref()),
             ] {
                 if let Some(v) = v {
-                    let u = Url::parse(v).map_err(|e| ConfigError::InvalidUrl { field, reason: e.to_string() })?;
+                    let u = Url::parse(v).map_err(|error| ConfigError::UnparsableUrl { field, error })?;
                     if !is_secure_endpoint(&u) {
-                        return Err(bad(field, "must be https (http only for loopback hosts)"));
+                        return Err(ConfigError::InsecureUrl { field });
                     }
                 }
             }
         }
         if self.flow == Flow::ClientCredentials && self.client_id.is_none() {
-            return Err(ConfigError::Inconsistent("flow client_credentials needs client_id".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "client_id" });
         }
         if self.flow == Flow::ClientCredentials && self.client_secret.is_none() && self.private_key.is_none() {
-            return Err(ConfigError::Inconsistent("flow client_credentials needs client_secret or private_key".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "client_secret or private_key" });
         }
         if let Some(key) = &self.private_key {
-            crate::jwt::SigningKey::from_pem(key).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?;
+            crate::jwt::SigningKey::from_pem(key).map_err(|_| ConfigError::InvalidPrivateKey)?;
         }
         if let Some(i) = &self.idp {
             if !is_secure_endpoint(&i.token_endpoint) {
-                return Err(bad("idp.token_endpoint", "must be https (http only for loopback hosts)"));
+                return Err(ConfigError::InsecureUrl { field: "idp.token_endpoint" });
             }
         }
         if self.flow == Flow::EnterpriseManaged && (self.idp.is_none() || self.client_id.is_none()) {
-            return Err(ConfigError::Inconsistent("flow enterprise_managed needs idp and client_id".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "idp and client_id" });
         }
         if self.flow == Flow::WorkloadIdentity && self.workload_token.is_none() {
-            return Err(ConfigError::Inconsistent("flow workload_identity needs workload_token".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "workload_token" });
         }
         if self.max_authorization_attempts == 0 {
-            return Err(ConfigError::Inconsistent("max_authorization_attempts must be at least 1".into()));
+            return Err(ConfigError::NoAuthorizationAttempts);
         }
         Ok(())
     }
@@ -791,9 +802,14 @@ mod tests {
             Config::from_oauth(Url::parse(url).unwrap(), &o, &no_env)
         };
         assert!(mk("https://m.example/mcp", "http://127.0.0.1:0/cb").is_ok());
-        assert!(mk("http://m.example/mcp", "http://127.0.0.1:0/cb").is_err());
-        assert!(mk("https://m.example/mcp", "http://example.com/cb").is_err());
-        assert!(mk("https://m.example/mcp", "https://127.0.0.1/cb").is_err());
+        assert_eq!(mk("http://m.example/mcp", "http://127.0.0.1:0/cb").unwrap_err(), ConfigError::InsecureUrl { field: "url" });
+        assert_eq!(mk("https://m.example/mcp", "http://example.com/cb").unwrap_err(), ConfigError::RedirectUriNotLoopback);
+        assert_eq!(mk("https://m.example/mcp", "https://127.0.0.1/cb").unwrap_err(), ConfigError::RedirectUriNotLoopback);
+        assert_eq!(mk("https://m.example/mcp", "http://127.0.0.1/cb?x=1").unwrap_err(), ConfigError::RedirectUriHasQuery);
+        assert_eq!(
+            mk("https://m.example/mcp", "not a url").unwrap_err(),
+            ConfigError::UnparsableUrl { field: "redirect_uri", error: url::ParseError::RelativeUrlWithoutBase }
+        );
         assert!(mk("http://localhost:3000/mcp", "http://localhost/cb").is_ok());
         assert!(mk("http://[::1]:3000/mcp", "http://[::1]/cb").is_ok());
         // Only the exact name `localhost`: a resolver may send a subdomain of it, or the name
@@ -802,6 +818,44 @@ mod tests {
             assert!(mk("https://m.example/mcp", &format!("http://{name}:0/cb")).is_err(), "redirect_uri on {name}");
             assert!(mk(&format!("http://{name}:3000/mcp"), "http://127.0.0.1:0/cb").is_err(), "server url on {name}");
         }
+    }
+
+    /// Each named configuration error is raised in the case it names.
+    #[test]
+    fn configuration_errors_name_their_case() {
+        let server = Url::parse("https://m.example/mcp").unwrap();
+        let mk = |o: serde_json::Value| Config::from_oauth(server.clone(), &serde_json::from_value(o).unwrap(), &no_env).unwrap_err();
+        let cc = Flow::ClientCredentials;
+        assert_eq!(mk(json!({"flow": "client_credentials"})), ConfigError::FlowNeeds { flow: cc, needs: "client_id" });
+        assert_eq!(
+            mk(json!({"flow": "client_credentials", "client_id": "a"})),
+            ConfigError::FlowNeeds { flow: cc, needs: "client_secret or private_key" }
+        );
+        assert_eq!(
+            mk(json!({"flow": "enterprise_managed"})),
+            ConfigError::FlowNeeds { flow: Flow::EnterpriseManaged, needs: "idp and client_id" }
+        );
+        assert_eq!(
+            mk(json!({"flow": "workload_identity"})),
+            ConfigError::FlowNeeds { flow: Flow::WorkloadIdentity, needs: "workload_token" }
+        );
+        assert_eq!(mk(json!({"max_authorization_attempts": 0})), ConfigError::NoAuthorizationAttempts);
+        assert_eq!(mk(json!({"private_key": "not a key"})), ConfigError::InvalidPrivateKey);
+        assert_eq!(mk(json!({"signing_algorithm": "RS256"})), ConfigError::UnsupportedSigningAlgorithm { algorithm: "RS256".into() });
+        assert_eq!(
+            mk(json!({"client_metadata_url": "http://c.example/client.json"})),
+            ConfigError::InvalidClientMetadataUrl { reason: "must be an https url" }
+        );
+        assert_eq!(
+            mk(json!({"endpoints": {"token_endpoint": "http://as.example/token"}})),
+            ConfigError::InsecureUrl { field: "endpoints.token_endpoint" }
+        );
+        assert_eq!(
+            mk(json!({"idp": {"token_endpoint": "http://idp.example/token", "id_token": "t"}})),
+            ConfigError::InsecureUrl { field: "idp.token_endpoint" }
+        );
+        let e = mk(json!({"flow": "client_credentials"}));
+        assert_eq!(e.to_string(), "flow client_credentials needs client_id: add it to the configuration, or choose another flow");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum Error {
     /// The MCP server refused the request after authorization.
     #[error("resource: {0}")]
     Resource(#[from] ResourceError),
+    /// An invariant of core itself broke: a bug in this crate, never the fault of a server or
+    /// the user (rustls's `Unreachable`). The text names the invariant; it is never input.
+    #[error("internal error: {0}: this is a bug in mcp-oauth, please report it")]
+    Bug(&'static str),
 }
 
 /// The stage of the flow an error belongs to.
@@ -69,6 +73,8 @@ pub enum Stage {
     Token,
     /// The MCP server itself.
     Resource,
+    /// None: an internal invariant broke ([`Error::Bug`]).
+    Internal,
 }
 
 impl fmt::Display for Stage {
@@ -80,6 +86,7 @@ impl fmt::Display for Stage {
             Stage::Authorization => "the authorization redirect",
             Stage::Token => "the token endpoint",
             Stage::Resource => "the resource server",
+            Stage::Internal => "an internal invariant",
         })
     }
 }
@@ -100,6 +107,7 @@ impl Error {
             },
             Error::TimedOut { waiting_for } => *waiting_for,
             Error::Resource(_) => Stage::Resource,
+            Error::Bug(_) => Stage::Internal,
         }
     }
 
@@ -137,8 +145,11 @@ pub enum UsageError {
         state: crate::StateName,
     },
     /// A redirect URI from `AttemptPrepared` is not a loopback `http` URL on the planned path.
-    #[error("callback redirect uri {0:?} is not a loopback http url on the planned path")]
-    BadRedirectUri(String),
+    #[error("callback redirect uri {uri:?} is not a loopback http url on the planned path: bind the listener the plan asks for")]
+    BadRedirectUri {
+        /// The redirect URI the adapter reported.
+        uri: url::Url,
+    },
 }
 
 /// An OAuth error code: the `error` of a token, authorization or registration error response,
@@ -351,9 +362,18 @@ pub enum DiscoveryError {
         /// Which field held the URL.
         field: &'static str,
     },
-    /// The protected resource metadata document is unusable.
-    #[error("protected resource metadata: {0}")]
-    InvalidResourceMetadata(String),
+    /// The protected resource metadata document is not the JSON object RFC 9728 defines.
+    #[error("protected resource metadata is not valid json ({reason}): the mcp server's /.well-known/oauth-protected-resource is broken")]
+    ResourceMetadataNotJson {
+        /// serde_json's message (field path, line, column).
+        reason: String,
+    },
+    /// The protected resource metadata lacks a required field, or has it empty.
+    #[error("protected resource metadata has no {field}: the mcp server's /.well-known/oauth-protected-resource is incomplete")]
+    ResourceMetadataMissingField {
+        /// `resource` or `authorization_servers`.
+        field: &'static str,
+    },
     /// The metadata's `resource` is not this MCP server (RFC 9728 §3.3).
     #[error("protected resource metadata names resource {found:?}, expected {expected:?}")]
     ResourceMismatch {
@@ -368,13 +388,20 @@ pub enum DiscoveryError {
         /// How many were tried.
         tried: usize,
     },
-    /// The authorization server metadata document is unusable.
-    #[error("authorization server metadata for {issuer:?}: {reason}")]
-    InvalidServerMetadata {
+    /// The authorization server metadata document is not the JSON object RFC 8414 defines.
+    #[error("authorization server metadata for {issuer:?} is not valid json ({reason}): the authorization server's metadata is broken")]
+    ServerMetadataNotJson {
         /// The issuer being discovered.
         issuer: String,
-        /// What is wrong.
+        /// serde_json's message (field path, line, column).
         reason: String,
+    },
+    /// The authorization server's `response_types_supported` does not list `code`: no login
+    /// is possible there.
+    #[error("authorization server {issuer:?} does not list code in response_types_supported: it offers no browser login; use a machine flow (client credentials) or another server")]
+    CodeNotSupported {
+        /// The issuer.
+        issuer: String,
     },
     /// The metadata's `issuer` differs from the issuer it was fetched for (RFC 8414 §3.3).
     #[error("authorization server metadata issuer {found:?} does not equal {expected:?}")]
@@ -421,9 +448,15 @@ pub enum RegistrationError {
     /// The registration endpoint refused (RFC 7591 §3.2.2).
     #[error("registration refused: {0}")]
     Rejected(OAuthErrorResponse),
-    /// The registration response is unusable.
-    #[error("invalid registration response: {0}")]
-    InvalidResponse(String),
+    /// The registration response is not the JSON object RFC 7591 defines.
+    #[error("registration response is not valid json ({reason}): the authorization server's registration endpoint is broken; configure a client_id instead")]
+    ResponseNotJson {
+        /// serde_json's message (field path, line, column).
+        reason: String,
+    },
+    /// The registration response has an empty `client_id`.
+    #[error("registration response has an empty client_id: the authorization server's registration endpoint is broken; configure a client_id instead")]
+    EmptyClientId,
 }
 
 /// The authorization step failed.
@@ -453,21 +486,37 @@ pub enum AuthorizationError {
     /// The server advertises `iss` in redirects but this one has none (RFC 9207 §2.4).
     #[error("redirect has no iss parameter although the server advertises it")]
     MissingIssuer,
-    /// The redirect URL is not a URL, or not to our redirect URI.
+    /// The redirect URL is not a URL, is not addressed to our redirect URI, or repeats a
+    /// parameter.
     #[error("redirect url is invalid: {0}")]
-    InvalidRedirect(String),
-    /// The authorization endpoint is not `http(s)` or not secure.
-    #[error("authorization_endpoint {0:?} is not an https url")]
-    InsecureAuthorizationEndpoint(String),
+    InvalidRedirect(RedirectProblem),
     /// The caller cancelled.
     #[error("cancelled")]
     Cancelled,
     /// A user must log in, but nobody can: no browser, no terminal, no hook.
     #[error("interactive login required, but no browser, terminal or hook is available (a service authenticates as itself with \"client_id\" and \"client_secret\" or \"private_key\"; set \"flow\": \"client_credentials\" if the server does not list that grant)")]
     InteractionRequired,
-    /// The configured flow cannot run with what the server offers.
-    #[error("{0}")]
-    FlowUnavailable(String),
+}
+
+/// What is wrong with a redirect URL ([`AuthorizationError::InvalidRedirect`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectProblem {
+    /// Longer than [`MAX_REDIRECT_URL_BYTES`](crate::authorize::MAX_REDIRECT_URL_BYTES).
+    #[error("it is longer than {limit} bytes")]
+    TooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Not a URL at all.
+    #[error("it is not a url ({0}): paste the whole address from the browser's address bar")]
+    NotAUrl(url::ParseError),
+    /// A URL, but not to our redirect URI (scheme, host, port and path).
+    #[error("it is not addressed to this client's redirect uri: paste the address the login ended on")]
+    NotOurRedirectUri,
+    /// A parameter appears twice (parameter pollution).
+    #[error("parameter {0} appears more than once")]
+    DuplicateParameter(&'static str),
 }
 
 /// The token endpoint refused or answered nonsense.
@@ -477,15 +526,29 @@ pub enum TokenError {
     /// An OAuth error response (RFC 6749 §5.2).
     #[error("token endpoint refused: {0}")]
     Rejected(OAuthErrorResponse),
-    /// The success response is unusable.
-    #[error("invalid token response: {0}")]
-    InvalidResponse(String),
+    /// The success response's body is JSON, but not an object.
+    #[error("token response is not a json object: the token endpoint is broken")]
+    NotAnObject,
+    /// A field of the success response is missing or of the wrong type.
+    #[error("token response field {field} is missing or not {expected}: the token endpoint is broken")]
+    InvalidField {
+        /// The field: `access_token`, `token_type`, `expires_in`, `refresh_token` or `scope`.
+        field: &'static str,
+        /// What it must be, in words (`a non-empty string`, `a number`).
+        expected: &'static str,
+    },
+    /// A token exchange at the identity provider answered something other than an ID-JAG.
+    #[error("token exchange answered issued_token_type {}, not an id-jag: the identity provider does not support enterprise-managed authorization for this client", describe_type(.issued_token_type))]
+    NotIdJag {
+        /// The `issued_token_type` received, if any (server text, at most 100 characters).
+        issued_token_type: Option<String>,
+    },
     /// `token_type` is not `Bearer`.
     #[error("unsupported token_type {0:?}")]
     UnsupportedTokenType(String),
-    /// Client authentication could not be built (bad key, missing secret).
-    #[error("client authentication: {0}")]
-    ClientAuthentication(String),
+    /// `token_endpoint_auth_method` is `private_key_jwt`, and no `private_key` is configured.
+    #[error("token_endpoint_auth_method is private_key_jwt but no private_key is configured: add private_key, or choose another token_endpoint_auth_method")]
+    NoPrivateKey,
 }
 
 /// The MCP server refused the request after authorization.
@@ -520,6 +583,13 @@ pub enum ResourceError {
     /// `Challenged` was given a status that is not 401 or 403.
     #[error("status {0} is not an authorization challenge")]
     NotAChallenge(u16),
+}
+
+fn describe_type(t: &Option<String>) -> String {
+    match t {
+        Some(t) => format!("{:?}", t.chars().take(100).collect::<String>()),
+        None => "absent".to_owned(),
+    }
 }
 
 fn describe(d: &Option<String>) -> String {
@@ -571,13 +641,31 @@ pub enum ConfigError {
     /// OAuth was configured for a stdio server, which takes credentials from its environment.
     #[error("oauth is only for http transports (streamable_http, sse); server {0:?} uses stdio")]
     OAuthOnStdio(String),
-    /// A URL is malformed or not allowed.
-    #[error("{field}: {reason}")]
-    InvalidUrl {
+    /// A URL does not parse.
+    #[error("{field} is not a valid url ({error}): correct it in the configuration")]
+    UnparsableUrl {
         /// The field.
         field: &'static str,
-        /// What is wrong.
-        reason: String,
+        /// Why it does not parse.
+        error: url::ParseError,
+    },
+    /// A URL is neither `https` nor loopback `http`, or carries credentials.
+    #[error("{field} must be https (http only for loopback hosts), without credentials: correct it in the configuration")]
+    InsecureUrl {
+        /// The field.
+        field: &'static str,
+    },
+    /// `redirect_uri` is not an `http` URL on `localhost`, `127.0.0.1` or `[::1]`.
+    #[error("redirect_uri must be http on localhost, 127.0.0.1 or [::1]: correct it in the configuration, or leave it out")]
+    RedirectUriNotLoopback,
+    /// `redirect_uri` has a query or a fragment.
+    #[error("redirect_uri must not have a query or fragment: remove them from the configuration")]
+    RedirectUriHasQuery,
+    /// `client_metadata_url` breaks a rule of Client ID Metadata Documents.
+    #[error("client_metadata_url {reason}: correct it in the configuration")]
+    InvalidClientMetadataUrl {
+        /// The rule broken (`must be an https url`, `must have a path`...).
+        reason: &'static str,
     },
     /// An environment variable named by a secret reference is not set.
     #[error("{field}: environment variable {var:?} is not set")]
@@ -590,9 +678,39 @@ pub enum ConfigError {
     /// A literal secret was redacted when the configuration was written out.
     #[error("{0}: the secret was redacted when this configuration was saved; supply it again or use an env reference")]
     RedactedSecret(&'static str),
-    /// Settings that contradict each other.
-    #[error("{0}")]
-    Inconsistent(String),
+    /// `signing_algorithm` names an algorithm this client cannot sign with.
+    #[error("signing_algorithm {algorithm:?} is not supported: use ES256, or leave it out")]
+    UnsupportedSigningAlgorithm {
+        /// The configured value.
+        algorithm: String,
+    },
+    /// `private_key` is not a PEM-encoded P-256 private key.
+    #[error("private_key is not a PEM-encoded P-256 private key (PKCS#8 or SEC1): supply the key in one of those forms")]
+    InvalidPrivateKey,
+    /// The configured flow needs a setting that is absent.
+    #[error("flow {flow} needs {needs}: add it to the configuration, or choose another flow")]
+    FlowNeeds {
+        /// The configured flow.
+        flow: crate::config::Flow,
+        /// What it needs, as the configuration names it (`client_id`, `client_secret or
+        /// private_key`, `idp`, `workload_token`).
+        needs: &'static str,
+    },
+    /// `max_authorization_attempts` is 0.
+    #[error("max_authorization_attempts must be at least 1: raise it, or leave it out")]
+    NoAuthorizationAttempts,
+    /// A stdio server was handed to a client that speaks HTTP.
+    #[error("server {command:?} uses stdio, and this client speaks http: run it with a stdio mcp client, or configure its http url")]
+    StdioServer {
+        /// The server's command.
+        command: String,
+    },
+    /// A configured HTTP header name or value is not one HTTP allows.
+    #[error("header {name:?} is not a valid http header name or value: correct the server's \"headers\" in the configuration")]
+    InvalidHeader {
+        /// The header's name, as configured.
+        name: String,
+    },
 }
 
 #[cfg(test)]

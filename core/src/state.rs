@@ -61,7 +61,7 @@ fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
 impl Authorizer {
     /// The authorization server in use; every caller runs after discovery.
     fn ctx(&self) -> Result<ServerContext, Error> {
-        self.server.clone().ok_or(Error::Discovery(DiscoveryError::NoAuthorizationServer { tried: 0 }))
+        self.server.clone().ok_or(Error::Bug("no authorization server in use after discovery"))
     }
 
     fn unexpected(&self, input: &Input) -> Error {
@@ -92,7 +92,7 @@ impl Authorizer {
                 // The listener must be the one the plan asked for: checked here, before the
                 // clock or the DPoP key (made from this input's entropy) change.
                 (Phase::AwaitingPreparation(Preparing::Login(plan)), CallbackSetup::Listening(uri)) if !plan.accepts(uri) => {
-                    Err(UsageError::BadRedirectUri(uri.to_string()).into())
+                    Err(UsageError::BadRedirectUri { uri: uri.clone() }.into())
                 }
                 (Phase::AwaitingPreparation(_), _) => Ok(()),
                 _ => Err(self.unexpected(input)),
@@ -640,7 +640,7 @@ impl Authorizer {
                     .config
                     .workload_token
                     .clone()
-                    .ok_or_else(|| AuthorizationError::FlowUnavailable("workload_identity needs workload_token".into()))?;
+                    .ok_or(Error::Bug("workload identity chosen without a workload_token (validate() requires one)"))?;
                 let scope = self.select_scope(false);
                 self.remember_requested(&scope);
                 self.send_jwt_bearer(&token, scope)
@@ -753,7 +753,7 @@ impl Authorizer {
         let parsed = result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose));
         let e = match parsed {
             Ok(tr) => {
-                let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
+                let Some(old) = self.tokens.take() else { return failed(Error::Bug("a refresh answered with no tokens to refresh")) };
                 let set = policy::refreshed_tokens(old, tr, self.now, self.server.as_ref(), self.prm_url.as_deref());
                 self.store_tokens(set, false);
                 return Ok(self.ready());
@@ -851,7 +851,7 @@ impl Authorizer {
     fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(client) = self.use_configured_client(&ctx.issuer)? else {
-            return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
+            return failed(Error::Bug("client credentials chosen without a client_id (validate() and choose_flow require one)"));
         };
         let scope = self.select_scope(false);
         let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
@@ -905,7 +905,11 @@ impl Authorizer {
     /// authorization server (`audience` = its issuer) and this resource.
     fn start_token_exchange(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
-        let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
+        let idp = self
+            .config
+            .idp
+            .clone()
+            .ok_or(Error::Bug("enterprise-managed flow chosen without idp (validate() and choose_flow require it)"))?;
         let scope = self.select_scope(false);
         let resource = policy::token_resource(&self.config, self.prm.as_ref());
         let grant =
