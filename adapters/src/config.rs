@@ -138,7 +138,7 @@ impl ServerConfig {
             (Transport::Stdio { .. }, None) => Ok(()),
             (t, _) => {
                 let url = t.url().unwrap_or_default();
-                Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+                Url::parse(url).map_err(|e| ConfigError::UnparsableUrl { field: "url", error: e })?;
                 Ok(())
             }
         }
@@ -149,7 +149,7 @@ impl ServerConfig {
     pub fn oauth_config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Config>, ConfigError> {
         self.validate()?;
         let (Some(oauth), Some(url)) = (&self.oauth, self.transport.url()) else { return Ok(None) };
-        let server = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+        let server = Url::parse(url).map_err(|e| ConfigError::UnparsableUrl { field: "url", error: e })?;
         Config::from_oauth(server, oauth, env).map(Some)
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::store::StoreError;
 use mcp_oauth_core::http::{TransportFailure, TransportFailureKind};
-use mcp_oauth_core::{ConfigError, Error as CoreError};
+use mcp_oauth_core::{Blame, ConfigError, Error as CoreError};
 use std::fmt;
 
 /// Everything the adapters report.
@@ -18,10 +18,10 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
     /// Saving or loading tokens failed.
-    #[error("token store: {0}")]
+    #[error("token store: {0}: check the store's directory and its permissions")]
     Store(#[from] StoreError),
     /// The operating system had no randomness to give.
-    #[error("no randomness available: {0}")]
+    #[error("no randomness available: {0}: the operating system's random source must be readable")]
     Entropy(String),
     /// A request to the MCP server got no HTTP response (refused, unresolvable, TLS, timeout).
     #[error("{request}: no response: {failure}{}", transport_hint(failure, request))]
@@ -68,10 +68,10 @@ pub enum Error {
     },
     /// The legacy transport's event stream failed: an event over the size cap, or the stream
     /// ended. The next call opens a new stream.
-    #[error("mcp event stream: {0}")]
+    #[error("mcp event stream: {0}: the next call opens a new stream; try again")]
     EventStream(crate::mcp::EventStreamError),
     /// A JSON-RPC error from the MCP server.
-    #[error("mcp server error {code}: {message}")]
+    #[error("mcp server error {code}: {message}: the mcp server refused the call; see its message")]
     JsonRpc {
         /// The JSON-RPC error code.
         code: i64,
@@ -79,11 +79,11 @@ pub enum Error {
         message: String,
     },
     /// The flow waited for an event that can never come (a bug in a custom driver).
-    #[error("the authorization flow stalled waiting without a deadline")]
+    #[error("the authorization flow stalled waiting without a deadline: this is a bug in the driver, please report it")]
     Stalled,
     /// A request for another origin than the MCP server's was handed to the OAuth client: its
     /// token is never attached there.
-    #[error("refusing to send the token for {server} to {url}: not the MCP server's origin")]
+    #[error("refusing to send the token for {server} to {url}: not the MCP server's origin; send only the MCP server's requests through this client")]
     ForeignOrigin {
         /// The request's URL, without its query.
         url: String,
@@ -91,11 +91,42 @@ pub enum Error {
         server: String,
     },
     /// This build cannot do what was asked (a feature left out).
-    #[error("not available in this build: {0}")]
+    #[error("not available in this build: {0}: build with the feature that provides it")]
     Unsupported(&'static str),
 }
 
 impl Error {
+    /// Who is to blame ([`Blame`]). Core errors say it themselves; the
+    /// adapter's own:
+    ///
+    /// | variant | blame |
+    /// |---|---|
+    /// | `Config`, `BadRequest`, `OAuthRequired`, `Unsupported` | configuration |
+    /// | `Store`, `Entropy` | configuration: the machine this client runs on (the store's directory, its permissions, the OS's randomness) is part of its setup |
+    /// | `Transport` | network; configuration when the network policy blocked it; the server when its answer was too large |
+    /// | `Status` 404, 405, 400, 406, 415, 422 | configuration: nothing, or no MCP endpoint, is at the configured URL |
+    /// | `Status` 401 | configuration: the configured credentials (headers) were refused, without an OAuth challenge |
+    /// | `Status`, other | the server |
+    /// | `Protocol`, `EventStream`, `JsonRpc` | the server |
+    /// | `Stalled`, `ForeignOrigin` | bug: a custom driver, or an application handing the client another origin's request |
+    pub fn blame(&self) -> Blame {
+        match self {
+            Error::Core(e) => e.blame(),
+            Error::Config(e) => e.blame(),
+            Error::Store(_) | Error::Entropy(_) => Blame::Configuration,
+            Error::Transport { failure, .. } => match failure.kind {
+                TransportFailureKind::Blocked => Blame::Configuration,
+                TransportFailureKind::BodyTooLarge => Blame::Server,
+                _ => Blame::Network,
+            },
+            Error::Status { status: 400 | 401 | 404 | 405 | 406 | 415 | 422, .. } => Blame::Configuration,
+            Error::Status { .. } => Blame::Server,
+            Error::OAuthRequired { .. } | Error::BadRequest { .. } | Error::Unsupported(_) => Blame::Configuration,
+            Error::Protocol { .. } | Error::EventStream(_) | Error::JsonRpc { .. } => Blame::Server,
+            Error::Stalled | Error::ForeignOrigin { .. } => Blame::Bug,
+        }
+    }
+
     /// The core error, if this is one.
     pub fn core(&self) -> Option<&CoreError> {
         match self {
@@ -184,6 +215,77 @@ fn status_hint(status: u16) -> &'static str {
         400 | 406 | 415 | 422 => ": the server did not accept the request; is this URL an MCP endpoint of a supported version?",
         408 | 429 => ": the server is busy; try again later",
         500..=599 => ": the server failed; try again later",
-        _ => "",
+        _ => ": check the MCP server's URL, and the server's logs",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::EventStreamError;
+
+    fn req() -> McpRequest {
+        McpRequest { step: "initialize".into(), method: "POST".into(), url: "https://mcp.example.com/mcp".into() }
+    }
+
+    fn transport(kind: TransportFailureKind) -> Error {
+        Error::Transport { request: req(), failure: TransportFailure { kind, message: "m".into() } }
+    }
+
+    /// Every variant of the adapter's error with its blame; the match is exhaustive, so a new
+    /// variant does not compile until it has a row.
+    #[test]
+    fn every_adapter_error_has_its_blame() {
+        let status = |status| Error::Status { request: req(), status };
+        let table = [
+            (Error::Core(CoreError::Bug("x")), Blame::Bug),
+            (Error::Core(mcp_oauth_core::AuthorizationError::Cancelled.into()), Blame::User),
+            (Error::Config(ConfigError::RedirectUriHasQuery), Blame::Configuration),
+            (Error::Store(StoreError::NoDirectory), Blame::Configuration),
+            (Error::Entropy("e".into()), Blame::Configuration),
+            (transport(TransportFailureKind::Connect), Blame::Network),
+            (transport(TransportFailureKind::Tls), Blame::Network),
+            (transport(TransportFailureKind::Timeout), Blame::Network),
+            (transport(TransportFailureKind::Other), Blame::Network),
+            (transport(TransportFailureKind::Blocked), Blame::Configuration),
+            (transport(TransportFailureKind::BodyTooLarge), Blame::Server),
+            (status(404), Blame::Configuration),
+            (status(405), Blame::Configuration),
+            (status(401), Blame::Configuration),
+            (status(415), Blame::Configuration),
+            (status(403), Blame::Server),
+            (status(429), Blame::Server),
+            (status(503), Blame::Server),
+            (status(410), Blame::Server),
+            (Error::OAuthRequired { request: req() }, Blame::Configuration),
+            (Error::Protocol { request: req(), problem: ProtocolError::NoResult }, Blame::Server),
+            (Error::BadRequest { url: "u".into(), reason: "r".into() }, Blame::Configuration),
+            (Error::EventStream(EventStreamError::Closed), Blame::Server),
+            (Error::JsonRpc { code: -32601, message: "m".into() }, Blame::Server),
+            (Error::Stalled, Blame::Bug),
+            (Error::ForeignOrigin { url: "u".into(), server: "s".into() }, Blame::Bug),
+            (Error::Unsupported("sse"), Blame::Configuration),
+        ];
+        for (e, blame) in &table {
+            match e {
+                Error::Core(_)
+                | Error::Config(_)
+                | Error::Store(_)
+                | Error::Entropy(_)
+                | Error::Transport { .. }
+                | Error::Status { .. }
+                | Error::OAuthRequired { .. }
+                | Error::Protocol { .. }
+                | Error::BadRequest { .. }
+                | Error::EventStream(_)
+                | Error::JsonRpc { .. }
+                | Error::Stalled
+                | Error::ForeignOrigin { .. }
+                | Error::Unsupported(_) => {}
+            }
+            assert_eq!(e.blame(), *blame, "{e}");
+            let text = e.to_string();
+            assert!(!text.ends_with('.'), "{text}");
+        }
     }
 }

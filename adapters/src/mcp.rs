@@ -251,15 +251,13 @@ pub(crate) fn endpoint(server: &ServerConfig) -> Result<Endpoint, Error> {
     let (url, headers, legacy_sse) = match &server.transport {
         Transport::StreamableHttp { url, headers } => (url, headers, false),
         Transport::Sse { url, headers } => (url, headers, true),
-        Transport::Stdio { command, .. } => {
-            return Err(Error::Config(ConfigError::Inconsistent(format!("{command:?} is a stdio server; this client speaks HTTP"))))
-        }
+        Transport::Stdio { command, .. } => return Err(Error::Config(ConfigError::StdioServer { command: command.clone() })),
     };
-    let url = Url::parse(url).map_err(|e| ConfigError::InvalidUrl { field: "url", reason: e.to_string() })?;
+    let url = Url::parse(url).map_err(|e| ConfigError::UnparsableUrl { field: "url", error: e })?;
     let mut out = Vec::new();
     for (k, v) in headers {
-        let name = http::HeaderName::try_from(k.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
-        let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| ConfigError::Inconsistent(format!("header {k:?}: {e}")))?;
+        let name = http::HeaderName::try_from(k.as_str()).map_err(|_| ConfigError::InvalidHeader { name: k.clone() })?;
+        let value = http::HeaderValue::try_from(v.as_str()).map_err(|_| ConfigError::InvalidHeader { name: k.clone() })?;
         out.push((name, value));
     }
     Ok(Endpoint { url, headers: out, legacy_sse })

@@ -15,6 +15,9 @@
 use crate::error::Error;
 use crate::interaction::{Interaction, UrlHandled};
 use log::{debug, trace};
+
+/// The log target of every flow record (documented at the crate root; stable across renames).
+const TARGET: &str = "mcp_oauth_client::flow";
 use mcp_oauth_core::callback::response_page;
 use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, Purpose, TransportFailure};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Entropy, Input, Output, Persist, RedirectPlan};
@@ -75,8 +78,8 @@ impl Steps {
     pub(crate) fn start(server: &str, auth: &mut Authorizer, first: Input) -> Result<Steps, Error> {
         let server = safe_url(server);
         match &first {
-            Input::Challenged { status, .. } => debug!("{server}: the MCP server answered {status}: authorizing"),
-            _ => trace!("{server}: token wanted"),
+            Input::Challenged { status, .. } => debug!(target: TARGET, "{server}: the MCP server answered {status}: authorizing"),
+            _ => trace!(target: TARGET, "{server}: token wanted"),
         }
         auth.handle_input(first)?;
         Ok(Steps { server, listening: None, prompting: false, pending_prompt: None, active: false })
@@ -98,7 +101,7 @@ impl Steps {
                 Output::Send(req) => return Ok(Step::Send(req)),
                 Output::PrepareAttempt(plan) => match plan.redirect {
                     Some(_) if !interaction.can_interact() => {
-                        debug!("{}: authorization: a login is needed, but nobody can interact", self.server);
+                        debug!(target: TARGET, "{}: authorization: a login is needed, but nobody can interact", self.server);
                         Input::Cancel { now, reason: CancelReason::NoInteraction }
                     }
                     redirect => return Ok(Step::Prepare(redirect)),
@@ -110,7 +113,7 @@ impl Steps {
                         return Ok(Step::StartPrompt(url));
                     } else if !self.prompting && self.listening.is_none() {
                         // Nobody can paste and nothing listens: no login can finish.
-                        debug!("{}: authorization: nobody can paste the redirect and nothing listens", self.server);
+                        debug!(target: TARGET, "{}: authorization: nobody can paste the redirect and nothing listens", self.server);
                         Input::Cancel { now, reason: CancelReason::NoInteraction }
                     } else {
                         continue;
@@ -143,8 +146,8 @@ impl Steps {
     ) -> Result<(), Error> {
         let (server, purpose, url) = (&self.server, req.purpose, safe_url(&req.request.uri().to_string()));
         match &result {
-            Ok(resp) => debug!("{server}: {purpose}: {} from {url} ({} bytes)", resp.status(), resp.body().len()),
-            Err(e) => debug!("{server}: {purpose}: no response from {url}: {:?}: {}", e.kind, safe_text(&e.message)),
+            Ok(resp) => debug!(target: TARGET, "{server}: {purpose}: {} from {url} ({} bytes)", resp.status(), resp.body().len()),
+            Err(e) => debug!(target: TARGET, "{server}: {purpose}: no response from {url}: {:?}: {}", e.kind, safe_text(&e.message)),
         }
         auth.handle_input(Input::Response { now, id: req.id, result })?;
         Ok(())
@@ -160,9 +163,13 @@ impl Steps {
     ) -> Result<(), Error> {
         let server = &self.server;
         match &callback {
-            CallbackSetup::Listening(uri) => debug!("{server}: authorization: listening for the callback on {}", safe_url(uri.as_str())),
-            CallbackSetup::Unavailable(why) => debug!("{server}: authorization: no callback listener ({}): paste instead", safe_text(why)),
-            CallbackSetup::NotRequested => debug!("{server}: authorization: prepared, no callback listener"),
+            CallbackSetup::Listening(uri) => {
+                debug!(target: TARGET, "{server}: authorization: listening for the callback on {}", safe_url(uri.as_str()))
+            }
+            CallbackSetup::Unavailable(why) => {
+                debug!(target: TARGET, "{server}: authorization: no callback listener ({}): paste instead", safe_text(why))
+            }
+            CallbackSetup::NotRequested => debug!(target: TARGET, "{server}: authorization: prepared, no callback listener"),
         }
         self.listening = match &callback {
             CallbackSetup::Listening(uri) => Some(uri.clone()),
@@ -182,8 +189,8 @@ impl Steps {
         handled: UrlHandled,
     ) -> Result<(), Error> {
         match &handled {
-            UrlHandled::Opened => debug!("{}: authorization: URL handed to the browser or hook", self.server),
-            UrlHandled::NotOpened(why) => debug!("{}: authorization: URL not opened ({})", self.server, safe_text(why)),
+            UrlHandled::Opened => debug!(target: TARGET, "{}: authorization: URL handed to the browser or hook", self.server),
+            UrlHandled::NotOpened(why) => debug!(target: TARGET, "{}: authorization: URL not opened ({})", self.server, safe_text(why)),
         }
         match handled {
             UrlHandled::Opened => {
@@ -204,15 +211,15 @@ impl Steps {
         let server = &self.server;
         let input = match event {
             Event::Callback(url) => {
-                debug!("{server}: authorization: callback received");
+                debug!(target: TARGET, "{server}: authorization: callback received");
                 Input::Redirect { now, url, source: RedirectSource::Loopback }
             }
             Event::Paste(url) => {
-                debug!("{server}: authorization: redirect URL pasted");
+                debug!(target: TARGET, "{server}: authorization: redirect URL pasted");
                 Input::Redirect { now, url, source: RedirectSource::Paste }
             }
             Event::PromptClosed => {
-                debug!("{server}: authorization: the paste prompt closed");
+                debug!(target: TARGET, "{server}: authorization: the paste prompt closed");
                 self.prompting = false;
                 if self.listening.is_some() {
                     return Ok(());
@@ -220,7 +227,7 @@ impl Steps {
                 Input::Cancel { now, reason: CancelReason::NoInteraction }
             }
             Event::Timeout(until) => {
-                debug!("{server}: the wait timed out");
+                debug!(target: TARGET, "{server}: the wait timed out");
                 Input::Timeout { now: now.max(until) }
             }
         };
@@ -240,53 +247,61 @@ impl Steps {
             Step::Send(req) => {
                 let (method, url) = (req.request.method(), safe_url(&req.request.uri().to_string()));
                 match req.purpose {
-                    Purpose::ResourceMetadata | Purpose::ServerMetadata => debug!("{server}: discovery: {method} {url} ({})", req.purpose),
-                    Purpose::Registration => debug!("{server}: registration: {method} {url}"),
-                    Purpose::CodeExchange => debug!("{server}: token: code exchange at {url} for {issuer}"),
-                    Purpose::Refresh => debug!("{server}: token: refresh at {url} for {issuer}"),
-                    Purpose::ClientCredentials => debug!("{server}: token: client credentials grant at {url} for {issuer}"),
-                    Purpose::TokenExchange => debug!("{server}: token: exchanging the identity assertion at {url}"),
-                    Purpose::JwtBearer => debug!("{server}: token: JWT bearer grant at {url} for {issuer}"),
-                    other => debug!("{server}: {other}: {method} {url}"),
+                    Purpose::ResourceMetadata | Purpose::ServerMetadata => {
+                        debug!(target: TARGET, "{server}: discovery: {method} {url} ({})", req.purpose)
+                    }
+                    Purpose::Registration => debug!(target: TARGET, "{server}: registration: {method} {url}"),
+                    Purpose::CodeExchange => debug!(target: TARGET, "{server}: token: code exchange at {url} for {issuer}"),
+                    Purpose::Refresh => debug!(target: TARGET, "{server}: token: refresh at {url} for {issuer}"),
+                    Purpose::ClientCredentials => debug!(target: TARGET, "{server}: token: client credentials grant at {url} for {issuer}"),
+                    Purpose::TokenExchange => debug!(target: TARGET, "{server}: token: exchanging the identity assertion at {url}"),
+                    Purpose::JwtBearer => debug!(target: TARGET, "{server}: token: JWT bearer grant at {url} for {issuer}"),
+                    other => debug!(target: TARGET, "{server}: {other}: {method} {url}"),
                 }
             }
-            Step::Prepare(Some(plan)) => debug!("{server}: authorization: binding {}:{} for the callback", plan.host, plan.port),
+            Step::Prepare(Some(plan)) => {
+                debug!(target: TARGET, "{server}: authorization: binding {}:{} for the callback", plan.host, plan.port)
+            }
             Step::Prepare(None) => {}
-            Step::OpenUrl(url) => debug!("{server}: authorization: opening {} (browser or hook)", safe_url(url.as_str())),
-            Step::StartPrompt(_) => debug!("{server}: authorization: asking for the redirect URL to be pasted"),
-            Step::Answer(_) => debug!("{server}: authorization: answering the callback"),
-            Step::Reject(_) => debug!("{server}: authorization: refused a callback without this login's state; still waiting"),
+            Step::OpenUrl(url) => debug!(target: TARGET, "{server}: authorization: opening {} (browser or hook)", safe_url(url.as_str())),
+            Step::StartPrompt(_) => debug!(target: TARGET, "{server}: authorization: asking for the redirect URL to be pasted"),
+            Step::Answer(_) => debug!(target: TARGET, "{server}: authorization: answering the callback"),
+            Step::Reject(_) => {
+                debug!(target: TARGET, "{server}: authorization: refused a callback without this login's state; still waiting")
+            }
             Step::Persist(p) => match p {
-                Persist::Tokens(t) => debug!(
+                Persist::Tokens(t) => debug!(target: TARGET,
                     "{server}: persist: tokens for {} from {} ({})",
                     safe_url(&t.resource),
                     safe_url(&t.issuer),
                     expiry(t.expires_at, now)
                 ),
-                Persist::Client(c) => debug!("{server}: persist: client {} for {}", c.client_id, safe_url(&c.issuer)),
-                Persist::ForgetClient { issuer } => debug!("{server}: persist: forget the client for {}", safe_url(issuer)),
-                Persist::ForgetTokens { issuer } => debug!("{server}: persist: forget the tokens from {}", safe_url(issuer)),
-                _ => debug!("{server}: persist"),
+                Persist::Client(c) => debug!(target: TARGET, "{server}: persist: client {} for {}", c.client_id, safe_url(&c.issuer)),
+                Persist::ForgetClient { issuer } => debug!(target: TARGET, "{server}: persist: forget the client for {}", safe_url(issuer)),
+                Persist::ForgetTokens { issuer } => {
+                    debug!(target: TARGET, "{server}: persist: forget the tokens from {}", safe_url(issuer))
+                }
+                _ => debug!(target: TARGET, "{server}: persist"),
             },
             Step::Wait(until) => {
                 let secs = until.as_millis().saturating_sub(now.as_millis()).div_ceil(1000);
                 match (&self.listening, self.prompting) {
-                    (Some(uri), prompting) => debug!(
+                    (Some(uri), prompting) => debug!(target: TARGET,
                         "{server}: authorization: waiting up to {secs} s for the callback on {}{}",
                         uri.host_str().zip(uri.port()).map(|(h, p)| format!("{h}:{p}")).unwrap_or_default(),
                         if prompting { " or a pasted redirect" } else { "" }
                     ),
-                    (None, true) => debug!("{server}: authorization: waiting up to {secs} s for a pasted redirect"),
-                    (None, false) => debug!("{server}: waiting up to {secs} s"),
+                    (None, true) => debug!(target: TARGET, "{server}: authorization: waiting up to {secs} s for a pasted redirect"),
+                    (None, false) => debug!(target: TARGET, "{server}: waiting up to {secs} s"),
                 }
             }
             Step::Ready(a) => {
                 let scheme = if a.is_dpop() { "DPoP" } else { "Bearer" };
                 let expires = expiry(auth.token_set().and_then(|t| t.expires_at), now);
                 if self.active {
-                    debug!("{server}: ready: {scheme} token ({expires})");
+                    debug!(target: TARGET, "{server}: ready: {scheme} token ({expires})");
                 } else {
-                    trace!("{server}: ready: {scheme} token held ({expires})");
+                    trace!(target: TARGET, "{server}: ready: {scheme} token held ({expires})");
                 }
             }
         }
@@ -296,7 +311,7 @@ impl Steps {
 /// How a flow ended, for the log (success was logged as [`Step::Ready`]).
 pub(crate) fn finished(server: &str, result: &Result<Authorization, Error>) {
     if let Err(e) = result {
-        debug!("{}: failed: {}", safe_url(server), safe_text(&e.to_string()));
+        debug!(target: TARGET, "{}: failed: {}", safe_url(server), safe_text(&e.to_string()));
     }
 }
 
@@ -362,7 +377,7 @@ pub(crate) fn bind_failed(plan: &RedirectPlan, e: &std::io::Error) -> CallbackSe
 pub(crate) fn note_foreign_tokens(config: &Config, restored: &Restored) {
     if let Some(t) = &restored.tokens {
         if let Err(why) = config.accepts_tokens(t, &restored.clients) {
-            log::debug!("mcp-oauth: stored tokens for {} are not used: {why}", config.server_url);
+            debug!(target: TARGET, "mcp-oauth: stored tokens for {} are not used: {why}", config.server_url);
         }
     }
 }
@@ -444,7 +459,7 @@ impl Retries {
         }
         let c = mcp_oauth_core::discovery::oauth_challenge(challenge.www_authenticate.iter().map(|v| v.as_bytes())).ok().flatten();
         let c = c.unwrap_or_default();
-        let e = if c.error.as_deref() == Some("insufficient_scope") {
+        let e = if c.error == Some(mcp_oauth_core::error::ErrorCode::InsufficientScope) {
             mcp_oauth_core::ResourceError::InsufficientScope {
                 scope: c.scope,
                 description: c.error_description,

@@ -75,7 +75,9 @@ fn denied_consent_shows_a_page_and_is_not_retried(a: Adapter) {
     let (i, log) = following_browser();
     let mut mcp = a.with_oauth(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
     let e = mcp.list_tools().unwrap_err();
-    assert!(matches!(&e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::Denied(r))) if r.error == "access_denied"));
+    assert!(
+        matches!(&e, Error::Core(mcp_oauth_core::Error::Authorization(AuthorizationError::Denied(r))) if r.error == mcp_oauth_core::ErrorCode::AccessDenied)
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(log.lock().unwrap().pages[0].1.contains("Access was denied"));
     assert_eq!(s.lock().authorization_requests().len(), 1);

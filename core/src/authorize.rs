@@ -1,7 +1,7 @@
 //! The authorization request URL (OAuth 2.1 §4.1.1, RFC 7636, RFC 8707) and the checks on the
 //! redirect that comes back (state, `iss` per RFC 9207, `error`, `code`), all in one place.
 
-use crate::error::{AuthorizationError, OAuthErrorResponse};
+use crate::error::{AuthorizationError, ErrorCode, OAuthErrorResponse, RedirectProblem};
 use crate::pkce::PkceChallenge;
 use crate::secret::{ct_eq_str, AuthorizationCode, CsrfState};
 use url::Url;
@@ -60,7 +60,7 @@ pub struct RedirectParams {
     /// `iss` (RFC 9207).
     pub iss: Option<String>,
     /// `error`.
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
     /// `error_description`.
     pub error_description: Option<String>,
     /// `error_uri`.
@@ -82,35 +82,42 @@ impl std::fmt::Debug for RedirectParams {
 /// and path). Duplicate parameters are rejected.
 pub fn parse_redirect(url: &str, redirect_uri: &Url) -> Result<RedirectParams, AuthorizationError> {
     if url.len() > MAX_REDIRECT_URL_BYTES {
-        return Err(AuthorizationError::InvalidRedirect("url is too long".into()));
+        return Err(AuthorizationError::InvalidRedirect(RedirectProblem::TooLong { limit: MAX_REDIRECT_URL_BYTES }));
     }
-    let parsed = Url::parse(url.trim()).map_err(|e| AuthorizationError::InvalidRedirect(format!("not a url: {e}")))?;
+    let parsed = Url::parse(url.trim()).map_err(|e| AuthorizationError::InvalidRedirect(RedirectProblem::NotAUrl(e)))?;
     if parsed.scheme() != redirect_uri.scheme()
         || parsed.host() != redirect_uri.host()
         || parsed.port_or_known_default() != redirect_uri.port_or_known_default()
         || parsed.path() != redirect_uri.path()
     {
-        return Err(AuthorizationError::InvalidRedirect("url is not addressed to our redirect uri".into()));
+        return Err(AuthorizationError::InvalidRedirect(RedirectProblem::NotOurRedirectUri));
     }
     let mut p = RedirectParams::default();
     for (k, v) in parsed.query_pairs() {
         let slot = match k.as_ref() {
             "code" => {
                 if p.code.is_some() {
-                    return Err(AuthorizationError::InvalidRedirect("duplicate parameter code".into()));
+                    return Err(AuthorizationError::InvalidRedirect(RedirectProblem::DuplicateParameter("code")));
                 }
                 p.code = Some(AuthorizationCode::new(v.into_owned()));
                 continue;
             }
-            "state" => &mut p.state,
-            "iss" => &mut p.iss,
-            "error" => &mut p.error,
-            "error_description" => &mut p.error_description,
-            "error_uri" => &mut p.error_uri,
+            "state" => ("state", &mut p.state),
+            "iss" => ("iss", &mut p.iss),
+            "error" => {
+                if p.error.is_some() {
+                    return Err(AuthorizationError::InvalidRedirect(RedirectProblem::DuplicateParameter("error")));
+                }
+                p.error = Some(ErrorCode::from(v.into_owned()));
+                continue;
+            }
+            "error_description" => ("error_description", &mut p.error_description),
+            "error_uri" => ("error_uri", &mut p.error_uri),
             _ => continue,
         };
+        let (name, slot) = slot;
         if slot.is_some() {
-            return Err(AuthorizationError::InvalidRedirect(format!("duplicate parameter {k}")));
+            return Err(AuthorizationError::InvalidRedirect(RedirectProblem::DuplicateParameter(name)));
         }
         *slot = Some(v.into_owned());
     }
@@ -217,14 +224,21 @@ mod tests {
         assert_eq!(check(&format!("{base}?code=c1"), None, false).unwrap_err(), AuthorizationError::MissingState);
         assert_eq!(check(&format!("{base}?state=good"), None, false).unwrap_err(), AuthorizationError::MissingCode);
         let denied = check(&format!("{base}?error=access_denied&state=good"), None, false).unwrap_err();
-        assert!(matches!(denied, AuthorizationError::Denied(e) if e.error == "access_denied"));
+        assert!(matches!(denied, AuthorizationError::Denied(e) if e.error == ErrorCode::AccessDenied));
         // A wrong state hides the error: nothing attacker-controlled is acted on.
         assert_eq!(check(&format!("{base}?error=access_denied&state=bad"), None, false).unwrap_err(), AuthorizationError::StateMismatch);
-        assert!(matches!(check(&format!("{base}?code=a&code=b&state=good"), None, false), Err(AuthorizationError::InvalidRedirect(_))));
-        assert!(matches!(check(&format!("{base}?code=a&state=good&state=good"), None, false), Err(AuthorizationError::InvalidRedirect(_))));
-        assert!(matches!(check("http://127.0.0.1:5001/cb?code=a&state=good", None, false), Err(AuthorizationError::InvalidRedirect(_))));
-        assert!(matches!(check("http://127.0.0.1:5000/other?code=a&state=good", None, false), Err(AuthorizationError::InvalidRedirect(_))));
-        assert!(matches!(check("not a url", None, false), Err(AuthorizationError::InvalidRedirect(_))));
+        let invalid = |url: &str| match check(url, None, false) {
+            Err(AuthorizationError::InvalidRedirect(p)) => p,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(invalid(&format!("{base}?code=a&code=b&state=good")), RedirectProblem::DuplicateParameter("code"));
+        assert_eq!(invalid(&format!("{base}?code=a&state=good&state=good")), RedirectProblem::DuplicateParameter("state"));
+        assert_eq!(invalid(&format!("{base}?error=a&error=b&state=good")), RedirectProblem::DuplicateParameter("error"));
+        assert_eq!(invalid("http://127.0.0.1:5001/cb?code=a&state=good"), RedirectProblem::NotOurRedirectUri);
+        assert_eq!(invalid("http://127.0.0.1:5000/other?code=a&state=good"), RedirectProblem::NotOurRedirectUri);
+        assert_eq!(invalid("not a url"), RedirectProblem::NotAUrl(url::ParseError::RelativeUrlWithoutBase));
+        let long = format!("{base}?code={}", "a".repeat(MAX_REDIRECT_URL_BYTES));
+        assert_eq!(invalid(&long), RedirectProblem::TooLong { limit: MAX_REDIRECT_URL_BYTES });
     }
 
     // The RFC 9207 table of MCP 2026-07-28 and the conformance iss-* scenarios.

@@ -391,7 +391,7 @@ impl Authorizer {
             restored.tokens = None;
         }
         let signing_key = match &config.private_key {
-            Some(pem) => Some(crate::jwt::SigningKey::from_pem(pem).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?),
+            Some(pem) => Some(crate::jwt::SigningKey::from_pem(pem).map_err(|_| ConfigError::InvalidPrivateKey)?),
             None => None,
         };
         Ok(Authorizer {

@@ -130,7 +130,7 @@ impl Outcome {
     /// The page for a flow error, in words for the person at the browser.
     pub fn for_error(e: &Error) -> Self {
         let (title, detail) = match e {
-            Error::Authorization(AuthorizationError::Denied(r)) if r.error == "access_denied" => (
+            Error::Authorization(AuthorizationError::Denied(r)) if r.error == crate::error::ErrorCode::AccessDenied => (
                 "Access was denied",
                 "The request was declined, so the application was not authorized. Close this tab; start the login again from the application if that was a mistake.".to_owned(),
             ),

@@ -163,6 +163,19 @@ pub enum Flow {
     WorkloadIdentity,
 }
 
+/// The configuration's name of the flow (`client_credentials`).
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flow::Auto => "auto",
+            Flow::AuthorizationCode => "authorization_code",
+            Flow::ClientCredentials => "client_credentials",
+            Flow::EnterpriseManaged => "enterprise_managed",
+            Flow::WorkloadIdentity => "workload_identity",
+        })
+    }
+}
+
 /// When to bind tokens to a key with DPoP (RFC 9449).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -509,11 +522,11 @@ impl Config {
             network,
             step_up,
         } = o;
-        let url = |field: &'static str, u: &str| Url::parse(u).map_err(|e| ConfigError::InvalidUrl { field, reason: e.to_string() });
+        let url = |field: &'static str, u: &str| Url::parse(u).map_err(|e| ConfigError::UnparsableUrl { field, error: e });
         let secret = |field: &'static str, s: &SecretRef| s.resolve(field, env);
         if let Some(alg) = signing_algorithm {
             if alg != "ES256" {
-                return Err(ConfigError::Inconsistent(format!("signing_algorithm {alg:?} is not supported (ES256 is)")));
+                return Err(ConfigError::UnsupportedSigningAlgorithm { algorithm: alg.clone() });
             }
         }
         let mut c = Config::new(server_url);
@@ -652,20 +665,18 @@ impl Config {
 
     /// Checks the resolved configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field, reason: &str| ConfigError::InvalidUrl { field, reason: reason.into() };
         if !is_secure_endpoint(&self.server_url) {
-            return Err(bad("url", "must be https (http only for loopback hosts), without credentials"));
+            return Err(ConfigError::InsecureUrl { field: "url" });
         }
         let r = &self.redirect_uri;
         if r.scheme() != "http" || !is_loopback_url(r) {
-            return Err(bad("redirect_uri", "must be http on localhost, 127.0.0.1 or [::1]"));
+            return Err(ConfigError::RedirectUriNotLoopback);
         }
         if r.fragment().is_some() || r.query().is_some() {
-            return Err(bad("redirect_uri", "must not have a query or fragment"));
+            return Err(ConfigError::RedirectUriHasQuery);
         }
         if let Some(u) = &self.client_metadata_url {
-            crate::registration::validate_client_metadata_url(u)
-                .map_err(|reason| ConfigError::InvalidUrl { field: "client_metadata_url", reason })?;
+            crate::registration::validate_client_metadata_url(u).map_err(|reason| ConfigError::InvalidClientMetadataUrl { reason })?;
         }
         if let Some(e) = &self.endpoints {
             for (field, v) in [
@@ -674,35 +685,35 @@ impl Config {
                 ("endpoints.registration_endpoint", e.registration_endpoint.as_ref()),
             ] {
                 if let Some(v) = v {
-                    let u = Url::parse(v).map_err(|e| ConfigError::InvalidUrl { field, reason: e.to_string() })?;
+                    let u = Url::parse(v).map_err(|error| ConfigError::UnparsableUrl { field, error })?;
                     if !is_secure_endpoint(&u) {
-                        return Err(bad(field, "must be https (http only for loopback hosts)"));
+                        return Err(ConfigError::InsecureUrl { field });
                     }
                 }
             }
         }
         if self.flow == Flow::ClientCredentials && self.client_id.is_none() {
-            return Err(ConfigError::Inconsistent("flow client_credentials needs client_id".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "client_id" });
         }
         if self.flow == Flow::ClientCredentials && self.client_secret.is_none() && self.private_key.is_none() {
-            return Err(ConfigError::Inconsistent("flow client_credentials needs client_secret or private_key".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "client_secret or private_key" });
         }
         if let Some(key) = &self.private_key {
-            crate::jwt::SigningKey::from_pem(key).map_err(|e| ConfigError::Inconsistent(format!("private_key: {e}")))?;
+            crate::jwt::SigningKey::from_pem(key).map_err(|_| ConfigError::InvalidPrivateKey)?;
         }
         if let Some(i) = &self.idp {
             if !is_secure_endpoint(&i.token_endpoint) {
-                return Err(bad("idp.token_endpoint", "must be https (http only for loopback hosts)"));
+                return Err(ConfigError::InsecureUrl { field: "idp.token_endpoint" });
             }
         }
         if self.flow == Flow::EnterpriseManaged && (self.idp.is_none() || self.client_id.is_none()) {
-            return Err(ConfigError::Inconsistent("flow enterprise_managed needs idp and client_id".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "idp and client_id" });
         }
         if self.flow == Flow::WorkloadIdentity && self.workload_token.is_none() {
-            return Err(ConfigError::Inconsistent("flow workload_identity needs workload_token".into()));
+            return Err(ConfigError::FlowNeeds { flow: self.flow, needs: "workload_token" });
         }
         if self.max_authorization_attempts == 0 {
-            return Err(ConfigError::Inconsistent("max_authorization_attempts must be at least 1".into()));
+            return Err(ConfigError::NoAuthorizationAttempts);
         }
         Ok(())
     }
@@ -782,6 +793,7 @@ builder! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -820,9 +832,14 @@ mod tests {
             Config::from_oauth(Url::parse(url).unwrap(), &o, &no_env)
         };
         assert!(mk("https://m.example/mcp", "http://127.0.0.1:0/cb").is_ok());
-        assert!(mk("http://m.example/mcp", "http://127.0.0.1:0/cb").is_err());
-        assert!(mk("https://m.example/mcp", "http://example.com/cb").is_err());
-        assert!(mk("https://m.example/mcp", "https://127.0.0.1/cb").is_err());
+        assert_eq!(mk("http://m.example/mcp", "http://127.0.0.1:0/cb").unwrap_err(), ConfigError::InsecureUrl { field: "url" });
+        assert_eq!(mk("https://m.example/mcp", "http://example.com/cb").unwrap_err(), ConfigError::RedirectUriNotLoopback);
+        assert_eq!(mk("https://m.example/mcp", "https://127.0.0.1/cb").unwrap_err(), ConfigError::RedirectUriNotLoopback);
+        assert_eq!(mk("https://m.example/mcp", "http://127.0.0.1/cb?x=1").unwrap_err(), ConfigError::RedirectUriHasQuery);
+        assert_eq!(
+            mk("https://m.example/mcp", "not a url").unwrap_err(),
+            ConfigError::UnparsableUrl { field: "redirect_uri", error: url::ParseError::RelativeUrlWithoutBase }
+        );
         assert!(mk("http://localhost:3000/mcp", "http://localhost/cb").is_ok());
         assert!(mk("http://[::1]:3000/mcp", "http://[::1]/cb").is_ok());
         // Only the exact name `localhost`: a resolver may send a subdomain of it, or the name
@@ -831,5 +848,43 @@ mod tests {
             assert!(mk("https://m.example/mcp", &format!("http://{name}:0/cb")).is_err(), "redirect_uri on {name}");
             assert!(mk(&format!("http://{name}:3000/mcp"), "http://127.0.0.1:0/cb").is_err(), "server url on {name}");
         }
+    }
+
+    /// Each named configuration error is raised in the case it names.
+    #[test]
+    fn configuration_errors_name_their_case() {
+        let server = Url::parse("https://m.example/mcp").unwrap();
+        let mk = |o: serde_json::Value| Config::from_oauth(server.clone(), &serde_json::from_value(o).unwrap(), &no_env).unwrap_err();
+        let cc = Flow::ClientCredentials;
+        assert_eq!(mk(json!({"flow": "client_credentials"})), ConfigError::FlowNeeds { flow: cc, needs: "client_id" });
+        assert_eq!(
+            mk(json!({"flow": "client_credentials", "client_id": "a"})),
+            ConfigError::FlowNeeds { flow: cc, needs: "client_secret or private_key" }
+        );
+        assert_eq!(
+            mk(json!({"flow": "enterprise_managed"})),
+            ConfigError::FlowNeeds { flow: Flow::EnterpriseManaged, needs: "idp and client_id" }
+        );
+        assert_eq!(
+            mk(json!({"flow": "workload_identity"})),
+            ConfigError::FlowNeeds { flow: Flow::WorkloadIdentity, needs: "workload_token" }
+        );
+        assert_eq!(mk(json!({"max_authorization_attempts": 0})), ConfigError::NoAuthorizationAttempts);
+        assert_eq!(mk(json!({"private_key": "not a key"})), ConfigError::InvalidPrivateKey);
+        assert_eq!(mk(json!({"signing_algorithm": "RS256"})), ConfigError::UnsupportedSigningAlgorithm { algorithm: "RS256".into() });
+        assert_eq!(
+            mk(json!({"client_metadata_url": "http://c.example/client.json"})),
+            ConfigError::InvalidClientMetadataUrl { reason: "must be an https url" }
+        );
+        assert_eq!(
+            mk(json!({"endpoints": {"token_endpoint": "http://as.example/token"}})),
+            ConfigError::InsecureUrl { field: "endpoints.token_endpoint" }
+        );
+        assert_eq!(
+            mk(json!({"idp": {"token_endpoint": "http://idp.example/token", "id_token": "t"}})),
+            ConfigError::InsecureUrl { field: "idp.token_endpoint" }
+        );
+        let e = mk(json!({"flow": "client_credentials"}));
+        assert_eq!(e.to_string(), "flow client_credentials needs client_id: add it to the configuration, or choose another flow");
     }
 }

@@ -1,6 +1,7 @@
 //! `WWW-Authenticate` parsing (RFC 9110 §11.6.1) and the well-known URL candidates of RFC 9728,
 //! RFC 8414 and OpenID Connect Discovery, in the order the MCP specification requires.
 
+use crate::error::ErrorCode;
 use std::fmt;
 use url::Url;
 
@@ -38,7 +39,7 @@ pub struct BearerChallenge {
     /// `scope`: space-delimited scopes the request needs.
     pub scope: Option<String>,
     /// `error`: `invalid_token`, `insufficient_scope`, `invalid_request`...
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
     /// `error_description`.
     pub error_description: Option<String>,
     /// `error_uri`.
@@ -290,7 +291,7 @@ fn params_of(c: &AuthChallenge) -> BearerChallenge {
     BearerChallenge {
         resource_metadata: get("resource_metadata"),
         scope: get("scope"),
-        error: get("error"),
+        error: get("error").map(ErrorCode::from),
         error_description: get("error_description"),
         error_uri: get("error_uri"),
         realm: get("realm"),
@@ -325,7 +326,7 @@ pub fn is_challenge(status: u16, www_authenticate: &[http::HeaderValue]) -> bool
         403 => oauth_challenge(www_authenticate.iter().map(|v| v.as_bytes()))
             .ok()
             .flatten()
-            .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope")),
+            .is_some_and(|c| c.error == Some(ErrorCode::InsufficientScope)),
         _ => false,
     }
 }
@@ -497,7 +498,7 @@ mod tests {
         let c = b(&[
             r#"Bearer error="insufficient_scope", scope="files:read files:write user:profile", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", error_description="Additional file write permission required""#,
         ]);
-        assert_eq!(c.error.as_deref(), Some("insufficient_scope"));
+        assert_eq!(c.error, Some(ErrorCode::InsufficientScope));
         assert_eq!(c.scope.as_deref().unwrap().split(' ').count(), 3);
         assert_eq!(c.error_description.as_deref(), Some("Additional file write permission required"));
         let c = b(&[r#"Bearer scope="mcp:basic", resource_metadata="http://localhost:3001/.well-known/oauth-protected-resource/mcp""#]);
@@ -514,7 +515,7 @@ mod tests {
     #[test]
     fn w5_token_values() {
         let c = b(&[r#"Bearer error=invalid_token, error_description="The access token expired""#]);
-        assert_eq!(c.error.as_deref(), Some("invalid_token"));
+        assert_eq!(c.error, Some(ErrorCode::InvalidToken));
         assert_eq!(c.error_description.as_deref(), Some("The access token expired"));
     }
 
@@ -592,7 +593,7 @@ mod tests {
     #[test]
     fn dpop_challenges_count_when_there_is_no_bearer_one() {
         let c = oauth_challenge([br#"DPoP error="use_dpop_nonce", resource_metadata="https://a/prm""#.as_slice()]).unwrap().unwrap();
-        assert_eq!(c.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(c.error, Some(ErrorCode::UseDpopNonce));
         let c = oauth_challenge([br#"DPoP algs="ES256", Bearer scope="s""#.as_slice()]).unwrap().unwrap();
         assert_eq!(c.scope.as_deref(), Some("s"), "Bearer wins");
         assert_eq!(bearer_challenge([br#"DPoP error="x""#.as_slice()]).unwrap(), None);

@@ -162,7 +162,7 @@ impl DpopContext {
         if nonce.is_some() {
             self.as_nonce = nonce.clone();
         }
-        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == "use_dpop_nonce");
+        let demanded = crate::token::oauth_error(resp.body()).is_some_and(|e| e.error == crate::error::ErrorCode::UseDpopNonce);
         if !demanded || nonce.is_none() || self.nonce_retried {
             return None;
         }

@@ -158,8 +158,8 @@ pub use authorizer::{
 pub use config::{Config, Flow, NetworkPolicy, OAuthConfig};
 pub use entropy::Entropy;
 pub use error::{
-    AuthorizationError, ConfigError, DiscoveryError, Error, HttpError, OAuthErrorResponse, RegistrationError, ResourceError, Stage,
-    TokenError, UsageError,
+    AuthorizationError, Blame, ConfigError, DiscoveryError, Error, ErrorCode, HttpError, OAuthErrorResponse, RedirectProblem,
+    RegistrationError, ResourceError, Stage, TokenError, UsageError,
 };
 pub use registration::{ClientInfo, ClientKind};
 pub use time::Timestamp;

@@ -29,12 +29,12 @@ impl ProtectedResourceMetadata {
     /// Parses and checks the required fields: `resource` present, at least one
     /// authorization server, each a valid secure URL.
     pub fn from_json(body: &[u8]) -> Result<Self, DiscoveryError> {
-        let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::InvalidResourceMetadata(format!("invalid json: {e}")))?;
+        let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::ResourceMetadataNotJson { reason: e.to_string() })?;
         if m.resource.trim().is_empty() {
-            return Err(DiscoveryError::InvalidResourceMetadata("resource is empty".into()));
+            return Err(DiscoveryError::ResourceMetadataMissingField { field: "resource" });
         }
         if m.authorization_servers.is_empty() {
-            return Err(DiscoveryError::InvalidResourceMetadata("authorization_servers is missing or empty".into()));
+            return Err(DiscoveryError::ResourceMetadataMissingField { field: "authorization_servers" });
         }
         Ok(m)
     }
@@ -98,9 +98,9 @@ impl AuthorizationServerMetadata {
     /// There the `issuer` must be on that same origin (the conformance suite's legacy server
     /// publishes `{origin}/oauth`); a foreign issuer is still refused.
     pub fn from_json(body: &[u8], expected_issuer: &str, legacy_origin: bool) -> Result<Self, DiscoveryError> {
-        let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::InvalidServerMetadata {
+        let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::ServerMetadataNotJson {
             issuer: expected_issuer.to_owned(),
-            reason: format!("invalid json: {}", crate::http::json_error(&e)),
+            reason: crate::http::json_error(&e),
         })?;
         let same_origin = || match (Url::parse(&m.issuer), Url::parse(expected_issuer)) {
             (Ok(found), Ok(expected)) => found.origin() == expected.origin() && found.query().is_none() && found.fragment().is_none(),
@@ -188,8 +188,23 @@ mod tests {
 
     #[test]
     fn prm_requires_resource_and_servers() {
-        assert!(ProtectedResourceMetadata::from_json(br#"{"resource":"https://r"}"#).is_err());
-        assert!(ProtectedResourceMetadata::from_json(br#"{"resource":"https://r","authorization_servers":[]}"#).is_err());
+        assert_eq!(
+            ProtectedResourceMetadata::from_json(br#"{"resource":"https://r"}"#).unwrap_err(),
+            DiscoveryError::ResourceMetadataMissingField { field: "authorization_servers" }
+        );
+        assert!(matches!(ProtectedResourceMetadata::from_json(b"<html>"), Err(DiscoveryError::ResourceMetadataNotJson { .. })));
+        assert_eq!(
+            ProtectedResourceMetadata::from_json(br#"{"resource":"https://r","authorization_servers":[]}"#).unwrap_err(),
+            DiscoveryError::ResourceMetadataMissingField { field: "authorization_servers" }
+        );
+        assert_eq!(
+            ProtectedResourceMetadata::from_json(br#"{"resource":" ","authorization_servers":["https://a"]}"#).unwrap_err(),
+            DiscoveryError::ResourceMetadataMissingField { field: "resource" }
+        );
+        assert!(matches!(
+            AuthorizationServerMetadata::from_json(b"<html>", "https://as", false),
+            Err(DiscoveryError::ServerMetadataNotJson { issuer, .. }) if issuer == "https://as"
+        ));
         assert!(ProtectedResourceMetadata::from_json(br#"{"authorization_servers":["https://a"]}"#).is_err());
         assert!(ProtectedResourceMetadata::from_json(br#"{"resource":5,"authorization_servers":["https://a"]}"#).is_err());
         assert!(ProtectedResourceMetadata::from_json(b"<html>").is_err());

@@ -22,7 +22,7 @@ use crate::authorizer::RedirectPlan;
 use crate::config::{Config, DpopMode, Flow};
 use crate::context::{RequestContext, ServerContext};
 use crate::discovery;
-use crate::error::{AuthorizationError, DiscoveryError, Error, RegistrationError, TokenError};
+use crate::error::{DiscoveryError, Error, RegistrationError, TokenError};
 use crate::http::is_secure_endpoint;
 use crate::jwt::SigningKey;
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
@@ -309,8 +309,8 @@ pub(crate) fn client_auth<'a>(
     let method = auth_method(config, metadata, signing_key.is_some(), client);
     let assertion = match method {
         AuthMethod::PrivateKeyJwt => {
-            let key = signing_key.ok_or_else(|| TokenError::ClientAuthentication("private_key_jwt needs private_key".into()))?;
-            let nonce = assertion.nonce.ok_or_else(|| TokenError::ClientAuthentication("no entropy for the assertion jti".into()))?;
+            let key = signing_key.ok_or(TokenError::NoPrivateKey)?;
+            let nonce = assertion.nonce.ok_or(Error::Bug("a client assertion is built without entropy for its jti"))?;
             let aud = config.jwt_audience.as_deref().unwrap_or(assertion.audience);
             Some(crate::jwt::client_assertion(key, config.key_id.as_deref(), &client.client_id, aud, assertion.now, nonce))
         }
@@ -411,7 +411,9 @@ pub(crate) fn check_login(config: &Config, server: &ServerContext) -> Result<(),
         .clone()
         .ok_or_else(|| DiscoveryError::MissingEndpoint { issuer: issuer.clone(), endpoint: "authorization_endpoint" })?;
     if !matches!(endpoint.scheme(), "http" | "https") || !is_secure_endpoint(&endpoint) {
-        return Err(AuthorizationError::InsecureAuthorizationEndpoint(crate::http::redact_query(endpoint.as_str())).into());
+        return Err(
+            DiscoveryError::InsecureUrl { field: "authorization_endpoint", url: crate::http::redact_query(endpoint.as_str()) }.into()
+        );
     }
     if let Some(md) = &server.metadata {
         let absent = md.code_challenge_methods_supported.is_none();
@@ -419,11 +421,7 @@ pub(crate) fn check_login(config: &Config, server: &ServerContext) -> Result<(),
             return Err(DiscoveryError::PkceNotSupported { issuer: issuer.clone() }.into());
         }
         if md.response_types_supported.as_ref().is_some_and(|r| !r.iter().any(|t| t == "code")) {
-            return Err(DiscoveryError::InvalidServerMetadata {
-                issuer: issuer.clone(),
-                reason: "response_types_supported does not list code".into(),
-            }
-            .into());
+            return Err(DiscoveryError::CodeNotSupported { issuer: issuer.clone() }.into());
         }
     }
     Ok(())
@@ -519,6 +517,35 @@ mod tests {
             refresh_token: refresh.map(RefreshToken::new),
             scope: scope.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_login_needs_the_code_response_type() {
+        let c = config();
+        let token_only = as_metadata(
+            r#"{"issuer":"https://as.example.com","code_challenge_methods_supported":["S256"],"response_types_supported":["token"]}"#,
+        );
+        assert_eq!(
+            check_login(&c, &server(Some(token_only))).unwrap_err(),
+            Error::Discovery(DiscoveryError::CodeNotSupported { issuer: "https://as.example.com".into() })
+        );
+        let mut s = server(None);
+        s.authorization_endpoint = Some(Url::parse("javascript:alert(1)").unwrap());
+        assert!(matches!(check_login(&c, &s), Err(Error::Discovery(DiscoveryError::InsecureUrl { field: "authorization_endpoint", .. }))));
+    }
+
+    #[test]
+    fn client_authentication_names_what_is_missing() {
+        let mut c = config();
+        c.token_endpoint_auth_method = Some("private_key_jwt".into());
+        let mut client = dynamic("https://as.example.com", "pre", "");
+        client.kind = ClientKind::PreRegistered;
+        let assertion = || Assertion { audience: "https://as.example.com", now: Timestamp::ZERO, nonce: None };
+        // Forced private_key_jwt, and no key configured: the configuration's fault.
+        assert_eq!(client_auth(&c, None, None, &client, assertion(), true).err(), Some(Error::Token(TokenError::NoPrivateKey)));
+        // A key, and no entropy for the assertion: core's own invariant broke.
+        let key = SigningKey::from_pem(&crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY)).unwrap();
+        assert!(matches!(client_auth(&c, None, Some(&key), &client, assertion(), true), Err(Error::Bug(_))));
     }
 
     #[test]

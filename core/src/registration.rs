@@ -76,21 +76,21 @@ impl ClientInfo {
 /// The checks a Client ID Metadata Document URL must pass (MCP 2025-11-25 §Client ID Metadata
 /// Documents; CIMD draft §3): `https`, a path other than `/`, no fragment, no credentials, no
 /// dot segments.
-pub(crate) fn validate_client_metadata_url(url: &Url) -> Result<(), String> {
+pub(crate) fn validate_client_metadata_url(url: &Url) -> Result<(), &'static str> {
     if url.scheme() != "https" {
-        return Err("must be an https url".into());
+        return Err("must be an https url");
     }
     if url.path() == "/" || url.path().is_empty() {
-        return Err("must have a path".into());
+        return Err("must have a path");
     }
     if url.fragment().is_some() {
-        return Err("must not have a fragment".into());
+        return Err("must not have a fragment");
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain credentials".into());
+        return Err("must not contain credentials");
     }
     if url.path().split('/').any(|s| s == "." || s == "..") {
-        return Err("must not contain dot segments".into());
+        return Err("must not contain dot segments");
     }
     Ok(())
 }
@@ -168,9 +168,9 @@ pub fn parse_registration_response(resp: &HttpResponse, issuer: &str, requested:
         });
     }
     let r: RegistrationResponse =
-        serde_json::from_slice(resp.body()).map_err(|e| RegistrationError::InvalidResponse(format!("invalid json: {}", json_error(&e))))?;
+        serde_json::from_slice(resp.body()).map_err(|e| RegistrationError::ResponseNotJson { reason: json_error(&e) })?;
     if r.client_id.is_empty() {
-        return Err(RegistrationError::InvalidResponse("client_id is empty".into()).into());
+        return Err(RegistrationError::EmptyClientId.into());
     }
     let method = r.token_endpoint_auth_method.unwrap_or_else(|| requested.token_endpoint_auth_method.clone());
     Ok(ClientInfo {
@@ -235,7 +235,15 @@ mod tests {
             Err(Error::Registration(RegistrationError::Rejected(_)))
         ));
         let junk = http::Response::builder().status(201).body(b"{}".to_vec()).unwrap();
-        assert!(parse_registration_response(&junk, "https://as", &md).is_err());
+        assert!(matches!(
+            parse_registration_response(&junk, "https://as", &md),
+            Err(Error::Registration(RegistrationError::ResponseNotJson { .. }))
+        ));
+        let empty = http::Response::builder().status(201).body(br#"{"client_id":""}"#.to_vec()).unwrap();
+        assert_eq!(
+            parse_registration_response(&empty, "https://as", &md).unwrap_err(),
+            Error::Registration(RegistrationError::EmptyClientId)
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn failed<T>(e: impl Into<Error>) -> Result<T, Error> {
 impl Authorizer {
     /// The authorization server in use; every caller runs after discovery.
     fn ctx(&self) -> Result<ServerContext, Error> {
-        self.server.clone().ok_or(Error::Discovery(DiscoveryError::NoAuthorizationServer { tried: 0 }))
+        self.server.clone().ok_or(Error::Bug("no authorization server in use after discovery"))
     }
 
     fn unexpected(&self, input: &Input) -> Error {
@@ -92,7 +92,7 @@ impl Authorizer {
                 // The listener must be the one the plan asked for: checked here, before the
                 // clock or the DPoP key (made from this input's entropy) change.
                 (Phase::AwaitingPreparation(Preparing::Login(plan)), CallbackSetup::Listening(uri)) if !plan.accepts(uri) => {
-                    Err(UsageError::BadRedirectUri(uri.to_string()).into())
+                    Err(UsageError::BadRedirectUri { uri: uri.clone() }.into())
                 }
                 (Phase::AwaitingPreparation(_), _) => Ok(()),
                 _ => Err(self.unexpected(input)),
@@ -223,8 +223,8 @@ impl Authorizer {
         }
         // A malformed header is treated as no header: well-known discovery still works.
         let challenge = discovery::oauth_challenge(values.iter().map(|v| v.as_bytes())).ok().flatten();
-        let error = challenge.as_ref().and_then(|c| c.error.as_deref());
-        let (wants_nonce, insufficient) = (error == Some("use_dpop_nonce"), error == Some("insufficient_scope"));
+        let error = challenge.as_ref().and_then(|c| c.error.as_ref());
+        let (wants_nonce, insufficient) = (error == Some(&ErrorCode::UseDpopNonce), error == Some(&ErrorCode::InsufficientScope));
         match status {
             // Servers send `insufficient_scope` with 401 too (RFC 6750 says 403): no step-up
             // means no step-up either way.
@@ -640,7 +640,7 @@ impl Authorizer {
                     .config
                     .workload_token
                     .clone()
-                    .ok_or_else(|| AuthorizationError::FlowUnavailable("workload_identity needs workload_token".into()))?;
+                    .ok_or(Error::Bug("workload identity chosen without a workload_token (validate() requires one)"))?;
                 let scope = self.select_scope(false);
                 self.remember_requested(&scope);
                 self.send_jwt_bearer(&token, scope)
@@ -753,7 +753,7 @@ impl Authorizer {
         let parsed = result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose));
         let e = match parsed {
             Ok(tr) => {
-                let Some(old) = self.tokens.take() else { return failed(TokenError::InvalidResponse("no tokens to refresh".into())) };
+                let Some(old) = self.tokens.take() else { return failed(Error::Bug("a refresh answered with no tokens to refresh")) };
                 let set = policy::refreshed_tokens(old, tr, self.now, self.server.as_ref(), self.prm_url.as_deref());
                 self.store_tokens(set, false);
                 return Ok(self.ready());
@@ -761,8 +761,8 @@ impl Authorizer {
             Err(e) => e,
         };
         let code = match &e {
-            Error::Token(TokenError::Rejected(r)) => r.error.clone(),
-            _ => String::new(),
+            Error::Token(TokenError::Rejected(r)) => Some(r.error.clone()),
+            _ => None,
         };
         let dynamic = self
             .tokens
@@ -774,21 +774,21 @@ impl Authorizer {
             // Item 4: ahead of expiry, the still valid token serves; the next request tries again.
             return Ok(self.ready());
         }
-        match code.as_str() {
+        match code {
             // SPEC 90 and 98: the grant is dead, or the client is (a dynamic registration, which
             // registers again): authorize afresh.
-            "invalid_grant" => {
+            Some(ErrorCode::InvalidGrant) => {
                 self.forget_tokens();
                 self.new_token()
             }
-            "invalid_client" if dynamic => {
+            Some(ErrorCode::InvalidClient) if dynamic => {
                 self.forget_tokens();
                 self.forget_dynamic_client();
                 self.new_token()
             }
             // This client may not use the refresh token (the grant is not allowed or not
             // supported): drop it and get a new token the way the client can.
-            "unauthorized_client" | "unsupported_grant_type" => {
+            Some(ErrorCode::UnauthorizedClient | ErrorCode::UnsupportedGrantType) => {
                 match self.tokens.clone() {
                     Some(mut t) if proactive && still_valid => {
                         // Keep the access token while it lasts (SPEC 98: report, do not log in).
@@ -851,7 +851,7 @@ impl Authorizer {
     fn start_client_credentials(&mut self, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let Some(client) = self.use_configured_client(&ctx.issuer)? else {
-            return failed(AuthorizationError::FlowUnavailable("client_credentials needs a pre-registered client_id".into()));
+            return failed(Error::Bug("client credentials chosen without a client_id (validate() and choose_flow require one)"));
         };
         let scope = self.select_scope(false);
         let auth = self.client_auth(&client, &ctx.issuer, nonce, false)?;
@@ -878,7 +878,7 @@ impl Authorizer {
             Err(e @ Error::Token(TokenError::Rejected(_)))
                 if !self.request.discovered
                     && self.config.endpoints.is_none()
-                    && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") =>
+                    && !matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidClient) =>
             {
                 self.request.authorizations = self.request.authorizations.saturating_sub(1);
                 self.authorizations = self.authorizations.saturating_sub(1);
@@ -905,7 +905,11 @@ impl Authorizer {
     /// authorization server (`audience` = its issuer) and this resource.
     fn start_token_exchange(&mut self) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
-        let idp = self.config.idp.clone().ok_or_else(|| AuthorizationError::FlowUnavailable("enterprise_managed needs idp".into()))?;
+        let idp = self
+            .config
+            .idp
+            .clone()
+            .ok_or(Error::Bug("enterprise-managed flow chosen without idp (validate() and choose_flow require it)"))?;
         let scope = self.select_scope(false);
         let resource = policy::token_resource(&self.config, self.prm.as_ref());
         let grant =
@@ -1158,7 +1162,7 @@ impl Authorizer {
         let tr = match TokenResponse::from_http(&resp, purpose) {
             Ok(tr) => tr,
             Err(e) => {
-                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_client") {
+                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidClient) {
                     if attempt.registered {
                         // The registration an unfinished login made is gone at the server too.
                         self.pending_client = None;

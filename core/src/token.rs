@@ -2,7 +2,7 @@
 //! authentication (RFC 6749 §2.3, RFC 7523), token responses (RFC 6749 §5) and the persisted
 //! [`TokenSet`].
 
-use crate::error::{Error, HttpError, OAuthErrorResponse, TokenError};
+use crate::error::{Error, ErrorCode, HttpError, OAuthErrorResponse, TokenError};
 use crate::http::{body_summary, is_json_or_absent, json_error, HttpRequest, HttpResponse, Purpose};
 use crate::metadata::AuthorizationServerMetadata;
 use crate::secret::{AccessToken, AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken, SubjectToken};
@@ -237,7 +237,7 @@ pub struct TokenResponse {
 /// Parses an OAuth error body, if it is one.
 pub(crate) fn oauth_error(body: &[u8]) -> Option<OAuthErrorResponse> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let error = v.get("error")?.as_str()?.to_owned();
+    let error = ErrorCode::from(v.get("error")?.as_str()?);
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     Some(OAuthErrorResponse { error, description: text("error_description"), uri: text("error_uri") })
 }
@@ -271,15 +271,15 @@ impl TokenResponse {
         }
         let v: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| Error::Http { purpose, error: HttpError::InvalidJson { reason: json_error(&e) } })?;
-        let invalid = |m: &str| Error::from(TokenError::InvalidResponse(m.to_owned()));
-        let obj = v.as_object().ok_or_else(|| invalid("body is not a json object"))?;
+        let invalid = |field, expected| Error::from(TokenError::InvalidField { field, expected });
+        let obj = v.as_object().ok_or(TokenError::NotAnObject)?;
         let access_token = match obj.get("access_token") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => AccessToken::new(s.clone()),
-            _ => return Err(invalid("access_token is missing or not a non-empty string")),
+            _ => return Err(invalid("access_token", "a non-empty string")),
         };
         let token_type = match obj.get("token_type") {
             Some(serde_json::Value::String(s)) => s.clone(),
-            _ => return Err(invalid("token_type is missing or not a string")),
+            _ => return Err(invalid("token_type", "a string")),
         };
         let token_type = if token_type.eq_ignore_ascii_case("bearer") {
             "Bearer"
@@ -293,14 +293,14 @@ impl TokenResponse {
             Some(serde_json::Value::Number(n)) => {
                 Some(n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.max(0.0) as u64)).unwrap_or(0))
             }
-            Some(serde_json::Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| invalid("expires_in is not a number"))?),
-            Some(_) => return Err(invalid("expires_in is not a number")),
+            Some(serde_json::Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| invalid("expires_in", "a number"))?),
+            Some(_) => return Err(invalid("expires_in", "a number")),
         };
-        let opt_str = |k: &str| -> Result<Option<String>, Error> {
+        let opt_str = |k: &'static str| -> Result<Option<String>, Error> {
             match obj.get(k) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(TokenError::InvalidResponse(format!("{k} is not a string")).into()),
+                Some(_) => Err(invalid(k, "a string")),
             }
         };
         Ok(TokenResponse {
@@ -341,14 +341,13 @@ pub fn id_jag_from_http(resp: &HttpResponse) -> Result<crate::secret::SubjectTok
     match v.get("issued_token_type").and_then(|t| t.as_str()) {
         Some(ID_JAG_TOKEN_TYPE) => {}
         other => {
-            return Err(
-                TokenError::InvalidResponse(format!("issued_token_type is {:?}, expected an id-jag", other.unwrap_or("absent"))).into()
-            )
+            let issued_token_type = other.map(|t| t.chars().take(100).collect());
+            return Err(TokenError::NotIdJag { issued_token_type }.into());
         }
     }
     match v.get("access_token").and_then(|t| t.as_str()) {
         Some(t) if !t.is_empty() => Ok(crate::secret::SubjectToken::new(t)),
-        _ => Err(TokenError::InvalidResponse("access_token (the id-jag) is missing".into()).into()),
+        _ => Err(TokenError::InvalidField { field: "access_token", expected: "an id-jag" }.into()),
     }
 }
 
@@ -648,13 +647,24 @@ mod tests {
         assert!(no_exp.refresh_token.is_none());
         let e = TokenResponse::from_http(&resp(400, r#"{"error":"invalid_grant","error_description":"bad code"}"#), Purpose::CodeExchange)
             .unwrap_err();
-        assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == "invalid_grant"));
+        assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidGrant));
         let e = TokenResponse::from_http(&resp(200, r#"{"error":"bad_verification_code"}"#), Purpose::CodeExchange).unwrap_err();
         assert!(matches!(e, Error::Token(TokenError::Rejected(_))));
         let e = TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"mac"}"#), Purpose::CodeExchange).unwrap_err();
         assert!(matches!(e, Error::Token(TokenError::UnsupportedTokenType(_))));
         let e = TokenResponse::from_http(&resp(200, r#"{"token_type":"Bearer"}"#), Purpose::CodeExchange).unwrap_err();
-        assert!(matches!(e, Error::Token(TokenError::InvalidResponse(_))));
+        assert!(matches!(e, Error::Token(TokenError::InvalidField { field: "access_token", .. })), "{e}");
+        let e = TokenResponse::from_http(&resp(200, r#"{"access_token":"a"}"#), Purpose::CodeExchange).unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::InvalidField { field: "token_type", .. })), "{e}");
+        let e =
+            TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"Bearer","expires_in":[]}"#), Purpose::CodeExchange)
+                .unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::InvalidField { field: "expires_in", expected: "a number" })), "{e}");
+        let e = TokenResponse::from_http(&resp(200, r#"{"access_token":"a","token_type":"Bearer","scope":1}"#), Purpose::CodeExchange)
+            .unwrap_err();
+        assert!(matches!(e, Error::Token(TokenError::InvalidField { field: "scope", expected: "a string" })), "{e}");
+        let e = TokenResponse::from_http(&resp(200, "[1]"), Purpose::CodeExchange).unwrap_err();
+        assert_eq!(e, Error::Token(TokenError::NotAnObject));
         let e = TokenResponse::from_http(&resp(500, "<html>oops</html>"), Purpose::Refresh).unwrap_err();
         assert!(matches!(e, Error::Http { error: HttpError::UnexpectedStatus { status: 500, .. }, .. }));
         assert!(e.is_retryable());
@@ -675,7 +685,12 @@ mod tests {
         assert_eq!(id_jag_from_http(&ok).unwrap().secret(), "eyJ.jag.sig");
         let wrong =
             resp(200, r#"{"access_token":"x","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer"}"#);
-        assert!(matches!(id_jag_from_http(&wrong), Err(Error::Token(TokenError::InvalidResponse(_)))));
+        assert_eq!(
+            id_jag_from_http(&wrong).unwrap_err(),
+            Error::Token(TokenError::NotIdJag { issued_token_type: Some("urn:ietf:params:oauth:token-type:access_token".into()) })
+        );
+        let empty = resp(200, r#"{"access_token":"","issued_token_type":"urn:ietf:params:oauth:token-type:id-jag"}"#);
+        assert!(matches!(id_jag_from_http(&empty), Err(Error::Token(TokenError::InvalidField { field: "access_token", .. }))));
         let refused = resp(400, r#"{"error":"invalid_grant","error_description":"Invalid ID token"}"#);
         assert!(matches!(id_jag_from_http(&refused), Err(Error::Token(TokenError::Rejected(_)))));
     }

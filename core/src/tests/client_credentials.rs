@@ -79,7 +79,7 @@ fn wrong_secret_is_a_token_error() {
     c.client_secret = Some(ClientSecret::new("wrong"));
     let mut h = Harness::with(o, c, Restored::default());
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_client"), "{e}");
+    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidClient), "{e}");
     assert!(!e.to_string().contains("wrong"));
 }
 

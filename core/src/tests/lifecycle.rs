@@ -216,7 +216,7 @@ fn item4_only_invalid_grant_forgets_the_tokens() {
     h.intercept = Some(outage(400, r#"{"error":"invalid_scope"}"#));
     h.advance(Duration::from_secs(200));
     let e = call(&mut h).unwrap_err();
-    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == "invalid_scope"), "{e}");
+    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidScope), "{e}");
     assert!(!forgot_tokens(&h));
     assert_eq!(logins(&h), 1);
     h.intercept = Some(outage(400, r#"{"error":"invalid_grant"}"#));

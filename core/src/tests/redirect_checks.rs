@@ -32,7 +32,7 @@ fn denied_consent_is_a_typed_error_with_a_page() {
     o.deny = true;
     let mut h = Harness::new(o);
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == "access_denied"), "{e}");
+    assert!(matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == crate::error::ErrorCode::AccessDenied), "{e}");
     assert!(!e.is_retryable());
     assert!(matches!(&h.callback_pages[..], [Outcome::Failure { title, .. }] if title.contains("denied")));
     assert!(h.server.token_requests().is_empty());

@@ -105,7 +105,7 @@ fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
     let bad = Url::parse("http://example.com:80/callback").unwrap();
     let e =
         h.auth.handle_input(Input::AttemptPrepared { now, entropy: Entropy::from_bytes([1; 96]), callback: CallbackSetup::Listening(bad) });
-    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
+    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri { .. }))));
     assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
 }
 
@@ -125,7 +125,7 @@ fn bad_redirect_uri_changes_neither_the_clock_nor_the_dpop_key() {
         entropy: Entropy::from_bytes([1; 96]),
         callback: CallbackSetup::Listening(bad),
     });
-    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri(_)))));
+    assert!(matches!(e, Err(Error::Usage(UsageError::BadRedirectUri { .. }))));
     assert_eq!(h.auth.state(), StateName::AwaitingPreparation);
     assert_eq!(h.auth.now(), before, "the refused input moved the clock");
     assert!(h.auth.dpop.key.is_none(), "the refused input made a DPoP key");
@@ -161,5 +161,21 @@ fn a_redirect_that_beats_the_drain_withdraws_the_prompt() {
     match h.auth.poll_output() {
         Output::Send(req) => assert_eq!(req.purpose, crate::http::Purpose::CodeExchange),
         other => panic!("expected the code exchange, got {other:?}"),
+    }
+}
+
+/// A broken internal invariant is `Error::Bug`, blamed on core, never on a server: here the
+/// configuration is changed behind `validate()`'s back to a flow that lacks what it needs.
+#[test]
+fn a_broken_invariant_is_a_bug_not_a_server_failure() {
+    for flow in [crate::config::Flow::WorkloadIdentity, crate::config::Flow::EnterpriseManaged, crate::config::Flow::ClientCredentials] {
+        let o = options();
+        let mut h = Harness::with(o.clone(), config(&o), Restored::default());
+        h.auth.config.flow = flow;
+        let e = h.token_wanted().unwrap_err();
+        assert!(matches!(e, Error::Bug(_)), "{flow}: {e}");
+        assert_eq!(e.stage(), crate::error::Stage::Internal);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("bug in mcp-oauth"), "{e}");
     }
 }
