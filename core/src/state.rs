@@ -42,6 +42,9 @@ struct Attempt {
     url: Option<Url>,
     /// `client` was registered for this attempt (and is not on file yet).
     registered: bool,
+    /// The `jti` of the code exchange's client assertion (`private_key_jwt`), from this
+    /// attempt's entropy.
+    jti: [u8; 16],
 }
 
 /// A failed exchange; an adapter that stopped reading at the cap reports the same typed
@@ -410,7 +413,7 @@ impl Authorizer {
             Phase::ExchangingCode { attempt, .. } => self.on_code_exchanged(result, attempt),
             Phase::ClientCredentials { scope, .. } => self.on_client_credentials(result, scope, Purpose::ClientCredentials),
             Phase::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
-            Phase::TokenExchange { scope, .. } => self.on_token_exchanged(result, scope),
+            Phase::TokenExchange { scope, nonce, .. } => self.on_token_exchanged(result, scope, nonce),
             Phase::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
             // `check` let no response through without an outstanding request.
             other @ (Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. }) => {
@@ -616,8 +619,9 @@ impl Authorizer {
             return self.start_code_flow(); // its PrepareAttempt also brings the entropy
         }
         self.authorization_budget()?;
-        // Entropy for a client assertion's jti, or for a new DPoP key.
-        let needs_entropy = self.needs_dpop_key() || (flow == ChosenFlow::ClientCredentials && self.signing_key.is_some());
+        // Entropy for a client assertion's jti (any grant a client with a private key may
+        // authenticate: client credentials, and the JWT bearer grants), or for a new DPoP key.
+        let needs_entropy = self.needs_dpop_key() || self.signing_key.is_some();
         if needs_entropy {
             return self.prepare_machine_flow(flow);
         }
@@ -634,7 +638,7 @@ impl Authorizer {
     fn start_machine_flow(&mut self, flow: ChosenFlow, nonce: Option<&[u8; 16]>) -> Result<Moved, Error> {
         match flow {
             ChosenFlow::ClientCredentials => self.start_client_credentials(nonce),
-            ChosenFlow::EnterpriseManaged => self.start_token_exchange(),
+            ChosenFlow::EnterpriseManaged => self.start_token_exchange(nonce.copied()),
             ChosenFlow::WorkloadIdentity => {
                 let token = self
                     .config
@@ -643,7 +647,7 @@ impl Authorizer {
                     .ok_or(Error::Bug("workload identity chosen without a workload_token (validate() requires one)"))?;
                 let scope = self.select_scope(false);
                 self.remember_requested(&scope);
-                self.send_jwt_bearer(&token, scope)
+                self.send_jwt_bearer(&token, scope, nonce)
             }
             ChosenFlow::Refresh => match self.refresh_plan()? {
                 Some((endpoint, client)) => self.send_refresh(endpoint, client, nonce),
@@ -903,7 +907,7 @@ impl Authorizer {
 
     /// RFC 8693 at the identity provider: the user's ID token for an ID-JAG addressed to the
     /// authorization server (`audience` = its issuer) and this resource.
-    fn start_token_exchange(&mut self) -> Result<Moved, Error> {
+    fn start_token_exchange(&mut self, nonce: Option<[u8; 16]>) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let idp = self
             .config
@@ -922,26 +926,36 @@ impl Authorizer {
         let req = grant.request(&idp.token_endpoint, auth.as_ref());
         self.remember_requested(&scope);
         let req = self.send(Purpose::TokenExchange, req);
-        Ok(self.state.move_to_token_exchange(req, scope))
+        Ok(self.state.move_to_token_exchange(req, scope, nonce))
     }
 
     /// The ID-JAG came back: present it to the authorization server.
-    fn on_token_exchanged(&mut self, result: Result<HttpResponse, TransportFailure>, scope: Option<String>) -> Result<Moved, Error> {
+    fn on_token_exchanged(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        scope: Option<String>,
+        nonce: Option<[u8; 16]>,
+    ) -> Result<Moved, Error> {
         let resp = result.map_err(|t| transport_error(Purpose::TokenExchange, t))?;
         let jag = crate::token::id_jag_from_http(&resp)?;
-        self.send_jwt_bearer(&jag, scope)
+        self.send_jwt_bearer(&jag, scope, nonce.as_ref())
     }
 
     /// RFC 7523 at the authorization server: an assertion (an ID-JAG, or a workload's JWT) as
     /// a JWT bearer grant, with the client's own authentication if it has a client id. A
     /// refusal is final: no retry, no other grant (SEP-1933).
-    fn send_jwt_bearer(&mut self, assertion: &crate::secret::SubjectToken, scope: Option<String>) -> Result<Moved, Error> {
+    fn send_jwt_bearer(
+        &mut self,
+        assertion: &crate::secret::SubjectToken,
+        scope: Option<String>,
+        nonce: Option<&[u8; 16]>,
+    ) -> Result<Moved, Error> {
         let ctx = self.ctx()?;
         let resource = self.resource_param();
         let grant = Grant::JwtBearer { assertion, resource: resource.as_deref(), scope: scope.as_deref() };
         let req = match self.use_configured_client(&ctx.issuer)? {
             Some(client) => {
-                let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
+                let auth = self.client_auth(&client, &ctx.issuer, nonce, true)?;
                 grant.request(&ctx.token_endpoint, Some(&auth))
             }
             None => grant.request(&ctx.token_endpoint, None),
@@ -989,6 +1003,7 @@ impl Authorizer {
             iss_supported: ctx.metadata.as_ref().is_some_and(|m| m.iss_parameter_supported()),
             url: None,
             registered: false,
+            jti: entropy.nonce,
         });
         self.ensure_client(attempt, listening)
     }
@@ -1138,7 +1153,7 @@ impl Authorizer {
         }
         let ctx = self.ctx()?;
         let client = attempt.client.clone().ok_or_else(|| RegistrationError::NoMethod { issuer: ctx.issuer.clone() })?;
-        let auth = self.client_auth(&client, &ctx.issuer, None, true)?;
+        let auth = self.client_auth(&client, &ctx.issuer, Some(&attempt.jti), true)?;
         let grant = Grant::AuthorizationCode {
             code: &code,
             redirect_uri: &attempt.redirect_uri,

@@ -40,16 +40,53 @@ pub(super) enum Preparing {
 pub(super) enum Phase {
     Idle,
     Failed,
-    ResourceMetadata { req: RequestId, candidates: Vec<(Url, Url)>, index: usize },
-    ServerMetadata { req: RequestId, issuers: Vec<String>, issuer_index: usize, candidates: Vec<Url>, index: usize, legacy: bool },
+    ResourceMetadata {
+        req: RequestId,
+        candidates: Vec<(Url, Url)>,
+        index: usize,
+    },
+    ServerMetadata {
+        req: RequestId,
+        issuers: Vec<String>,
+        issuer_index: usize,
+        candidates: Vec<Url>,
+        index: usize,
+        legacy: bool,
+    },
     AwaitingPreparation(Preparing),
-    Registration { req: RequestId, attempt: Box<Attempt>, metadata: ClientMetadata, listening: bool },
-    AwaitingRedirect { attempt: Box<Attempt>, deadline: Timestamp, listening: bool },
-    ExchangingCode { req: RequestId, attempt: Box<Attempt> },
-    ClientCredentials { req: RequestId, scope: Option<String> },
-    Refreshing { req: RequestId, endpoint: Url },
-    TokenExchange { req: RequestId, scope: Option<String> },
-    JwtBearer { req: RequestId, scope: Option<String> },
+    Registration {
+        req: RequestId,
+        attempt: Box<Attempt>,
+        metadata: ClientMetadata,
+        listening: bool,
+    },
+    AwaitingRedirect {
+        attempt: Box<Attempt>,
+        deadline: Timestamp,
+        listening: bool,
+    },
+    ExchangingCode {
+        req: RequestId,
+        attempt: Box<Attempt>,
+    },
+    ClientCredentials {
+        req: RequestId,
+        scope: Option<String>,
+    },
+    Refreshing {
+        req: RequestId,
+        endpoint: Url,
+    },
+    /// `nonce`: the entropy for the JWT bearer grant's client assertion that follows, if any.
+    TokenExchange {
+        req: RequestId,
+        scope: Option<String>,
+        nonce: Option<[u8; 16]>,
+    },
+    JwtBearer {
+        req: RequestId,
+        scope: Option<String>,
+    },
 }
 
 impl Phase {
@@ -218,8 +255,8 @@ impl State {
         self.enter(Phase::Refreshing { req, endpoint }, OBTAINING)
     }
 
-    pub(super) fn move_to_token_exchange(&mut self, req: RequestId, scope: Option<String>) -> Moved {
-        self.enter(Phase::TokenExchange { req, scope }, OBTAINING)
+    pub(super) fn move_to_token_exchange(&mut self, req: RequestId, scope: Option<String>, nonce: Option<[u8; 16]>) -> Moved {
+        self.enter(Phase::TokenExchange { req, scope, nonce }, OBTAINING)
     }
 
     pub(super) fn move_to_jwt_bearer(&mut self, req: RequestId, scope: Option<String>) -> Moved {

@@ -148,3 +148,34 @@ fn item17_stored_tokens_of_another_client_are_not_used() {
     h.server = TestServer::new(h.server.options.clone());
     assert!(h.lazy_call("tools/list").is_err());
 }
+
+/// A confidential client that a person logs in through, authenticating with `private_key_jwt`
+/// (`"flow": "authorization_code"` with a `private_key`): the code exchange carries a client
+/// assertion with a fresh `jti`. Found while naming errors (issue 13): the exchange was built
+/// without entropy, so every such login failed at the token endpoint's door.
+#[test]
+fn private_key_jwt_on_the_code_flow() {
+    use p256::pkcs8::DecodePrivateKey;
+    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
+    let public = sk.public_key().to_sec1_bytes().to_vec();
+    let mut o = cc_options(&["private_key_jwt"], PreClient { id: "app".into(), secret: None, jwt_key: Some(public) });
+    o.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    let mut c = config(&o);
+    c.flow = Flow::AuthorizationCode;
+    c.client_id = Some("app".into());
+    c.private_key = Some(PrivateKeyPem::new(crate::jwt::TEST_KEY));
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    assert_eq!(h.server.authorization_requests().len(), 1, "a person logged in");
+    let form = h.last_form("/token");
+    assert_eq!(param(&form, "grant_type"), Some("authorization_code"));
+    assert_eq!(param(&form, "client_assertion_type"), Some(crate::jwt::ASSERTION_TYPE));
+    let first_jwt = param(&form, "client_assertion").unwrap().to_owned();
+    // The refresh after a revocation signs a new assertion (the server refuses a replayed jti).
+    h.server.revoke_access_tokens();
+    assert_eq!(h.mcp_call("tools/list", serde_json::json!({})).unwrap().status(), 200);
+    let refresh = h.last_form("/token");
+    assert_eq!(param(&refresh, "grant_type"), Some("refresh_token"));
+    assert_ne!(param(&refresh, "client_assertion").unwrap(), first_jwt);
+    assert_eq!(h.server.authorization_requests().len(), 1, "a refresh, not a login");
+}

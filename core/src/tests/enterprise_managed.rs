@@ -92,3 +92,26 @@ fn workload_identity_success() {
     assert_eq!(param(&t, "client_id"), None, "no client id configured, none sent");
     assert_eq!(param(&t, "resource"), Some("https://mcp.example.com/mcp"));
 }
+
+/// A workload that also authenticates itself with `private_key_jwt`: the JWT bearer grant
+/// carries a client assertion with a fresh `jti` (its entropy is asked for first).
+#[test]
+fn workload_identity_with_a_private_key_jwt_client() {
+    use p256::pkcs8::DecodePrivateKey;
+    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
+    let mut o = options();
+    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+    o.auth_methods = vec!["private_key_jwt".into()];
+    o.dcr = false;
+    o.workload_assertion = Some("platform.jwt.value".into());
+    o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }];
+    let mut c = config(&o);
+    c.client_id = Some("workload".into());
+    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
+    let mut h = Harness::with(o, c, Restored::default());
+    assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
+    let t = h.last_form("/token");
+    assert_eq!(param(&t, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));
+    assert_eq!(param(&t, "client_assertion_type"), Some(crate::jwt::ASSERTION_TYPE));
+}
