@@ -179,3 +179,51 @@ mod dropped {
 
     on_async_adapters!(a_dropped_refresh_does_not_save_outside_the_store_lock, a_retry_after_a_dropped_login_binds_the_fixed_port);
 }
+
+/// `blocking::block_on` is public, and documented to handle a nested call ("a blocking
+/// callback that blocks on a future"). The inner call parks the same thread, so it swallows
+/// the unpark meant for the outer future: a wake that arrives while the inner call runs is
+/// lost, and the outer `block_on` parks for ever although its future is ready to go on.
+#[test]
+fn a_nested_block_on_does_not_swallow_the_outer_wakeup() {
+    use mcp_oauth_client::blocking::block_on;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (outer_tx, outer_rx) = async_channel::bounded::<()>(1);
+        let (inner_tx, inner_rx) = async_channel::bounded::<()>(1);
+        // The outer future's event comes while the inner call is still waiting for its own.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            outer_tx.send_blocking(()).unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+            inner_tx.send_blocking(()).unwrap();
+        });
+        block_on(futures_lite::future::zip(async { outer_rx.recv().await.unwrap() }, async {
+            // A blocking callback inside the outer future (a store, a hook) that blocks on a future.
+            block_on(async { inner_rx.recv().await.unwrap() })
+        }));
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the outer block_on never woke up although its channel had a message"
+    );
+}
+
+/// One blocking `OAuthClient` shared by threads (it is `Clone`, and clones share the machine)
+/// while none holds a token: one login, every thread gets its token.
+#[test]
+fn threads_sharing_one_blocking_client_log_in_once() {
+    let s = server(|_| {});
+    let (i, _) = following_browser();
+    let oauth = mcp_oauth_client::blocking::OAuthClient::new(config(&s), Arc::new(MemoryStore::new()), i).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let o = oauth.clone();
+            std::thread::spawn(move || o.authorization().map(|a| a.access_token().secret().to_owned()))
+        })
+        .collect();
+    let tokens: Vec<_> = threads.into_iter().map(|t| t.join().unwrap().expect("a token")).collect();
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "one token for all");
+    assert_eq!(s.lock().authorization_requests().len(), 1, "one login");
+}
