@@ -145,16 +145,35 @@ pub struct McpRequest {
     pub step: String,
     /// The HTTP method.
     pub method: String,
-    /// The URL, without its query (which may carry credentials) or fragment.
+    /// The URL, without its userinfo or query (either may carry credentials) or fragment.
     pub url: String,
+}
+
+/// A URL as errors show it: no userinfo, query or fragment (any may carry a credential).
+pub(crate) fn shown_url(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        // Not a URL: what comes before anything that could be a query, and no userinfo.
+        Err(_) => {
+            let s = s.split(['?', '#']).next().unwrap_or("");
+            match (s.find("://"), s.rfind('@')) {
+                (Some(i), Some(at)) if at > i => format!("{}{}", &s[..i + 3], &s[at + 1..]),
+                _ => s.to_owned(),
+            }
+        }
+    }
 }
 
 impl McpRequest {
     /// Names `req`, sent for `step`.
     pub(crate) fn of(step: &str, req: &http::Request<Vec<u8>>) -> Self {
-        let url = req.uri().to_string();
-        let url = url.split(['?', '#']).next().unwrap_or("").to_owned();
-        McpRequest { step: step.to_owned(), method: req.method().to_string(), url }
+        McpRequest { step: step.to_owned(), method: req.method().to_string(), url: shown_url(&req.uri().to_string()) }
     }
 }
 

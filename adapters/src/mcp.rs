@@ -257,14 +257,15 @@ pub(crate) fn endpoint(server: &ServerConfig) -> Result<Endpoint, Error> {
     let mut out = Vec::new();
     for (k, v) in headers {
         let name = http::HeaderName::try_from(k.as_str()).map_err(|_| ConfigError::InvalidHeader { name: k.clone() })?;
-        let value = http::HeaderValue::try_from(v.as_str()).map_err(|_| ConfigError::InvalidHeader { name: k.clone() })?;
+        let mut value = http::HeaderValue::try_from(v.as_str()).map_err(|_| ConfigError::InvalidHeader { name: k.clone() })?;
+        // An API key, as likely as not: kept out of every Debug and the HTTP stack's logs.
+        value.set_sensitive(true);
         out.push((name, value));
     }
     Ok(Endpoint { url, headers: out, legacy_sse })
 }
 
 /// The protocol state of one MCP connection: ids, session, negotiated version, where to POST.
-#[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) url: Url,
     pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -280,6 +281,21 @@ pub(crate) struct Session {
     pub(crate) stateless: bool,
     /// What the client declares: the client credentials extension when it may use that grant.
     pub(crate) capabilities: Value,
+}
+
+impl std::fmt::Debug for Session {
+    /// No credential: the URL without userinfo or query, the configured headers by name only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("url", &crate::error::shown_url(self.url.as_str()))
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("mode", &self.mode)
+            .field("connected", &self.connected)
+            .field("legacy_sse", &self.legacy_sse)
+            .field("stateless", &self.stateless)
+            .field("protocol_version", &self.protocol_version)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The MCP extension a client using the client credentials grant declares (SPEC 104).
@@ -470,9 +486,7 @@ pub(crate) fn unchallenged(request: McpRequest, resp: http::Response<Vec<u8>>, o
 
 /// The error for a request the configuration makes unbuildable.
 fn bad_request(url: &Url, e: http::Error) -> Error {
-    let mut url = url.clone();
-    url.set_query(None);
-    Error::BadRequest { url: url.to_string(), reason: e.to_string() }
+    Error::BadRequest { url: crate::error::shown_url(url.as_str()), reason: e.to_string() }
 }
 
 /// The `Mcp-Name` header of a request (SEP-2243): the tool or prompt name, or the resource URI.

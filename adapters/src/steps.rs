@@ -479,9 +479,8 @@ pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> R
     if url.as_ref().is_some_and(|u| u.origin() == config.server_url.origin()) {
         return Ok(());
     }
-    let shown = req.uri().to_string();
     Err(Error::ForeignOrigin {
-        url: shown.split('?').next().unwrap_or("").to_owned(),
+        url: crate::error::shown_url(&req.uri().to_string()),
         server: config.server_url.origin().ascii_serialization(),
     })
 }

@@ -204,10 +204,7 @@ fn a_nested_block_on_does_not_swallow_the_outer_wakeup() {
         }));
         let _ = done_tx.send(());
     });
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
-        "the outer block_on never woke up although its channel had a message"
-    );
+    assert!(done_rx.recv_timeout(Duration::from_secs(5)).is_ok(), "the outer block_on never woke up although its channel had a message");
 }
 
 /// One blocking `OAuthClient` shared by threads (it is `Clone`, and clones share the machine)

@@ -36,7 +36,11 @@ fn a_flow_returns_after_a_moment_without_descriptors(a: Adapter) {
                 hogs.push(f);
             }
             let wrote = cb.write_all(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
-            eprintln!("hogged {} descriptors; callback written: {wrote:?}; a socket now: {:?}", hogs.len(), std::net::TcpStream::connect(&host).map(|_| ()));
+            eprintln!(
+                "hogged {} descriptors; callback written: {wrote:?}; a socket now: {:?}",
+                hogs.len(),
+                std::net::TcpStream::connect(&host).map(|_| ())
+            );
             std::thread::sleep(Duration::from_secs(2));
             drop(hogs);
             std::thread::sleep(Duration::from_secs(30));

@@ -29,6 +29,7 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
@@ -36,7 +37,8 @@ use std::time::{Duration, Instant};
 
 crate::driver::api::clients!(runtime: Blocking, mode: blocking, keyword: []);
 
-/// The default HTTP client: ureq, called on the calling thread.
+/// The default HTTP client: ureq, called on the calling thread. For the blocking adapter only:
+/// given to an async one, it would block the executor (use that adapter's `UreqClient`).
 pub type UreqClient = crate::driver::UreqOn<Blocking>;
 
 /// The blocking runtime: a thread per task, `std::net` sockets, and work done where it is
@@ -68,7 +70,9 @@ impl Runtime for Blocking {
     }
 
     fn bind(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
-        Box::pin(std::future::ready(TcpListener::bind(addr)))
+        // Non-blocking, so that accepting can be raced with the listener's stop signal.
+        let bound = TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+        Box::pin(std::future::ready(bound))
     }
 
     fn local_addr(&self, listener: &TcpListener) -> io::Result<SocketAddr> {
@@ -76,8 +80,7 @@ impl Runtime for Blocking {
     }
 
     fn accept<'a>(&self, listener: &'a TcpListener) -> BoxFuture<'a, io::Result<TcpStream>> {
-        let accepted = listener.accept().and_then(|(conn, _)| conn.set_nonblocking(false).map(|()| conn));
-        Box::pin(std::future::ready(accepted))
+        Box::pin(Accept { listener })
     }
 
     fn closer(&self, conn: &TcpStream) -> io::Result<Box<dyn Fn() + Send + Sync>> {
@@ -107,16 +110,21 @@ thread_local! {
     static WAKE_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Wakes the thread that runs [`block_on`].
-struct Unpark(Thread);
+/// Wakes the thread that runs [`block_on`]. The flag keeps a wake-up that a nested
+/// `block_on` on the same thread consumed (its park took the unpark) from being lost.
+struct Unpark {
+    thread: Thread,
+    woken: AtomicBool,
+}
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
@@ -125,13 +133,18 @@ impl Wake for Unpark {
 /// or when the earliest sleep it polled is due. Blocking I/O simply blocks inside `poll`.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let unpark = Arc::new(Unpark { thread: thread::current(), woken: AtomicBool::new(false) });
+    let waker = Waker::from(unpark.clone());
     let mut cx = Context::from_waker(&waker);
     // A nested call (a blocking callback that blocks on a future) keeps the outer deadline.
     let outer = WAKE_AT.take();
     let output = loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             break output;
+        }
+        if unpark.woken.swap(false, Ordering::SeqCst) {
+            WAKE_AT.set(None);
+            continue; // woken meanwhile (perhaps while a nested call was parked): poll again
         }
         match WAKE_AT.take() {
             Some(at) => thread::park_timeout(at.saturating_duration_since(Instant::now())),
@@ -140,6 +153,31 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     };
     WAKE_AT.set(outer);
     output
+}
+
+/// How often a waiting accept looks for a connection (it is raced with the listener's stop
+/// signal, so it must not block).
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// An accept for [`block_on`] on a non-blocking listener: a connection, or a look again soon.
+struct Accept<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Future for Accept<'_> {
+    type Output = io::Result<TcpStream>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        match self.listener.accept() {
+            Ok((conn, _)) => Poll::Ready(conn.set_nonblocking(false).map(|()| conn)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let at = Instant::now() + ACCEPT_POLL;
+                WAKE_AT.set(Some(WAKE_AT.get().map_or(at, |w| w.min(at))));
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
 }
 
 /// A sleep for [`block_on`]: it asks the thread to wake at its deadline.

@@ -5,17 +5,18 @@
 //! callback out. Other paths get 404 and do not end the wait. Which request is the callback is
 //! decided by [`listen::judge`]; whether it carries the login's `state`, by core.
 //!
-//! [`Listener::close`] stops it and frees the port; dropping it stops it soon after.
+//! [`Listener::close`] stops it and frees the port; dropping it stops it soon after. Stopping
+//! is a signal the accept loop races with its accept, so it needs no connection of its own (a
+//! process out of file descriptors still stops it).
 //!
 //! [`MAX_CONNECTIONS`]: crate::listen::MAX_CONNECTIONS
 
 use super::{timeout, Runtime};
 use crate::listen::{self, Event, Head, Heads, HEAD_TIMEOUT};
-use async_channel::Sender;
+use async_channel::{Receiver, Sender};
 use mcp_oauth_core::RedirectPlan;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -27,8 +28,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Listener<R: Runtime> {
     rt: R,
     redirect_uri: Url,
-    local: SocketAddr,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the accept loop.
+    stop: Option<Sender<()>>,
     task: Option<R::Task>,
 }
 
@@ -44,10 +45,10 @@ impl<R: Runtime> Listener<R> {
         };
         let local = rt.local_addr(&listener)?;
         let redirect_uri = plan.redirect_uri(local.port());
-        let stop = Arc::new(AtomicBool::new(false));
-        let serve = accept_loop(rt.clone(), listener, stop.clone(), plan.path.clone(), redirect_uri.clone(), events);
+        let (stop, stopped) = async_channel::bounded(1);
+        let serve = accept_loop(rt.clone(), listener, stopped, plan.path.clone(), redirect_uri.clone(), events);
         let task = rt.spawn("mcp-oauth-callback", serve)?;
-        Ok(Listener { rt: rt.clone(), redirect_uri, local, stop, task: Some(task) })
+        Ok(Listener { rt: rt.clone(), redirect_uri, stop: Some(stop), task: Some(task) })
     }
 
     /// The exact redirect URI, with the real port.
@@ -58,44 +59,31 @@ impl<R: Runtime> Listener<R> {
     /// Stops accepting and frees the port before returning (a connection already delivered
     /// still gets its page).
     pub(crate) async fn close(mut self) {
+        self.stop.take();
         if let Some(task) = self.task.take() {
-            self.stop.store(true, Ordering::SeqCst);
-            let local = self.local;
-            self.rt.spawn_blocking(move || wake(local)).await;
             self.rt.join(task).await;
         }
     }
 }
 
-impl<R: Runtime> Drop for Listener<R> {
-    fn drop(&mut self) {
-        // Not closed (the flow's future was dropped): stop it without waiting here.
-        if self.task.take().is_some() {
-            self.stop.store(true, Ordering::SeqCst);
-            let (rt, local) = (self.rt.clone(), self.local);
-            let _ = self.rt.spawn("mcp-oauth-callback-stop", async move { rt.spawn_blocking(move || wake(local)).await });
-        }
-    }
-}
+// Dropping a listener that was not closed (the flow's future was dropped) drops `stop`: the
+// accept loop ends by itself, and frees the port, without anyone waiting for it here.
 
-/// Wakes an accept blocked on `local` with a connection of our own, so it sees the stop flag.
-fn wake(local: SocketAddr) {
-    let _ = std::net::TcpStream::connect_timeout(&local, Duration::from_secs(1));
-}
-
-async fn accept_loop<R: Runtime>(rt: R, listener: R::Listener, stop: Arc<AtomicBool>, path: String, base: Url, events: Sender<Event>) {
+async fn accept_loop<R: Runtime>(rt: R, listener: R::Listener, stopped: Receiver<()>, path: String, base: Url, events: Sender<Event>) {
     let heads: Arc<Heads<Box<dyn Fn() + Send + Sync>>> = Arc::default();
-    while !stop.load(Ordering::SeqCst) {
-        let conn = match rt.accept(&listener).await {
-            Ok(conn) => conn,
-            Err(_) => {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(rt.accept(&listener).await) }, async {
+            let _ = stopped.recv().await;
+            None
+        });
+        let conn = match accepted.await {
+            None => break,
+            Some(Ok(conn)) => conn,
+            Some(Err(_)) => {
                 rt.sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
         let Ok(closer) = rt.closer(&conn) else { continue };
         let id = heads.admit(closer, |close| close());
         let (h, ev, p, b, r) = (heads.clone(), events.clone(), path.clone(), base.clone(), rt.clone());

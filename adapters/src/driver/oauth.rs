@@ -50,6 +50,11 @@ impl<R: Runtime> std::fmt::Debug for Client<R> {
     }
 }
 
+/// The store's lock, shared with the blocking work done under it: a save that is under way
+/// when the caller drops the flow's future (a timeout) keeps the lock until it is done, so no
+/// other instance reads the store half-written or acts on a refresh token it is replacing.
+type Held = Arc<std::sync::Mutex<StoreLock>>;
+
 /// The I/O of one flow.
 struct FlowIo<R: Runtime> {
     events: (Sender<Event>, Receiver<Event>),
@@ -147,17 +152,17 @@ impl<R: Runtime> Client<R> {
         // One reading of the clock: the machine must not judge at a later time than this check.
         let now = self.inner.clock.now();
         if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
-            return self.run(auth, Input::TokenWanted { now }).await;
+            return self.run(auth, None, Input::TokenWanted { now }).await;
         }
         // Single flight across clients and processes: wait for the store, then reload.
-        let _lock = self.store_lock().await?;
-        self.write_back(auth).await?;
-        let restored = self.load().await?;
+        let lock = self.store_lock().await?;
+        self.write_back(auth, &lock).await?;
+        let restored = self.load(&lock).await?;
         if steps::store_changed(auth, &restored) {
             steps::abandon(auth, self.inner.clock.now());
             auth.restore(restored)?;
         }
-        self.run(auth, Input::TokenWanted { now: self.inner.clock.now() }).await
+        self.run(auth, Some(&lock), Input::TokenWanted { now: self.inner.clock.now() }).await
     }
 
     /// The answer to a challenge, and whether it is a token another instance stored meanwhile.
@@ -168,9 +173,9 @@ impl<R: Runtime> Client<R> {
         rejected: Option<&Authorization>,
     ) -> Result<(Authorization, bool), Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
-        let _lock = self.store_lock().await?;
-        self.write_back(auth).await?;
-        let stored = self.load().await?;
+        let lock = self.store_lock().await?;
+        self.write_back(auth, &lock).await?;
+        let stored = self.load(&lock).await?;
         let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
         let replaced = steps::replaced_since(&self.inner.config, rejected, &stored);
@@ -182,46 +187,66 @@ impl<R: Runtime> Client<R> {
         }
         if replaced {
             // The rejected token was already replaced by a fresh one: use that.
-            return self.run(auth, Input::TokenWanted { now }).await.map(|a| (a, true));
+            return self.run(auth, Some(&lock), Input::TokenWanted { now }).await.map(|a| (a, true));
         }
-        self.run(auth, Input::Challenged { now, status, www_authenticate, dpop_nonce }).await.map(|a| (a, false))
+        let challenged = Input::Challenged { now, status, www_authenticate, dpop_nonce };
+        self.run(auth, Some(&lock), challenged).await.map(|a| (a, false))
     }
 
-    async fn store_lock(&self) -> Result<StoreLock, StoreError> {
+    async fn store_lock(&self) -> Result<Held, StoreError> {
         let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        self.inner.rt.spawn_blocking(move || store.lock(&key)).await
+        let lock = self.inner.rt.spawn_blocking(move || store.lock(&key)).await?;
+        Ok(Arc::new(std::sync::Mutex::new(lock)))
     }
 
-    async fn load(&self) -> Result<Restored, StoreError> {
-        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        self.inner.rt.spawn_blocking(move || store.load(&key)).await
+    async fn load(&self, lock: &Held) -> Result<Restored, StoreError> {
+        let (store, key, held) = (self.inner.store.clone(), self.inner.key.clone(), lock.clone());
+        self.inner
+            .rt
+            .spawn_blocking(move || {
+                let _held = held;
+                store.load(&key)
+            })
+            .await
     }
 
-    async fn persist(&self, p: Persist) -> Result<(), StoreError> {
-        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        let result = self.inner.rt.spawn_blocking(move || store.persist(&key, &p)).await;
-        if result.is_err() {
-            self.inner.unsaved.store(true, Ordering::SeqCst);
-        }
-        result
+    /// Saves `p`; under `lock` (kept until the save is done, even if this future is dropped)
+    /// when the flow holds the store's lock.
+    async fn persist(&self, p: Persist, lock: Option<&Held>) -> Result<(), StoreError> {
+        let (inner, held) = (self.inner.clone(), lock.cloned());
+        // All of it on the pool, so a dropped future still finishes it: the save, its failure
+        // noted for the next call's write-back, and only then the lock released.
+        let saved = move || {
+            let _held = held;
+            let result = inner.store.persist(&inner.key, &p);
+            if result.is_err() {
+                inner.unsaved.store(true, Ordering::SeqCst);
+            }
+            result
+        };
+        self.inner.rt.spawn_blocking(saved).await
     }
 
     /// After a failed save, saves what the machine holds before anything reads the store (which
     /// may hold a refresh token that was rotated away). Callers hold the machine and the store lock.
-    async fn write_back(&self, auth: &Authorizer) -> Result<(), StoreError> {
+    async fn write_back(&self, auth: &Authorizer, lock: &Held) -> Result<(), StoreError> {
         if self.inner.unsaved.load(Ordering::SeqCst) {
-            let (store, key, all) = (self.inner.store.clone(), self.inner.key.clone(), steps::unsaved(auth));
-            self.inner.rt.spawn_blocking(move || all.iter().try_for_each(|p| store.persist(&key, p))).await?;
+            let (store, key, all, held) = (self.inner.store.clone(), self.inner.key.clone(), steps::unsaved(auth), lock.clone());
+            let saved = move || {
+                let _held = held;
+                all.iter().try_for_each(|p| store.persist(&key, p))
+            };
+            self.inner.rt.spawn_blocking(saved).await?;
             self.inner.unsaved.store(false, Ordering::SeqCst);
         }
         Ok(())
     }
 
-    async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, first: Input) -> Result<Authorization, Error> {
+    async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, lock: Option<&Held>, first: Input) -> Result<Authorization, Error> {
         // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
         steps::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: async_channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
-        let result = self.drive(auth, &mut io, first).await;
+        let result = self.drive(auth, &mut io, lock, first).await;
         steps::finished(&self.inner.key, &result);
         io.close().await;
         if result.is_err() {
@@ -230,7 +255,7 @@ impl<R: Runtime> Client<R> {
         result
     }
 
-    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, first: Input) -> Result<Authorization, Error> {
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, lock: Option<&Held>, first: Input) -> Result<Authorization, Error> {
         let Inner { rt, clock, interaction, .. } = &*self.inner;
         let mut steps = Steps::start(&self.inner.key, auth, first)?;
         loop {
@@ -283,7 +308,7 @@ impl<R: Runtime> Client<R> {
                     }
                     io.prompt.stop();
                 }
-                Step::Persist(p) => self.persist(p).await?,
+                Step::Persist(p) => self.persist(p, lock).await?,
                 Step::Wait(until) => {
                     // From the machine's time: a clock stepped back does not stretch the wait.
                     let wait = Duration::from_millis(until.as_millis().saturating_sub(now.max(auth.now()).as_millis()));
