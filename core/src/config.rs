@@ -367,7 +367,24 @@ pub struct OAuthConfig {
 ///
 /// Build it with [`Config::new`] and set fields, or from plain data with
 /// [`Config::from_oauth`] (an MCP client's server configuration does this for its `oauth`).
+///
+/// Non-exhaustive: start from [`Config::new`] (the defaults) and set fields or chain the
+/// `with_*` builder methods, so a new option is never a breaking change:
+///
+/// ```
+/// use mcp_oauth_core::{Config, Flow};
+/// use mcp_oauth_core::secret::ClientSecret;
+///
+/// let config = Config::new("https://mcp.example.com/mcp".parse()?)
+///     .with_flow(Flow::ClientCredentials)
+///     .with_client_id("svc")
+///     .with_client_secret(ClientSecret::new("from-the-vault"))
+///     .with_scopes(["mcp:read"]);
+/// config.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The MCP server URL (the protected resource).
     pub server_url: Url,
