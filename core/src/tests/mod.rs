@@ -105,6 +105,74 @@ pub(crate) fn config(o: &Options) -> Config {
     Config::new(Url::parse(&o.mcp_url()).unwrap())
 }
 
+/// The setup of a scenario, as a builder (ureq-proto's habit): the server's options, the
+/// client's configuration, what the store restores and how the simulated adapter behaves;
+/// [`start`](Self::start) makes the [`Harness`]. Without edits: the default server
+/// ([`options`]), the default configuration for it ([`config`]), an empty store, a browser that
+/// follows the authorization URL and a loopback port that can be bound.
+///
+/// ```ignore
+/// let mut h = Scenario::new().server(|o| o.dpop = true).config(|c| c.step_up = false).start();
+/// ```
+pub(crate) struct Scenario {
+    options: Options,
+    /// A server that already ran (see [`on`](Scenario::on)).
+    server: Option<TestServer>,
+    config: Vec<ConfigEdit>,
+    restored: Restored,
+}
+
+/// An edit of the configuration a [`Scenario`] applies at `start`.
+type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
+
+impl Scenario {
+    pub(crate) fn new() -> Self {
+        Scenario { options: options(), server: None, config: Vec::new(), restored: Restored::default() }
+    }
+
+    /// Runs against this server as it is (its options, registrations and grants): the next run
+    /// of a client, or another client of the same server.
+    pub(crate) fn on(mut self, server: TestServer) -> Self {
+        self.options = server.options.clone();
+        self.server = Some(server);
+        self
+    }
+
+    /// Edits the server's options (those of the server given to [`on`](Self::on), if any).
+    pub(crate) fn server(mut self, edit: impl FnOnce(&mut Options)) -> Self {
+        edit(&mut self.options);
+        self
+    }
+
+    /// Edits the client's configuration. Edits apply in order, at [`start`](Self::start), to
+    /// [`config`] of the final options.
+    pub(crate) fn config(mut self, edit: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.config.push(Box::new(edit));
+        self
+    }
+
+    /// What the adapter's store gives the authorizer.
+    pub(crate) fn restored(mut self, restored: Restored) -> Self {
+        self.restored = restored;
+        self
+    }
+
+    /// The harness: the server (a new one with these options unless [`on`](Self::on) gave one),
+    /// an authorizer with this configuration and store.
+    pub(crate) fn start(self) -> Harness {
+        let mut c = config(&self.options);
+        for edit in self.config {
+            edit(&mut c);
+        }
+        let mut h = Harness::with(self.options.clone(), c, self.restored);
+        if let Some(mut server) = self.server {
+            server.options = self.options;
+            h.server = server;
+        }
+        h
+    }
+}
+
 impl Harness {
     pub(crate) fn new(options: Options) -> Self {
         let c = config(&options);
