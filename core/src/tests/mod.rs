@@ -120,6 +120,8 @@ pub(crate) struct Scenario {
     server: Option<TestServer>,
     config: Vec<ConfigEdit>,
     restored: Restored,
+    browser: Browser,
+    can_bind: bool,
 }
 
 /// An edit of the configuration a [`Scenario`] applies at `start`.
@@ -127,7 +129,14 @@ type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
 
 impl Scenario {
     pub(crate) fn new() -> Self {
-        Scenario { options: options(), server: None, config: Vec::new(), restored: Restored::default() }
+        Scenario {
+            options: options(),
+            server: None,
+            config: Vec::new(),
+            restored: Restored::default(),
+            browser: Browser::Follow,
+            can_bind: true,
+        }
     }
 
     /// Runs against this server as it is (its options, registrations and grants): the next run
@@ -157,6 +166,18 @@ impl Scenario {
         self
     }
 
+    /// What the simulated browser does with the authorization URL.
+    pub(crate) fn browser(mut self, browser: Browser) -> Self {
+        self.browser = browser;
+        self
+    }
+
+    /// The adapter cannot bind the loopback port (it is in use).
+    pub(crate) fn cannot_bind(mut self) -> Self {
+        self.can_bind = false;
+        self
+    }
+
     /// The harness: the server (a new one with these options unless [`on`](Self::on) gave one),
     /// an authorizer with this configuration and store.
     pub(crate) fn start(self) -> Harness {
@@ -169,6 +190,8 @@ impl Scenario {
             server.options = self.options;
             h.server = server;
         }
+        h.browser = self.browser;
+        h.can_bind = self.can_bind;
         h
     }
 }

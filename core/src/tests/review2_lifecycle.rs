@@ -157,8 +157,7 @@ fn review2_refreshed_tokens_for_an_old_audience_do_not_fail_every_request_for_ev
 /// can be kept apart from the one on file until a login with it succeeds).
 #[test]
 fn review2_unfinished_logins_do_not_register_a_client_each() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent;
+    let mut h = Scenario::new().browser(Browser::Silent).start();
     for _ in 0..3 {
         assert!(h.token_wanted().is_err());
     }
