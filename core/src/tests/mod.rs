@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::http::{HttpResponse, OutgoingRequest, TransportFailure};
 use crate::time::Timestamp;
 use crate::token::Authorization;
-use mcp_oauth_tests::{Options, TestServer};
+use mcp_oauth_tests::{Options, PreClient, TestServer};
 use std::time::Duration;
 use url::Url;
 
@@ -103,6 +103,35 @@ pub(crate) fn options() -> Options {
 
 pub(crate) fn config(o: &Options) -> Config {
     Config::new(Url::parse(&o.mcp_url()).unwrap())
+}
+
+/// The service `svc`, registered in advance with the secret `svc-secret`.
+pub(crate) fn svc_client() -> PreClient {
+    PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }
+}
+
+/// Configures the client as the service `svc` with its secret.
+pub(crate) fn svc_secret(c: &mut Config) {
+    c.client_id = Some("svc".into());
+    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
+}
+
+/// A client registered in advance with the public key of [`crate::jwt::TEST_KEY`]
+/// (`private_key_jwt`).
+pub(crate) fn key_client(id: &str) -> PreClient {
+    use p256::pkcs8::DecodePrivateKey;
+    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
+    PreClient { id: id.into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }
+}
+
+/// A server for machines: the client credentials grant only, no registration, [`svc_client`]
+/// registered in advance (the client is configured with [`svc_secret`], or otherwise).
+pub(crate) fn service() -> Scenario {
+    Scenario::new().server(|o| {
+        o.grant_types = vec!["client_credentials".into()];
+        o.dcr = false;
+        o.clients = vec![svc_client()];
+    })
 }
 
 /// The setup of a scenario, as a builder (ureq-proto's habit): the server's options, the

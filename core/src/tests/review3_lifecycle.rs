@@ -136,14 +136,7 @@ fn review3_a_declined_step_up_after_one_429_does_not_log_the_person_out() {
 /// `max_authorization_attempts` says; with 1, none).
 #[test]
 fn review3_a_rediscovered_machine_grant_counts_once() {
-    let mut o = options();
-    o.grant_types = vec!["client_credentials".into()];
-    o.dcr = false;
-    o.clients = vec![mcp_oauth_tests::PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
-    let mut c = config(&o);
-    c.client_id = Some("svc".into());
-    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = service().config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     h.advance(Duration::from_secs(7200)); // the token expired; no refresh token (RFC 6749 §4.4.3)
     let once = Rc::new(Cell::new(true));
