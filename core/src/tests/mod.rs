@@ -214,31 +214,20 @@ impl Scenario {
         for edit in self.config {
             edit(&mut c);
         }
-        let mut h = Harness::with(self.options.clone(), c, self.restored);
-        if let Some(mut server) = self.server {
-            server.options = self.options;
-            h.server = server;
-        }
-        h.browser = self.browser;
-        h.can_bind = self.can_bind;
-        h
-    }
-}
-
-impl Harness {
-    pub(crate) fn new(options: Options) -> Self {
-        let c = config(&options);
-        Self::with(options, c, Restored::default())
-    }
-
-    pub(crate) fn with(options: Options, config: Config, restored: Restored) -> Self {
+        let server = match self.server {
+            Some(mut server) => {
+                server.options = self.options;
+                server
+            }
+            None => TestServer::new(self.options),
+        };
         let now = Timestamp::from_secs(1_700_000_000);
         Harness {
-            auth: Authorizer::new(config, restored, now).expect("config"),
-            server: TestServer::new(options),
+            auth: Authorizer::new(c, self.restored, now).expect("config"),
+            server,
             now,
-            browser: Browser::Follow,
-            can_bind: true,
+            browser: self.browser,
+            can_bind: self.can_bind,
             persisted: Vec::new(),
             sent: Vec::new(),
             trace: Vec::new(),
@@ -252,7 +241,9 @@ impl Harness {
             mcp_requests: 0,
         }
     }
+}
 
+impl Harness {
     pub(crate) fn advance(&mut self, d: Duration) {
         self.now = self.now.saturating_add(d);
     }
