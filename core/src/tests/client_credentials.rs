@@ -108,9 +108,10 @@ fn item17_stored_tokens_of_another_client_are_not_used() {
     assert_eq!(user.lazy_call("tools/list").unwrap().status(), 200);
     let user_tokens = user.auth.token_set().cloned().unwrap();
     // A service on the same server and (wrongly) the same store entry.
-    let mut svc = config(&user.server.options);
+    let o = user.server.options.clone();
+    let mut svc = config(&o);
     svc_secret(&mut svc);
-    assert_ne!(svc.store_key(), config(&user.server.options).store_key(), "a service and a user keep their tokens apart");
+    assert_ne!(svc.store_key(), config(&o).store_key(), "a service and a user keep their tokens apart");
     let mut h = Scenario::new()
         .on(user.server)
         .config(svc_secret)
