@@ -3,33 +3,23 @@
 use super::*;
 use crate::config::Flow;
 use crate::secret::{ClientSecret, PrivateKeyPem};
-use mcp_oauth_tests::PreClient;
 
-fn cc_options(methods: &[&str], client: PreClient) -> Options {
-    let mut o = options();
-    o.grant_types = vec!["client_credentials".into()];
-    o.auth_methods = methods.iter().map(|m| m.to_string()).collect();
-    o.dcr = false;
-    o.clients = vec![client];
-    o
+/// A [`service`] whose token endpoint takes these authentication methods.
+fn cc(methods: &[&str]) -> Scenario {
+    service().server(|o| o.auth_methods = methods.iter().map(|m| m.to_string()).collect())
 }
 
-fn secret_client() -> PreClient {
-    PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }
-}
-
-fn secret_config(o: &Options) -> Config {
-    let mut c = config(o);
-    c.client_id = Some("svc".into());
-    c.client_secret = Some(ClientSecret::new("svc-secret"));
-    c
+/// The client `id` with the private key of [`key_client`].
+fn with_key(id: &'static str) -> impl FnOnce(&mut Config) {
+    move |c| {
+        c.client_id = Some(id.into());
+        c.private_key = Some(PrivateKeyPem::new(crate::jwt::TEST_KEY));
+    }
 }
 
 #[test]
 fn basic_is_preferred_and_auto_selects_the_flow() {
-    let o = cc_options(&["client_secret_basic", "client_secret_post"], secret_client());
-    let c = secret_config(&o);
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = cc(&["client_secret_basic", "client_secret_post"]).config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert!(h.server.authorization_requests().is_empty(), "no browser for machine-to-machine");
     let tok = h.sent.iter().find(|r| r.request.uri().path() == "/token").unwrap();
@@ -43,9 +33,7 @@ fn basic_is_preferred_and_auto_selects_the_flow() {
 
 #[test]
 fn post_when_it_is_the_only_method() {
-    let o = cc_options(&["client_secret_post"], secret_client());
-    let c = secret_config(&o);
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = cc(&["client_secret_post"]).config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let form = h.last_form("/token");
     assert_eq!(param(&form, "client_secret"), Some("svc-secret"));
@@ -54,14 +42,7 @@ fn post_when_it_is_the_only_method() {
 
 #[test]
 fn private_key_jwt_with_issuer_audience() {
-    use p256::pkcs8::DecodePrivateKey;
-    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
-    let public = sk.public_key().to_sec1_bytes().to_vec();
-    let o = cc_options(&["private_key_jwt"], PreClient { id: "svc".into(), secret: None, jwt_key: Some(public) });
-    let mut c = config(&o);
-    c.client_id = Some("svc".into());
-    c.private_key = Some(PrivateKeyPem::new(crate::jwt::TEST_KEY));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = cc(&["private_key_jwt"]).server(|o| o.clients = vec![key_client("svc")]).config(with_key("svc")).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let form = h.last_form("/token");
     assert_eq!(param(&form, "client_assertion_type"), Some(crate::jwt::ASSERTION_TYPE));
@@ -74,10 +55,7 @@ fn private_key_jwt_with_issuer_audience() {
 
 #[test]
 fn wrong_secret_is_a_token_error() {
-    let o = cc_options(&["client_secret_basic"], secret_client());
-    let mut c = secret_config(&o);
-    c.client_secret = Some(ClientSecret::new("wrong"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = cc(&["client_secret_basic"]).config(svc_secret).config(|c| c.client_secret = Some(ClientSecret::new("wrong"))).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidClient), "{e}");
     assert!(!e.to_string().contains("wrong"));
@@ -87,22 +65,19 @@ fn wrong_secret_is_a_token_error() {
 /// server offers the grant, also when it offers the code flow too; `flow` overrides.
 #[test]
 fn item18_auto_with_a_secret_is_machine_to_machine() {
-    let mut o = cc_options(&["client_secret_basic"], secret_client());
-    o.grant_types = vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()];
-    let mut h = Harness::with(o.clone(), secret_config(&o), Restored::default());
+    let all_grants =
+        |o: &mut Options| o.grant_types = vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()];
+    let basic = || cc(&["client_secret_basic"]).config(svc_secret);
+    let mut h = basic().server(all_grants).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert!(h.server.authorization_requests().is_empty(), "no browser login for a service");
     assert_eq!(param(&h.last_form("/token"), "grant_type"), Some("client_credentials"));
     // A confidential interactive client says so.
-    let mut c = secret_config(&o);
-    c.flow = Flow::AuthorizationCode;
-    let mut h = Harness::with(o.clone(), c, Restored::default());
+    let mut h = basic().server(all_grants).config(|c| c.flow = Flow::AuthorizationCode).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.server.authorization_requests().len(), 1);
     // A server without the grant: the code flow, and the error a service gets names `flow`.
-    let mut o2 = o;
-    o2.grant_types = vec!["authorization_code".into()];
-    let mut h = Harness::with(o2.clone(), secret_config(&o2), Restored::default());
+    let mut h = basic().server(|o| o.grant_types = vec!["authorization_code".into()]).start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let e = loop {
@@ -128,24 +103,30 @@ fn item18_auto_with_a_secret_is_machine_to_machine() {
 fn item17_stored_tokens_of_another_client_are_not_used() {
     // An interactive user logs in (a dynamic client) on a server that also offers client
     // credentials.
-    let mut o = options();
-    o.clients = vec![secret_client()];
-    let mut user = Harness::new(o.clone());
+    let with_svc = |o: &mut Options| o.clients = vec![svc_client()];
+    let mut user = Scenario::new().server(with_svc).start();
     assert_eq!(user.lazy_call("tools/list").unwrap().status(), 200);
     let user_tokens = user.auth.token_set().cloned().unwrap();
     // A service on the same server and (wrongly) the same store entry.
-    let svc = secret_config(&o);
+    let o = user.server.options.clone();
+    let mut svc = config(&o);
+    svc_secret(&mut svc);
     assert_ne!(svc.store_key(), config(&o).store_key(), "a service and a user keep their tokens apart");
-    let mut h = Harness::with(o.clone(), svc, Restored { clients: vec![], tokens: Some(user_tokens.clone()) });
-    h.server = user.server;
+    let mut h = Scenario::new()
+        .on(user.server)
+        .config(svc_secret)
+        .restored(Restored { clients: vec![], tokens: Some(user_tokens.clone()) })
+        .start();
     let a = h.token_wanted().unwrap();
     assert_ne!(a.access_token().secret(), user_tokens.access_token.secret(), "the service acted as the user");
     assert_eq!(param(&h.last_form("/token"), "grant_type"), Some("client_credentials"));
     // A wrong secret does not succeed on someone else's tokens either.
-    let mut bad = secret_config(&o);
-    bad.client_secret = Some(ClientSecret::new("wrong"));
-    let mut h = Harness::with(o, bad, Restored { clients: vec![], tokens: Some(user_tokens) });
-    h.server = TestServer::new(h.server.options.clone());
+    let mut h = Scenario::new() // a new server: it knows no tokens
+        .server(with_svc)
+        .config(svc_secret)
+        .config(|c| c.client_secret = Some(ClientSecret::new("wrong")))
+        .restored(Restored { clients: vec![], tokens: Some(user_tokens) })
+        .start();
     assert!(h.lazy_call("tools/list").is_err());
 }
 
@@ -155,16 +136,14 @@ fn item17_stored_tokens_of_another_client_are_not_used() {
 /// without entropy, so every such login failed at the token endpoint's door.
 #[test]
 fn private_key_jwt_on_the_code_flow() {
-    use p256::pkcs8::DecodePrivateKey;
-    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
-    let public = sk.public_key().to_sec1_bytes().to_vec();
-    let mut o = cc_options(&["private_key_jwt"], PreClient { id: "app".into(), secret: None, jwt_key: Some(public) });
-    o.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
-    let mut c = config(&o);
-    c.flow = Flow::AuthorizationCode;
-    c.client_id = Some("app".into());
-    c.private_key = Some(PrivateKeyPem::new(crate::jwt::TEST_KEY));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = cc(&["private_key_jwt"])
+        .server(|o| {
+            o.clients = vec![key_client("app")];
+            o.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+        })
+        .config(|c| c.flow = Flow::AuthorizationCode)
+        .config(with_key("app"))
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.server.authorization_requests().len(), 1, "a person logged in");
     let form = h.last_form("/token");

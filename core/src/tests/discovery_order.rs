@@ -3,9 +3,15 @@
 use super::*;
 use mcp_oauth_tests::{AsMetadataLocation, PrmLocation};
 
+/// A protected resource listing a dead authorization server (`/gone`) before the real one.
+fn gone_then_real(o: &mut Options) {
+    o.issuer_path = "/real".into();
+    o.prm_extra_servers = vec![format!("{ORIGIN}/gone")];
+}
+
 #[test]
 fn header_url_is_used_first_and_root_prm_never_fetched() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let resp = h.lazy_call("tools/list").unwrap();
     assert_eq!(resp.status(), 200);
     let t = h.targets();
@@ -17,11 +23,13 @@ fn header_url_is_used_first_and_root_prm_never_fetched() {
 
 #[test]
 fn without_header_path_aware_then_root() {
-    let mut o = options();
-    o.prm_in_header = false;
-    o.prm = PrmLocation::Root;
-    o.prm_resource = Some(ORIGIN.into()); // a root PRM names the origin (conformance metadata-var2)
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.prm_in_header = false;
+            o.prm = PrmLocation::Root;
+            o.prm_resource = Some(ORIGIN.into()); // a root PRM names the origin (conformance metadata-var2)
+        })
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(&t[..2], ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]);
@@ -32,9 +40,7 @@ fn without_header_path_aware_then_root() {
 
 #[test]
 fn custom_header_url_only() {
-    let mut o = options();
-    o.prm = PrmLocation::Custom("/custom/metadata/location.json".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.prm = PrmLocation::Custom("/custom/metadata/location.json".into())).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.targets()[0], "/custom/metadata/location.json");
     assert!(!h.targets().iter().any(|t| t.starts_with("/.well-known/oauth-protected-resource")));
@@ -42,7 +48,7 @@ fn custom_header_url_only() {
 
 #[test]
 fn invalid_header_url_falls_back_to_well_known() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let www = vec![http::HeaderValue::from_static(r#"Bearer resource_metadata="not a url""#)];
     let now = h.now;
     h.drive(Input::Challenged { now, status: 401, www_authenticate: www, dpop_nonce: None }).unwrap();
@@ -51,9 +57,7 @@ fn invalid_header_url_falls_back_to_well_known() {
 
 #[test]
 fn path_issuer_uses_path_insertion_and_never_the_root() {
-    let mut o = options();
-    o.issuer_path = "/tenant1".into();
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.issuer_path = "/tenant1".into()).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(t[1], "/.well-known/oauth-authorization-server/tenant1");
@@ -62,10 +66,12 @@ fn path_issuer_uses_path_insertion_and_never_the_root() {
 
 #[test]
 fn path_issuer_oidc_appended_is_the_third_candidate() {
-    let mut o = options();
-    o.issuer_path = "/tenant1".into();
-    o.as_metadata = AsMetadataLocation::OidcAppended;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.issuer_path = "/tenant1".into();
+            o.as_metadata = AsMetadataLocation::OidcAppended;
+        })
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(
@@ -80,19 +86,14 @@ fn path_issuer_oidc_appended_is_the_third_candidate() {
 
 #[test]
 fn root_issuer_oidc_is_the_second_candidate() {
-    let mut o = options();
-    o.as_metadata = AsMetadataLocation::OidcInserted;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.as_metadata = AsMetadataLocation::OidcInserted).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(&h.targets()[1..3], ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]);
 }
 
 #[test]
 fn several_authorization_servers_are_tried_in_turn() {
-    let mut o = options();
-    o.issuer_path = "/real".into();
-    o.prm_extra_servers = vec![format!("{ORIGIN}/gone")];
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(gone_then_real).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(
@@ -109,15 +110,16 @@ fn several_authorization_servers_are_tried_in_turn() {
 
 #[test]
 fn manual_endpoints_skip_discovery() {
-    let o = options();
-    let mut c = config(&o);
-    c.endpoints = Some(crate::config::ManualEndpoints {
-        issuer: Some(o.issuer()),
-        authorization_endpoint: Some(format!("{ORIGIN}/authorize")),
-        token_endpoint: format!("{ORIGIN}/token"),
-        registration_endpoint: Some(format!("{ORIGIN}/register")),
-    });
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .config(|c| {
+            c.endpoints = Some(crate::config::ManualEndpoints {
+                issuer: Some(options().issuer()),
+                authorization_endpoint: Some(format!("{ORIGIN}/authorize")),
+                token_endpoint: format!("{ORIGIN}/token"),
+                registration_endpoint: Some(format!("{ORIGIN}/register")),
+            })
+        })
+        .start();
     h.token_wanted().unwrap();
     let t = h.targets();
     assert!(!t.iter().any(|x| x.contains(".well-known")), "{t:?}");
@@ -126,7 +128,7 @@ fn manual_endpoints_skip_discovery() {
 
 #[test]
 fn discovery_requests_carry_protocol_version_and_no_token() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     for r in h.sent.iter().filter(|r| r.request.method() == http::Method::GET) {
         assert_eq!(r.request.headers()["mcp-protocol-version"], "2025-11-25");
@@ -140,26 +142,26 @@ fn discovery_requests_carry_protocol_version_and_no_token() {
 fn spec24_preferred_issuers_are_tried_first() {
     let listed =
         |h: &Harness| h.targets().iter().filter(|t| t.starts_with("/.well-known/oauth-authorization-server")).cloned().collect::<Vec<_>>();
-    let mut o = options();
-    o.issuer_path = "/real".into();
-    o.prm_extra_servers = vec![format!("{ORIGIN}/gone")];
     // Listed order.
-    let mut h = Harness::new(o.clone());
+    let mut h = Scenario::new().server(gone_then_real).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(listed(&h)[0], "/.well-known/oauth-authorization-server/gone");
     // Configured credentials' issuer first.
-    let mut c = config(&o);
-    c.client_id = Some("pre-1".into());
-    c.authorization_server = Some(format!("{ORIGIN}/real"));
-    let mut o2 = o.clone();
-    o2.clients = vec![mcp_oauth_tests::PreClient { id: "pre-1".into(), secret: None, jwt_key: None }];
-    let mut h2 = Harness::with(o2, c, Restored::default());
+    let mut h2 = Scenario::new()
+        .server(|o| {
+            gone_then_real(o);
+            o.clients = vec![mcp_oauth_tests::PreClient { id: "pre-1".into(), secret: None, jwt_key: None }];
+        })
+        .config(|c| {
+            c.client_id = Some("pre-1".into());
+            c.authorization_server = Some(format!("{ORIGIN}/real"));
+        })
+        .start();
     h2.lazy_call("tools/list").unwrap();
     assert_eq!(listed(&h2), ["/.well-known/oauth-authorization-server/real"]);
     // The issuer of a stored registration next.
     let clients: Vec<_> = h.persisted.iter().filter_map(|p| if let Persist::Client(c) = p { Some(c.clone()) } else { None }).collect();
-    let mut h3 = Harness::with(o.clone(), config(&o), Restored { clients, tokens: None });
-    h3.server = h.server;
+    let mut h3 = Scenario::new().on(h.server).restored(Restored { clients, tokens: None }).start();
     h3.lazy_call("tools/list").unwrap();
     assert_eq!(listed(&h3), ["/.well-known/oauth-authorization-server/real"]);
 }

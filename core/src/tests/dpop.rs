@@ -4,10 +4,9 @@
 use super::*;
 use crate::http::OutgoingRequest;
 
-fn dpop_options() -> Options {
-    let mut o = options();
-    o.dpop = true;
-    o
+/// A server that binds tokens with DPoP.
+fn dpop() -> Scenario {
+    Scenario::new().server(|o| o.dpop = true)
 }
 
 fn token_proofs(h: &Harness) -> usize {
@@ -16,7 +15,7 @@ fn token_proofs(h: &Harness) -> usize {
 
 #[test]
 fn tokens_are_bound_and_every_request_carries_a_proof() {
-    let mut h = Harness::new(dpop_options());
+    let mut h = dpop().start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.auth.token_set().unwrap().clone();
     assert_eq!(t.token_type, "DPoP");
@@ -33,9 +32,7 @@ fn tokens_are_bound_and_every_request_carries_a_proof() {
 
 #[test]
 fn an_authorization_server_nonce_is_honoured_once() {
-    let mut o = dpop_options();
-    o.dpop_as_nonce = Some("as-nonce-1".into());
-    let mut h = Harness::new(o);
+    let mut h = dpop().server(|o| o.dpop_as_nonce = Some("as-nonce-1".into())).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let exchanges: Vec<u16> = h.server.token_requests().iter().map(|r| r.status).collect();
     assert_eq!(exchanges, [400, 200], "one use_dpop_nonce, one retry with the nonce");
@@ -44,9 +41,7 @@ fn an_authorization_server_nonce_is_honoured_once() {
 
 #[test]
 fn a_resource_server_nonce_is_honoured_without_a_new_login() {
-    let mut o = dpop_options();
-    o.dpop_rs_nonce = Some("rs-nonce-1".into());
-    let mut h = Harness::new(o);
+    let mut h = dpop().server(|o| o.dpop_rs_nonce = Some("rs-nonce-1".into())).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.server.authorization_requests().len(), 1);
     let mcp: Vec<u16> = h.server.log.iter().filter(|r| r.target == "/mcp").map(|r| r.status).collect();
@@ -55,9 +50,7 @@ fn a_resource_server_nonce_is_honoured_without_a_new_login() {
 
 #[test]
 fn refresh_uses_the_same_key() {
-    let mut o = dpop_options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = dpop().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     let key = h.auth.token_set().unwrap().dpop_key.clone().unwrap();
     h.advance(Duration::from_secs(80));
@@ -69,23 +62,18 @@ fn refresh_uses_the_same_key() {
 
 #[test]
 fn a_restored_key_keeps_working() {
-    let mut h = Harness::new(dpop_options());
+    let mut h = dpop().start();
     h.lazy_call("tools/list").unwrap();
     let tokens = h.auth.token_set().cloned();
-    let o = h.server.options.clone();
     let clients = h.persisted.iter().filter_map(|p| if let Persist::Client(c) = p { Some(c.clone()) } else { None }).collect();
-    let mut h2 = Harness::with(o.clone(), config(&o), Restored { clients, tokens });
-    h2.server = h.server;
+    let mut h2 = Scenario::new().on(h.server).restored(Restored { clients, tokens }).start();
     assert_eq!(h2.mcp_call("tools/list", serde_json::json!({})).unwrap().status(), 200);
     assert!(h2.sent.is_empty(), "no OAuth request: the restored bound token and key were used");
 }
 
 #[test]
 fn never_means_bearer() {
-    let o = dpop_options();
-    let mut c = config(&o);
-    c.dpop = crate::config::DpopMode::Never;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = dpop().config(|c| c.dpop = crate::config::DpopMode::Never).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.auth.token_set().unwrap().token_type, "Bearer");
     assert_eq!(token_proofs(&h), 0);
@@ -111,9 +99,7 @@ fn challenge_to(url: &'static str) -> Vec<http::HeaderValue> {
 #[test]
 fn item7_a_nonce_demand_from_another_host_replays_nothing() {
     for refresh_first in [false, true] {
-        let mut o = dpop_options();
-        o.token_lifetime = Some(100);
-        let mut h = Harness::new(o);
+        let mut h = dpop().server(|o| o.token_lifetime = Some(100)).start();
         assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
         if refresh_first {
             h.advance(Duration::from_secs(90));
@@ -149,10 +135,12 @@ fn item7_a_nonce_demand_from_another_host_replays_nothing() {
 /// forgotten when answered.
 #[test]
 fn item7_the_token_endpoint_nonce_is_still_honoured() {
-    let mut o = dpop_options();
-    o.dpop_as_nonce = Some("as-nonce-1".into());
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = dpop()
+        .server(|o| {
+            o.dpop_as_nonce = Some("as-nonce-1".into());
+            o.token_lifetime = Some(100);
+        })
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     h.advance(Duration::from_secs(90));
     assert_eq!(h.mcp_call("tools/list", serde_json::json!({})).unwrap().status(), 200);
@@ -164,7 +152,7 @@ fn item7_the_token_endpoint_nonce_is_still_honoured() {
 /// counts toward the attempt limit; the request ends with a typed error.
 #[test]
 fn item8_endless_resource_nonce_demands_end() {
-    let mut h = Harness::new(dpop_options());
+    let mut h = dpop().start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let mut n = 0u32;
     h.rs_intercept = Some(Box::new(move |_req| {

@@ -4,30 +4,39 @@
 use super::*;
 use crate::config::IdpConfig;
 use crate::secret::{ClientSecret, SubjectToken};
-use mcp_oauth_tests::PreClient;
 
-fn setup(id_token: &str) -> Harness {
-    let mut o = options();
-    o.idp_id_token = Some("the-users-id-token".into());
-    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
-    o.auth_methods = vec!["client_secret_basic".into()];
-    o.dcr = false;
-    o.clients = vec![PreClient { id: "app".into(), secret: Some("app-secret".into()), jwt_key: None }];
-    let mut c = config(&o);
-    c.client_id = Some("app".into());
-    c.client_secret = Some(ClientSecret::new("app-secret"));
-    c.idp = Some(IdpConfig {
-        token_endpoint: Url::parse(&format!("{ORIGIN}/idp/token")).unwrap(),
-        client_id: Some("idp-client".into()),
-        client_secret: None,
-        subject_token: SubjectToken::new(id_token),
-    });
-    Harness::with(o, c, Restored::default())
+/// A server that takes JWT bearer grants and registers no clients.
+fn jwt_bearer() -> Scenario {
+    Scenario::new().server(|o| {
+        o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+        o.dcr = false;
+    })
+}
+
+/// The confidential client `app`, with an IdP (the test server's) that accepts only
+/// `the-users-id-token`; the client presents `id_token`.
+fn enterprise(id_token: &'static str) -> Scenario {
+    jwt_bearer()
+        .server(|o| {
+            o.idp_id_token = Some("the-users-id-token".into());
+            o.auth_methods = vec!["client_secret_basic".into()];
+            o.clients = vec![PreClient { id: "app".into(), secret: Some("app-secret".into()), jwt_key: None }];
+        })
+        .config(move |c| {
+            c.client_id = Some("app".into());
+            c.client_secret = Some(ClientSecret::new("app-secret"));
+            c.idp = Some(IdpConfig {
+                token_endpoint: Url::parse(&format!("{ORIGIN}/idp/token")).unwrap(),
+                client_id: Some("idp-client".into()),
+                client_secret: None,
+                subject_token: SubjectToken::new(id_token),
+            });
+        })
 }
 
 #[test]
 fn exchange_then_jwt_bearer() {
-    let mut h = setup("the-users-id-token");
+    let mut h = enterprise("the-users-id-token").start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert!(h.server.authorization_requests().is_empty(), "no browser");
     let x = h.last_form("/idp/token");
@@ -48,7 +57,7 @@ fn exchange_then_jwt_bearer() {
 
 #[test]
 fn a_refused_id_token_is_a_typed_error() {
-    let mut h = setup("someone-elses-token");
+    let mut h = enterprise("someone-elses-token").start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidGrant), "{e}");
     assert!(!h.targets().iter().any(|t| t == "/token"), "nothing presented to the authorization server");
@@ -58,14 +67,13 @@ fn a_refused_id_token_is_a_typed_error() {
 /// refusal is surfaced once, never retried or answered with another grant.
 #[test]
 fn workload_identity_presents_the_platform_jwt_once() {
-    let mut o = options();
-    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
-    o.dcr = false;
-    o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: None }];
-    let mut c = config(&o);
-    c.client_id = Some("workload".into());
-    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = jwt_bearer()
+        .server(|o| o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: None }])
+        .config(|c| {
+            c.client_id = Some("workload".into());
+            c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
+        })
+        .start();
     // The test server knows no such assertion: the grant is refused.
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidGrant), "{e}");
@@ -79,13 +87,10 @@ fn workload_identity_presents_the_platform_jwt_once() {
 
 #[test]
 fn workload_identity_success() {
-    let mut o = options();
-    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
-    o.dcr = false;
-    o.workload_assertion = Some("platform.jwt.value".into());
-    let mut c = config(&o);
-    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = jwt_bearer()
+        .server(|o| o.workload_assertion = Some("platform.jwt.value".into()))
+        .config(|c| c.workload_token = Some(SubjectToken::new("platform.jwt.value")))
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.last_form("/token");
     assert_eq!(param(&t, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));
@@ -97,19 +102,18 @@ fn workload_identity_success() {
 /// carries a client assertion with a fresh `jti` (its entropy is asked for first).
 #[test]
 fn workload_identity_with_a_private_key_jwt_client() {
-    use p256::pkcs8::DecodePrivateKey;
-    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
-    let mut o = options();
-    o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
-    o.auth_methods = vec!["private_key_jwt".into()];
-    o.dcr = false;
-    o.workload_assertion = Some("platform.jwt.value".into());
-    o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }];
-    let mut c = config(&o);
-    c.client_id = Some("workload".into());
-    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
-    c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = jwt_bearer()
+        .server(|o| {
+            o.auth_methods = vec!["private_key_jwt".into()];
+            o.workload_assertion = Some("platform.jwt.value".into());
+            o.clients = vec![key_client("workload")];
+        })
+        .config(|c| {
+            c.client_id = Some("workload".into());
+            c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+            c.workload_token = Some(SubjectToken::new("platform.jwt.value"));
+        })
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.last_form("/token");
     assert_eq!(param(&t, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));

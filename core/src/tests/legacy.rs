@@ -3,11 +3,15 @@
 use super::*;
 use mcp_oauth_tests::{AsMetadataLocation, PrmLocation};
 
+/// A 2025-03-26 server: no protected resource metadata, no authorization server metadata.
+fn legacy(o: &mut Options) {
+    o.prm = PrmLocation::None;
+    o.as_metadata = AsMetadataLocation::None;
+}
+
 #[test]
 fn metadata_at_the_origin_is_used() {
-    let mut o = options();
-    o.prm = PrmLocation::None;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.prm = PrmLocation::None).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(
@@ -19,10 +23,7 @@ fn metadata_at_the_origin_is_used() {
 
 #[test]
 fn default_endpoints_after_a_404() {
-    let mut o = options();
-    o.prm = PrmLocation::None;
-    o.as_metadata = AsMetadataLocation::None;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(legacy).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let t = h.targets();
     assert_eq!(t[2], "/.well-known/oauth-authorization-server");
@@ -34,11 +35,12 @@ fn default_endpoints_after_a_404() {
 
 #[test]
 fn legacy_defaults_skip_the_iss_check_without_a_baseline() {
-    let mut o = options();
-    o.prm = PrmLocation::None;
-    o.as_metadata = AsMetadataLocation::None;
-    o.iss = mcp_oauth_tests::IssBehaviour::Wrong("https://elsewhere.example".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new()
+        .server(|o| {
+            legacy(o);
+            o.iss = mcp_oauth_tests::IssBehaviour::Wrong("https://elsewhere.example".into());
+        })
+        .start();
     // No validated issuer exists, so there is nothing to compare against (SPEC OQ 18).
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
 }

@@ -36,9 +36,7 @@ fn restored(h: &Harness) -> Restored {
 
 /// A new process on the same store and the same server.
 fn restart(h: Harness) -> Harness {
-    let o = h.server.options.clone();
-    let mut h2 = Harness::with(o.clone(), config(&o), restored(&h));
-    h2.server = h.server;
+    let mut h2 = Scenario::new().restored(restored(&h)).on(h.server).start();
     h2.now = h.now;
     h2
 }
@@ -52,11 +50,13 @@ fn call(h: &mut Harness) -> Result<u16, Error> {
 #[test]
 fn item1_refresh_after_restart_sends_the_resource_of_the_grant() {
     for resource in [ORIGIN.to_owned(), format!("{ORIGIN}/mcp/")] {
-        let mut o = options();
-        o.prm_in_header = false;
-        o.prm = mcp_oauth_tests::PrmLocation::Root;
-        o.prm_resource = Some(resource.clone());
-        let mut h = Harness::new(o);
+        let mut h = Scenario::new()
+            .server(|o| {
+                o.prm_in_header = false;
+                o.prm = mcp_oauth_tests::PrmLocation::Root;
+                o.prm_resource = Some(resource.clone());
+            })
+            .start();
         h.lazy_call("tools/list").unwrap();
         let mut h2 = restart(h);
         h2.advance(Duration::from_secs(4000));
@@ -74,9 +74,7 @@ fn item1_refresh_after_restart_sends_the_resource_of_the_grant() {
 #[test]
 fn item2_short_lived_tokens_are_used_until_close_to_expiry() {
     for lifetime in [2u64, 30, 60, 100] {
-        let mut o = options();
-        o.token_lifetime = Some(lifetime);
-        let mut h = Harness::new(o);
+        let mut h = Scenario::new().server(|o| o.token_lifetime = Some(lifetime)).start();
         h.lazy_call("tools/list").unwrap();
         let obtained = h.now;
         // Ten requests spread over the first half of the lifetime: no refresh.
@@ -128,9 +126,7 @@ fn item2_the_refresh_skew_scales_with_the_lifetime() {
 /// (after re-discovery), not to a hard failure.
 #[test]
 fn item3_a_401_after_a_proactive_refresh_authorizes_again() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(80));
     h.token_wanted().unwrap(); // proactive refresh
@@ -164,9 +160,7 @@ fn item4_a_transient_refresh_failure_keeps_the_grant() {
         ("timeout", Box::new(move |r: &OutgoingRequest| is_grant(r, "refresh_token").then(timeout))),
     ];
     for (name, fault) in faults {
-        let mut o = options();
-        o.token_lifetime = Some(100);
-        let mut h = Harness::new(o);
+        let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
         h.lazy_call("tools/list").unwrap();
         let rt = h.auth.token_set().unwrap().refresh_token.clone().unwrap();
         h.intercept = Some(fault);
@@ -192,7 +186,7 @@ fn item4_a_transient_refresh_failure_keeps_the_grant() {
 /// Item 4: a transient failure on the refresh a 401 triggered keeps the grant too.
 #[test]
 fn item4_a_transient_failure_after_a_401_keeps_the_grant() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     h.intercept = Some(outage(503, r#"{"error":"temporarily_unavailable"}"#));
@@ -209,9 +203,7 @@ fn item4_a_transient_failure_after_a_401_keeps_the_grant() {
 /// are reported and keep them.
 #[test]
 fn item4_only_invalid_grant_forgets_the_tokens() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.intercept = Some(outage(400, r#"{"error":"invalid_scope"}"#));
     h.advance(Duration::from_secs(200));
@@ -229,15 +221,11 @@ fn item4_only_invalid_grant_forgets_the_tokens() {
 /// fallback before omitting the parameter.
 #[test]
 fn item5_configured_scopes_are_the_last_fallback() {
-    let o = options();
-    let mut c = config(&o);
-    c.scopes = Some(vec!["custom:scope".into()]);
-    let mut h = Harness::with(o.clone(), c.clone(), Restored::default());
+    let custom = |c: &mut Config| c.scopes = Some(vec!["custom:scope".into()]);
+    let mut h = Scenario::new().config(custom).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read mcp:write"));
-    let mut o2 = o;
-    o2.prm_scopes = None;
-    let mut h = Harness::with(o2, c, Restored::default());
+    let mut h = Scenario::new().server(|o| o.prm_scopes = None).config(custom).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("custom:scope"));
 }
@@ -246,7 +234,7 @@ fn item5_configured_scopes_are_the_last_fallback() {
 /// metadata already in use, after a restart too.
 #[test]
 fn item6_a_revoked_token_is_refreshed_without_rediscovery() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     let before = h.sent.len();
@@ -263,7 +251,7 @@ fn item6_a_revoked_token_is_refreshed_without_rediscovery() {
 /// Item 6: a challenge naming another `resource_metadata` is followed.
 #[test]
 fn item6_a_challenge_naming_other_metadata_rediscovers() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.options.prm = mcp_oauth_tests::PrmLocation::Custom("/prm/v2".into());
     h.server.revoke_access_tokens();
@@ -277,9 +265,7 @@ fn item6_a_challenge_naming_other_metadata_rediscovers() {
 #[test]
 fn item6_step_up_uses_the_metadata_in_use() {
     for in_header in [true, false] {
-        let mut o = options();
-        o.prm_in_header = in_header;
-        let mut h = Harness::new(o);
+        let mut h = Scenario::new().server(|o| o.prm_in_header = in_header).start();
         h.lazy_call("tools/list").unwrap();
         let before = h.sent.len();
         let resp = h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap();
@@ -294,7 +280,7 @@ fn item6_step_up_uses_the_metadata_in_use() {
 /// hard failure.
 #[test]
 fn item6_migration_is_noticed_before_a_new_authorization() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.options.issuer_path = "/as2".into();
     h.server.revoke_access_tokens();

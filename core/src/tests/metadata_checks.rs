@@ -10,9 +10,7 @@ fn no_authorization_made(h: &Harness) {
 
 #[test]
 fn resource_mismatch_stops_before_any_authorization() {
-    let mut o = options();
-    o.prm_resource = Some("https://evil.example.com/mcp".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.prm_resource = Some("https://evil.example.com/mcp".into())).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Discovery(DiscoveryError::ResourceMismatch { .. })), "{e}");
     no_authorization_made(&h);
@@ -20,20 +18,17 @@ fn resource_mismatch_stops_before_any_authorization() {
 
 #[test]
 fn strict_resource_match_refuses_a_prefix() {
-    let mut o = options();
-    o.prm_resource = Some(ORIGIN.into());
-    let mut c = config(&o);
-    c.resource_match = crate::discovery::ResourceMatch::Strict;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .server(|o| o.prm_resource = Some(ORIGIN.into()))
+        .config(|c| c.resource_match = crate::discovery::ResourceMatch::Strict)
+        .start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Discovery(DiscoveryError::ResourceMismatch { .. })));
 }
 
 #[test]
 fn issuer_mismatch_means_no_request_to_its_endpoints() {
-    let mut o = options();
-    o.issuer_override = Some("https://attacker.example.com".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.issuer_override = Some("https://attacker.example.com".into())).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Discovery(DiscoveryError::IssuerMismatch { .. })), "{e}");
     no_authorization_made(&h);
@@ -41,33 +36,26 @@ fn issuer_mismatch_means_no_request_to_its_endpoints() {
 
 #[test]
 fn missing_pkce_metadata_is_refused_unless_allowed() {
-    let mut o = options();
-    o.pkce_methods = None;
-    let mut h = Harness::new(o.clone());
+    let no_pkce = |o: &mut Options| o.pkce_methods = None;
+    let mut h = Scenario::new().server(no_pkce).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Discovery(DiscoveryError::PkceNotSupported { .. })), "{e}");
     no_authorization_made(&h);
-    let mut c = config(&o);
-    c.allow_missing_pkce_metadata = true;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().server(no_pkce).config(|c| c.allow_missing_pkce_metadata = true).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(param(&h.server.authorization_requests()[0], "code_challenge_method"), Some("S256"));
 }
 
 #[test]
 fn pkce_without_s256_is_refused() {
-    let mut o = options();
-    o.pkce_methods = Some(vec!["plain".into()]);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.pkce_methods = Some(vec!["plain".into()])).start();
     assert!(matches!(h.lazy_call("tools/list").unwrap_err(), Error::Discovery(DiscoveryError::PkceNotSupported { .. })));
     no_authorization_made(&h);
 }
 
 #[test]
 fn insecure_authorization_server_is_refused() {
-    let mut o = options();
-    o.auth_origin = "http://as.example.com".into();
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.auth_origin = "http://as.example.com".into()).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Discovery(DiscoveryError::InsecureUrl { .. })), "{e}");
     for r in &h.sent {
@@ -78,7 +66,7 @@ fn insecure_authorization_server_is_refused() {
 
 #[test]
 fn prm_without_authorization_servers_is_not_used() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let Output::Send(req) = h.auth.poll_output() else { panic!() };
@@ -97,16 +85,17 @@ fn prm_without_authorization_servers_is_not_used() {
 
 #[test]
 fn javascript_authorization_endpoint_is_never_opened() {
-    let o = options();
-    let mut c = config(&o);
-    c.endpoints = Some(crate::config::ManualEndpoints {
-        issuer: None,
-        authorization_endpoint: Some("https://as.example.com/authorize".into()),
-        token_endpoint: format!("{ORIGIN}/token"),
-        registration_endpoint: None,
-    });
-    c.client_id = Some("c".into());
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .config(|c| {
+            c.endpoints = Some(crate::config::ManualEndpoints {
+                issuer: None,
+                authorization_endpoint: Some("https://as.example.com/authorize".into()),
+                token_endpoint: format!("{ORIGIN}/token"),
+                registration_endpoint: None,
+            });
+            c.client_id = Some("c".into());
+        })
+        .start();
     // Swap in a hostile endpoint after validation, as metadata could deliver one.
     h.auth.config.endpoints.as_mut().unwrap().authorization_endpoint = Some("javascript:alert(1)".into());
     let e = h.token_wanted().unwrap_err();

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::http::{HttpResponse, OutgoingRequest, TransportFailure};
 use crate::time::Timestamp;
 use crate::token::Authorization;
-use mcp_oauth_tests::{Options, TestServer};
+use mcp_oauth_tests::{Options, PreClient, TestServer};
 use std::time::Duration;
 use url::Url;
 
@@ -105,20 +105,129 @@ pub(crate) fn config(o: &Options) -> Config {
     Config::new(Url::parse(&o.mcp_url()).unwrap())
 }
 
-impl Harness {
-    pub(crate) fn new(options: Options) -> Self {
-        let c = config(&options);
-        Self::with(options, c, Restored::default())
-    }
+/// The service `svc`, registered in advance with the secret `svc-secret`.
+pub(crate) fn svc_client() -> PreClient {
+    PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }
+}
 
-    pub(crate) fn with(options: Options, config: Config, restored: Restored) -> Self {
-        let now = Timestamp::from_secs(1_700_000_000);
-        Harness {
-            auth: Authorizer::new(config, restored, now).expect("config"),
-            server: TestServer::new(options),
-            now,
+/// Configures the client as the service `svc` with its secret.
+pub(crate) fn svc_secret(c: &mut Config) {
+    c.client_id = Some("svc".into());
+    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
+}
+
+/// A client registered in advance with the public key of [`crate::jwt::TEST_KEY`]
+/// (`private_key_jwt`).
+pub(crate) fn key_client(id: &str) -> PreClient {
+    use p256::pkcs8::DecodePrivateKey;
+    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
+    PreClient { id: id.into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }
+}
+
+/// A server for machines: the client credentials grant only, no registration, [`svc_client`]
+/// registered in advance (the client is configured with [`svc_secret`], or otherwise).
+pub(crate) fn service() -> Scenario {
+    Scenario::new().server(|o| {
+        o.grant_types = vec!["client_credentials".into()];
+        o.dcr = false;
+        o.clients = vec![svc_client()];
+    })
+}
+
+/// The setup of a scenario, as a builder (ureq-proto's habit): the server's options, the
+/// client's configuration, what the store restores and how the simulated adapter behaves;
+/// [`start`](Self::start) makes the [`Harness`]. Without edits: the default server
+/// ([`options`]), the default configuration for it ([`config`]), an empty store, a browser that
+/// follows the authorization URL and a loopback port that can be bound.
+///
+/// ```ignore
+/// let mut h = Scenario::new().server(|o| o.dpop = true).config(|c| c.step_up = false).start();
+/// ```
+pub(crate) struct Scenario {
+    options: Options,
+    /// A server that already ran (see [`on`](Scenario::on)).
+    server: Option<TestServer>,
+    config: Vec<ConfigEdit>,
+    restored: Restored,
+    browser: Browser,
+    can_bind: bool,
+}
+
+/// An edit of the configuration a [`Scenario`] applies at `start`.
+type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
+
+impl Scenario {
+    pub(crate) fn new() -> Self {
+        Scenario {
+            options: options(),
+            server: None,
+            config: Vec::new(),
+            restored: Restored::default(),
             browser: Browser::Follow,
             can_bind: true,
+        }
+    }
+
+    /// Runs against this server as it is (its options, registrations and grants): the next run
+    /// of a client, or another client of the same server.
+    pub(crate) fn on(mut self, server: TestServer) -> Self {
+        self.options = server.options.clone();
+        self.server = Some(server);
+        self
+    }
+
+    /// Edits the server's options (those of the server given to [`on`](Self::on), if any).
+    pub(crate) fn server(mut self, edit: impl FnOnce(&mut Options)) -> Self {
+        edit(&mut self.options);
+        self
+    }
+
+    /// Edits the client's configuration. Edits apply in order, at [`start`](Self::start), to
+    /// [`config`] of the final options.
+    pub(crate) fn config(mut self, edit: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.config.push(Box::new(edit));
+        self
+    }
+
+    /// What the adapter's store gives the authorizer.
+    pub(crate) fn restored(mut self, restored: Restored) -> Self {
+        self.restored = restored;
+        self
+    }
+
+    /// What the simulated browser does with the authorization URL.
+    pub(crate) fn browser(mut self, browser: Browser) -> Self {
+        self.browser = browser;
+        self
+    }
+
+    /// The adapter cannot bind the loopback port (it is in use).
+    pub(crate) fn cannot_bind(mut self) -> Self {
+        self.can_bind = false;
+        self
+    }
+
+    /// The harness: the server (a new one with these options unless [`on`](Self::on) gave one),
+    /// an authorizer with this configuration and store.
+    pub(crate) fn start(self) -> Harness {
+        let mut c = config(&self.options);
+        for edit in self.config {
+            edit(&mut c);
+        }
+        let server = match self.server {
+            Some(mut server) => {
+                server.options = self.options;
+                server
+            }
+            None => TestServer::new(self.options),
+        };
+        let now = Timestamp::from_secs(1_700_000_000);
+        Harness {
+            auth: Authorizer::new(c, self.restored, now).expect("config"),
+            server,
+            now,
+            browser: self.browser,
+            can_bind: self.can_bind,
             persisted: Vec::new(),
             sent: Vec::new(),
             trace: Vec::new(),
@@ -132,7 +241,9 @@ impl Harness {
             mcp_requests: 0,
         }
     }
+}
 
+impl Harness {
     pub(crate) fn advance(&mut self, d: Duration) {
         self.now = self.now.saturating_add(d);
     }

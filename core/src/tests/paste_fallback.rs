@@ -8,8 +8,7 @@ fn prompts(h: &Harness) -> usize {
 
 #[test]
 fn port_in_use_means_paste() {
-    let mut h = Harness::new(options());
-    h.can_bind = false;
+    let mut h = Scenario::new().cannot_bind().start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(prompts(&h), 1);
     assert!(h.callback_pages.is_empty(), "no browser connection to answer in paste mode");
@@ -21,19 +20,14 @@ fn port_in_use_means_paste() {
 
 #[test]
 fn browser_failure_means_paste() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::FailsThenPaste;
+    let mut h = Scenario::new().browser(Browser::FailsThenPaste).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(prompts(&h), 1);
 }
 
 #[test]
 fn callback_timeout_means_paste_after_the_configured_time() {
-    let o = options();
-    let mut c = config(&o);
-    c.callback_timeout = Duration::from_secs(120);
-    let mut h = Harness::with(o, c, Restored::default());
-    h.browser = Browser::NeverReturnsThenPaste;
+    let mut h = Scenario::new().config(|c| c.callback_timeout = Duration::from_secs(120)).browser(Browser::NeverReturnsThenPaste).start();
     let start = h.now;
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(prompts(&h), 1);
@@ -42,8 +36,7 @@ fn callback_timeout_means_paste_after_the_configured_time() {
 
 #[test]
 fn default_timeout_is_five_minutes_then_paste_then_fail() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent;
+    let mut h = Scenario::new().browser(Browser::Silent).start();
     let start = h.now;
     let e = h.lazy_call("tools/list").unwrap_err();
     assert_eq!(e, Error::TimedOut { waiting_for: crate::error::Stage::Authorization });
@@ -54,7 +47,7 @@ fn default_timeout_is_five_minutes_then_paste_then_fail() {
 
 #[test]
 fn nobody_to_log_in_is_a_typed_error() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let _plan = h.until_prepare();
     // The adapter knows nobody can log in: no browser, no terminal, no hook.
     let now = h.now;

@@ -7,9 +7,7 @@ use mcp_oauth_tests::IssBehaviour;
 
 #[test]
 fn wrong_state_is_rejected_and_nothing_is_exchanged() {
-    let mut o = options();
-    o.wrong_state = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.wrong_state = true).start();
     // At the listener a wrong state is refused and the wait goes on (item 11) until the
     // deadline; no paste comes, so the flow times out.
     let e = h.lazy_call("tools/list").unwrap_err();
@@ -17,10 +15,7 @@ fn wrong_state_is_rejected_and_nothing_is_exchanged() {
     assert!(h.server.token_requests().is_empty(), "a code was exchanged after a state mismatch");
     assert!(matches!(&h.callback_pages[..], [Outcome::Failure { .. }]));
     // Pasted, the same redirect is refused at once.
-    let mut o = options();
-    o.wrong_state = true;
-    let mut h = Harness::new(o);
-    h.browser = Browser::FailsThenPaste;
+    let mut h = Scenario::new().server(|o| o.wrong_state = true).browser(Browser::FailsThenPaste).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert_eq!(e, Error::Authorization(AuthorizationError::StateMismatch));
     assert!(h.server.token_requests().is_empty());
@@ -28,9 +23,7 @@ fn wrong_state_is_rejected_and_nothing_is_exchanged() {
 
 #[test]
 fn denied_consent_is_a_typed_error_with_a_page() {
-    let mut o = options();
-    o.deny = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.deny = true).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == crate::error::ErrorCode::AccessDenied), "{e}");
     assert!(!e.is_retryable());
@@ -61,10 +54,12 @@ fn iss_is_checked_per_rfc_9207() {
         ),
     ];
     for (supported, iss, want) in cases {
-        let mut o = options();
-        o.iss_supported = supported;
-        o.iss = iss.clone();
-        let mut h = Harness::new(o);
+        let mut h = Scenario::new()
+            .server(|o| {
+                o.iss_supported = supported;
+                o.iss = iss.clone();
+            })
+            .start();
         match (h.lazy_call("tools/list"), want) {
             (Ok(r), None) => assert_eq!(r.status(), 200),
             (Err(Error::Authorization(e)), Some(w)) => {
@@ -78,7 +73,7 @@ fn iss_is_checked_per_rfc_9207() {
 
 #[test]
 fn pkce_s256_and_one_resource_value_everywhere() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let a = &h.server.authorization_requests()[0];
     assert_eq!(param(a, "code_challenge_method"), Some("S256"));
@@ -94,11 +89,7 @@ fn pkce_s256_and_one_resource_value_everywhere() {
 
 #[test]
 fn resource_can_be_switched_off() {
-    let mut o = options();
-    o.require_resource = false;
-    let mut c = config(&o);
-    c.send_resource = false;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().server(|o| o.require_resource = false).config(|c| c.send_resource = false).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "resource"), None);
     assert_eq!(param(&h.last_form("/token"), "resource"), None);
@@ -106,40 +97,34 @@ fn resource_can_be_switched_off() {
 
 #[test]
 fn scope_comes_from_the_challenge_first() {
-    let mut o = options();
-    o.challenge_scope = Some("mcp:read".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.challenge_scope = Some("mcp:read".into())).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read"));
 }
 
 #[test]
 fn scope_falls_back_to_all_prm_scopes_then_to_none() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read mcp:write"));
-    let mut o = options();
-    o.prm_scopes = None;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.prm_scopes = None).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), None);
 }
 
 #[test]
 fn offline_access_only_when_the_server_lists_it() {
-    let mut o = options();
-    o.as_scopes = Some(vec!["mcp:read".into(), "offline_access".into()]);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.as_scopes = Some(vec!["mcp:read".into(), "offline_access".into()])).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(param(&h.server.authorization_requests()[0], "scope"), Some("mcp:read mcp:write offline_access"));
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     assert!(!param(&h.server.authorization_requests()[0], "scope").unwrap().contains("offline_access"));
 }
 
 #[test]
 fn success_page_is_answered_on_loopback() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(h.callback_pages, [Outcome::Success]);
 }
@@ -185,7 +170,7 @@ fn outputs(h: &mut Harness) -> Vec<String> {
 /// state) is answered with an error page, and the flow keeps waiting for the real redirect.
 #[test]
 fn item11_a_forged_loopback_callback_does_not_end_the_login() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let (_, real) = until_browser(&mut h);
     let base = format!("http://127.0.0.1:{}/callback", h.bound_port);
     for forged in [
@@ -213,7 +198,7 @@ fn item11_a_forged_loopback_callback_does_not_end_the_login() {
 /// else; they are told so), and so does a wrong state after the deadline.
 #[test]
 fn item11_a_pasted_wrong_state_is_final() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let (_, real) = until_browser(&mut h);
     let forged = real.replace("state=", "state=x");
     let now = h.now;

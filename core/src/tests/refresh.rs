@@ -13,9 +13,7 @@ fn refreshes(h: &Harness) -> usize {
 
 #[test]
 fn refreshes_before_expiry_and_rotates() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     let first = h.auth.token_set().unwrap().clone();
     assert_eq!(first.expires_at, Some(h.now.saturating_add(Duration::from_secs(100))));
@@ -37,10 +35,12 @@ fn refreshes_before_expiry_and_rotates() {
 
 #[test]
 fn without_rotation_the_old_refresh_token_is_kept() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    o.rotate_refresh = false;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.token_lifetime = Some(100);
+            o.rotate_refresh = false;
+        })
+        .start();
     h.lazy_call("tools/list").unwrap();
     let rt = h.auth.token_set().unwrap().refresh_token.clone().unwrap();
     h.advance(Duration::from_secs(80));
@@ -51,9 +51,7 @@ fn without_rotation_the_old_refresh_token_is_kept() {
 
 #[test]
 fn invalid_grant_leads_to_one_new_authorization() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.server.options.refresh_invalid_grant = true;
     h.persisted.clear();
@@ -67,10 +65,12 @@ fn invalid_grant_leads_to_one_new_authorization() {
 
 #[test]
 fn no_refresh_token_means_authorization() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    o.refresh_tokens = false;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.token_lifetime = Some(100);
+            o.refresh_tokens = false;
+        })
+        .start();
     h.lazy_call("tools/list").unwrap();
     assert!(h.auth.token_set().unwrap().refresh_token.is_none());
     h.advance(Duration::from_secs(200));
@@ -81,7 +81,7 @@ fn no_refresh_token_means_authorization() {
 
 #[test]
 fn invalid_token_challenge_refreshes_with_the_metadata_in_use() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     let before = h.sent.len();
@@ -94,9 +94,7 @@ fn invalid_token_challenge_refreshes_with_the_metadata_in_use() {
 
 #[test]
 fn unknown_lifetime_is_used_until_rejected() {
-    let mut o = options();
-    o.token_lifetime = None;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = None).start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(h.auth.token_set().unwrap().expires_at, None);
     h.advance(Duration::from_secs(100_000));

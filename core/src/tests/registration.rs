@@ -3,7 +3,11 @@
 use super::*;
 use crate::error::RegistrationError;
 use crate::registration::{ClientInfo, ClientKind};
-use mcp_oauth_tests::PreClient;
+
+/// A Client ID Metadata Document URL as the client id.
+fn cimd(c: &mut Config) {
+    c.client_metadata_url = Some(Url::parse("https://app.example.com/oauth/client.json").unwrap());
+}
 
 fn clients(h: &Harness) -> Vec<ClientInfo> {
     h.persisted.iter().filter_map(|p| if let Persist::Client(c) = p { Some(c.clone()) } else { None }).collect()
@@ -11,7 +15,7 @@ fn clients(h: &Harness) -> Vec<ClientInfo> {
 
 #[test]
 fn dcr_registers_a_native_client_with_the_bound_port() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.bound_port = 41234;
     h.lazy_call("tools/list").unwrap();
     let reg = h.sent.iter().find(|r| r.request.uri().path() == "/register").unwrap();
@@ -28,7 +32,7 @@ fn dcr_registers_a_native_client_with_the_bound_port() {
 
 #[test]
 fn a_registration_is_reused_when_the_port_still_fits() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     h.server.options.refresh_tokens = false;
@@ -40,17 +44,12 @@ fn a_registration_is_reused_when_the_port_still_fits() {
 
 #[test]
 fn a_registration_for_another_port_is_replaced() {
-    let mut o = options();
-    o.strict_redirect_port = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.strict_redirect_port = true).start();
     h.lazy_call("tools/list").unwrap();
     let first = clients(&h)[0].client_id.clone();
     // Restart: the registered port is taken, any port is allowed, so a new one is bound.
     let restored = Restored { clients: clients(&h), tokens: None };
-    let o2 = h.server.options.clone();
-    let c = config(&o2);
-    let mut h2 = Harness::with(o2, c, restored);
-    h2.server = h.server;
+    let mut h2 = Scenario::new().on(h.server).restored(restored).start();
     h2.bound_port = 50999;
     // The plan asks for the registered port first; simulate it being in use by binding another.
     let now = h2.now;
@@ -93,11 +92,7 @@ fn a_registration_for_another_port_is_replaced() {
 
 #[test]
 fn client_id_metadata_document_is_used_when_supported() {
-    let mut o = options();
-    o.cimd = true;
-    let mut c = config(&o);
-    c.client_metadata_url = Some(Url::parse("https://app.example.com/oauth/client.json").unwrap());
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().server(|o| o.cimd = true).config(cimd).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.server.count("/register"), 0);
     assert_eq!(param(&h.server.authorization_requests()[0], "client_id"), Some("https://app.example.com/oauth/client.json"));
@@ -106,24 +101,24 @@ fn client_id_metadata_document_is_used_when_supported() {
 
 #[test]
 fn cimd_falls_back_to_dcr_when_not_supported() {
-    let o = options();
-    let mut c = config(&o);
-    c.client_metadata_url = Some(Url::parse("https://app.example.com/oauth/client.json").unwrap());
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().config(cimd).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     assert_eq!(h.server.count("/register"), 1);
 }
 
 #[test]
 fn pre_registered_confidential_client_uses_basic() {
-    let mut o = options();
-    o.dcr = false;
-    o.clients = vec![PreClient { id: "pre-1".into(), secret: Some("pre-secret".into()), jwt_key: None }];
-    o.auth_methods = vec!["client_secret_basic".into()];
-    let mut c = config(&o);
-    c.client_id = Some("pre-1".into());
-    c.client_secret = Some(crate::secret::ClientSecret::new("pre-secret"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.dcr = false;
+            o.clients = vec![PreClient { id: "pre-1".into(), secret: Some("pre-secret".into()), jwt_key: None }];
+            o.auth_methods = vec!["client_secret_basic".into()];
+        })
+        .config(|c| {
+            c.client_id = Some("pre-1".into());
+            c.client_secret = Some(crate::secret::ClientSecret::new("pre-secret"));
+        })
+        .start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let tok = h.sent.iter().find(|r| r.request.uri().path() == "/token").unwrap();
     assert_eq!(tok.request.headers()["authorization"], crate::token::basic_authorization("pre-1", "pre-secret").as_str());
@@ -134,11 +129,12 @@ fn pre_registered_confidential_client_uses_basic() {
 
 #[test]
 fn credentials_bound_to_another_issuer_are_not_presented() {
-    let o = options();
-    let mut c = config(&o);
-    c.client_id = Some("pre-1".into());
-    c.authorization_server = Some("https://other-as.example.com".into());
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .config(|c| {
+            c.client_id = Some("pre-1".into());
+            c.authorization_server = Some("https://other-as.example.com".into());
+        })
+        .start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Registration(RegistrationError::BoundToOtherIssuer { .. })), "{e}");
     assert!(h.server.authorization_requests().is_empty());
@@ -146,9 +142,7 @@ fn credentials_bound_to_another_issuer_are_not_presented() {
 
 #[test]
 fn no_way_to_register_is_a_typed_error() {
-    let mut o = options();
-    o.dcr = false;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.dcr = false).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Registration(RegistrationError::NoMethod { .. })), "{e}");
 }
@@ -156,7 +150,7 @@ fn no_way_to_register_is_a_typed_error() {
 #[test]
 fn authorization_server_migration_reregisters_and_drops_old_tokens() {
     // SEP-2352: tokens and a registration from AS1; the resource now points at AS2.
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let old_client = clients(&h)[0].client_id.clone();
     h.server.options.issuer_path = "/as2".into();
@@ -176,34 +170,17 @@ fn authorization_server_migration_reregisters_and_drops_old_tokens() {
     assert!(!h.server.token_requests().iter().any(|r| r.target == "/as2/token" && param(&r.params, "grant_type") == Some("refresh_token")));
 }
 
-fn cc_server() -> Options {
-    let mut o = options();
-    o.grant_types = vec!["client_credentials".into()];
-    o.dcr = false;
-    o.clients = vec![PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
-    o
-}
-
-fn svc_config(o: &Options) -> Config {
-    let mut c = config(o);
-    c.client_id = Some("svc".into());
-    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
-    c
-}
-
 /// Item 13: configured credentials are bound to the first issuer they were used with (kept in
 /// the store); when the server later names another, nothing is sent there.
 #[test]
 fn item13_configured_credentials_stay_with_their_issuer() {
-    let o = cc_server();
-    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    let mut h = service().config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let binding: Vec<ClientInfo> = clients(&h);
     assert!(binding.iter().all(|c| c.client_secret.is_none()), "the configured secret is never persisted");
     // A restart; meanwhile the resource's metadata names an authorization server elsewhere.
-    let mut o2 = o.clone();
-    o2.auth_origin = "https://evil-as.example".into();
-    let mut h2 = Harness::with(o2.clone(), svc_config(&o2), Restored { clients: binding, tokens: None });
+    let elsewhere = |o: &mut Options| o.auth_origin = "https://evil-as.example".into();
+    let mut h2 = service().server(elsewhere).config(svc_secret).restored(Restored { clients: binding, tokens: None }).start();
     let e = h2.lazy_call("tools/list").unwrap_err();
     assert!(
         matches!(&e, Error::Registration(RegistrationError::BoundToOtherIssuer { configured, discovered })
@@ -212,11 +189,15 @@ fn item13_configured_credentials_stay_with_their_issuer() {
     );
     assert!(!h2.sent.iter().any(|r| r.request.uri().path() == "/token"), "a token request went to the other server");
     // The same with private_key_jwt: no assertion for the real server is handed to the other one.
-    let mut c = config(&o2);
-    c.client_id = Some("svc".into());
-    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
-    c.jwt_audience = Some(ORIGIN.into());
-    let mut h3 = Harness::with(o2, c, Restored { clients: clients(&h), tokens: None });
+    let mut h3 = service()
+        .server(elsewhere)
+        .config(|c| {
+            c.client_id = Some("svc".into());
+            c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+            c.jwt_audience = Some(ORIGIN.into());
+        })
+        .restored(Restored { clients: clients(&h), tokens: None })
+        .start();
     assert!(h3.lazy_call("tools/list").is_err());
     assert!(!h3.sent.iter().any(|r| r.request.uri().path() == "/token"));
 }
@@ -224,8 +205,7 @@ fn item13_configured_credentials_stay_with_their_issuer() {
 /// Item 13: within one machine's life too, once used with one issuer.
 #[test]
 fn item13_binding_holds_within_one_run() {
-    let o = cc_server();
-    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    let mut h = service().config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     h.server.options.issuer_path = "/elsewhere".into();
     h.server.revoke_access_tokens();
@@ -239,9 +219,7 @@ fn item13_binding_holds_within_one_run() {
 #[test]
 fn spec51_invalid_client_reregisters() {
     // At a refresh: the registration was deleted at the server.
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     let first = clients(&h)[0].client_id.clone();
     h.intercept =
@@ -252,14 +230,11 @@ fn spec51_invalid_client_reregisters() {
     assert_eq!(h.server.count("/register"), 2, "registered again");
     assert_ne!(clients(&h).last().unwrap().client_id, first);
     // An expired client secret is registered again before use.
-    let mut o = options();
-    o.dcr_confidential = true;
-    let mut h = Harness::new(o.clone());
+    let mut h = Scenario::new().server(|o| o.dcr_confidential = true).start();
     h.lazy_call("tools/list").unwrap();
     let mut c = clients(&h).pop().unwrap();
     c.client_secret_expires_at = Some(h.now.as_secs() - 1);
-    let mut h2 = Harness::with(o.clone(), config(&o), Restored { clients: vec![c], tokens: None });
-    h2.server = h.server;
+    let mut h2 = Scenario::new().on(h.server).restored(Restored { clients: vec![c], tokens: None }).start();
     h2.lazy_call("tools/list").unwrap();
     assert_eq!(h2.server.count("/register"), 2);
 }
@@ -268,15 +243,13 @@ fn spec51_invalid_client_reregisters() {
 /// the store (a planted entry naming the attacker's endpoint): the refresh waits for discovery.
 #[test]
 fn item12_configured_credentials_never_follow_a_stored_token_endpoint() {
-    let o = cc_server();
-    let mut h = Harness::with(o.clone(), svc_config(&o), Restored::default());
+    let mut h = service().config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     let mut planted = h.auth.token_set().cloned().unwrap();
     planted.refresh_token = Some(crate::secret::RefreshToken::new("planted-rt"));
     planted.token_endpoint = Some("https://evil.example/token".into());
     planted.expires_at = Some(h.now);
-    let mut h2 = Harness::with(o.clone(), svc_config(&o), Restored { clients: vec![], tokens: Some(planted) });
-    h2.server = h.server;
+    let mut h2 = Scenario::new().on(h.server).config(svc_secret).restored(Restored { clients: vec![], tokens: Some(planted) }).start();
     let _ = h2.token_wanted();
     assert!(h2.sent.iter().all(|r| r.request.uri().host() != Some("evil.example")), "{:?}", h2.targets());
     assert!(h2.sent.iter().any(|r| r.request.uri().path().starts_with("/.well-known/")), "discovery first");

@@ -3,7 +3,7 @@
 use super::*;
 
 fn first_run() -> Harness {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h
 }
@@ -23,9 +23,7 @@ fn restored(h: &Harness) -> Restored {
 #[test]
 fn a_restored_valid_token_means_zero_requests() {
     let h = first_run();
-    let o = h.server.options.clone();
-    let mut h2 = Harness::with(o.clone(), config(&o), restored(&h));
-    h2.server = h.server;
+    let mut h2 = Scenario::new().restored(restored(&h)).on(h.server).start();
     let a = h2.token_wanted().unwrap();
     assert!(h2.sent.is_empty());
     assert!(a.secret().starts_with("Bearer at-"));
@@ -36,9 +34,7 @@ fn a_restored_valid_token_means_zero_requests() {
 #[test]
 fn a_restored_expired_token_is_refreshed_without_discovery() {
     let h = first_run();
-    let o = h.server.options.clone();
-    let mut h2 = Harness::with(o.clone(), config(&o), restored(&h));
-    h2.server = h.server;
+    let mut h2 = Scenario::new().restored(restored(&h)).on(h.server).start();
     h2.advance(Duration::from_secs(4000));
     h2.token_wanted().unwrap();
     assert_eq!(h2.targets(), ["/token"]);
@@ -47,11 +43,9 @@ fn a_restored_expired_token_is_refreshed_without_discovery() {
 #[test]
 fn a_restored_registration_is_reused() {
     let h = first_run();
-    let o = h.server.options.clone();
     let mut r = restored(&h);
     r.tokens = None;
-    let mut h2 = Harness::with(o.clone(), config(&o), r);
-    h2.server = h.server;
+    let mut h2 = Scenario::new().restored(r).on(h.server).start();
     h2.lazy_call("tools/list").unwrap();
     assert_eq!(h2.server.count("/register"), 1, "registered once, in the first run");
 }

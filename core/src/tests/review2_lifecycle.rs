@@ -45,9 +45,7 @@ fn challenged(h: &mut Harness, resp: &http::Response<Vec<u8>>) -> Result<Authori
 /// "expired in transit"), and no login follows, so nothing else notices.
 #[test]
 fn review2_a_token_revoked_right_after_a_proactive_refresh_gets_one_more_refresh() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(80)); // past three quarters of the lifetime: refresh due
     let before = refreshes(&h);
@@ -77,7 +75,7 @@ fn review2_a_token_revoked_right_after_a_proactive_refresh_gets_one_more_refresh
 /// authorization (at least once the user can log in), not to a permanent failure.
 #[test]
 fn review2_a_changed_resource_identifier_does_not_wedge_the_client_for_ever() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     // The server's metadata now names its origin (resource_match Prefix accepts it).
     h.server.options.prm_resource = Some(ORIGIN.to_owned());
@@ -100,9 +98,8 @@ fn review2_a_changed_resource_identifier_does_not_wedge_the_client_for_ever() {
 /// not"; here the grant is the problem, and only a login can fix it).
 #[test]
 fn review2_refreshed_tokens_for_an_old_audience_do_not_fail_every_request_for_ever() {
-    let mut o = options();
-    o.require_resource = false; // the test server then checks resource nowhere; the RS below does
-    let mut h = Harness::new(o);
+    // The test server then checks resource nowhere; the RS below does.
+    let mut h = Scenario::new().server(|o| o.require_resource = false).start();
     // Which resource each access token was issued for (as the authorization server minted it:
     // the `resource` of its token request), and the audience the resource accepts.
     let minted: Rc<RefCell<HashMap<String, String>>> = Rc::default();
@@ -157,8 +154,7 @@ fn review2_refreshed_tokens_for_an_old_audience_do_not_fail_every_request_for_ev
 /// can be kept apart from the one on file until a login with it succeeds).
 #[test]
 fn review2_unfinished_logins_do_not_register_a_client_each() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent;
+    let mut h = Scenario::new().browser(Browser::Silent).start();
     for _ in 0..3 {
         assert!(h.token_wanted().is_err());
     }
@@ -177,9 +173,7 @@ fn review2_unfinished_logins_do_not_register_a_client_each() {
 /// refusal is reported or a login deferred until it is really needed.
 #[test]
 fn review2_unauthorized_client_on_a_refresh_ahead_of_expiry_does_not_log_in_at_once() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(80));
     h.intercept =

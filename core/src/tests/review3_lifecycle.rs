@@ -39,8 +39,7 @@ fn root_prm(req: &OutgoingRequest) -> Option<Result<HttpResponse, TransportFailu
 /// one) registers again.
 #[test]
 fn review3_a_purged_pending_registration_is_not_reused_for_ever() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent; // the first login is not finished (tab closed, person away)
+    let mut h = Scenario::new().browser(Browser::Silent).start(); // the first login is not finished (tab closed, person away)
     assert!(h.token_wanted().is_err());
     let pending = h.auth.pending_client.as_ref().expect("the unfinished login's registration").client_id.clone();
     // The authorization server purges that unused registration.
@@ -78,7 +77,7 @@ fn review3_a_purged_pending_registration_is_not_reused_for_ever() {
 /// host it names; the URL need not be on its origin) cannot log the client out.
 #[test]
 fn review3_one_challenge_naming_other_metadata_does_not_forget_a_live_grant() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     h.persisted.clear();
     h.intercept = Some(Box::new(root_prm));
@@ -104,12 +103,10 @@ fn review3_one_challenge_naming_other_metadata_does_not_forget_a_live_grant() {
 /// step-up leaves the grant as it was.
 #[test]
 fn review3_a_declined_step_up_after_one_429_does_not_log_the_person_out() {
-    let mut first = Harness::new(options());
+    let mut first = Scenario::new().start();
     assert_eq!(first.lazy_call("tools/list").unwrap().status(), 200);
     let restored = Restored { clients: first.auth.clients().to_vec(), tokens: first.auth.token_set().cloned() };
-    let o = first.server.options.clone();
-    let mut h = Harness::with(o.clone(), config(&o), restored);
-    h.server = first.server;
+    let mut h = Scenario::new().restored(restored).on(first.server).start();
     let once = Rc::new(Cell::new(true));
     h.intercept = Some(Box::new(move |req: &OutgoingRequest| {
         if req.request.uri().path() == "/.well-known/oauth-protected-resource/mcp" && once.replace(false) {
@@ -136,14 +133,7 @@ fn review3_a_declined_step_up_after_one_429_does_not_log_the_person_out() {
 /// `max_authorization_attempts` says; with 1, none).
 #[test]
 fn review3_a_rediscovered_machine_grant_counts_once() {
-    let mut o = options();
-    o.grant_types = vec!["client_credentials".into()];
-    o.dcr = false;
-    o.clients = vec![mcp_oauth_tests::PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
-    let mut c = config(&o);
-    c.client_id = Some("svc".into());
-    c.client_secret = Some(crate::secret::ClientSecret::new("svc-secret"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = service().config(svc_secret).start();
     assert_eq!(h.lazy_call("tools/list").unwrap().status(), 200);
     h.advance(Duration::from_secs(7200)); // the token expired; no refresh token (RFC 6749 §4.4.3)
     let once = Rc::new(Cell::new(true));
@@ -171,9 +161,7 @@ fn review3_a_rediscovered_machine_grant_counts_once() {
 /// authorization in the same request (it has no refresh token left).
 #[test]
 fn review3_a_kept_token_rejected_after_unauthorized_client_logs_in() {
-    let mut o = options();
-    o.token_lifetime = Some(100);
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_lifetime = Some(100)).start();
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(80)); // a refresh is due, the token has 20 s left
     h.intercept =

@@ -26,8 +26,7 @@ fn bare_401(h: &mut Harness) -> Vec<http::HeaderValue> {
 /// once the user is back at the browser.
 #[test]
 fn r1_failed_logins_of_a_lazy_client_do_not_poison_later_requests() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent; // the user does not finish the login (closed tab, away)
+    let mut h = Scenario::new().browser(Browser::Silent).start(); // the user does not finish the login (closed tab, away)
     for attempt in 1..=3 {
         let www = bare_401(&mut h);
         let now = h.now;
@@ -62,7 +61,7 @@ fn call(h: &mut Harness) -> Result<u16, Error> {
 /// item 6 of the fix: "a rejected token that cannot be refreshed" re-discovers).
 #[test]
 fn r2_a_decommissioned_old_authorization_server_does_not_wedge_the_client() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     // Migration: the resource now trusts only {origin}/as2; the old issuer's host is gone.
     h.server.options.issuer_path = "/as2".into();
@@ -93,14 +92,17 @@ fn r2_a_decommissioned_old_authorization_server_does_not_wedge_the_client() {
 /// again once the configuration was fixed.
 #[test]
 fn r3_invalid_client_for_a_pre_registered_client_keeps_the_grant_and_asks_for_no_login() {
-    let mut o = options();
-    o.dcr = false;
-    o.clients = vec![mcp_oauth_tests::PreClient { id: "app".into(), secret: Some("app-secret".into()), jwt_key: None }];
-    let mut c = config(&o);
-    c.client_id = Some("app".into());
-    c.client_secret = Some(crate::secret::ClientSecret::new("app-secret"));
-    c.flow = crate::config::Flow::AuthorizationCode;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.dcr = false;
+            o.clients = vec![PreClient { id: "app".into(), secret: Some("app-secret".into()), jwt_key: None }];
+        })
+        .config(|c| {
+            c.client_id = Some("app".into());
+            c.client_secret = Some(crate::secret::ClientSecret::new("app-secret"));
+            c.flow = crate::config::Flow::AuthorizationCode;
+        })
+        .start();
     h.lazy_call("tools/list").unwrap();
     assert_eq!(logins(&h), 1);
     h.intercept = Some(Box::new(|req: &OutgoingRequest| {
@@ -124,10 +126,7 @@ fn r3_invalid_client_for_a_pre_registered_client_keeps_the_grant_and_asks_for_no
 /// the status.
 #[test]
 fn r4_no_step_up_mode_also_holds_for_a_401_insufficient_scope() {
-    let o = options();
-    let mut c = config(&o);
-    c.step_up = false;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().config(|c| c.step_up = false).start();
     h.lazy_call("tools/list").unwrap();
     let before = logins(&h);
     let www = vec![http::HeaderValue::from_static(r#"Bearer error="insufficient_scope", scope="mcp:admin""#)];
@@ -152,7 +151,7 @@ fn r4_no_step_up_mode_also_holds_for_a_401_insufficient_scope() {
 /// very next request (no memory across requests, no backoff).
 #[test]
 fn r5_a_resource_server_rejecting_everything_does_not_cause_a_login_per_request() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let logins_before = logins(&h);
     h.rs_intercept = Some(Box::new(|_req| {

@@ -1,8 +1,6 @@
 //! Independent review: spec-audit reproductions (SPEC.md item numbers).
 
 use super::*;
-use crate::secret::ClientSecret;
-use mcp_oauth_tests::PreClient;
 
 /// SPEC 55 / RFC 6749 §4.4.3: `offline_access` is for a client that wants refresh tokens; the
 /// client credentials grant gets none ("a refresh token SHOULD NOT be included"), and servers
@@ -10,15 +8,10 @@ use mcp_oauth_tests::PreClient;
 /// credentials request whenever the server lists it.
 #[test]
 fn s55_no_offline_access_on_the_client_credentials_grant() {
-    let mut o = options();
-    o.grant_types = vec!["client_credentials".into()];
-    o.dcr = false;
-    o.clients = vec![PreClient { id: "svc".into(), secret: Some("svc-secret".into()), jwt_key: None }];
-    o.as_scopes = Some(vec!["mcp:read".into(), "mcp:write".into(), "offline_access".into()]);
-    let mut c = config(&o);
-    c.client_id = Some("svc".into());
-    c.client_secret = Some(ClientSecret::new("svc-secret"));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = service()
+        .server(|o| o.as_scopes = Some(vec!["mcp:read".into(), "mcp:write".into(), "offline_access".into()]))
+        .config(svc_secret)
+        .start();
     h.lazy_call("tools/list").unwrap();
     let form = h.last_form("/token");
     assert_eq!(param(&form, "grant_type"), Some("client_credentials"));
@@ -33,7 +26,7 @@ fn s55_no_offline_access_on_the_client_credentials_grant() {
 /// documents.
 #[test]
 fn item6_the_same_metadata_url_in_another_spelling_is_not_another_one() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     // The resource server spells its metadata URL with the default port and an upper-case host.
@@ -54,16 +47,18 @@ fn item6_the_same_metadata_url_in_another_spelling_is_not_another_one() {
 /// "client_id + client_secret (or private_key) uses the client credentials grant").
 #[test]
 fn item18_a_key_configured_service_keeps_client_credentials_when_grant_types_are_not_listed() {
-    use p256::pkcs8::DecodePrivateKey;
-    let sk = p256::SecretKey::from_pkcs8_pem(crate::jwt::TEST_KEY).unwrap();
-    let mut o = options();
-    o.dcr = false;
-    o.auth_methods = vec!["private_key_jwt".into()];
-    o.clients = vec![PreClient { id: "svc".into(), secret: None, jwt_key: Some(sk.public_key().to_sec1_bytes().to_vec()) }];
-    let mut c = config(&o);
-    c.client_id = Some("svc".into());
-    c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.dcr = false;
+            o.auth_methods = vec!["private_key_jwt".into()];
+            o.clients = vec![key_client("svc")];
+        })
+        .config(|c| {
+            c.client_id = Some("svc".into());
+            c.private_key = Some(crate::secret::PrivateKeyPem::new(crate::jwt::TEST_KEY));
+        })
+        .browser(Browser::Silent)
+        .start();
     // The server's metadata, without the optional `grant_types_supported`.
     h.rewrite = Some(Box::new(|req: &OutgoingRequest, resp: &mut HttpResponse| {
         if req.purpose == crate::http::Purpose::ServerMetadata {
@@ -72,7 +67,6 @@ fn item18_a_key_configured_service_keeps_client_credentials_when_grant_types_are
             *resp.body_mut() = v.to_string().into_bytes();
         }
     }));
-    h.browser = Browser::Silent;
     let r = h.lazy_call("tools/list").map(|r| r.status().as_u16());
     assert!(
         h.server.authorization_requests().is_empty() && r == Ok(200),

@@ -5,18 +5,15 @@ use crate::error::HttpError;
 
 #[test]
 fn oversized_metadata_is_refused() {
-    let mut o = options();
-    o.huge_body = Some(("/.well-known/oauth-protected-resource/mcp".into(), 20 * 1024 * 1024));
-    let mut h = Harness::new(o);
+    let mut h =
+        Scenario::new().server(|o| o.huge_body = Some(("/.well-known/oauth-protected-resource/mcp".into(), 20 * 1024 * 1024))).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Http { error: HttpError::BodyTooLarge { limit: 262144 }, .. }), "{e}");
 }
 
 #[test]
 fn html_500_from_the_token_endpoint_is_retryable() {
-    let mut o = options();
-    o.token_html_500 = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.token_html_500 = true).start();
     let e = h.lazy_call("tools/list").unwrap_err();
     assert!(matches!(e, Error::Http { error: HttpError::UnexpectedStatus { status: 500, .. }, .. }), "{e}");
     assert!(e.is_retryable());
@@ -25,7 +22,7 @@ fn html_500_from_the_token_endpoint_is_retryable() {
 
 #[test]
 fn transport_failures_are_typed() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let Output::Send(req) = h.auth.poll_output() else { panic!() };
@@ -38,9 +35,7 @@ fn transport_failures_are_typed() {
 
 #[test]
 fn no_secret_in_any_debug_or_display() {
-    let mut o = options();
-    o.dcr_confidential = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.dcr_confidential = true).start();
     h.lazy_call("tools/list").unwrap();
     h.advance(Duration::from_secs(3590));
     h.token_wanted().unwrap();
@@ -76,7 +71,7 @@ fn no_secret_in_any_debug_or_display() {
 
 #[test]
 fn every_request_goes_to_https_or_loopback() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     for r in &h.sent {
         assert_eq!(r.request.uri().scheme_str(), Some("https"), "{:?}", r);
@@ -85,7 +80,7 @@ fn every_request_goes_to_https_or_loopback() {
 
 #[test]
 fn an_adapter_that_stops_at_the_cap_gets_the_same_typed_error() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let Output::Send(req) = h.auth.poll_output() else { panic!() };

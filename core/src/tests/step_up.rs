@@ -5,7 +5,7 @@ use crate::error::ResourceError;
 
 #[test]
 fn step_up_requests_the_union_and_retries() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let resp = h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap();
     assert_eq!(resp.status(), 200);
@@ -18,9 +18,7 @@ fn step_up_requests_the_union_and_retries() {
 
 #[test]
 fn at_most_three_authorizations_per_request() {
-    let mut o = options();
-    o.grant_scope_override = Some("mcp:read".into());
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.grant_scope_override = Some("mcp:read".into())).start();
     h.lazy_call("tools/list").unwrap();
     let before = h.server.authorization_requests().len();
     let e = h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap_err();
@@ -32,7 +30,7 @@ fn at_most_three_authorizations_per_request() {
 
 #[test]
 fn forbidden_without_insufficient_scope_is_not_an_oauth_matter() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let n = h.sent.len();
     let now = h.now;
@@ -43,7 +41,7 @@ fn forbidden_without_insufficient_scope_is_not_an_oauth_matter() {
 
 #[test]
 fn a_401_on_a_fresh_token_is_final() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     let n = h.server.authorization_requests().len();
     let now = h.now;
@@ -58,9 +56,7 @@ fn a_401_on_a_fresh_token_is_final() {
     assert_eq!(e, Error::Resource(ResourceError::RejectedFreshToken { status: 401 }));
     assert_eq!(h.server.authorization_requests().len(), n);
     // Without a refresh token: a new authorization, and a 401 on its token is final.
-    let mut o = options();
-    o.refresh_tokens = false;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.refresh_tokens = false).start();
     h.lazy_call("tools/list").unwrap();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
@@ -75,10 +71,7 @@ fn a_401_on_a_fresh_token_is_final() {
 /// the challenge's scope and `resource_metadata`, and no authorization starts.
 #[test]
 fn item16_no_step_up_mode_reports_the_challenge() {
-    let o = options();
-    let mut c = config(&o);
-    c.step_up = false;
-    let mut h = Harness::with(o, c, Restored::default());
+    let mut h = Scenario::new().config(|c| c.step_up = false).start();
     h.lazy_call("tools/list").unwrap();
     let before = h.sent.len();
     let e = h.mcp_call("tools/call", serde_json::json!({"name": "admin-tool"})).unwrap_err();
@@ -97,7 +90,7 @@ fn item16_no_step_up_mode_reports_the_challenge() {
 /// (and the step-up union builds on it).
 #[test]
 fn spec82_requested_scope_is_recorded_when_the_response_omits_it() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.rewrite = Some(Box::new(|r: &OutgoingRequest, resp: &mut HttpResponse| {
         if r.request.uri().path().ends_with("/token") {
             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(resp.body()) {

@@ -10,7 +10,7 @@ fn ok_resp() -> http::Response<Vec<u8>> {
 
 #[test]
 fn unknown_or_stale_response_ids_change_nothing() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let Output::Send(req) = h.auth.poll_output() else { panic!() };
@@ -27,7 +27,7 @@ fn unknown_or_stale_response_ids_change_nothing() {
 
 #[test]
 fn inputs_in_the_wrong_state_are_usage_errors() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let now = h.now;
     let e = h
         .auth
@@ -46,7 +46,7 @@ fn inputs_in_the_wrong_state_are_usage_errors() {
 
 #[test]
 fn every_send_has_a_fresh_id() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     h.lazy_call("tools/list").unwrap();
     h.server.revoke_access_tokens();
     h.mcp_call("tools/list", serde_json::json!({})).unwrap();
@@ -59,8 +59,7 @@ fn every_send_has_a_fresh_id() {
 
 #[test]
 fn clock_going_backwards_is_clamped_and_never_extends_a_deadline() {
-    let mut h = Harness::new(options());
-    h.browser = Browser::Silent;
+    let mut h = Scenario::new().browser(Browser::Silent).start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let mut deadline = None;
@@ -99,7 +98,7 @@ fn clock_going_backwards_is_clamped_and_never_extends_a_deadline() {
 
 #[test]
 fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
-    let mut h = Harness::new(options());
+    let mut h = Scenario::new().start();
     let _plan = h.until_prepare();
     let now = h.now;
     let bad = Url::parse("http://example.com:80/callback").unwrap();
@@ -113,9 +112,7 @@ fn bad_redirect_uri_from_the_adapter_is_a_usage_error() {
 fn bad_redirect_uri_changes_neither_the_clock_nor_the_dpop_key() {
     // A usage error changes nothing: not the machine's clock (an input an hour ahead), and not
     // the DPoP key the entropy of a refused `AttemptPrepared` would have made.
-    let mut o = options();
-    o.dpop = true;
-    let mut h = Harness::new(o);
+    let mut h = Scenario::new().server(|o| o.dpop = true).start();
     let _plan = h.until_prepare();
     let (before, later) = (h.auth.now(), h.now.saturating_add(Duration::from_secs(3600)));
     assert!(h.auth.dpop.key.is_none(), "no key before the attempt is prepared");
@@ -136,8 +133,7 @@ fn bad_redirect_uri_changes_neither_the_clock_nor_the_dpop_key() {
 fn a_redirect_that_beats_the_drain_withdraws_the_prompt() {
     // Paste mode queues OpenAuthorizationUrl and PromptForRedirect; a concurrent callback may
     // be fed before the adapter drains them. Nobody must then be asked to paste.
-    let mut h = Harness::new(options());
-    h.can_bind = false;
+    let mut h = Scenario::new().cannot_bind().start();
     let now = h.now;
     h.auth.handle_input(Input::TokenWanted { now }).unwrap();
     let url = loop {
@@ -169,8 +165,7 @@ fn a_redirect_that_beats_the_drain_withdraws_the_prompt() {
 #[test]
 fn a_broken_invariant_is_a_bug_not_a_server_failure() {
     for flow in [crate::config::Flow::WorkloadIdentity, crate::config::Flow::EnterpriseManaged, crate::config::Flow::ClientCredentials] {
-        let o = options();
-        let mut h = Harness::with(o.clone(), config(&o), Restored::default());
+        let mut h = Scenario::new().start();
         h.auth.config.flow = flow;
         let e = h.token_wanted().unwrap_err();
         assert!(matches!(e, Error::Bug(_)), "{flow}: {e}");
