@@ -28,6 +28,7 @@ mod review2_lifecycle;
 mod review3_lifecycle;
 mod review_lifecycle;
 mod review_spec;
+mod review6;
 mod safety;
 mod step_up;
 mod usage;
