@@ -82,3 +82,29 @@ fn review6_a_huge_iss_is_bounded_in_display() {
     let shown = Error::from(e).to_string();
     assert!(shown.len() < 2_000, "Display is {} bytes long", shown.len());
 }
+
+/// Workload identity (SEP-1933) has no person: the platform's JWT is the grant. When the
+/// authorization server refuses it (`invalid_grant`), `blame()` says `User` ("the person ...
+/// logging in again fixes it") and `Display` says "log in again": a headless service that
+/// maps `Blame::User` to "ask the user to log in" asks nobody, and an operator is told to do
+/// something impossible. The workload's federation trust or its token is the setup's
+/// (`Configuration`).
+#[test]
+fn review6_a_refused_workload_jwt_is_not_blamed_on_a_user() {
+    let mut h = Scenario::new()
+        .server(|o| {
+            o.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+            o.dcr = false;
+            o.clients = vec![PreClient { id: "workload".into(), secret: None, jwt_key: None }];
+        })
+        .config(|c| {
+            c.client_id = Some("workload".into());
+            c.workload_token = Some(crate::secret::SubjectToken::new("platform.jwt.value"));
+        })
+        .start();
+    let e = h.lazy_call("tools/list").unwrap_err();
+    assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidGrant), "{e}");
+    assert!(h.server.authorization_requests().is_empty(), "nobody logs in");
+    assert_ne!(e.blame(), crate::error::Blame::User, "{e}");
+    assert!(!e.to_string().contains("log in again"), "{e}");
+}
