@@ -145,7 +145,7 @@ pub fn check_redirect(p: RedirectParams, e: &RedirectExpectations<'_>) -> Result
     }
     match (&p.iss, e.issuer) {
         (Some(found), Some(expected)) if found != expected => {
-            return Err(AuthorizationError::IssuerMismatch { expected: expected.to_owned(), found: found.clone() })
+            return Err(AuthorizationError::IssuerMismatch { expected: expected.to_owned(), found: crate::error::bounded(found) })
         }
         (None, Some(_)) if e.iss_supported => return Err(AuthorizationError::MissingIssuer),
         _ => {}

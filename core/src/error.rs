@@ -202,7 +202,7 @@ impl Error {
                 HttpError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
                 _ => false,
             },
-            Error::Token(TokenError::Rejected(e))
+            Error::Token(TokenError::Rejected(e) | TokenError::MachineGrantRefused { error: e, .. })
             | Error::Registration(RegistrationError::Rejected(e))
             | Error::Authorization(AuthorizationError::Denied(e)) => e.error.is_transient(),
             Error::TimedOut { .. } => true,
@@ -392,8 +392,18 @@ impl std::str::FromStr for ErrorCode {
 
 /// Escaped: an [`ErrorCode::Other`] is server-controlled text.
 impl fmt::Display for ErrorCode {
+    /// Escaped, and at most 100 characters of it (an unknown code is server text).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.as_str().escape_default())
+        write!(f, "{}", bounded(self.as_str()).escape_default())
+    }
+}
+
+/// Server text as errors show it: at most 200 characters, `…` marking a cut.
+pub(crate) fn bounded(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
 
@@ -731,9 +741,29 @@ pub enum TokenError {
     /// `token_type` is not `Bearer`.
     #[error("unsupported token_type {0:?}: the token endpoint must issue Bearer or DPoP tokens")]
     UnsupportedTokenType(String),
+    /// A grant made without a person (client credentials, a JWT bearer assertion, or the
+    /// token exchange before one) was refused: what the configuration or the platform supplies
+    /// (credentials, the workload's token, the ID token) is not accepted. Nobody can log in
+    /// again instead.
+    #[error("{} grant refused: {error}{}", grant.as_str(), machine_hint(error))]
+    MachineGrantRefused {
+        /// The grant.
+        grant: crate::token::GrantKind,
+        /// The refusal.
+        error: OAuthErrorResponse,
+    },
     /// `token_endpoint_auth_method` is `private_key_jwt`, and no `private_key` is configured.
     #[error("token_endpoint_auth_method is private_key_jwt but no private_key is configured: add private_key, or choose another token_endpoint_auth_method")]
     NoPrivateKey,
+}
+
+/// What to do after a refused machine grant.
+fn machine_hint(e: &OAuthErrorResponse) -> &'static str {
+    if e.error.is_transient() {
+        ": try again later"
+    } else {
+        ": check what the configuration supplies for it (client credentials, workload token, ID token)"
+    }
 }
 
 impl TokenError {
@@ -742,6 +772,10 @@ impl TokenError {
     pub fn blame(&self) -> Blame {
         match self {
             TokenError::Rejected(e) => e.blame(),
+            TokenError::MachineGrantRefused { error, .. } => match error.blame() {
+                Blame::User => Blame::Configuration,
+                other => other,
+            },
             TokenError::NoPrivateKey => Blame::Configuration,
             TokenError::NotAnObject
             | TokenError::InvalidField { .. }
@@ -1123,6 +1157,11 @@ mod blame_tests {
             (A::Cancelled.into(), User),
             (A::InteractionRequired.into(), Configuration),
             (T::Rejected(code("invalid_grant")).into(), User),
+            (T::MachineGrantRefused { grant: crate::token::GrantKind::JwtBearer, error: code("invalid_grant") }.into(), Configuration),
+            (
+                T::MachineGrantRefused { grant: crate::token::GrantKind::ClientCredentials, error: code("temporarily_unavailable") }.into(),
+                AuthorizationServer,
+            ),
             (T::Rejected(code("invalid_client")).into(), Configuration),
             (T::Rejected(code("unauthorized_client")).into(), Configuration),
             (T::Rejected(code("use_dpop_nonce")).into(), AuthorizationServer),
@@ -1199,6 +1238,7 @@ mod blame_tests {
             },
             Error::Token(t) => match t {
                 TokenError::Rejected(_) => "T::Rejected",
+                TokenError::MachineGrantRefused { .. } => "MachineGrantRefused",
                 TokenError::NotAnObject => "NotAnObject",
                 TokenError::InvalidField { .. } => "InvalidField",
                 TokenError::NotIdJag { .. } => "NotIdJag",
@@ -1269,6 +1309,7 @@ mod blame_tests {
             "Cancelled",
             "InteractionRequired",
             "T::Rejected",
+            "MachineGrantRefused",
             "NotAnObject",
             "InvalidField",
             "NotIdJag",

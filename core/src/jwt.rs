@@ -80,6 +80,28 @@ pub(crate) fn client_assertion(
     key.sign_jwt(&header, &claims)
 }
 
+/// The form `body` with its `client_assertion` signed anew, for a request sent again (a DPoP
+/// nonce retry): the same issuer and audience, `iat` now, and a `jti` derived from the old one
+/// by SHA-256, so it is as unpredictable and never the same (RFC 7523 §3: a server may refuse
+/// a `jti` it has seen). `None` if the body has no assertion of ours.
+pub(crate) fn with_fresh_assertion(body: &[u8], key: &SigningKey, key_id: Option<&str>, now: Timestamp) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let old = &pairs.iter().find(|(k, _)| k == "client_assertion")?.1;
+    let payload = URL_SAFE_NO_PAD.decode(old.split('.').nth(1)?).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    let (client_id, audience, old_jti) = (claims["iss"].as_str()?, claims["aud"].as_str()?, claims["jti"].as_str()?);
+    let digest = Sha256::new().chain_update(b"mcp-oauth jti, sent again: ").chain_update(old_jti).finalize();
+    let mut jti = [0u8; 16];
+    jti.copy_from_slice(&digest[..16]);
+    let fresh = client_assertion(key, key_id, client_id, audience, now, &jti);
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &pairs {
+        form.append_pair(k, if k == "client_assertion" { &fresh } else { v });
+    }
+    Some(form.finish().into_bytes())
+}
+
 /// A throwaway P-256 key generated for this crate's tests only.
 #[cfg(test)]
 pub(crate) const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----

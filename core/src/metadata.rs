@@ -107,7 +107,7 @@ impl AuthorizationServerMetadata {
             _ => false,
         };
         if m.issuer != expected_issuer && !(legacy_origin && same_origin()) {
-            return Err(DiscoveryError::IssuerMismatch { expected: expected_issuer.to_owned(), found: m.issuer });
+            return Err(DiscoveryError::IssuerMismatch { expected: expected_issuer.to_owned(), found: crate::error::bounded(&m.issuer) });
         }
         for (field, value) in [
             ("authorization_endpoint", &m.authorization_endpoint),

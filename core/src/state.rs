@@ -47,6 +47,16 @@ struct Attempt {
     jti: [u8; 16],
 }
 
+/// A refusal of a grant made without a person (client credentials, a JWT bearer assertion, the
+/// token exchange before it) is for the configuration or the platform to fix: nobody can log
+/// in again for a service.
+fn machine_refusal(e: Error, grant: Option<crate::token::GrantKind>) -> Error {
+    match (e, grant) {
+        (Error::Token(TokenError::Rejected(error)), Some(grant)) => TokenError::MachineGrantRefused { grant, error }.into(),
+        (e, _) => e,
+    }
+}
+
 /// A failed exchange; an adapter that stopped reading at the cap reports the same typed
 /// `BodyTooLarge` as a body core measured itself.
 fn transport_error(purpose: Purpose, t: TransportFailure) -> Error {
@@ -117,7 +127,10 @@ impl Authorizer {
             }
             (Input::Response { result, .. }, from) => match self.dpop_nonce_retry(&from, &result) {
                 Some(id) => Ok(self.state.stay(from.with_request(id))),
-                None => self.on_response(from, result),
+                None => {
+                    let machine = from.machine_grant();
+                    self.on_response(from, result).map_err(|e| machine_refusal(e, machine))
+                }
             },
             (Input::AttemptPrepared { entropy, callback, .. }, Phase::AwaitingPreparation(preparing)) => {
                 self.on_prepared(preparing, entropy, callback)
@@ -186,8 +199,14 @@ impl Authorizer {
     /// RFC 9449 §8: a `use_dpop_nonce` answer of the token endpoint is sent again once, with
     /// the nonce ([`DpopContext::nonce_retry`](crate::dpop::DpopContext::nonce_retry)): the id
     /// the phase waits for now, if resent.
+    /// A client assertion in it is signed anew (RFC 7523 §3: a `jti` is never used twice).
     fn dpop_nonce_retry(&mut self, from: &Phase, result: &Result<HttpResponse, TransportFailure>) -> Option<RequestId> {
-        let (purpose, proof) = self.dpop.nonce_retry(from.at_token_endpoint(), result, self.now)?;
+        let (purpose, mut proof) = self.dpop.nonce_retry(from.at_token_endpoint(), result, self.now)?;
+        if let Some(key) = &self.signing_key {
+            if let Some(body) = crate::jwt::with_fresh_assertion(proof.body(), key, self.config.key_id.as_deref(), self.now) {
+                *proof.body_mut() = body;
+            }
+        }
         Some(self.send(purpose, proof))
     }
 

@@ -123,6 +123,15 @@ impl Phase {
     }
 
     /// The phases waiting for a token endpoint (where DPoP nonces are retried).
+    /// The grant made without a person this phase waits on the answer to, if it is one.
+    pub(super) fn machine_grant(&self) -> Option<crate::token::GrantKind> {
+        match self {
+            Phase::ClientCredentials { .. } => Some(crate::token::GrantKind::ClientCredentials),
+            Phase::TokenExchange { .. } | Phase::JwtBearer { .. } => Some(crate::token::GrantKind::JwtBearer),
+            _ => None,
+        }
+    }
+
     pub(super) fn at_token_endpoint(&self) -> bool {
         matches!(self, Phase::ExchangingCode { .. } | Phase::ClientCredentials { .. } | Phase::Refreshing { .. } | Phase::JwtBearer { .. })
     }

@@ -57,7 +57,10 @@ fn private_key_jwt_with_issuer_audience() {
 fn wrong_secret_is_a_token_error() {
     let mut h = cc(&["client_secret_basic"]).config(svc_secret).config(|c| c.client_secret = Some(ClientSecret::new("wrong"))).start();
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidClient), "{e}");
+    assert!(
+        matches!(&e, Error::Token(crate::error::TokenError::MachineGrantRefused { grant: crate::token::GrantKind::ClientCredentials, error: r }) if r.error == crate::error::ErrorCode::InvalidClient),
+        "{e}"
+    );
     assert!(!e.to_string().contains("wrong"));
 }
 

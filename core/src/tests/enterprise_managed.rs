@@ -59,7 +59,10 @@ fn exchange_then_jwt_bearer() {
 fn a_refused_id_token_is_a_typed_error() {
     let mut h = enterprise("someone-elses-token").start();
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidGrant), "{e}");
+    assert!(
+        matches!(&e, Error::Token(crate::error::TokenError::MachineGrantRefused { grant: crate::token::GrantKind::JwtBearer, error: r }) if r.error == crate::error::ErrorCode::InvalidGrant),
+        "{e}"
+    );
     assert!(!h.targets().iter().any(|t| t == "/token"), "nothing presented to the authorization server");
 }
 
@@ -76,7 +79,10 @@ fn workload_identity_presents_the_platform_jwt_once() {
         .start();
     // The test server knows no such assertion: the grant is refused.
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Token(crate::error::TokenError::Rejected(r)) if r.error == crate::error::ErrorCode::InvalidGrant), "{e}");
+    assert!(
+        matches!(&e, Error::Token(crate::error::TokenError::MachineGrantRefused { grant: crate::token::GrantKind::JwtBearer, error: r }) if r.error == crate::error::ErrorCode::InvalidGrant),
+        "{e}"
+    );
     let tokens = h.server.token_requests();
     assert_eq!(tokens.len(), 1, "no retry");
     assert_eq!(param(&tokens[0].params, "grant_type"), Some(crate::token::JWT_BEARER_GRANT));

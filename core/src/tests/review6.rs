@@ -103,7 +103,10 @@ fn review6_a_refused_workload_jwt_is_not_blamed_on_a_user() {
         })
         .start();
     let e = h.lazy_call("tools/list").unwrap_err();
-    assert!(matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidGrant), "{e}");
+    assert!(
+        matches!(&e, Error::Token(TokenError::MachineGrantRefused { grant: crate::token::GrantKind::JwtBearer, error: r }) if r.error == ErrorCode::InvalidGrant),
+        "{e}"
+    );
     assert!(h.server.authorization_requests().is_empty(), "nobody logs in");
     assert_ne!(e.blame(), crate::error::Blame::User, "{e}");
     assert!(!e.to_string().contains("log in again"), "{e}");
