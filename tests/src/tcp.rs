@@ -78,9 +78,22 @@ impl TcpTestServer {
 impl Drop for TcpTestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // Wake the blocking accept with a connection of our own. That connection can fail for
+        // a moment (a test that exhausts the process's descriptors drops its server while it
+        // still holds them): keep trying until the accept loop has seen the flag, and never
+        // join a thread that cannot be woken.
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_err() {
+                    std::thread::sleep(Duration::from_millis(10));
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         for (_, s) in self.streams.open.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             let _ = s.shutdown(std::net::Shutdown::Both);
