@@ -1,5 +1,6 @@
-//! A client for the official MCP conformance suite: `conformance [--async] <server-url>`
-//! (`--async`: the async-std adapter, when built with `--features async-std`).
+//! A client for the official MCP conformance suite: `conformance [--async|--tokio] <server-url>`
+//! (`--async`: the async-std adapter, built with `--features async-std`; `--tokio`: the tokio
+//! adapter, built with `--features tokio`).
 //!
 //! The suite sets `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT` (JSON with
 //! credentials for pre-registered and machine-to-machine clients). This program maps the
@@ -19,14 +20,19 @@ const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadat
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let use_async = args.iter().any(|a| a == "--async");
+    let adapter = if args.iter().any(|a| a == "--async") {
+        "async-std"
+    } else if args.iter().any(|a| a == "--tokio") {
+        "tokio"
+    } else {
+        "blocking"
+    };
     let Some(url) = args.iter().rfind(|a| !a.starts_with("--")) else {
-        eprintln!("usage: conformance [--async] <server-url>");
+        eprintln!("usage: conformance [--async|--tokio] <server-url>");
         std::process::exit(2);
     };
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
-    let adapter = if use_async { "async-std" } else { "blocking" };
-    match run(url, use_async) {
+    match run(url, adapter) {
         Ok(()) => eprintln!("conformance client ({adapter}): {scenario}: done"),
         Err(e) => {
             eprintln!("conformance client ({adapter}): {scenario}: {e}");
@@ -35,7 +41,7 @@ fn main() {
     }
 }
 
-fn run(url: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
+fn run(url: &str, adapter: &str) -> Result<(), Box<dyn std::error::Error>> {
     let context: serde_json::Value =
         std::env::var("MCP_CONFORMANCE_CONTEXT").ok().and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
     let text = |k: &str| context.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -71,8 +77,10 @@ fn run(url: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
     interaction.print_url = false;
     interaction.prompt = Arc::new(mcp_oauth_client::prompt::NoPrompt);
 
-    if use_async {
-        return run_async(&server, interaction);
+    match adapter {
+        "async-std" => return run_async(&server, interaction),
+        "tokio" => return run_tokio(&server, interaction),
+        _ => {}
     }
     let mut mcp = McpClient::from_config(&server, Arc::new(MemoryStore::new()), interaction, &|_| None)?;
     mcp.connect()?;
@@ -101,4 +109,26 @@ fn run_async(server: &ServerConfig, interaction: Interaction) -> Result<(), Box<
 #[cfg(not(feature = "async-std"))]
 fn run_async(_: &ServerConfig, _: Interaction) -> Result<(), Box<dyn std::error::Error>> {
     Err("built without the async-std feature".into())
+}
+
+/// The same steps on the tokio adapter (a current-thread runtime: the futures must not need
+/// more).
+#[cfg(feature = "tokio")]
+fn run_tokio(server: &ServerConfig, interaction: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    use mcp_oauth_client::tokio::McpClient;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut mcp = McpClient::from_config(server, Arc::new(MemoryStore::new()), interaction, &|_| None).await?;
+        mcp.connect().await?;
+        let tools = mcp.list_tools().await?;
+        if tools.iter().any(|t| t.name == "test-tool") {
+            mcp.call_tool("test-tool", serde_json::json!({})).await?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "tokio"))]
+fn run_tokio(_: &ServerConfig, _: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    Err("built without the tokio feature".into())
 }

@@ -3,9 +3,10 @@
 //! listener, and renders the callback page. The rendered DOM's text is checked, and a
 //! screenshot is kept as an artifact.
 //!
-//! `cargo run -p mcp-oauth-client --example real_browser -- --out DIR [--async]` (CI installs
-//! Debian's `chromium`; exits 2 when no Chromium is installed, 1 when the check fails;
-//! `--async` uses the async-std adapter, built with `--features async-std`).
+//! `cargo run -p mcp-oauth-client --example real_browser -- --out DIR [--async|--tokio]` (CI
+//! installs Debian's `chromium`; exits 2 when no Chromium is installed, 1 when the check fails;
+//! `--async` uses the async-std adapter, built with `--features async-std`, and `--tokio` the
+//! tokio adapter, built with `--features tokio`).
 
 use mcp_oauth_client::blocking::McpClient;
 use mcp_oauth_client::{Config, Interaction, MemoryStore};
@@ -28,8 +29,14 @@ fn main() {
         eprintln!("real browser check: {chromium} is not installed (apt-get install chromium)");
         std::process::exit(2);
     }
-    let use_async = args.iter().any(|a| a == "--async");
-    match run(&out, &chromium, use_async) {
+    let adapter = if args.iter().any(|a| a == "--async") {
+        "async-std"
+    } else if args.iter().any(|a| a == "--tokio") {
+        "tokio"
+    } else {
+        "blocking"
+    };
+    match run(&out, &chromium, adapter) {
         Ok(()) => println!("real browser check: PASS (screenshot: {})", out.join("callback-page.png").display()),
         Err(e) => {
             eprintln!("real browser check: FAIL: {e}");
@@ -38,7 +45,7 @@ fn main() {
     }
 }
 
-fn run(out: &std::path::Path, chromium: &str, use_async: bool) -> Result<(), Box<dyn std::error::Error>> {
+fn run(out: &std::path::Path, chromium: &str, adapter: &str) -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out)?;
     let out = std::fs::canonicalize(out)?;
@@ -63,10 +70,10 @@ fn run(out: &std::path::Path, chromium: &str, use_async: bool) -> Result<(), Box
     let mut config = Config::new(server.mcp_url().parse()?);
     config.callback_timeout = Duration::from_secs(60);
     let args = serde_json::json!({"text": "real browser"});
-    let r = if use_async {
-        call_async(config, interaction, args)?
-    } else {
-        McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction)?.call_tool("echo", args)?
+    let r = match adapter {
+        "async-std" => call_async(config, interaction, args)?,
+        "tokio" => call_tokio(config, interaction, args)?,
+        _ => McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction)?.call_tool("echo", args)?,
     };
     if r["content"][0]["text"] != "real browser" {
         return Err(format!("unexpected tool result {r}").into());
@@ -104,4 +111,18 @@ fn call_async(config: Config, interaction: Interaction, args: serde_json::Value)
 #[cfg(not(feature = "async-std"))]
 fn call_async(_: Config, _: Interaction, _: serde_json::Value) -> Result<serde_json::Value, mcp_oauth_client::Error> {
     Err(mcp_oauth_client::Error::Unsupported("built without the async-std feature"))
+}
+
+#[cfg(feature = "tokio")]
+fn call_tokio(config: Config, interaction: Interaction, args: serde_json::Value) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    Ok(rt.block_on(async {
+        let mut mcp = mcp_oauth_client::tokio::McpClient::with_oauth(config, Arc::new(MemoryStore::new()), interaction).await?;
+        mcp.call_tool("echo", args).await
+    })?)
+}
+
+#[cfg(not(feature = "tokio"))]
+fn call_tokio(_: Config, _: Interaction, _: serde_json::Value) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    Err("built without the tokio feature".into())
 }

@@ -5,6 +5,8 @@
 //! browser (or your `on_authorization_url` hook), a paste fallback, and a token store.
 //!
 //! * Feature `blocking` (default): [`blocking::OAuthClient`] and [`blocking::McpClient`].
+//! * Feature `async-std`: `async_std::{OAuthClient, McpClient}`, the same API, `async`.
+//! * Feature `tokio`: `tokio::{OAuthClient, McpClient}`, the same API on tokio.
 //!
 //! ```no_run
 //! # #[cfg(feature = "blocking")] {
@@ -37,18 +39,18 @@
 
 pub mod browser;
 pub mod config;
-#[cfg(any(feature = "blocking", feature = "async-std"))]
+#[cfg(any(feature = "blocking", feature = "async-std", feature = "tokio"))]
 mod driver;
 pub mod error;
 pub mod interaction;
-#[cfg(any(feature = "blocking", feature = "async-std"))]
+#[cfg(any(feature = "blocking", feature = "async-std", feature = "tokio"))]
 pub mod listen;
 pub mod mcp;
 pub mod prompt;
-#[cfg(any(feature = "blocking", feature = "async-std"))]
+#[cfg(any(feature = "blocking", feature = "async-std", feature = "tokio"))]
 mod steps;
 pub mod store;
-#[cfg(any(feature = "blocking", feature = "async-std"))]
+#[cfg(any(feature = "blocking", feature = "async-std", feature = "tokio"))]
 pub mod transport;
 
 #[cfg(feature = "blocking")]
@@ -56,6 +58,9 @@ pub mod blocking;
 
 #[cfg(feature = "async-std")]
 pub mod async_std;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use config::{ServerConfig, Transport};
 pub use error::{Error, McpRequest, ProtocolError};
@@ -67,7 +72,7 @@ pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to
 // example.com), so the README cannot drift from the API.
-#[cfg(all(doctest, feature = "blocking", feature = "async-std"))]
+#[cfg(all(doctest, feature = "blocking", feature = "async-std", feature = "tokio"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 

@@ -2,8 +2,9 @@
 # Runs the official MCP conformance suite's client authorization scenarios against
 # `cargo run -p mcp-oauth-client --example conformance`. Prints one PASS/FAIL line per scenario
 # (with the failing or warning checks) and ends with "N passed, M failed".
-#   run.sh [--version 0.1.16|0.2.0-alpha.12] [--async] [scenario...]
-# (default 0.1.16, all scenarios, the blocking adapter; --async: the async-std adapter)
+#   run.sh [--version 0.1.16|0.2.0-alpha.12] [--async|--tokio] [scenario...]
+# (default 0.1.16, all scenarios, the blocking adapter; --async: the async-std adapter; --tokio:
+# the tokio adapter)
 set -uo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
@@ -13,6 +14,7 @@ if [ "${1:-}" = "--version" ]; then want="$2"; shift 2; fi
 adapter="blocking"
 features=()
 if [ "${1:-}" = "--async" ]; then adapter="async-std"; features=(--features async-std); shift; fi
+if [ "${1:-}" = "--tokio" ]; then adapter="tokio"; features=(--features tokio); shift; fi
 case "$want" in
   0.1.16) pkg="node_modules/@modelcontextprotocol/conformance" ;;
   0.2.0-alpha.12) pkg="node_modules/conformance-0.2.0-alpha.12" ;;
@@ -28,6 +30,7 @@ version="$(node -p "require('./$pkg/package.json').version")"
 client="$root/target/debug/examples/conformance"
 command="$client"
 [ "$adapter" = "async-std" ] && command="$client --async"
+[ "$adapter" = "tokio" ] && command="$client --tokio"
 
 scenarios=(
   metadata-default metadata-var1 metadata-var2 metadata-var3 basic-cimd

@@ -1,5 +1,6 @@
 //! One test body, several drivers: every end-to-end test runs against the blocking adapter,
-//! the async-std adapter on async-std's executor, and the same async adapter driven by smol.
+//! the async-std adapter on async-std's executor, the same async adapter driven by smol, and the
+//! tokio adapter on a multi-thread tokio runtime.
 
 use mcp_oauth_client::blocking;
 use mcp_oauth_client::interaction::Interaction;
@@ -18,6 +19,15 @@ pub enum Adapter {
     AsyncStd,
     #[cfg(feature = "async-std")]
     Smol,
+    #[cfg(feature = "tokio")]
+    Tokio,
+}
+
+/// The tokio runtime the tokio adapter's tests run on (multi-thread, IO and time enabled).
+#[cfg(feature = "tokio")]
+pub fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("a tokio runtime"))
 }
 
 impl Adapter {
@@ -28,6 +38,8 @@ impl Adapter {
             Adapter::AsyncStd => "async-std",
             #[cfg(feature = "async-std")]
             Adapter::Smol => "smol",
+            #[cfg(feature = "tokio")]
+            Adapter::Tokio => "tokio",
         }
     }
 
@@ -37,6 +49,8 @@ impl Adapter {
             "async-std" => Adapter::AsyncStd,
             #[cfg(feature = "async-std")]
             "smol" => Adapter::Smol,
+            #[cfg(feature = "tokio")]
+            "tokio" => Adapter::Tokio,
             _ => Adapter::Blocking,
         }
     }
@@ -45,13 +59,20 @@ impl Adapter {
     pub fn block_on<T>(self, f: impl Future<Output = T>) -> T {
         match self {
             Adapter::Smol => smol::block_on(f),
+            #[cfg(feature = "tokio")]
+            Adapter::Tokio => tokio_runtime().block_on(f),
             _ => async_std::task::block_on(f),
         }
     }
 
     #[cfg(not(feature = "async-std"))]
-    pub fn block_on<T>(self, _: impl Future<Output = T>) -> T {
-        unreachable!("no async adapter in this build")
+    pub fn block_on<T>(self, f: impl Future<Output = T>) -> T {
+        #[cfg(feature = "tokio")]
+        if self == Adapter::Tokio {
+            return tokio_runtime().block_on(f);
+        }
+        let _ = f;
+        unreachable!("no async adapter for {self:?} in this build")
     }
 
     /// A client with OAuth for `config.server_url`.
@@ -71,6 +92,14 @@ impl Adapter {
         let timeout = timeout.unwrap_or(Duration::from_secs(30));
         let url = config.server_url.clone();
         match self {
+            #[cfg(feature = "tokio")]
+            Adapter::Tokio => {
+                use mcp_oauth_client::tokio as tok;
+                let host = config.server_url.host_str().unwrap_or("").to_owned();
+                let http = Arc::new(tok::UreqClient::new(timeout).with_policy(config.network, &host));
+                let oauth = tokio_runtime().block_on(tok::OAuthClient::with_parts(config, store, i, http, clock))?;
+                Ok(Mcp::Tokio(tok::McpClient::new(url, Some(oauth))))
+            }
             Adapter::Blocking => {
                 let host = config.server_url.host_str().unwrap_or("").to_owned();
                 let http = Arc::new(blocking::UreqClient::new(timeout).with_policy(config.network, &host));
@@ -98,6 +127,10 @@ impl Adapter {
     ) -> Result<Mcp, Error> {
         match self {
             Adapter::Blocking => Ok(Mcp::Blocking(Box::new(blocking::McpClient::from_config(cfg, store, i, env)?))),
+            #[cfg(feature = "tokio")]
+            Adapter::Tokio => {
+                Ok(Mcp::Tokio(tokio_runtime().block_on(mcp_oauth_client::tokio::McpClient::from_config(cfg, store, i, env))?))
+            }
             #[cfg(feature = "async-std")]
             a => Ok(Mcp::Async(a, a.block_on(mcp_oauth_client::async_std::McpClient::from_config(cfg, store, i, env))?)),
         }
@@ -113,6 +146,11 @@ impl Adapter {
     ) -> Result<http::Response<Vec<u8>>, Error> {
         match self {
             Adapter::Blocking => blocking::OAuthClient::new(config, store, i)?.send(req, 1 << 20),
+            #[cfg(feature = "tokio")]
+            Adapter::Tokio => tokio_runtime().block_on(async {
+                let oauth = mcp_oauth_client::tokio::OAuthClient::new(config, store, i).await?;
+                oauth.send(req, 1 << 20).await
+            }),
             #[cfg(feature = "async-std")]
             a => a.block_on(async {
                 let oauth = mcp_oauth_client::async_std::OAuthClient::new(config, store, i).await?;
@@ -129,6 +167,8 @@ pub enum Mcp {
     Blocking(Box<blocking::McpClient>),
     #[cfg(feature = "async-std")]
     Async(Adapter, mcp_oauth_client::async_std::McpClient),
+    #[cfg(feature = "tokio")]
+    Tokio(mcp_oauth_client::tokio::McpClient),
 }
 
 impl Mcp {
@@ -137,6 +177,8 @@ impl Mcp {
             Mcp::Blocking(c) => Mcp::Blocking(Box::new(c.mode(mode))),
             #[cfg(feature = "async-std")]
             Mcp::Async(a, c) => Mcp::Async(a, c.mode(mode)),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => Mcp::Tokio(c.mode(mode)),
         }
     }
 
@@ -145,6 +187,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.connect(),
             #[cfg(feature = "async-std")]
             Mcp::Async(a, c) => a.block_on(c.connect()),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => tokio_runtime().block_on(c.connect()),
         }
     }
 
@@ -153,6 +197,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.list_tools(),
             #[cfg(feature = "async-std")]
             Mcp::Async(a, c) => a.block_on(c.list_tools()),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => tokio_runtime().block_on(c.list_tools()),
         }
     }
 
@@ -161,6 +207,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.call_tool(name, args),
             #[cfg(feature = "async-std")]
             Mcp::Async(a, c) => a.block_on(c.call_tool(name, args)),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => tokio_runtime().block_on(c.call_tool(name, args)),
         }
     }
 
@@ -169,6 +217,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.session_id().map(str::to_owned),
             #[cfg(feature = "async-std")]
             Mcp::Async(_, c) => c.session_id().map(str::to_owned),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => c.session_id().map(str::to_owned),
         }
     }
 
@@ -177,6 +227,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.protocol_version().map(str::to_owned),
             #[cfg(feature = "async-std")]
             Mcp::Async(_, c) => c.protocol_version().map(str::to_owned),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => c.protocol_version().map(str::to_owned),
         }
     }
 
@@ -185,6 +237,8 @@ impl Mcp {
             Mcp::Blocking(c) => c.oauth().is_some(),
             #[cfg(feature = "async-std")]
             Mcp::Async(_, c) => c.oauth().is_some(),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => c.oauth().is_some(),
         }
     }
 }
@@ -195,6 +249,10 @@ macro_rules! on_every_adapter {
     ($($name:ident),* $(,)?) => {
         mod blocking {
             $( #[test] fn $name() { super::$name($crate::common::driver::Adapter::Blocking) } )*
+        }
+        #[cfg(feature = "tokio")]
+        mod tokio {
+            $( #[test] fn $name() { super::$name($crate::common::driver::Adapter::Tokio) } )*
         }
         $crate::on_async_adapters!($($name),*);
     };
