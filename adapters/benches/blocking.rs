@@ -1,6 +1,9 @@
 //! The adapters' overhead per authorized request, against a raw ureq request with the same
 //! header to the same loopback server (blocking, and with `--features async-std` the async
-//! adapter: one request per `block_on`, and 16 tasks at once); and the wall time of a cold flow.
+//! adapter: one request per `block_on`, and 16 tasks at once; with `--features tokio` the tokio
+//! adapter against raw reqwest; with `--features rmcp` rmcp's client over `OAuthHttpClient`
+//! against rmcp over a plain reqwest client with the same bearer header); and the wall time of
+//! a cold flow.
 //! Run: `cargo bench -p mcp-oauth-client --all-features`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -97,7 +100,64 @@ fn overhead(c: &mut Criterion) {
             })
         });
     }
+    #[cfg(feature = "tokio")]
+    {
+        use mcp_oauth_client::tokio::OAuthClient;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let t = rt.block_on(OAuthClient::new(Config::new(url.parse().unwrap()), Arc::new(MemoryStore::new()), browser())).unwrap();
+        rt.block_on(t.authorization()).unwrap();
+        let raw = plain_reqwest();
+        let body = list_request(&url).into_body();
+        g.bench_function("raw_reqwest_with_header", |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let resp = raw
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("authorization", header.clone())
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 200);
+                    resp.bytes().await.unwrap()
+                })
+            })
+        });
+        g.bench_function("tokio_oauth_client_send", |b| {
+            b.iter(|| {
+                let resp = rt.block_on(t.send(list_request(&url), 1 << 20)).unwrap();
+                assert_eq!(resp.status(), 200);
+                resp
+            })
+        });
+        #[cfg(feature = "rmcp")]
+        {
+            use mcp_oauth_client::rmcp::OAuthHttpClient;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::ServiceExt;
+            let token = header.to_str().unwrap().trim_start_matches("Bearer ").to_owned();
+            // (rmcp's transport spawns its worker: it is made inside the runtime.)
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(token);
+            let plain = rt.block_on(async { ().serve(StreamableHttpClientTransport::with_client(plain_reqwest(), config)).await }).unwrap();
+            let ours = rt.block_on(async { ().serve(OAuthHttpClient::new(t.clone()).into_transport()).await }).unwrap();
+            g.bench_function("rmcp_list_tools_plain_bearer", |b| b.iter(|| rt.block_on(plain.list_tools(None)).unwrap()));
+            g.bench_function("rmcp_list_tools_oauth_http_client", |b| b.iter(|| rt.block_on(ours.list_tools(None)).unwrap()));
+        }
+    }
     g.finish();
+}
+
+/// A reqwest client with nothing of this crate's: rustls (ring) and no redirects.
+#[cfg(feature = "tokio")]
+fn plain_reqwest() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder().tls_backend_preconfigured(tls).redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap()
 }
 
 fn cold_flow(c: &mut Criterion) {

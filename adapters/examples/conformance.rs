@@ -1,6 +1,8 @@
-//! A client for the official MCP conformance suite: `conformance [--async|--tokio] <server-url>`
-//! (`--async`: the async-std adapter, built with `--features async-std`; `--tokio`: the tokio
-//! adapter, built with `--features tokio`).
+//! A client for the official MCP conformance suite:
+//! `conformance [--async|--tokio|--rmcp] <server-url>` (`--async`: the async-std adapter, built
+//! with `--features async-std`; `--tokio`: the tokio adapter, built with `--features tokio`;
+//! `--rmcp`: the MCP side through rmcp's client over `OAuthHttpClient`, built with
+//! `--features rmcp`).
 //!
 //! The suite sets `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT` (JSON with
 //! credentials for pre-registered and machine-to-machine clients). This program maps the
@@ -24,11 +26,13 @@ fn main() {
         "async-std"
     } else if args.iter().any(|a| a == "--tokio") {
         "tokio"
+    } else if args.iter().any(|a| a == "--rmcp") {
+        "rmcp"
     } else {
         "blocking"
     };
     let Some(url) = args.iter().rfind(|a| !a.starts_with("--")) else {
-        eprintln!("usage: conformance [--async|--tokio] <server-url>");
+        eprintln!("usage: conformance [--async|--tokio|--rmcp] <server-url>");
         std::process::exit(2);
     };
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
@@ -80,6 +84,7 @@ fn run(url: &str, adapter: &str) -> Result<(), Box<dyn std::error::Error>> {
     match adapter {
         "async-std" => return run_async(&server, interaction),
         "tokio" => return run_tokio(&server, interaction),
+        "rmcp" => return run_rmcp(&server, interaction),
         _ => {}
     }
     let mut mcp = McpClient::from_config(&server, Arc::new(MemoryStore::new()), interaction, &|_| None)?;
@@ -131,4 +136,29 @@ fn run_tokio(server: &ServerConfig, interaction: Interaction) -> Result<(), Box<
 #[cfg(not(feature = "tokio"))]
 fn run_tokio(_: &ServerConfig, _: Interaction) -> Result<(), Box<dyn std::error::Error>> {
     Err("built without the tokio feature".into())
+}
+
+/// The same steps with rmcp's client (`serve`, `list_all_tools`, `call_tool`) over
+/// `OAuthHttpClient`.
+#[cfg(feature = "rmcp")]
+fn run_rmcp(server: &ServerConfig, interaction: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    use mcp_oauth_client::rmcp::OAuthHttpClient;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::ServiceExt;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = OAuthHttpClient::from_config(server, Arc::new(MemoryStore::new()), interaction, &|_| None).await?;
+        let service = ().serve(client.into_transport()).await?;
+        let tools = service.list_all_tools().await?;
+        if tools.iter().any(|t| t.name == "test-tool") {
+            service.call_tool(CallToolRequestParams::new("test-tool")).await?;
+        }
+        service.cancel().await?;
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "rmcp"))]
+fn run_rmcp(_: &ServerConfig, _: Interaction) -> Result<(), Box<dyn std::error::Error>> {
+    Err("built without the rmcp feature".into())
 }

@@ -7,6 +7,7 @@
 //! * Feature `blocking` (default): [`blocking::OAuthClient`] and [`blocking::McpClient`].
 //! * Feature `async-std`: `async_std::{OAuthClient, McpClient}`, the same API, `async`.
 //! * Feature `tokio`: `tokio::{OAuthClient, McpClient}`, the same API on tokio.
+//! * Feature `rmcp`: `rmcp::OAuthHttpClient`, rmcp's Streamable HTTP client authorized here.
 //!
 //! ```no_run
 //! # #[cfg(feature = "blocking")] {
@@ -62,6 +63,9 @@ pub mod async_std;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
+
 pub use config::{ServerConfig, Transport};
 pub use error::{Error, McpRequest, ProtocolError};
 pub use interaction::{Interaction, UrlHandled};
@@ -72,7 +76,7 @@ pub use store::{Distrust, FileStore, MemoryStore, StoreError, TokenStore};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to
 // example.com), so the README cannot drift from the API.
-#[cfg(all(doctest, feature = "blocking", feature = "async-std", feature = "tokio"))]
+#[cfg(all(doctest, feature = "blocking", feature = "async-std", feature = "rmcp"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 

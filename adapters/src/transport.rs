@@ -11,8 +11,12 @@
 //! reads at TRACE (see [`Ureq::send`] for what is covered, and the private `scrub` module
 //! for how).
 
+#[cfg(feature = "tokio")]
+mod reqwest;
 mod scrub;
 
+#[cfg(feature = "tokio")]
+pub use self::reqwest::ReqwestClient;
 pub use crate::driver::{BoxFuture, ByteStream, HttpClient, HttpStream, UreqOn};
 
 use crate::mcp::STREAM_IDLE_TIMEOUT;

@@ -80,9 +80,16 @@ fn get(url: &str) -> http::Request<Vec<u8>> {
     http::Request::get(url).body(Vec::new()).unwrap()
 }
 
-/// The target of a `CONNECT` line.
-fn connect_target(line: &str) -> Option<&str> {
-    line.strip_prefix("CONNECT ")?.split(' ').next()
+/// What the proxy was asked to reach: the target of a `CONNECT` line, or the authority of an
+/// absolute-form request (`GET http://host/path`, how reqwest sends plain HTTP through a
+/// proxy), with the port made explicit.
+fn connect_target(line: &str) -> Option<String> {
+    if let Some(rest) = line.strip_prefix("CONNECT ") {
+        return rest.split(' ').next().map(str::to_owned);
+    }
+    let target = line.split(' ').nth(1)?;
+    let url = url::Url::parse(target).ok()?;
+    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
 }
 
 /// What one kind of client (blocking, or async on its pool) does with a request.
@@ -100,6 +107,17 @@ fn async_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, St
     use mcp_oauth_client::async_std::{HttpClient, UreqClient};
     let http = UreqClient::new(Duration::from_secs(3)).with_policy(policy, exempt);
     async_std::task::block_on(http.send(get(url), 1024))
+        .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
+        .map_err(|e| (e.kind, e.to_string()))
+}
+
+/// The tokio adapter's default client, reqwest.
+#[cfg(feature = "tokio")]
+fn tokio_send(policy: NetworkPolicy, exempt: &str, url: &str) -> Result<(u16, String), (TransportFailureKind, String)> {
+    use mcp_oauth_client::tokio::{HttpClient, ReqwestClient};
+    let http = ReqwestClient::new(Duration::from_secs(3)).with_policy(policy, exempt);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(http.send(get(url), 1024))
         .map(|r| (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned()))
         .map_err(|e| (e.kind, e.to_string()))
 }
@@ -124,14 +142,14 @@ fn check(var: &str, proxy: &RecordingProxy, name: &str, send: Send<'_>) {
     let r = send(NetworkPolicy::Public, "mcp.example.com", "http://93.184.215.14/ok");
     assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: a public address under public");
     let seen = proxy.take();
-    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some("93.184.215.14:80"), "{ctx}: {seen:?}");
-    assert!(seen.get(1).is_some_and(|l| l.contains("/ok")), "{ctx}: {seen:?}");
+    assert_eq!(seen.first().and_then(|l| connect_target(l)).as_deref(), Some("93.184.215.14:80"), "{ctx}: {seen:?}");
+    assert!(seen.iter().any(|l| l.contains("/ok")), "{ctx}: {seen:?}");
 
     // The MCP server's own host is exempt from the policy: the proxy gets its name as usual.
     let r = send(NetworkPolicy::Public, "mcp.example.com", "http://mcp.example.com/ok");
     assert_eq!(r, Ok((200, "proxied".to_owned())), "{ctx}: exempt host");
     let seen = proxy.take();
-    assert_eq!(seen.first().and_then(|l| connect_target(l)), Some("mcp.example.com:80"), "{ctx}: {seen:?}");
+    assert_eq!(seen.first().and_then(|l| connect_target(l)).as_deref(), Some("mcp.example.com:80"), "{ctx}: {seen:?}");
 
     // Loopback targets never go through the proxy, under any policy: plain HTTP to loopback is
     // allowed only because it does not leave the machine, and a proxy would read it.
@@ -180,6 +198,8 @@ fn proxies_from_the_environment_do_not_bypass_the_network_policy() {
         check(var, &proxy, "blocking", &blocking_send);
         #[cfg(feature = "async-std")]
         check(var, &proxy, "async", &async_send);
+        #[cfg(feature = "tokio")]
+        check(var, &proxy, "tokio (reqwest)", &tokio_send);
     }
     for v in PROXY_VARS {
         std::env::remove_var(v);

@@ -2,9 +2,9 @@
 # Runs the official MCP conformance suite's client authorization scenarios against
 # `cargo run -p mcp-oauth-client --example conformance`. Prints one PASS/FAIL line per scenario
 # (with the failing or warning checks) and ends with "N passed, M failed".
-#   run.sh [--version 0.1.16|0.2.0-alpha.12] [--async|--tokio] [scenario...]
+#   run.sh [--version 0.1.16|0.2.0-alpha.12] [--async|--tokio|--rmcp] [scenario...]
 # (default 0.1.16, all scenarios, the blocking adapter; --async: the async-std adapter; --tokio:
-# the tokio adapter)
+# the tokio adapter; --rmcp: the MCP side through rmcp's client over OAuthHttpClient)
 set -uo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
@@ -15,6 +15,7 @@ adapter="blocking"
 features=()
 if [ "${1:-}" = "--async" ]; then adapter="async-std"; features=(--features async-std); shift; fi
 if [ "${1:-}" = "--tokio" ]; then adapter="tokio"; features=(--features tokio); shift; fi
+if [ "${1:-}" = "--rmcp" ]; then adapter="rmcp"; features=(--features rmcp); shift; fi
 case "$want" in
   0.1.16) pkg="node_modules/@modelcontextprotocol/conformance" ;;
   0.2.0-alpha.12) pkg="node_modules/conformance-0.2.0-alpha.12" ;;
@@ -31,6 +32,7 @@ client="$root/target/debug/examples/conformance"
 command="$client"
 [ "$adapter" = "async-std" ] && command="$client --async"
 [ "$adapter" = "tokio" ] && command="$client --tokio"
+[ "$adapter" = "rmcp" ] && command="$client --rmcp"
 
 scenarios=(
   metadata-default metadata-var1 metadata-var2 metadata-var3 basic-cimd

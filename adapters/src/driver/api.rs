@@ -51,8 +51,8 @@ macro_rules! clients {
 
         impl OAuthClient {
             /// A client for `config.server_url`, restoring what `store` holds for it. HTTP goes
-            /// through [`UreqClient`] with the configuration's
-            /// [`NetworkPolicy`](mcp_oauth_core::NetworkPolicy) applied.
+            /// through this runtime's default client (ureq; on tokio, reqwest) with the
+            /// configuration's [`NetworkPolicy`](mcp_oauth_core::NetworkPolicy) applied.
             pub $($kw)? fn new(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
                 Ok(OAuthClient { inner: drive!($mode, Client::new(config, store, interaction))? })
             }
@@ -121,6 +121,12 @@ macro_rules! clients {
             /// ([`Error::ForeignOrigin`]) and left unchanged.
             pub fn attach(&self, req: &mut http::Request<Vec<u8>>, authorization: &Authorization) -> Result<(), Error> {
                 self.inner.attach(req, authorization)
+            }
+
+            /// The driver's client (for integrations inside this crate).
+            #[allow(dead_code)]
+            pub(crate) fn driver(&self) -> &Client<$rt> {
+                &self.inner
             }
         }
 

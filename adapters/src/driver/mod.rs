@@ -44,6 +44,7 @@ pub(crate) use self::oauth::{Attempts, Client};
 // general enough", rust-lang/rust#110338), and one allocation per primitive is nothing beside
 // the I/O it stands for.
 
+use mcp_oauth_core::NetworkPolicy;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -83,6 +84,12 @@ pub trait Runtime: Clone + Default + Send + Sync + std::fmt::Debug + 'static {
     fn read<'a>(&self, conn: &'a mut Self::Conn, buf: &'a mut [u8], within: Duration) -> BoxFuture<'a, io::Result<usize>>;
     /// Writes all of `buf`, giving up after `within`.
     fn write_all<'a>(&self, conn: &'a mut Self::Conn, buf: &'a [u8], within: Duration) -> BoxFuture<'a, io::Result<()>>;
+
+    /// The HTTP client `OAuthClient::new` uses, with `policy` enforced on every host but
+    /// `exempt_host`: ureq on this runtime's blocking pool, unless the runtime has a better one.
+    fn default_http(&self, policy: NetworkPolicy, exempt_host: &str) -> std::sync::Arc<dyn HttpClient> {
+        std::sync::Arc::new(UreqOn::<Self>::default().with_policy(policy, exempt_host))
+    }
 }
 
 /// `f`, or `None` once `d` has passed.

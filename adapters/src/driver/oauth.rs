@@ -76,8 +76,8 @@ impl<R: Runtime> Client<R> {
     /// A client for `config.server_url` with the default HTTP client (the configuration's
     /// network policy applied to it), restoring what `store` holds.
     pub(crate) async fn new(config: Config, store: Arc<dyn TokenStore>, interaction: Interaction) -> Result<Self, Error> {
-        let http = super::UreqOn::<R>::default().with_policy(config.network, config.server_url.host_str().unwrap_or(""));
-        Self::with_parts(config, store, interaction, Arc::new(http), Arc::new(crate::SystemClock)).await
+        let http = R::default().default_http(config.network, config.server_url.host_str().unwrap_or(""));
+        Self::with_parts(config, store, interaction, http, Arc::new(crate::SystemClock)).await
     }
 
     /// With a specific HTTP client (used as it is) and clock.

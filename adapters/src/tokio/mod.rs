@@ -6,7 +6,8 @@
 //!   tokio's blocking pool, so a file lock held by another process never blocks a worker.
 //! * [`McpClient`]: connect (eager or lazy), list and call tools, 401 retry, step-up.
 //! * [`HttpClient`]: bring your own HTTP client (a closure will do); the default is
-//!   [`UreqClient`], ureq on tokio's blocking pool.
+//!   [`ReqwestClient`] (async, rustls, the network policy in reqwest's resolver hook), and
+//!   [`UreqClient`], ureq on tokio's blocking pool, is there too.
 //!
 //! The futures are `Send` and must run inside a tokio runtime with IO and time enabled
 //! (`#[tokio::main]`, or a `Builder` with `enable_all`), current-thread or multi-thread.
@@ -30,6 +31,7 @@
 
 pub use crate::driver::{BoxFuture, ByteStream, HttpClient, HttpStream};
 pub use crate::mcp::{challenge_of, Challenge, ConnectMode, SseEvent, Tool};
+pub use crate::transport::ReqwestClient;
 
 use crate::driver::Runtime;
 use ::tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,7 +44,7 @@ use std::time::Duration;
 
 crate::driver::api::clients!(runtime: Tokio, mode: async, keyword: [async]);
 
-/// The default HTTP client: ureq on tokio's blocking pool.
+/// ureq on tokio's blocking pool (the default is [`ReqwestClient`]).
 pub type UreqClient = crate::driver::UreqOn<Tokio>;
 
 /// The tokio runtime: its tasks, blocking pool, timers and sockets (of the runtime the futures
@@ -121,6 +123,10 @@ impl Runtime for Tokio {
 
     fn write_all<'a>(&self, conn: &'a mut Connection, buf: &'a [u8], within: Duration) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move { ::tokio::time::timeout(within, conn.0.write_all(buf)).await.map_err(|_| timed_out())? })
+    }
+
+    fn default_http(&self, policy: mcp_oauth_core::NetworkPolicy, exempt_host: &str) -> std::sync::Arc<dyn HttpClient> {
+        std::sync::Arc::new(ReqwestClient::default().with_policy(policy, exempt_host))
     }
 }
 

@@ -96,7 +96,7 @@ impl Adapter {
             Adapter::Tokio => {
                 use mcp_oauth_client::tokio as tok;
                 let host = config.server_url.host_str().unwrap_or("").to_owned();
-                let http = Arc::new(tok::UreqClient::new(timeout).with_policy(config.network, &host));
+                let http = Arc::new(tok::ReqwestClient::new(timeout).with_policy(config.network, &host));
                 let oauth = tokio_runtime().block_on(tok::OAuthClient::with_parts(config, store, i, http, clock))?;
                 Ok(Mcp::Tokio(tok::McpClient::new(url, Some(oauth))))
             }
