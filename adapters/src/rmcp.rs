@@ -69,7 +69,8 @@ type SseStream = Pin<Box<dyn Stream<Item = Result<Sse, SseError>> + Send + 'stat
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// The HTTP client failed (connect, TLS, a read).
+    /// The HTTP client failed (connect, TLS, a read, a silence past the idle timeout). Held
+    /// without its URL.
     Http(reqwest::Error),
     /// Authorization failed: the login, the refresh, the store, or the request's retry budget.
     /// The error says who is to blame and what to do ([`Error::blame`]).
@@ -81,7 +82,7 @@ pub enum HttpError {
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::Http(e) => write!(f, "{}", e.without_url_ref()),
+            HttpError::Http(e) => write!(f, "{e}"),
             HttpError::OAuth(e) => write!(f, "authorization failed: {e}"),
             HttpError::Other(e) => f.write_str(e),
         }
@@ -95,21 +96,6 @@ impl std::error::Error for HttpError {
             HttpError::OAuth(e) => Some(e),
             HttpError::Other(_) => None,
         }
-    }
-}
-
-/// reqwest's error without the URL it carries (queries can hold secrets).
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(&format!(" for url ({url})"), "").replace(url.as_str(), "<url>");
-        }
-        text
     }
 }
 
@@ -173,6 +159,19 @@ impl OAuthHttpClient {
         Ok(OAuthHttpClient { http, oauth, mode: ConnectMode::Lazy, url: endpoint.url, headers })
     }
 
+    /// How long a request may stay silent (no response head, no body bytes, no SSE event or
+    /// keep-alive) before it fails; default 5 minutes
+    /// ([`STREAM_IDLE_TIMEOUT`](crate::mcp::STREAM_IDLE_TIMEOUT)). rmcp sets no deadline of its
+    /// own on ordinary requests, so this is what ends one a server never answers (and what makes
+    /// rmcp reconnect a half-open event stream). A tool that runs longer than this before
+    /// answering needs a longer one.
+    pub fn idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        let network = self.oauth.as_ref().map(|o| o.config().network).unwrap_or_default();
+        let http = ReqwestClient::default().with_policy(network, self.url.host_str().unwrap_or("")).stream_idle(idle);
+        self.http = http.reqwest();
+        self
+    }
+
     /// Eager (log in before the first request) or lazy (on the first 401; the default).
     pub fn mode(mut self, mode: ConnectMode) -> Self {
         self.mode = mode;
@@ -229,12 +228,17 @@ impl OAuthHttpClient {
                 .body(Vec::new())
                 .map_err(|e| StreamableHttpError::Client(HttpError::Other(format!("the transport's URL is not a valid URI: {e}"))))?;
             attempts.attach(&mut probe).map_err(oauth_err)?;
+            // The token (and proof) replace any configured `Authorization`; with none attached
+            // (no OAuth, or a lazy client before its first challenge), the configured headers go
+            // as they are.
             let mut headers = custom.clone();
-            for name in [http::header::AUTHORIZATION, HeaderName::from_static("dpop")] {
-                match probe.headers().get(&name) {
-                    Some(v) => headers.insert(name, v.clone()),
-                    None => headers.remove(&name),
-                };
+            if probe.headers().contains_key(http::header::AUTHORIZATION) {
+                for name in [http::header::AUTHORIZATION, HeaderName::from_static("dpop")] {
+                    match probe.headers().get(&name) {
+                        Some(v) => headers.insert(name, v.clone()),
+                        None => headers.remove(&name),
+                    };
+                }
             }
             let result = call(headers).await;
             let challenge = match &result {
@@ -244,7 +248,16 @@ impl OAuthHttpClient {
             };
             // No challenge, not an OAuth one, or no OAuth to answer it: as rmcp reported it.
             let Some(challenge) = challenge.filter(|_| oauth.is_some()) else { return result.map_err(from_rmcp) };
-            attempts.challenged(Some(challenge)).await.map_err(oauth_err)?;
+            if let Err(e) = attempts.challenged(Some(challenge)).await {
+                if method == http::Method::GET {
+                    // rmcp reconnects its event stream after any error but these two: a failed
+                    // login or an exhausted budget must end the reconnections, not start a new
+                    // login each time. The reason goes to the log.
+                    log::debug!(target: "mcp_oauth_client::flow", "the event stream's challenge was not answered: {e}");
+                    return result.map_err(from_rmcp);
+                }
+                return Err(oauth_err(e));
+            }
         }
     }
 }
@@ -263,7 +276,8 @@ fn from_rmcp(e: StreamableHttpError<reqwest::Error>) -> StreamableHttpError<Http
     match e {
         E::Sse(e) => E::Sse(e),
         E::Io(e) => E::Io(e),
-        E::Client(e) => E::Client(HttpError::Http(e)),
+        // Without the URL it carries: a query can hold a secret (Debug and `source()` show it).
+        E::Client(e) => E::Client(HttpError::Http(e.without_url())),
         E::HttpStatus(e) => E::HttpStatus(e),
         E::UnexpectedEndOfStream => E::UnexpectedEndOfStream,
         E::UnexpectedServerResponse(e) => E::UnexpectedServerResponse(e),

@@ -155,7 +155,10 @@ impl EnvProxy {
     /// The proxy for `target`, if it is to go through one: never for loopback, nor for hosts
     /// `NO_PROXY` names (a domain covers its subdomains; `*` covers all).
     fn for_target(&self, target: &url::Url) -> Option<url::Url> {
-        if is_loopback_url(target) {
+        // Loopback (as core judges it, and an IPv4-mapped loopback address, which the policy
+        // also treats as loopback) never goes through the proxy.
+        let mapped_loopback = matches!(target.host(), Some(url::Host::Ipv6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()));
+        if is_loopback_url(target) || mapped_loopback {
             return None;
         }
         let host = target.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
@@ -194,24 +197,25 @@ impl ReqwestClient {
     /// A client whose connects, response heads and bodies each time out after `timeout`
     /// (connects after 10 s at most), with every address allowed.
     pub fn new(timeout: Duration) -> Self {
-        Self::build(timeout, Guard { policy: NetworkPolicy::Open, exempt: String::new(), proxies: Vec::new() })
+        Self::build(timeout, Guard { policy: NetworkPolicy::Open, exempt: String::new(), proxies: Vec::new() }, STREAM_IDLE_TIMEOUT)
     }
 
     /// With `policy` enforced on every host but `exempt_host` (the configured MCP server's)
     /// and the environment's proxies.
     pub fn with_policy(self, policy: NetworkPolicy, exempt_host: &str) -> Self {
         let host = exempt_host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        Self::build(self.timeout, Guard { policy, exempt: host, proxies: Vec::new() }).stream_idle(self.stream_idle)
+        Self::build(self.timeout, Guard { policy, exempt: host, proxies: Vec::new() }, self.stream_idle)
     }
 
-    /// How long an open event stream may stay silent before it is given up (default
-    /// [`STREAM_IDLE_TIMEOUT`]).
-    pub fn stream_idle(mut self, idle: Duration) -> Self {
-        self.stream_idle = idle;
-        self
+    /// How long a connection may stay silent before it is given up (default
+    /// [`STREAM_IDLE_TIMEOUT`]): an open event stream here, and every read of the client
+    /// rmcp's transport uses (a response head, body bytes, an SSE event or keep-alive).
+    pub fn stream_idle(self, idle: Duration) -> Self {
+        let guard = Guard { proxies: Vec::new(), ..self.guard };
+        Self::build(self.timeout, guard, idle)
     }
 
-    fn build(timeout: Duration, mut guard: Guard) -> Self {
+    fn build(timeout: Duration, mut guard: Guard, stream_idle: Duration) -> Self {
         let proxy = EnvProxy::from_env().map(Arc::new);
         if let Some(p) = &proxy {
             guard.proxies = p.hosts();
@@ -221,6 +225,9 @@ impl ReqwestClient {
                 .tls_backend_preconfigured(tls)
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(timeout.min(Duration::from_secs(10)))
+                // Every read: what bounds rmcp's requests (which do not go through `head`); the
+                // calls here have tighter deadlines of their own.
+                .read_timeout(stream_idle)
                 .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
                 .no_proxy();
             if let Some(p) = proxy.clone() {
@@ -231,7 +238,7 @@ impl ReqwestClient {
             }
             b.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))
         });
-        ReqwestClient { client, timeout, stream_idle: STREAM_IDLE_TIMEOUT, guard, proxy }
+        ReqwestClient { client, timeout, stream_idle, guard, proxy }
     }
 
     /// The reqwest client itself (TLS, no redirects, the resolver hook, the proxy), for rmcp's
@@ -248,8 +255,20 @@ impl ReqwestClient {
         if self.guard.policy == NetworkPolicy::Open {
             return Ok(());
         }
-        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        // The host as reqwest will use it: `url` normalises the legacy IPv4 spellings
+        // (`0x7f000001`, `127.1`, `0177.0.0.1`) to the address they name, which is never
+        // resolved (so never seen by the resolver hook).
+        let Ok(url) = url::Url::parse(&uri.to_string()) else {
+            return Err(TransportFailure { kind: TransportFailureKind::Other, message: "not a valid URL".into() });
+        };
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).to_string(),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).to_string(),
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            None => String::new(),
+        };
+        let host = host.as_str();
         if self.guard.exempt(host, Some(port)) {
             return Ok(());
         }
@@ -257,8 +276,7 @@ impl ReqwestClient {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return self.guard.check(host, Some(port), &[SocketAddr::new(ip, port)]).map_err(blocked);
         }
-        let proxied =
-            url::Url::parse(&uri.to_string()).ok().is_some_and(|u| self.proxy.as_ref().is_some_and(|p| p.for_target(&u).is_some()));
+        let proxied = self.proxy.as_ref().is_some_and(|p| p.for_target(&url).is_some());
         if proxied || self.guard.is_proxy_name(host) {
             let addrs: Vec<SocketAddr> = ::tokio::net::lookup_host((host, port))
                 .await
