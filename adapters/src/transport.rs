@@ -96,9 +96,17 @@ fn host_of(uri: &http::Uri) -> &str {
     uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']')
 }
 
-/// The error a [`Guard`] raises (recognised by [`failure`]).
+/// The error a policy check raises, here and in the reqwest client (recognised by their
+/// `failure`).
 #[derive(Debug)]
-struct BlockedAddress(String);
+pub(crate) struct BlockedAddress(pub(crate) String);
+
+impl BlockedAddress {
+    /// `host` resolved to `ip`, which the policy forbids as a `why` address.
+    pub(crate) fn new(host: &str, ip: std::net::IpAddr, why: &str) -> Self {
+        BlockedAddress(format!("{host} resolves to {ip}, a {why} address, which the network policy forbids"))
+    }
+}
 
 impl std::fmt::Display for BlockedAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,8 +127,8 @@ impl Resolver for Guard {
         }
         for a in addrs.iter() {
             if let Some(why) = address_blocked(a.ip(), self.policy) {
-                let msg = format!("{host} resolves to {}, a {why} address, which the network policy forbids", a.ip());
-                return Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, BlockedAddress(msg))));
+                let blocked = BlockedAddress::new(host, a.ip(), why);
+                return Err(ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, blocked)));
             }
         }
         Ok(addrs)

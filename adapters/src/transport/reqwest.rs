@@ -18,7 +18,7 @@
 //! answer that changes between the check and the proxy's own lookup matters, use
 //! [`UreqClient`](crate::tokio::UreqClient) behind proxies.
 
-use super::{BoxFuture, ByteStream, HttpClient, HttpStream};
+use super::{BlockedAddress, BoxFuture, ByteStream, HttpClient, HttpStream};
 use crate::mcp::STREAM_IDLE_TIMEOUT;
 use mcp_oauth_core::config::NetworkPolicy;
 use mcp_oauth_core::http::{address_blocked, is_loopback_url, HttpResponse, TransportFailure, TransportFailureKind};
@@ -91,24 +91,12 @@ impl Guard {
         }
         for a in addrs {
             if let Some(why) = address_blocked(a.ip(), self.policy) {
-                return Err(BlockedAddress(format!("{host} resolves to {}, a {why} address, which the network policy forbids", a.ip())));
+                return Err(BlockedAddress::new(host, a.ip(), why));
             }
         }
         Ok(())
     }
 }
-
-/// The error the resolver raises for a forbidden address (found again in [`failure`]).
-#[derive(Debug)]
-struct BlockedAddress(String);
-
-impl std::fmt::Display for BlockedAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BlockedAddress {}
 
 /// reqwest's resolver hook: the system resolver, then the [`Guard`]; reqwest connects to
 /// exactly the addresses returned.
