@@ -107,30 +107,47 @@ fn overhead(c: &mut Criterion) {
         let t = rt.block_on(OAuthClient::new(Config::new(url.parse().unwrap()), Arc::new(MemoryStore::new()), browser())).unwrap();
         rt.block_on(t.authorization()).unwrap();
         let raw = plain_reqwest();
-        let body = list_request(&url).into_body();
-        g.bench_function("raw_reqwest_with_header", |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let resp = raw
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("authorization", header.clone())
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(resp.status(), 200);
-                    resp.bytes().await.unwrap()
-                })
-            })
-        });
-        g.bench_function("tokio_oauth_client_send", |b| {
-            b.iter(|| {
-                let resp = rt.block_on(t.send(list_request(&url), 1 << 20)).unwrap();
+        // Every variant starts from the same serialized request (raw reqwest from its body).
+        let prebuilt = list_request(&url);
+        let body = prebuilt.body().clone();
+        let raw_reqwest = || {
+            rt.block_on(async {
+                let resp = raw
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("authorization", header.clone())
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200);
-                resp
+                resp.bytes().await.unwrap();
             })
-        });
+        };
+        // The transport alone (no OAuth client): where the adapter's overhead is.
+        let transport = mcp_oauth_client::tokio::ReqwestClient::default();
+        let transport_only = || {
+            use mcp_oauth_client::tokio::HttpClient;
+            let mut req = prebuilt.clone();
+            req.headers_mut().insert("authorization", header.clone());
+            let resp = rt.block_on(transport.send(req, 1 << 20)).unwrap();
+            assert_eq!(resp.status(), 200);
+        };
+        let oauth_client = || {
+            let resp = rt.block_on(t.send(prebuilt.clone(), 1 << 20)).unwrap();
+            assert_eq!(resp.status(), 200);
+        };
+        mcp_oauth_tests::bench::paired(
+            "tokio",
+            &[
+                ("raw_reqwest_with_header", &raw_reqwest),
+                ("reqwest_client_send_with_header", &transport_only),
+                ("tokio_oauth_client_send", &oauth_client),
+            ],
+        );
+        g.bench_function("raw_reqwest_with_header", |b| b.iter(raw_reqwest));
+        g.bench_function("reqwest_client_send_with_header", |b| b.iter(transport_only));
+        g.bench_function("tokio_oauth_client_send", |b| b.iter(oauth_client));
         #[cfg(feature = "rmcp")]
         {
             use mcp_oauth_client::rmcp::OAuthHttpClient;
@@ -142,8 +159,14 @@ fn overhead(c: &mut Criterion) {
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(token);
             let plain = rt.block_on(async { ().serve(StreamableHttpClientTransport::with_client(plain_reqwest(), config)).await }).unwrap();
             let ours = rt.block_on(async { ().serve(OAuthHttpClient::new(t.clone()).into_transport()).await }).unwrap();
-            g.bench_function("rmcp_list_tools_plain_bearer", |b| b.iter(|| rt.block_on(plain.list_tools(None)).unwrap()));
-            g.bench_function("rmcp_list_tools_oauth_http_client", |b| b.iter(|| rt.block_on(ours.list_tools(None)).unwrap()));
+            let plain_list = || drop(rt.block_on(plain.list_tools(None)).unwrap());
+            let ours_list = || drop(rt.block_on(ours.list_tools(None)).unwrap());
+            mcp_oauth_tests::bench::paired(
+                "rmcp",
+                &[("rmcp_list_tools_plain_bearer", &plain_list), ("rmcp_list_tools_oauth_http_client", &ours_list)],
+            );
+            g.bench_function("rmcp_list_tools_plain_bearer", |b| b.iter(plain_list));
+            g.bench_function("rmcp_list_tools_oauth_http_client", |b| b.iter(ours_list));
         }
     }
     g.finish();

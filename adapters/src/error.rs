@@ -173,7 +173,12 @@ pub(crate) fn shown_url(s: &str) -> String {
 impl McpRequest {
     /// Names `req`, sent for `step`.
     pub(crate) fn of(step: &str, req: &http::Request<Vec<u8>>) -> Self {
-        McpRequest { step: step.to_owned(), method: req.method().to_string(), url: shown_url(&req.uri().to_string()) }
+        Self::named(step, req.method(), req.uri())
+    }
+
+    /// Names a request to `uri` with `method`, sent for `step`.
+    pub(crate) fn named(step: &str, method: &http::Method, uri: &http::Uri) -> Self {
+        McpRequest { step: step.to_owned(), method: method.to_string(), url: shown_url(&uri.to_string()) }
     }
 }
 

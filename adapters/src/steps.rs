@@ -75,8 +75,9 @@ pub(crate) struct Steps {
 
 impl Steps {
     /// A flow for the MCP server `server`, started by `first`.
+    /// Starts a flow for the MCP server `server` (as [`safe_url`] shows it).
     pub(crate) fn start(server: &str, auth: &mut Authorizer, first: Input) -> Result<Steps, Error> {
-        let server = safe_url(server);
+        let server = server.to_owned();
         match &first {
             Input::Challenged { status, .. } => debug!(target: TARGET, "{server}: the MCP server answered {status}: authorizing"),
             _ => trace!(target: TARGET, "{server}: token wanted"),
@@ -308,10 +309,10 @@ impl Steps {
     }
 }
 
-/// How a flow ended, for the log (success was logged as [`Step::Ready`]).
+/// How a flow ended, for the log (success was logged as [`Step::Ready`]); `server` as [`safe_url`] shows it.
 pub(crate) fn finished(server: &str, result: &Result<Authorization, Error>) {
     if let Err(e) = result {
-        debug!(target: TARGET, "{}: failed: {}", safe_url(server), safe_text(&e.to_string()));
+        debug!(target: TARGET, "{server}: failed: {}", safe_text(&e.to_string()));
     }
 }
 
@@ -475,7 +476,13 @@ impl Retries {
 
 /// Item 14: the token of one MCP server goes only to that server's origin.
 pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> Result<(), Error> {
-    let url = Url::parse(&req.uri().to_string()).ok();
+    // The common case without parsing: the request's scheme, host and port spelled exactly as
+    // the (normalised) server URL spells them name the same origin. Anything else is parsed.
+    let (uri, server) = (req.uri(), &config.server_url);
+    if uri.scheme_str() == Some(server.scheme()) && uri.host() == server.host_str() && uri.port_u16() == server.port() {
+        return Ok(());
+    }
+    let url = Url::parse(&uri.to_string()).ok();
     if url.as_ref().is_some_and(|u| u.origin() == config.server_url.origin()) {
         return Ok(());
     }
@@ -488,6 +495,9 @@ pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> R
 /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a request.
 pub(crate) fn attach(req: &mut ::http::Request<Vec<u8>>, authorization: &Authorization, now: Timestamp) {
     req.headers_mut().insert(::http::header::AUTHORIZATION, authorization.header_value());
+    if !authorization.is_dpop() {
+        return;
+    }
     if let Ok(url) = Url::parse(&req.uri().to_string()) {
         let mut salt = [0u8; 16];
         let _ = getrandom::fill(&mut salt);
@@ -533,6 +543,31 @@ impl Drop for PromptSwitch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_requests_to_the_servers_origin_pass_the_origin_check() {
+        let check = |server: &str, url: &str| {
+            let config = Config::new(server.parse().unwrap());
+            let req = ::http::Request::post(url).body(Vec::new()).unwrap();
+            check_origin(&config, &req).is_ok()
+        };
+        // Spelled as the server URL is (the quick path) and spelled otherwise (parsed).
+        assert!(check("https://mcp.example.com/mcp", "https://mcp.example.com/other?x=1"));
+        assert!(check("https://mcp.example.com/mcp", "https://MCP.Example.com:443/mcp"));
+        assert!(check("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080/mcp"));
+        assert!(check("http://[::1]:8080/mcp", "http://[::1]:8080/mcp"));
+        for foreign in [
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com:8443/mcp",
+            "https://mcp.example.com.evil.example/mcp",
+            "https://evil.example/mcp",
+            "https://mcp.example.com@evil.example/mcp",
+        ] {
+            assert!(!check("https://mcp.example.com/mcp", foreign), "{foreign}");
+        }
+        assert!(!check("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8081/mcp"));
+        assert!(!check("http://127.0.0.1:8080/mcp", "http://127.0.0.2:8080/mcp"));
+    }
 
     #[test]
     fn logged_urls_lose_userinfo_query_and_fragment() {

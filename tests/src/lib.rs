@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use url::Url;
 
+pub mod bench;
 pub mod browser;
 pub mod hostile;
 pub mod ledger;

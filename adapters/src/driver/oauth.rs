@@ -4,7 +4,7 @@
 use super::http::{send_capped, HttpClient};
 use super::listener::Listener;
 use super::{timeout, Runtime};
-use crate::error::Error;
+use crate::error::{Error, McpRequest};
 use crate::interaction::Interaction;
 use crate::listen::Event;
 use crate::mcp::{challenge_of, Challenge};
@@ -35,6 +35,8 @@ struct Inner<R> {
     rt: R,
     config: Config,
     key: String,
+    /// The server as the log shows it (`steps::safe_url` of `key`).
+    shown: String,
     auth: Mutex<Authorizer>,
     http: Arc<dyn HttpClient>,
     store: Arc<dyn TokenStore>,
@@ -90,6 +92,7 @@ impl<R: Runtime> Client<R> {
     ) -> Result<Self, Error> {
         let rt = R::default();
         let key = config.store_key();
+        let shown = steps::safe_url(&key);
         let restored = {
             let (store, config) = (store.clone(), config.clone());
             rt.spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
@@ -97,7 +100,7 @@ impl<R: Runtime> Client<R> {
         steps::note_foreign_tokens(&config, &restored);
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
-        let inner = Inner { rt, config, key, auth: Mutex::new(auth), http, store, interaction, clock, unsaved };
+        let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved };
         Ok(Client { inner: Arc::new(inner) })
     }
 
@@ -133,9 +136,10 @@ impl<R: Runtime> Client<R> {
         loop {
             let mut r = req.clone();
             attempts.attach(&mut r)?;
-            let request = crate::error::McpRequest::of("request", &r);
+            // Named only if it fails: the name takes parsing and formatting.
+            let (method, uri) = (r.method().clone(), r.uri().clone());
             let sent = send_capped(&*self.inner.http, r, max_body).await;
-            let resp = sent.map_err(|failure| Error::Transport { request, failure })?;
+            let resp = sent.map_err(|failure| Error::Transport { request: McpRequest::named("request", &method, &uri), failure })?;
             if !attempts.challenged(challenge_of(&resp)).await? {
                 return Ok(resp);
             }
@@ -247,7 +251,7 @@ impl<R: Runtime> Client<R> {
         steps::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: async_channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
         let result = self.drive(auth, &mut io, lock, first).await;
-        steps::finished(&self.inner.key, &result);
+        steps::finished(&self.inner.shown, &result);
         io.close().await;
         if result.is_err() {
             steps::abandon(auth, self.inner.clock.now());
@@ -257,7 +261,7 @@ impl<R: Runtime> Client<R> {
 
     async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, lock: Option<&Held>, first: Input) -> Result<Authorization, Error> {
         let Inner { rt, clock, interaction, .. } = &*self.inner;
-        let mut steps = Steps::start(&self.inner.key, auth, first)?;
+        let mut steps = Steps::start(&self.inner.shown, auth, first)?;
         loop {
             let now = clock.now();
             match steps.next(auth, interaction, now)? {

@@ -20,9 +20,11 @@
 
 use super::{BlockedAddress, BoxFuture, ByteStream, HttpClient, HttpStream};
 use crate::mcp::STREAM_IDLE_TIMEOUT;
+use ::tokio::time::Sleep;
 use mcp_oauth_core::config::NetworkPolicy;
 use mcp_oauth_core::http::{address_blocked, is_loopback_url, HttpResponse, TransportFailure, TransportFailureKind};
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,33 +210,42 @@ impl ReqwestClient {
         if let Some(p) = &proxy {
             guard.proxies = p.hosts();
         }
-        let client = tls_config().and_then(|tls| {
-            let mut b = reqwest::Client::builder()
-                .tls_backend_preconfigured(tls)
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(timeout.min(Duration::from_secs(10)))
-                // Every read: what bounds rmcp's requests (which do not go through `head`); the
-                // calls here have tighter deadlines of their own.
-                .read_timeout(stream_idle)
-                .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
-                .no_proxy();
-            if let Some(p) = proxy.clone() {
-                b = b.proxy(reqwest::Proxy::custom(move |target| p.for_target(target)));
-            }
-            if guard.policy != NetworkPolicy::Open {
-                b = b.dns_resolver(PolicyResolver(guard.clone()));
-            }
-            b.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))
-        });
-        ReqwestClient { client, timeout, stream_idle, guard, proxy }
+        let mut built = ReqwestClient { client: Err(String::new()), timeout, stream_idle, guard, proxy };
+        // The calls made here bound every phase with one deadline of their own (see `send`),
+        // so this client has no timers: each one costs a wake-up of the runtime's timer.
+        built.client = built.build_reqwest(None);
+        built
     }
 
-    /// The reqwest client itself (TLS, no redirects, the resolver hook, the proxy), for rmcp's
-    /// transport. Only the configured MCP server (exempt from the policy) is reached through
-    /// it, so the checks of [`precheck`](Self::precheck) are not needed there.
+    /// A reqwest client with TLS, no redirects, the proxy and the resolver hook; with `reads`,
+    /// connects time out (as `new` says) and so does every read that waits longer than `reads`.
+    fn build_reqwest(&self, reads: Option<Duration>) -> Result<reqwest::Client, String> {
+        let tls = tls_config()?;
+        let mut b = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcp-oauth/", env!("CARGO_PKG_VERSION")))
+            .no_proxy();
+        if let Some(reads) = reads {
+            b = b.connect_timeout(self.timeout.min(Duration::from_secs(10))).read_timeout(reads);
+        }
+        if let Some(p) = self.proxy.clone() {
+            b = b.proxy(reqwest::Proxy::custom(move |target| p.for_target(target)));
+        }
+        if self.guard.policy != NetworkPolicy::Open {
+            b = b.dns_resolver(PolicyResolver(self.guard.clone()));
+        }
+        b.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))
+    }
+
+    /// A reqwest client for rmcp's transport (TLS, no redirects, the resolver hook, the
+    /// proxy), whose connects and reads time out, since rmcp's requests do not go through
+    /// `send` and its deadlines: a read after [`stream_idle`](Self::stream_idle). Only the
+    /// configured MCP server (exempt from the policy) is reached through it, so the checks of
+    /// [`precheck`](Self::precheck) are not needed there.
     #[cfg(feature = "rmcp")]
     pub(crate) fn reqwest(&self) -> Result<reqwest::Client, String> {
-        self.client.clone()
+        self.build_reqwest(Some(self.stream_idle))
     }
 
     /// The policy checks reqwest's resolver cannot make: an IP literal is never resolved, and
@@ -275,17 +286,28 @@ impl ReqwestClient {
         Ok(())
     }
 
-    /// Sends `req` and waits for the response head.
-    async fn head(&self, req: http::Request<Vec<u8>>) -> Result<reqwest::Response, TransportFailure> {
+    /// Sends `req` and waits for the response head until `deadline`.
+    async fn head(&self, req: http::Request<Vec<u8>>, deadline: Pin<&mut Sleep>) -> Result<reqwest::Response, TransportFailure> {
         let client = self.client.as_ref().map_err(|e| TransportFailure { kind: TransportFailureKind::Other, message: e.clone() })?;
         self.precheck(req.uri()).await?;
         let req = reqwest::Request::try_from(req).map_err(failure)?;
-        let within = self.timeout.min(Duration::from_secs(10)) + self.timeout;
-        match ::tokio::time::timeout(within, client.execute(req)).await {
-            Ok(r) => r.map_err(failure),
-            Err(_) => Err(timed_out("no response head")),
-        }
+        within(deadline, client.execute(req)).await.ok_or_else(|| timed_out("no response head"))?.map_err(failure)
     }
+
+    /// The deadline of a request's connect and response head: up to 10 s to connect, then
+    /// `timeout` for the head. Reset for the body (see `send`): one timer per request.
+    fn head_deadline(&self) -> Sleep {
+        ::tokio::time::sleep(self.timeout.min(Duration::from_secs(10)) + self.timeout)
+    }
+}
+
+/// `f`'s output, or `None` once `deadline` passes.
+async fn within<T>(deadline: Pin<&mut Sleep>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(f.await) }, async {
+        deadline.await;
+        None
+    })
+    .await
 }
 
 fn timed_out(what: &str) -> TransportFailure {
@@ -362,25 +384,25 @@ fn failure(e: reqwest::Error) -> TransportFailure {
 impl HttpClient for ReqwestClient {
     fn send(&self, req: http::Request<Vec<u8>>, max_body: usize) -> BoxFuture<'_, Result<HttpResponse, TransportFailure>> {
         Box::pin(async move {
-            let mut resp = self.head(req).await?;
+            let mut deadline = std::pin::pin!(self.head_deadline());
+            let mut resp = self.head(req, deadline.as_mut()).await?;
             let head = parts(&resp);
-            let body = match ::tokio::time::timeout(self.timeout, read_capped(&mut resp, max_body)).await {
-                Ok(b) => b?,
-                Err(_) => return Err(timed_out("the body did not arrive in time")),
-            };
+            deadline.as_mut().reset(::tokio::time::Instant::now() + self.timeout);
+            let body = within(deadline, read_capped(&mut resp, max_body)).await;
+            let body = body.ok_or_else(|| timed_out("the body did not arrive in time"))??;
             Ok(http::Response::from_parts(head, body))
         })
     }
 
     fn open_stream(&self, req: http::Request<Vec<u8>>) -> BoxFuture<'_, Result<HttpStream, TransportFailure>> {
         Box::pin(async move {
-            let mut resp = self.head(req).await?;
+            let mut deadline = std::pin::pin!(self.head_deadline());
+            let mut resp = self.head(req, deadline.as_mut()).await?;
             let head = parts(&resp);
             if !resp.status().is_success() {
-                let body = match ::tokio::time::timeout(self.timeout, read_capped(&mut resp, MAX_STREAM_ERROR_BODY)).await {
-                    Ok(b) => b?,
-                    Err(_) => return Err(timed_out("the body did not arrive in time")),
-                };
+                deadline.as_mut().reset(::tokio::time::Instant::now() + self.timeout);
+                let body = within(deadline, read_capped(&mut resp, MAX_STREAM_ERROR_BODY)).await;
+                let body = body.ok_or_else(|| timed_out("the body did not arrive in time"))??;
                 return Ok(HttpStream::Done(http::Response::from_parts(head, body)));
             }
             // Each chunk must come within the idle deadline; the stream ends at the first
