@@ -39,6 +39,12 @@
 //! * **rmcp's `auth_header`**: the transport configuration's `auth_header` is ignored; the
 //!   token comes from the [`OAuthClient`].
 //! * **A 401 or 403 without an OAuth challenge**: returned to rmcp as it is (nothing to answer).
+//! * **rmcp's deadline on control POSTs**: rmcp drops a cancellation or a reply to the server
+//!   after its `control_request_timeout` (5 s by default), and with it whatever this client was
+//!   doing for that POST. A refresh fits in that time; a browser login does not, so if such a
+//!   POST is the first to meet an expired grant, its login is abandoned (the listener closed,
+//!   nothing stored) and the next request starts it again. Ordinary requests have no such
+//!   deadline in rmcp, so in practice they are the ones that log in.
 
 use crate::driver::Attempts;
 use crate::error::Error;

@@ -476,10 +476,20 @@ impl Retries {
 
 /// Item 14: the token of one MCP server goes only to that server's origin.
 pub(crate) fn check_origin(config: &Config, req: &::http::Request<Vec<u8>>) -> Result<(), Error> {
-    // The common case without parsing: the request's scheme, host and port spelled exactly as
-    // the (normalised) server URL spells them name the same origin. Anything else is parsed.
+    // The common case without parsing: the request's scheme and authority spelled exactly as
+    // the (normalised) server URL spells them (the host, then `:` and the port in digits if it
+    // has one) name the same origin. Anything else is parsed: userinfo, other spellings, and
+    // ports `http::Uri` holds but cannot read (`:evil.example`, `:65536`), which `url` refuses.
     let (uri, server) = (req.uri(), &config.server_url);
-    if uri.scheme_str() == Some(server.scheme()) && uri.host() == server.host_str() && uri.port_u16() == server.port() {
+    let same_authority =
+        uri.authority().zip(server.host_str()).is_some_and(|(a, host)| match (a.as_str().strip_prefix(host), server.port()) {
+            (Some(""), None) => true,
+            (Some(rest), Some(port)) => rest
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>() == Ok(port)),
+            _ => false,
+        });
+    if same_authority && uri.scheme_str() == Some(server.scheme()) {
         return Ok(());
     }
     let url = Url::parse(&uri.to_string()).ok();
@@ -564,6 +574,12 @@ mod tests {
             "https://mcp.example.com@evil.example/mcp",
         ] {
             assert!(!check("https://mcp.example.com/mcp", foreign), "{foreign}");
+        }
+        // Ports `http::Uri` holds but cannot read (nor can `url`): refused, not taken as none.
+        for unreadable in
+            ["https://mcp.example.com:evil.example/mcp", "https://mcp.example.com:65536/mcp", "https://mcp.example.com:+443/mcp"]
+        {
+            assert!(!check("https://mcp.example.com/mcp", unreadable), "{unreadable}");
         }
         assert!(!check("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8081/mcp"));
         assert!(!check("http://127.0.0.1:8080/mcp", "http://127.0.0.2:8080/mcp"));
