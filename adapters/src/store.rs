@@ -56,6 +56,15 @@ pub enum StoreError {
         /// The I/O error.
         source: io::Error,
     },
+    /// This store cannot list the servers it holds (the default of [`TokenStore::servers`]).
+    #[error("this token store cannot list what it holds")]
+    CannotList,
+    /// [`TokenStore::forget`] removed entries, and the store kept returning more.
+    #[error("{server}: the store still returns entries after they were forgotten")]
+    NotForgotten {
+        /// The store key.
+        server: String,
+    },
     /// No per-user directory could be determined (no HOME).
     #[error("no per-user data directory (set HOME or XDG_DATA_HOME, or pass a directory)")]
     NoDirectory,
@@ -222,7 +231,11 @@ impl std::fmt::Debug for StoreLock {
     }
 }
 
-/// Where registrations and tokens live. `server` is the MCP server URL as configured.
+/// Where registrations and tokens live. `server` is the key of one configuration:
+/// [`Config::store_key`](mcp_oauth_core::Config::store_key), the MCP server URL and the
+/// principal (`https://mcp.example.com/mcp#user`).
+///
+/// The calls block (files, locks): from async code run them on the runtime's blocking pool.
 pub trait TokenStore: Send + Sync {
     /// Everything stored for this server: registrations per issuer, and the newest tokens.
     fn load(&self, server: &str) -> Result<Restored, StoreError>;
@@ -230,6 +243,123 @@ pub trait TokenStore: Send + Sync {
     fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError>;
     /// Exclusive access for this server, across threads (and, for files, processes).
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError>;
+
+    /// The keys of every server this store holds something for, sorted. The default says the
+    /// store cannot list ([`StoreError::CannotList`]); [`MemoryStore`] and [`FileStore`] can.
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::CannotList)
+    }
+
+    /// What this store holds for `server`, without any secret (for a status screen).
+    fn describe(&self, server: &str) -> Result<StoredServer, StoreError> {
+        Ok(StoredServer::of(server, &self.load(server)?))
+    }
+
+    /// Forgets everything held for `server`, tokens and registrations of every issuer, under
+    /// the server's lock (a flow under way elsewhere finishes first). Returns what was held.
+    /// The tokens are not revoked at the authorization server.
+    fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
+        let _lock = self.lock(server)?;
+        let held = StoredServer::of(server, &self.load(server)?);
+        // `load` shows the newest tokens only: older ones (another issuer's) show up as the
+        // newer are forgotten. Each round forgets at least one entry, so this ends.
+        for _ in 0..MAX_FORGET_ROUNDS {
+            let r = self.load(server)?;
+            let mut issuers: Vec<String> = r.clients.iter().map(|c| c.issuer.clone()).collect();
+            issuers.extend(r.tokens.iter().map(|t| t.issuer.clone()));
+            if issuers.is_empty() {
+                return Ok(held);
+            }
+            for issuer in issuers {
+                self.persist(server, &Persist::ForgetTokens { issuer: issuer.clone() })?;
+                self.persist(server, &Persist::ForgetClient { issuer })?;
+            }
+        }
+        Err(StoreError::NotForgotten { server: server.to_owned() })
+    }
+}
+
+/// How many times [`TokenStore::forget`] reloads before it gives up on a store that keeps
+/// returning entries.
+const MAX_FORGET_ROUNDS: usize = 64;
+
+/// What a store holds for one server, without any secret: for status screens and logouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredServer {
+    /// The store key ([`Config::store_key`](mcp_oauth_core::Config::store_key)).
+    pub key: String,
+    /// The MCP server URL: the key without its `#principal`.
+    pub server_url: String,
+    /// Registrations, one per issuer.
+    pub clients: Vec<StoredClient>,
+    /// The newest tokens, if any.
+    pub tokens: Option<StoredTokens>,
+}
+
+/// A stored registration, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredClient {
+    /// The authorization server it belongs to.
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// How it was obtained: configured, a Client ID Metadata Document, or dynamic registration.
+    pub kind: ClientKind,
+    /// Whether a client secret is stored with it.
+    pub has_secret: bool,
+}
+
+/// Stored tokens, described: never the tokens themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredTokens {
+    /// The issuer that minted them.
+    pub issuer: String,
+    /// The client they were issued to, if known.
+    pub client_id: Option<String>,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+    /// When the access token expires, if known.
+    pub expires_at: Option<mcp_oauth_core::Timestamp>,
+    /// When they were obtained.
+    pub obtained_at: mcp_oauth_core::Timestamp,
+    /// Whether a refresh token is held.
+    pub refresh_token: bool,
+    /// Whether the access token is bound to a DPoP key (RFC 9449).
+    pub dpop_bound: bool,
+}
+
+impl StoredServer {
+    fn of(key: &str, r: &Restored) -> Self {
+        let server_url = key.rsplit_once('#').map_or(key, |(url, _)| url).to_owned();
+        let clients = r
+            .clients
+            .iter()
+            .map(|c| StoredClient {
+                issuer: c.issuer.clone(),
+                client_id: c.client_id.clone(),
+                kind: c.kind,
+                has_secret: c.client_secret.is_some(),
+            })
+            .collect();
+        let tokens = r.tokens.as_ref().map(|t| StoredTokens {
+            issuer: t.issuer.clone(),
+            client_id: t.client_id.clone(),
+            scopes: t.scopes().into_iter().map(str::to_owned).collect(),
+            expires_at: t.expires_at,
+            obtained_at: t.obtained_at,
+            refresh_token: t.refresh_token.is_some(),
+            dpop_bound: t.dpop_key.is_some(),
+        });
+        StoredServer { key: key.to_owned(), server_url, clients, tokens }
+    }
+
+    /// True if nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.tokens.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -403,6 +533,13 @@ impl TokenStore for MemoryStore {
         let e = per.entry(issuer.clone()).or_insert_with(|| Entry { version: 1, server: server.into(), issuer, ..Default::default() });
         e.apply(p);
         Ok(())
+    }
+
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<String> = data.iter().filter(|(_, per)| per.values().any(|e| !e.is_empty())).map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        Ok(keys)
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
@@ -627,6 +764,34 @@ impl TokenStore for FileStore {
         let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         Self::sweep_temp_files(&dir);
         Self::write_atomic(&path, &bytes)
+    }
+
+    /// The `server` of every readable entry in a trusted server directory (the file names are
+    /// hashes: the entries name their server).
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        if !check_dir(&self.dir, true)? {
+            return Ok(Vec::new());
+        }
+        let rd = fs::read_dir(&self.dir).map_err(io_err(&self.dir))?;
+        let mut keys = std::collections::BTreeSet::new();
+        for d in rd.flatten() {
+            let dir = d.path();
+            // An untrusted or vanished server directory is skipped, as `load` skips it.
+            if !matches!(check_dir(&dir, false), Ok(true)) {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(&dir) else { continue };
+            for f in files.flatten() {
+                let p = f.path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    // Only an entry in the directory its server's hash names counts.
+                    if let Some(e) = Self::read_entry(&p).filter(|e| !e.is_empty() && self.server_dir(&e.server) == dir) {
+                        keys.insert(e.server);
+                    }
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
