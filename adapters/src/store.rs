@@ -60,7 +60,7 @@ pub enum StoreError {
     #[error("this token store cannot list what it holds")]
     CannotList,
     /// [`TokenStore::forget`] removed entries, and the store kept returning more.
-    #[error("{server}: the store still returns entries after they were forgotten")]
+    #[error("{}: the store still returns entries after they were forgotten", crate::steps::safe_url(server))]
     NotForgotten {
         /// The store key.
         server: String,
@@ -257,7 +257,8 @@ pub trait TokenStore: Send + Sync {
 
     /// Forgets everything held for `server`, tokens and registrations of every issuer, under
     /// the server's lock (a flow under way elsewhere finishes first). Returns what was held.
-    /// The tokens are not revoked at the authorization server.
+    /// The tokens are not revoked at the authorization server. For a configuration, use
+    /// [`forget_config`], which also takes what older versions stored under the bare URL.
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
@@ -279,12 +280,23 @@ pub trait TokenStore: Send + Sync {
     }
 }
 
+/// Forgets everything `store` holds for `config`, as [`TokenStore::forget`] does for its
+/// [`store_key`](mcp_oauth_core::Config::store_key), including what versions before keys named
+/// the principal stored under the bare server URL that a client of `config` would take over on
+/// its next start (moved to its key first, as a client does, then forgotten). Returns what was
+/// held. Blocks (files, locks).
+pub fn forget_config(store: &dyn TokenStore, config: &mcp_oauth_core::Config) -> Result<StoredServer, StoreError> {
+    load_for(config, store)?;
+    store.forget(&config.store_key())
+}
+
 /// How many times [`TokenStore::forget`] reloads before it gives up on a store that keeps
 /// returning entries.
 const MAX_FORGET_ROUNDS: usize = 64;
 
 /// What a store holds for one server, without any secret: for status screens and logouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the key and URL without their query (a configured URL may carry an API key).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoredServer {
     /// The store key ([`Config::store_key`](mcp_oauth_core::Config::store_key)).
@@ -331,9 +343,21 @@ pub struct StoredTokens {
     pub dpop_bound: bool,
 }
 
+impl std::fmt::Debug for StoredServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredServer")
+            .field("key", &crate::steps::safe_url(&self.key))
+            .field("server_url", &crate::steps::safe_url(&self.server_url))
+            .field("clients", &self.clients)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
+}
+
 impl StoredServer {
     fn of(key: &str, r: &Restored) -> Self {
-        let server_url = key.rsplit_once('#').map_or(key, |(url, _)| url).to_owned();
+        // The principal is free text (`app:<client_name>` may hold a `#`); the URL has none.
+        let server_url = key.split_once('#').map_or(key, |(url, _)| url).to_owned();
         let clients = r
             .clients
             .iter()
@@ -764,6 +788,31 @@ impl TokenStore for FileStore {
         let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         Self::sweep_temp_files(&dir);
         Self::write_atomic(&path, &bytes)
+    }
+
+    /// Removes every entry `load` would read for `server` (a copy under another name too, as
+    /// sync tools and backups leave them), under the server's lock.
+    fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
+        let _lock = self.lock(server)?;
+        let held = StoredServer::of(server, &self.load(server)?);
+        let dir = self.server_dir(server);
+        if check_dir(&self.dir, true)? && check_dir(&dir, false)? {
+            let rd = fs::read_dir(&dir).map_err(io_err(&dir))?;
+            for f in rd.flatten() {
+                let p = f.path();
+                if p.extension().is_some_and(|x| x == "json") && Self::read_entry(&p).is_some_and(|e| e.server == server) {
+                    match fs::remove_file(&p) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(StoreError::Io { path: p, source: e }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let left = self.load(server)?;
+        if left.tokens.is_some() || !left.clients.is_empty() {
+            return Err(StoreError::NotForgotten { server: server.to_owned() });
+        }
+        Ok(held)
     }
 
     /// The `server` of every readable entry in a trusted server directory (the file names are
