@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Clean debug build of a minimal rmcp client two ways, timed one after the other on this machine:
 #   ours:  rmcp (client, streamable HTTP over reqwest) + mcp-oauth-client with `rmcp`
-#   auth:  rmcp with its own `auth` feature (oauth2) on the same transport
+#   auth:  rmcp with its own `auth` feature (oauth2) on the same transport, and its `reqwest`
+#          feature for TLS (reqwest's rustls, as rmcp users enable it to reach https servers;
+#          ours brings rustls with ring itself)
 # Prints the crates compiled, the wall time of each build, and whether `oauth2` is in the tree.
 # Usage: tests/rmcp-auth-bench/build-compare.sh   (from the repository root; needs the registry)
 set -euo pipefail
@@ -39,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }'
 
-make_crate auth ', "auth"' '' '
+make_crate auth ', "auth", "reqwest"' '' '
 use rmcp::transport::auth::{AuthClient, OAuthState};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
