@@ -21,7 +21,7 @@ const TARGET: &str = "mcp_oauth_client::flow";
 use mcp_oauth_core::callback::response_page;
 use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, Purpose, TransportFailure};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Entropy, Input, Output, Persist, RedirectPlan};
-use mcp_oauth_core::{RedirectSource, Restored, StateName, Timestamp};
+use mcp_oauth_core::{LogoutReport, RedirectSource, Restored, StateName, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use url::Url;
@@ -48,6 +48,8 @@ pub(crate) enum Step {
     Wait(Timestamp),
     /// The flow's result.
     Ready(Authorization),
+    /// The logout's result (the tokens and registrations were persisted away before it).
+    LoggedOut(LogoutReport),
 }
 
 /// What happened while waiting.
@@ -130,6 +132,7 @@ impl Steps {
                 Output::Wait { until: Some(t) } => return Ok(Step::Wait(t)),
                 Output::Wait { until: None } => return Err(Error::Stalled),
                 Output::Ready(a) => return Ok(Step::Ready(a)),
+                Output::LoggedOut(r) => return Ok(Step::LoggedOut(r)),
                 Output::Failed(e) => return Err(e.into()),
                 _ => continue,
             };
@@ -241,7 +244,7 @@ impl Steps {
     fn log_step(&mut self, auth: &Authorizer, step: &Step, now: Timestamp) {
         let server = &self.server;
         let issuer = auth.issuer().map(safe_url).unwrap_or_else(|| "the authorization server".into());
-        if !matches!(step, Step::Ready(_)) {
+        if !matches!(step, Step::Ready(_) | Step::LoggedOut(_)) {
             self.active = true;
         }
         match step {
@@ -257,6 +260,7 @@ impl Steps {
                     Purpose::ClientCredentials => debug!(target: TARGET, "{server}: token: client credentials grant at {url} for {issuer}"),
                     Purpose::TokenExchange => debug!(target: TARGET, "{server}: token: exchanging the identity assertion at {url}"),
                     Purpose::JwtBearer => debug!(target: TARGET, "{server}: token: JWT bearer grant at {url} for {issuer}"),
+                    Purpose::Revocation => debug!(target: TARGET, "{server}: logout: revoking a token at {url} for {issuer}"),
                     other => debug!(target: TARGET, "{server}: {other}: {method} {url}"),
                 }
             }
@@ -305,12 +309,17 @@ impl Steps {
                     trace!(target: TARGET, "{server}: ready: {scheme} token held ({expires})");
                 }
             }
+            Step::LoggedOut(r) => debug!(target: TARGET,
+                "{server}: logged out: refresh token {}, access token {}; tokens and registrations forgotten",
+                r.refresh_token,
+                r.access_token
+            ),
         }
     }
 }
 
 /// How a flow ended, for the log (success was logged as [`Step::Ready`]); `server` as [`safe_url`] shows it.
-pub(crate) fn finished(server: &str, result: &Result<Authorization, Error>) {
+pub(crate) fn finished<T>(server: &str, result: &Result<T, Error>) {
     if let Err(e) = result {
         debug!(target: TARGET, "{server}: failed: {}", safe_text(&e.to_string()));
     }

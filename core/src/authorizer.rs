@@ -10,6 +10,7 @@ use crate::error::{ConfigError, Error};
 use crate::http::{redact_query, HttpResponse, OutgoingRequest, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::registration::ClientInfo;
+use crate::revocation::LogoutReport;
 use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{Authorization, TokenSet};
@@ -79,6 +80,15 @@ pub enum Input {
         /// The current time.
         now: Timestamp,
     },
+    /// Log out: revoke the held tokens at the authorization server (RFC 7009; the refresh token
+    /// first, then the access token), then forget them and every registration. Discovery runs
+    /// first if the authorization server is not known yet. Ends with [`Output::LoggedOut`],
+    /// whatever the authorization server answers (or if it cannot be reached): only the
+    /// report says what was revoked.
+    LogoutWanted {
+        /// The current time.
+        now: Timestamp,
+    },
     /// Stop the flow in progress.
     Cancel {
         /// The current time.
@@ -99,6 +109,7 @@ impl Input {
             | Input::CallbackUnavailable { now, .. }
             | Input::Redirect { now, .. }
             | Input::Timeout { now }
+            | Input::LogoutWanted { now }
             | Input::Cancel { now, .. } => *now,
         }
     }
@@ -113,6 +124,7 @@ impl Input {
             Input::CallbackUnavailable { .. } => "CallbackUnavailable",
             Input::Redirect { .. } => "Redirect",
             Input::Timeout { .. } => "Timeout",
+            Input::LogoutWanted { .. } => "LogoutWanted",
             Input::Cancel { .. } => "Cancel",
         }
     }
@@ -141,6 +153,7 @@ impl fmt::Debug for Input {
                 f.debug_struct("Redirect").field("now", now).field("url", &redact_query(url)).field("source", source).finish()
             }
             Input::Timeout { now } => f.debug_struct("Timeout").field("now", now).finish(),
+            Input::LogoutWanted { now } => f.debug_struct("LogoutWanted").field("now", now).finish(),
             Input::Cancel { now, reason } => f.debug_struct("Cancel").field("now", now).field("reason", reason).finish(),
         }
     }
@@ -287,6 +300,10 @@ pub enum Output {
     Ready(Authorization),
     /// The flow failed. Ends the flow; a later `TokenWanted` or `Challenged` may start anew.
     Failed(Error),
+    /// The logout ([`Input::LogoutWanted`]) is done: the tokens and registrations were
+    /// forgotten (the [`Output::Persist`]s before this), and the report says what each
+    /// revocation came to. Ends the flow.
+    LoggedOut(LogoutReport),
 }
 
 impl fmt::Debug for Output {
@@ -304,6 +321,7 @@ impl fmt::Debug for Output {
             Output::Wait { until } => f.debug_struct("Wait").field("until", until).finish(),
             Output::Ready(a) => f.debug_tuple("Ready").field(a).finish(),
             Output::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            Output::LoggedOut(r) => f.debug_tuple("LoggedOut").field(r).finish(),
         }
     }
 }
@@ -334,6 +352,8 @@ pub enum StateName {
     TokenExchange,
     /// Presenting the ID-JAG to the authorization server (enterprise-managed).
     JwtBearer,
+    /// Revoking tokens at logout (RFC 7009).
+    Revoking,
     /// The last flow failed.
     Failed,
 }

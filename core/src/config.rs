@@ -232,6 +232,9 @@ pub struct ManualEndpoints {
     /// The registration endpoint, if dynamic registration should be used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// The RFC 7009 revocation endpoint, if logout should revoke tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
 }
 
 /// OAuth settings of one MCP server, as plain data. Every field is optional: `{}` logs in
@@ -700,6 +703,7 @@ impl Config {
                 ("endpoints.token_endpoint", Some(&e.token_endpoint)),
                 ("endpoints.authorization_endpoint", e.authorization_endpoint.as_ref()),
                 ("endpoints.registration_endpoint", e.registration_endpoint.as_ref()),
+                ("endpoints.revocation_endpoint", e.revocation_endpoint.as_ref()),
             ] {
                 if let Some(v) = v {
                     let u = Url::parse(v).map_err(|error| ConfigError::UnparsableUrl { field, error })?;

@@ -51,6 +51,8 @@ pub(crate) struct RequestContext {
     /// A refresh at metadata not discovered in this request was refused for another reason than
     /// a dead grant: discovery runs, and the refusal stands unless the token endpoint changed.
     pub(crate) refresh_refused: Option<(Url, Error)>,
+    /// This request is a logout: what its revocations came to so far.
+    pub(crate) logout: Option<crate::revocation::LogoutReport>,
     /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
     pub(crate) requested_scopes: Vec<String>,
 }

@@ -112,7 +112,7 @@ fn canned(purpose: crate::http::Purpose, issuer: &str) -> String {
             format!(r#"{{"resource":"https://mcp.example.com/mcp","authorization_servers":["{issuer}"],"scopes_supported":["a","b"]}}"#)
         }
         ServerMetadata => format!(
-            r#"{{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize","token_endpoint":"{issuer}/token","registration_endpoint":"{issuer}/register","code_challenge_methods_supported":["S256"],"response_types_supported":["code"],"authorization_response_iss_parameter_supported":true,"dpop_signing_alg_values_supported":["ES256"]}}"#
+            r#"{{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize","token_endpoint":"{issuer}/token","registration_endpoint":"{issuer}/register","code_challenge_methods_supported":["S256"],"response_types_supported":["code"],"authorization_response_iss_parameter_supported":true,"dpop_signing_alg_values_supported":["ES256"],"revocation_endpoint":"{issuer}/revoke"}}"#
         ),
         Registration => r#"{"client_id":"fuzz-client","token_endpoint_auth_method":"none"}"#.into(),
         _ => r#"{"access_token":"at-fuzz","token_type":"Bearer","expires_in":60,"refresh_token":"rt-fuzz"}"#.into(),
@@ -138,7 +138,10 @@ pub fn authorizer(data: &[u8]) {
             break;
         }
         let input = pending.take().unwrap_or_else(|| {
-            if r.u8() % 3 == 0 {
+            let pick = r.u8();
+            if pick % 7 == 1 {
+                Input::LogoutWanted { now }
+            } else if pick % 3 == 0 {
                 let www = r.take(usize::from(r.0.first().copied().unwrap_or(0) % 64));
                 let www = http::HeaderValue::from_bytes(&www).map(|v| vec![v]).unwrap_or_default();
                 Input::Challenged { now, status: r.pick(&[401, 403, 500]), www_authenticate: www, dpop_nonce: None }
@@ -215,6 +218,10 @@ pub fn authorizer(data: &[u8]) {
                 }
                 Output::Wait { until: Some(t) } => {
                     pending = Some(Input::Timeout { now: now.max(t) });
+                    break;
+                }
+                Output::LoggedOut(_) => {
+                    assert!(auth.token_set().is_none() && auth.clients().is_empty(), "a logout kept credentials");
                     break;
                 }
                 Output::Wait { until: None } | Output::Ready(_) | Output::Failed(_) => break,

@@ -45,6 +45,8 @@ pub enum Purpose {
     TokenExchange,
     /// `POST` to the token endpoint with the RFC 7523 JWT bearer grant (the ID-JAG).
     JwtBearer,
+    /// `POST` to the RFC 7009 revocation endpoint (logout).
+    Revocation,
 }
 
 impl Purpose {
@@ -53,9 +55,12 @@ impl Purpose {
         match self {
             Purpose::ResourceMetadata | Purpose::ServerMetadata => 256 * 1024,
             Purpose::Registration => 64 * 1024,
-            Purpose::CodeExchange | Purpose::Refresh | Purpose::ClientCredentials | Purpose::TokenExchange | Purpose::JwtBearer => {
-                64 * 1024
-            }
+            Purpose::CodeExchange
+            | Purpose::Refresh
+            | Purpose::ClientCredentials
+            | Purpose::TokenExchange
+            | Purpose::JwtBearer
+            | Purpose::Revocation => 64 * 1024,
         }
     }
 }
@@ -71,6 +76,7 @@ impl fmt::Display for Purpose {
             Purpose::ClientCredentials => "client credentials grant",
             Purpose::TokenExchange => "identity provider token exchange",
             Purpose::JwtBearer => "jwt bearer grant",
+            Purpose::Revocation => "token revocation",
         })
     }
 }

@@ -60,6 +60,9 @@
 //!      │                         └──► TokenExchange (IdP: ID token -> ID-JAG) ──► JwtBearer ─────► Idle
 //!      │
 //!      └─── any error ──► Failed (the flow ends; a new TokenWanted or Challenged starts over)
+//!
+//!  LogoutWanted ──► (discovery, if the issuer is not known) ──► Revoking (refresh token, then
+//!  access token; RFC 7009) ──► forget tokens and registrations ──► LoggedOut ──► Idle
 //! ```
 //!
 //! A transient failure of a refresh (network, 5xx, `temporarily_unavailable`) keeps the tokens:
@@ -146,6 +149,7 @@ pub mod error;
 pub mod http;
 pub mod metadata;
 pub mod registration;
+pub mod revocation;
 pub mod secret;
 pub mod token;
 
@@ -162,6 +166,7 @@ pub use error::{
     RegistrationError, ResourceError, Stage, TokenError, UsageError,
 };
 pub use registration::{ClientInfo, ClientKind};
+pub use revocation::{LogoutReport, Revocation};
 pub use time::Timestamp;
 pub use token::{Authorization, GrantKind, TokenSet};
 pub use url::Url;

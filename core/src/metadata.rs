@@ -82,6 +82,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 9449: JWS algorithms accepted for DPoP proofs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 7009 token revocation (RFC 8414 §2), used at logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
 }
 
 fn lists(v: &Option<Vec<String>>, item: &str) -> bool {
@@ -113,6 +116,7 @@ impl AuthorizationServerMetadata {
             ("authorization_endpoint", &m.authorization_endpoint),
             ("token_endpoint", &m.token_endpoint),
             ("registration_endpoint", &m.registration_endpoint),
+            ("revocation_endpoint", &m.revocation_endpoint),
         ] {
             if let Some(v) = value {
                 let url = Url::parse(v).map_err(|_| DiscoveryError::InvalidUrl { field })?;

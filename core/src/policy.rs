@@ -27,6 +27,7 @@ use crate::http::is_secure_endpoint;
 use crate::jwt::SigningKey;
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::registration::{ClientInfo, ClientKind};
+use crate::revocation::Revocation;
 use crate::time::Timestamp;
 use crate::token::{select_auth_method, AuthMethod, ClientAuth, GrantKind, TokenResponse, TokenSet};
 use std::time::Duration;
@@ -320,6 +321,27 @@ pub(crate) fn client_auth<'a>(
 }
 
 // ---- Refresh ----------------------------------------------------------------------------------
+
+/// Where a logout revokes `tokens` (RFC 7009): the `revocation_endpoint` of the authorization
+/// server that issued them, from its metadata or the configuration; otherwise why not.
+pub(crate) fn revocation_endpoint(config: &Config, server: Option<&ServerContext>, tokens: &TokenSet) -> Result<Url, Revocation> {
+    let Some(server) = server else { return Err(Revocation::NotSent("the authorization server is not known".into())) };
+    if server.issuer != tokens.issuer {
+        return Err(Revocation::NotSent(format!(
+            "the MCP server names another authorization server ({}) than the one that issued the tokens ({})",
+            crate::error::bounded(&server.issuer),
+            crate::error::bounded(&tokens.issuer)
+        )));
+    }
+    let configured = config.endpoints.as_ref().and_then(|e| e.revocation_endpoint.as_deref());
+    let advertised = server.metadata.as_ref().and_then(|m| m.revocation_endpoint.as_deref());
+    let Some(endpoint) = advertised.or(configured) else { return Err(Revocation::NoEndpoint) };
+    // Both were checked when read (metadata, configuration): a secure URL.
+    Url::parse(endpoint)
+        .ok()
+        .filter(is_secure_endpoint)
+        .ok_or_else(|| Revocation::NotSent("the revocation endpoint is not a secure URL".into()))
+}
 
 /// Where the tokens' refresh goes: the token endpoint in use when it is their issuer's;
 /// without discovery, the one stored with them (HTTPS or loopback), except for configured

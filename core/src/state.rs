@@ -20,6 +20,7 @@ use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::pkce::{verifier_from_bytes, PkceChallenge};
 use crate::policy::{self, ChosenFlow};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
+use crate::revocation::{revocation_outcome, revocation_request, LogoutReport, Revocation, TokenHint as RevokeHint};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
 use crate::token::{AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
@@ -87,8 +88,19 @@ impl Authorizer {
         // Time only moves forward.
         self.now = self.now.max(input.now());
         let from = self.state.take();
+        let cancelled = matches!(input, Input::Cancel { .. });
         if let Err(e) = self.step(from, input) {
-            self.fail(e);
+            match self.request.logout.is_some() && !cancelled {
+                // A logout forgets the tokens even when their authorization server cannot be
+                // found or reached: the report says why they were not revoked.
+                true => {
+                    let _ = self.logged_out(Some(Revocation::NotSent(e.to_string())));
+                }
+                false => {
+                    self.request.logout = None;
+                    self.fail(e);
+                }
+            }
         }
         debug_assert!(self.state.settled());
         Ok(())
@@ -99,7 +111,7 @@ impl Authorizer {
         let phase = self.state.phase();
         let idle = matches!(phase, Phase::Idle | Phase::Failed);
         match input {
-            Input::TokenWanted { .. } | Input::Challenged { .. } if !idle => Err(self.unexpected(input)),
+            Input::TokenWanted { .. } | Input::Challenged { .. } | Input::LogoutWanted { .. } if !idle => Err(self.unexpected(input)),
             Input::Response { id, .. } if phase.outstanding() != Some(*id) => Err(UsageError::UnknownRequest(*id).into()),
             Input::AttemptPrepared { callback, .. } => match (phase, callback) {
                 // The listener must be the one the plan asked for: checked here, before the
@@ -122,6 +134,7 @@ impl Authorizer {
     fn step(&mut self, from: Phase, input: Input) -> Result<Moved, Error> {
         match (input, from) {
             (Input::TokenWanted { .. }, _) => self.on_token_wanted(),
+            (Input::LogoutWanted { .. }, _) => self.on_logout_wanted(),
             (Input::Challenged { status, www_authenticate, dpop_nonce, .. }, from) => {
                 self.on_challenged(matches!(from, Phase::Failed), status, &www_authenticate, dpop_nonce)
             }
@@ -208,6 +221,80 @@ impl Authorizer {
             }
         }
         Some(self.send(purpose, proof))
+    }
+
+    // ---- Logout (RFC 7009) ----------------------------------------------------------------
+
+    fn on_logout_wanted(&mut self) -> Result<Moved, Error> {
+        self.new_request();
+        let report = LogoutReport::new(self.tokens.as_ref());
+        let issuer = report.issuer.clone();
+        self.request.logout = Some(report);
+        let Some(issuer) = issuer else { return Ok(self.logged_out(None)) };
+        // The authorization server in use is the tokens' issuer: its metadata (or the
+        // configured endpoints) name the revocation endpoint. Otherwise discover it first.
+        if self.server.as_ref().is_some_and(|s| s.issuer == issuer) {
+            return self.revoke_next(None, None);
+        }
+        self.start_discovery()
+    }
+
+    /// Revokes the next held token (the refresh token first), or ends the logout. `nonce` and
+    /// `next_nonce`: entropy for the client assertions of this request and the one after.
+    fn revoke_next(&mut self, nonce: Option<[u8; 16]>, next_nonce: Option<[u8; 16]>) -> Result<Moved, Error> {
+        let Some(hint) = self.request.logout.as_ref().and_then(LogoutReport::next_pending) else { return Ok(self.logged_out(None)) };
+        let Some(tokens) = self.tokens.clone() else { return Ok(self.logged_out(None)) };
+        let endpoint = match policy::revocation_endpoint(&self.config, self.server.as_ref(), &tokens) {
+            Ok(e) => e,
+            Err(why) => return Ok(self.logged_out(Some(why))),
+        };
+        let Some(client) = policy::client_for_tokens(&self.config, &self.clients, &tokens)? else {
+            return Ok(self.logged_out(Some(Revocation::NotSent("no registration of the client the tokens were issued to is held".into()))));
+        };
+        if self.auth_method_for(&client) == AuthMethod::PrivateKeyJwt && nonce.is_none() {
+            let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Revoke);
+            self.queue.push_back(Output::PrepareAttempt(plan));
+            return Ok(moved);
+        }
+        let token = match hint {
+            RevokeHint::RefreshToken => tokens.refresh_token.as_ref().map(|t| t.secret().to_owned()),
+            RevokeHint::AccessToken => Some(tokens.access_token.secret().to_owned()),
+        };
+        let Some(token) = token else { return Ok(self.logged_out(None)) };
+        let auth = self.client_auth(&client, &tokens.issuer, nonce.as_ref(), true)?;
+        let req = revocation_request(&endpoint, &token, hint, &auth);
+        let req = self.send(Purpose::Revocation, req);
+        Ok(self.state.move_to_revoking(req, hint, next_nonce))
+    }
+
+    fn on_revoked(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        hint: RevokeHint,
+        nonce: Option<[u8; 16]>,
+    ) -> Result<Moved, Error> {
+        let outcome = revocation_outcome(&result);
+        if let Some(report) = self.request.logout.as_mut() {
+            *report.slot(hint) = outcome;
+        }
+        // The next request's assertion takes the second `jti`; none is left for a third.
+        self.revoke_next(nonce, None)
+    }
+
+    /// Ends a logout: whatever is still pending is `outcome`; the tokens and every registration
+    /// are forgotten, then [`Output::LoggedOut`].
+    fn logged_out(&mut self, outcome: Option<Revocation>) -> Moved {
+        let mut report = self.request.logout.take().unwrap_or_else(|| LogoutReport::new(self.tokens.as_ref()));
+        if let Some(outcome) = outcome {
+            report.settle_pending(outcome);
+        }
+        self.forget_tokens();
+        for client in std::mem::take(&mut self.clients) {
+            self.queue.push_back(Output::Persist(Persist::ForgetClient { issuer: client.issuer }));
+        }
+        self.dpop.key = None;
+        self.queue.push_back(Output::LoggedOut(report));
+        self.state.move_to_logged_out()
     }
 
     // ---- Starting a request -------------------------------------------------------------
@@ -434,6 +521,7 @@ impl Authorizer {
             Phase::Refreshing { endpoint, .. } => self.on_refreshed(result, endpoint),
             Phase::TokenExchange { scope, nonce, .. } => self.on_token_exchanged(result, scope, nonce),
             Phase::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
+            Phase::Revoking { hint, nonce, .. } => self.on_revoked(result, hint, nonce),
             // `check` let no response through without an outstanding request.
             other @ (Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. }) => {
                 Ok(self.state.stay(other))
@@ -589,6 +677,12 @@ impl Authorizer {
 
     /// Discovery is done: apply the authorization server binding, then get a token.
     fn server_known(&mut self, ctx: ServerContext) -> Result<Moved, Error> {
+        if self.request.logout.is_some() {
+            // A logout only revokes, at the issuer of the tokens (`revoke_next` checks).
+            self.server = Some(ctx);
+            self.request.discovered = true;
+            return self.revoke_next(None, None);
+        }
         // SEP-2352: tokens from another authorization server are never sent or refreshed.
         if self.tokens.as_ref().is_some_and(|t| t.issuer != ctx.issuer) {
             self.forget_tokens();
@@ -995,11 +1089,14 @@ impl Authorizer {
     }
 
     fn on_prepared(&mut self, preparing: Preparing, entropy: Entropy, callback: CallbackSetup) -> Result<Moved, Error> {
-        if self.needs_dpop_key() {
+        // A logout makes no DPoP key: its revocations need none.
+        if self.needs_dpop_key() && !matches!(preparing, Preparing::Revoke) {
             self.dpop.new_key(&entropy.dpop_key);
         }
         let rp = match preparing {
             Preparing::Machine(flow) => return self.start_machine_flow(flow, Some(&entropy.nonce)),
+            // One `jti` per revocation request: the nonce, then the state's bytes.
+            Preparing::Revoke => return self.revoke_next(Some(entropy.nonce), Some(entropy.state)),
             Preparing::Login(rp) => rp,
         };
         let (redirect_uri, listening) = match callback {

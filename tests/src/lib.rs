@@ -172,6 +172,10 @@ pub struct Options {
     /// Scopes a JSON-RPC method needs, as `(method, scope)`; `tools/call:<name>` names one
     /// tool. A token without the scope gets `403 insufficient_scope`.
     pub method_scopes: Vec<(String, String)>,
+    /// RFC 7009: advertise `revocation_endpoint` (`{issuer}/revoke`) and revoke there.
+    pub revocation: bool,
+    /// Answer revocation requests with this status (an error body) instead of revoking.
+    pub revocation_status: Option<u16>,
 }
 
 impl Options {
@@ -224,6 +228,8 @@ impl Options {
             dpop_rs_nonce: None,
             refresh_reuse_revokes_grant: false,
             method_scopes: Vec::new(),
+            revocation: false,
+            revocation_status: None,
         }
     }
 
@@ -499,6 +505,9 @@ impl TestServer {
             let proof = req.headers().get("dpop").and_then(|v| v.to_str().ok()).map(str::to_owned);
             return self.token(params, authz, proof.as_deref());
         }
+        if path == format!("{ip}/revoke") && req.method() == http::Method::POST && o.revocation {
+            return self.revoke(params, authz);
+        }
         if path == format!("{ip}/register") && req.method() == http::Method::POST && o.dcr {
             return self.register(params);
         }
@@ -538,7 +547,42 @@ impl TestServer {
         if o.dpop {
             v["dpop_signing_alg_values_supported"] = json!(["ES256"]);
         }
+        if o.revocation {
+            v["revocation_endpoint"] = json!(format!("{iss}/revoke"));
+        }
         v
+    }
+
+    /// RFC 7009: the authenticated client revokes one of its tokens. A refresh token takes its
+    /// whole grant with it (§2.1); an unknown token is answered `200` (§2.2); a token of
+    /// another client is refused.
+    fn revoke(&mut self, p: &[(String, String)], authz: Option<&str>) -> http::Response<Vec<u8>> {
+        if let Some(status) = self.options.revocation_status {
+            let error = if status == 503 { "temporarily_unavailable" } else { "invalid_request" };
+            return oauth_error(status, error, "revocation refused by the test knob");
+        }
+        let client_id = match self.authenticate(p, authz) {
+            Ok(id) => id,
+            Err(d) => return oauth_error(401, "invalid_client", &d),
+        };
+        let Some(token) = get(p, "token").map(str::to_owned) else { return oauth_error(400, "invalid_request", "no token") };
+        let found = self
+            .refresh
+            .get(&token)
+            .map(|t| (t.client_id.clone(), t.grant, true))
+            .or_else(|| self.tokens.get(&token).map(|t| (t.client_id.clone(), t.grant, false)));
+        let Some((owner, grant, refresh)) = found else { return resp(200, "application/json", Vec::new()) };
+        if owner != client_id {
+            return oauth_error(400, "invalid_request", "the token was issued to another client");
+        }
+        let now = self.now();
+        if refresh {
+            self.revoke_grant(grant);
+        } else {
+            self.tokens.remove(&token);
+            self.ledger.revoked(&token, now);
+        }
+        resp(200, "application/json", Vec::new())
     }
 
     fn redirect_allowed(&self, client_id: &str, redirect_uri: &str) -> bool {

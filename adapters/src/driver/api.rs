@@ -116,6 +116,16 @@ macro_rules! clients {
                 drive!($mode, self.inner.send(req, max_body))
             }
 
+            /// Logs out of this server: revokes the tokens at the authorization server when it
+            /// offers RFC 7009 revocation (the refresh token first, then the access token), then
+            /// forgets them and every registration in the store, whatever the authorization
+            /// server answered. Runs under the store's lock, on what the store holds now. The
+            /// report says what each revocation came to. An `Err` is the store's: it could not
+            /// be locked, read or written (the error says which), and logging out again is safe.
+            pub $($kw)? fn logout(&self) -> Result<mcp_oauth_core::LogoutReport, Error> {
+                drive!($mode, self.inner.logout())
+            }
+
             /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a
             /// request to the MCP server; a request for another origin is refused
             /// ([`Error::ForeignOrigin`]) and left unchanged.

@@ -13,7 +13,7 @@ use crate::store::{StoreError, StoreLock, TokenStore};
 use crate::{os_entropy, Clock};
 use async_channel::{Receiver, Sender};
 use async_lock::{Mutex, MutexGuard};
-use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, Persist, Restored};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, LogoutReport, Persist, Restored};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,12 @@ impl<R: Runtime> std::fmt::Debug for Client<R> {
 /// when the caller drops the flow's future (a timeout) keeps the lock until it is done, so no
 /// other instance reads the store half-written or acts on a refresh token it is replacing.
 type Held = Arc<std::sync::Mutex<StoreLock>>;
+
+/// How a flow ended.
+enum Ended {
+    Ready(Authorization),
+    LoggedOut(LogoutReport),
+}
 
 /// The I/O of one flow.
 struct FlowIo<R: Runtime> {
@@ -247,6 +253,29 @@ impl<R: Runtime> Client<R> {
     }
 
     async fn run(&self, auth: &mut MutexGuard<'_, Authorizer>, lock: Option<&Held>, first: Input) -> Result<Authorization, Error> {
+        match self.run_flow(auth, lock, first).await? {
+            Ended::Ready(a) => Ok(a),
+            Ended::LoggedOut(_) => Err(Error::Stalled),
+        }
+    }
+
+    /// Logs out (see [`Input::LogoutWanted`]), under the store's lock, from what the store
+    /// holds now (another process may have refreshed).
+    pub(crate) async fn logout(&self) -> Result<LogoutReport, Error> {
+        let mut auth = self.inner.auth.lock().await;
+        let lock = self.store_lock().await?;
+        self.write_back(&auth, &lock).await?;
+        let restored = self.load(&lock).await?;
+        steps::abandon(&mut auth, self.inner.clock.now());
+        auth.restore(restored)?;
+        let first = Input::LogoutWanted { now: self.inner.clock.now() };
+        match self.run_flow(&mut auth, Some(&lock), first).await? {
+            Ended::LoggedOut(report) => Ok(report),
+            Ended::Ready(_) => Err(Error::Stalled),
+        }
+    }
+
+    async fn run_flow(&self, auth: &mut MutexGuard<'_, Authorizer>, lock: Option<&Held>, first: Input) -> Result<Ended, Error> {
         // A flow whose future was dropped (a caller's timeout) left the machine mid-flow.
         steps::abandon(auth, self.inner.clock.now());
         let mut io = FlowIo { events: async_channel::unbounded(), listener: None, reply: None, prompt: PromptSwitch::default() };
@@ -259,7 +288,7 @@ impl<R: Runtime> Client<R> {
         result
     }
 
-    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, lock: Option<&Held>, first: Input) -> Result<Authorization, Error> {
+    async fn drive(&self, auth: &mut Authorizer, io: &mut FlowIo<R>, lock: Option<&Held>, first: Input) -> Result<Ended, Error> {
         let Inner { rt, clock, interaction, .. } = &*self.inner;
         let mut steps = Steps::start(&self.inner.shown, auth, first)?;
         loop {
@@ -331,7 +360,8 @@ impl<R: Runtime> Client<R> {
                     };
                     steps.event(auth, clock.now(), event)?;
                 }
-                Step::Ready(a) => return Ok(a),
+                Step::Ready(a) => return Ok(Ended::Ready(a)),
+                Step::LoggedOut(r) => return Ok(Ended::LoggedOut(r)),
             }
         }
     }

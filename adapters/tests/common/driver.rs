@@ -232,6 +232,17 @@ impl Mcp {
         }
     }
 
+    /// `OAuthClient::logout` of the client's OAuth.
+    pub fn logout(&self) -> Result<mcp_oauth_client::core::LogoutReport, Error> {
+        match self {
+            Mcp::Blocking(c) => c.oauth().expect("oauth").logout(),
+            #[cfg(feature = "async-std")]
+            Mcp::Async(a, c) => a.block_on(c.oauth().expect("oauth").logout()),
+            #[cfg(feature = "tokio")]
+            Mcp::Tokio(c) => tokio_runtime().block_on(c.oauth().expect("oauth").logout()),
+        }
+    }
+
     pub fn has_oauth(&self) -> bool {
         match self {
             Mcp::Blocking(c) => c.oauth().is_some(),

@@ -19,6 +19,7 @@ use crate::authorizer::{AttemptPlan, RedirectPlan, StateName};
 use crate::http::RequestId;
 use crate::policy::ChosenFlow;
 use crate::registration::ClientMetadata;
+use crate::revocation::TokenHint;
 use crate::time::Timestamp;
 use url::Url;
 use StateName::*;
@@ -34,6 +35,8 @@ pub(super) enum Preparing {
     Login(RedirectPlan),
     /// A grant without a browser, which needs entropy (a DPoP key, an assertion's `jti`).
     Machine(ChosenFlow),
+    /// Revocation requests whose client assertions need a `jti` each.
+    Revoke,
 }
 
 /// The phases. Each in-flight phase remembers the one outstanding request, if any.
@@ -87,6 +90,13 @@ pub(super) enum Phase {
         req: RequestId,
         scope: Option<String>,
     },
+    /// A revocation request (logout). `nonce`: the `jti` entropy for the next one's client
+    /// assertion, if any.
+    Revoking {
+        req: RequestId,
+        hint: TokenHint,
+        nonce: Option<[u8; 16]>,
+    },
 }
 
 impl Phase {
@@ -104,6 +114,7 @@ impl Phase {
             Phase::Refreshing { .. } => Refreshing,
             Phase::TokenExchange { .. } => TokenExchange,
             Phase::JwtBearer { .. } => JwtBearer,
+            Phase::Revoking { .. } => Revoking,
         }
     }
 
@@ -117,7 +128,8 @@ impl Phase {
             | Phase::ClientCredentials { req, .. }
             | Phase::Refreshing { req, .. }
             | Phase::TokenExchange { req, .. }
-            | Phase::JwtBearer { req, .. } => Some(*req),
+            | Phase::JwtBearer { req, .. }
+            | Phase::Revoking { req, .. } => Some(*req),
             Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. } => None,
         }
     }
@@ -204,6 +216,17 @@ impl State {
     /// The flow ended with tokens (or without, when none are held): a new request may start.
     pub(super) fn move_to_idle(&mut self) -> Moved {
         self.enter(Phase::Idle, &[Idle, Failed, Refreshing, ExchangingCode, ClientCredentials, JwtBearer])
+    }
+
+    /// A logout is done, from wherever it ended (its discovery or entropy may fail): idle.
+    pub(super) fn move_to_logged_out(&mut self) -> Moved {
+        let origin = self.name();
+        self.enter(Phase::Idle, &[origin])
+    }
+
+    /// Sends a revocation request: after discovery, entropy, or the one before.
+    pub(super) fn move_to_revoking(&mut self, req: RequestId, hint: TokenHint, nonce: Option<[u8; 16]>) -> Moved {
+        self.enter(Phase::Revoking { req, hint, nonce }, &[Idle, Failed, ResourceMetadata, ServerMetadata, AwaitingPreparation, Revoking])
     }
 
     /// The flow failed; from anywhere.
@@ -308,7 +331,8 @@ mod tests {
             ClientCredentials => Some(Refreshing),
             Refreshing => Some(TokenExchange),
             TokenExchange => Some(JwtBearer),
-            JwtBearer => Some(Failed),
+            JwtBearer => Some(Revoking),
+            Revoking => Some(Failed),
             Failed => None,
         };
         std::iter::successors(Some(Idle), next).map(|s| s.to_string()).collect()
@@ -351,7 +375,8 @@ mod tests {
         assert!(missing.is_empty(), "the state diagram in lib.rs lacks {missing:?}");
         // The diagram's other words are inputs, outputs and abbreviations, not states: a state
         // removed or renamed in the enum but left in the diagram fails here.
-        const NOT_STATES: &[&str] = &["TokenWanted", "Challenged", "Ready", "RejectCallback", "IdP", "ID", "JAG", "DCR"];
+        const NOT_STATES: &[&str] =
+            &["TokenWanted", "Challenged", "Ready", "RejectCallback", "IdP", "ID", "JAG", "DCR", "LogoutWanted", "LoggedOut", "RFC"];
         let unknown: Vec<_> = words.iter().filter(|w| !states.contains(*w) && !NOT_STATES.contains(&w.as_str())).collect();
         assert!(unknown.is_empty(), "the state diagram in lib.rs names {unknown:?}, which are not states");
     }

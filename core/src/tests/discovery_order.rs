@@ -117,6 +117,7 @@ fn manual_endpoints_skip_discovery() {
                 authorization_endpoint: Some(format!("{ORIGIN}/authorize")),
                 token_endpoint: format!("{ORIGIN}/token"),
                 registration_endpoint: Some(format!("{ORIGIN}/register")),
+                revocation_endpoint: None,
             })
         })
         .start();

@@ -92,6 +92,7 @@ fn javascript_authorization_endpoint_is_never_opened() {
                 authorization_endpoint: Some("https://as.example.com/authorize".into()),
                 token_endpoint: format!("{ORIGIN}/token"),
                 registration_endpoint: None,
+                revocation_endpoint: None,
             });
             c.client_id = Some("c".into());
         })

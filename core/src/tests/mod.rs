@@ -18,6 +18,7 @@ mod dpop;
 mod enterprise_managed;
 mod legacy;
 mod lifecycle;
+mod logout;
 mod metadata_checks;
 mod paste_fallback;
 mod redirect_checks;
@@ -244,6 +245,12 @@ impl Scenario {
     }
 }
 
+/// How a flow the harness ran ended.
+enum Ended {
+    Ready(Authorization),
+    LoggedOut(crate::LogoutReport),
+}
+
 impl Harness {
     pub(crate) fn advance(&mut self, d: Duration) {
         self.now = self.now.saturating_add(d);
@@ -267,6 +274,22 @@ impl Harness {
 
     /// Feeds `first`, then plays adapter until `Ready` or `Failed` (at most 100 steps).
     pub(crate) fn drive(&mut self, first: Input) -> Result<Authorization, Error> {
+        match self.run(first)? {
+            Ended::Ready(a) => Ok(a),
+            Ended::LoggedOut(r) => panic!("a token flow logged out: {r:?}"),
+        }
+    }
+
+    /// Logs out: plays adapter until `LoggedOut` (or `Failed`).
+    pub(crate) fn logout(&mut self) -> Result<crate::LogoutReport, Error> {
+        let now = self.now;
+        match self.run(Input::LogoutWanted { now })? {
+            Ended::LoggedOut(r) => Ok(r),
+            Ended::Ready(_) => panic!("a logout ended Ready"),
+        }
+    }
+
+    fn run(&mut self, first: Input) -> Result<Ended, Error> {
         self.auth.handle_input(first)?;
         for _ in 0..100 {
             let out = self.auth.poll_output();
@@ -332,7 +355,8 @@ impl Harness {
                     Input::Timeout { now: self.now }
                 }
                 Output::Wait { until: None } => panic!("stalled: Wait without deadline in {:?}", self.auth.state()),
-                Output::Ready(a) => return Ok(a),
+                Output::Ready(a) => return Ok(Ended::Ready(a)),
+                Output::LoggedOut(r) => return Ok(Ended::LoggedOut(r)),
                 Output::Failed(e) => return Err(e),
             };
             self.auth.handle_input(next)?;
