@@ -1,0 +1,718 @@
+//! `mcp-oauth`: log in to MCP servers, see and clear what is stored, and use a server from the
+//! shell. Built on the library's public API only (`--features cli`).
+//!
+//! Standard output carries only results (a token, a status, a tool's answer); everything said
+//! to the person (the authorization URL, waits, errors) goes to standard error.
+
+use lexopt::prelude::*;
+use mcp_oauth_client::blocking::{McpClient, OAuthClient};
+use mcp_oauth_client::config::Transport;
+use mcp_oauth_client::core::config::SecretRef;
+use mcp_oauth_client::core::{Blame, LogoutReport, Revocation};
+use mcp_oauth_client::interaction::UrlHandled;
+use mcp_oauth_client::store::forget_config;
+use mcp_oauth_client::{
+    ClientKind, Config, Error, FileStore, Interaction, MemoryStore, OAuthConfig, Persist, ServerConfig, StoredServer, TokenStore,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const HELP: &str = "\
+mcp-oauth: OAuth for MCP servers, from the terminal
+
+USAGE:
+  mcp-oauth [GLOBAL OPTIONS] <COMMAND> [ARGS]
+
+COMMANDS:
+  login <url|name>          log in (browser, or paste the redirect URL)
+      --scope SCOPE         ask for this scope (repeatable, or space-separated)
+      --no-browser          do not open a browser: print the URL and wait for the callback or a paste
+      --port N              listen for the callback on this port (default: any free port)
+      --callback-host HOST  127.0.0.1 (default), localhost or ::1
+      --redirect-uri URI    this exact redirect URI (a registered client, an SSH port forward)
+      --client-id ID        a client registered in advance
+      --client-secret-env VAR  its secret, read from this environment variable
+      --force               log in again even if a token is held
+  status [<url|name>]       what is stored: issuer, client, scopes, expiry (never a token)
+  token <url|name>          print a fresh access token (refreshed if needed) for scripts
+  logout <url|name> | --all revoke at the authorization server (RFC 7009), then forget
+  tools <url|name>          list the server's tools
+  call <url|name> <tool> [JSON]  call a tool with these arguments (default {})
+
+GLOBAL OPTIONS:
+  --store auto|file|memory  where credentials live (env MCP_OAUTH_STORE; default auto = file)
+  --store-dir DIR           the file store's directory
+  --config FILE             servers by name, in the mcpServers JSON shape MCP clients use
+                            (default: $XDG_CONFIG_HOME/mcp-oauth/servers.json)
+  --json                    machine-readable output (status, tools, call, logout)
+  -h, --help                this text
+  -V, --version             the version
+
+EXIT CODES:
+  0  success
+  1  the MCP server or the authorization server failed or refused; try again later
+  2  usage or configuration error (arguments, config file, store directory)
+  3  not logged in, and no login was possible here: run `mcp-oauth login`
+  4  the login was cancelled, denied or timed out
+  5  the network: no answer from a server
+  6  the tool answered with an error (call)
+  7  a forged or tampered answer was refused
+";
+
+/// A failure, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+    hint: Option<String>,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure { code: 2, message: message.into(), hint: Some("see `mcp-oauth --help`".into()) }
+    }
+
+    fn of(e: &Error, target: &str) -> Self {
+        use mcp_oauth_client::core::{AuthorizationError, Error as CoreError};
+        let not_logged_in = matches!(e.core(), Some(CoreError::Authorization(AuthorizationError::InteractionRequired)));
+        let (code, hint) = if not_logged_in {
+            (3, format!("log in first: mcp-oauth login {target}"))
+        } else {
+            match e.blame() {
+                Blame::Server => (1, "the MCP server failed or refused: check the URL, or try again later".to_owned()),
+                Blame::AuthorizationServer => {
+                    (1, "the authorization server failed or refused: try again later, or log in again".to_owned())
+                }
+                Blame::User => (4, format!("log in again: mcp-oauth login {target}")),
+                Blame::Configuration => (2, "fix the configuration (arguments, config file, store directory)".to_owned()),
+                Blame::Network => (5, "no answer: check the network and the URL, then try again".to_owned()),
+                Blame::Attacker => (7, "a forged or tampered answer was refused and nothing was sent; check the URL".to_owned()),
+                _ => (1, "this looks like a bug in mcp-oauth: please report it".to_owned()),
+            }
+        };
+        Failure { code, message: format!("{e} (to blame: {})", e.blame()), hint: Some(hint) }
+    }
+}
+
+impl From<lexopt::Error> for Failure {
+    fn from(e: lexopt::Error) -> Self {
+        Failure::usage(e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Global {
+    store: Option<String>,
+    store_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    json: bool,
+}
+
+#[derive(Default)]
+struct LoginOptions {
+    scopes: Vec<String>,
+    no_browser: bool,
+    port: Option<u16>,
+    callback_host: Option<String>,
+    redirect_uri: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    force: bool,
+}
+
+enum Command {
+    Login(String, LoginOptions),
+    Status(Option<String>),
+    Token(String),
+    Logout(Option<String>),
+    Tools(String),
+    Call(String, String, Option<String>),
+}
+
+fn main() -> ExitCode {
+    match run(std::env::args_os().skip(1).collect()) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("mcp-oauth: error: {}", f.message);
+            if let Some(h) = f.hint {
+                eprintln!("mcp-oauth: next: {h}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn string(v: OsString) -> Result<String, Failure> {
+    v.into_string().map_err(|v| Failure::usage(format!("not valid UTF-8: {}", v.to_string_lossy())))
+}
+
+fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut g = Global::default();
+    let mut login = LoginOptions::default();
+    let mut positional: Vec<String> = Vec::new();
+    let mut all = false;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            Short('V') | Long("version") => {
+                println!("mcp-oauth {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            Long("store") => g.store = Some(string(p.value()?)?),
+            Long("store-dir") => g.store_dir = Some(p.value()?.into()),
+            Long("config") => g.config = Some(p.value()?.into()),
+            Long("json") => g.json = true,
+            Long("all") => all = true,
+            Long("scope") => login.scopes.extend(string(p.value()?)?.split_whitespace().map(str::to_owned)),
+            Long("no-browser") => login.no_browser = true,
+            Long("port") => login.port = Some(p.value()?.parse()?),
+            Long("callback-host") => login.callback_host = Some(string(p.value()?)?),
+            Long("redirect-uri") => login.redirect_uri = Some(string(p.value()?)?),
+            Long("client-id") => login.client_id = Some(string(p.value()?)?),
+            Long("client-secret-env") => login.client_secret_env = Some(string(p.value()?)?),
+            Long("force") => login.force = true,
+            Value(v) => positional.push(string(v)?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let mut it = positional.into_iter();
+    let Some(cmd) = it.next() else { return Err(Failure::usage("no command given")) };
+    let mut need = |what: &str| it.next().ok_or_else(|| Failure::usage(format!("`{cmd}` needs {what}")));
+    let command = match cmd.as_str() {
+        "login" => Command::Login(need("a server URL or name")?, login),
+        "status" => Command::Status(it.next()),
+        "token" => Command::Token(need("a server URL or name")?),
+        "logout" if all => Command::Logout(None),
+        "logout" => Command::Logout(Some(need("a server URL or name (or --all)")?)),
+        "tools" => Command::Tools(need("a server URL or name")?),
+        "call" => {
+            let server = need("a server URL or name")?;
+            let tool = need("a tool name")?;
+            Command::Call(server, tool, it.next())
+        }
+        other => return Err(Failure::usage(format!("unknown command `{other}`"))),
+    };
+    if let Some(extra) = it.next() {
+        return Err(Failure::usage(format!("unexpected argument `{extra}`")));
+    }
+    Ok(Some((g, command)))
+}
+
+fn run(args: Vec<OsString>) -> Result<u8, Failure> {
+    let Some((g, command)) = parse(args)? else { return Ok(0) };
+    let (store, store_shown) = open_store(&g)?;
+    let servers = Servers::load(g.config.clone())?;
+    match command {
+        Command::Login(target, o) => login(&servers, &store, &target, o),
+        Command::Status(target) => status(&servers, &*store, &store_shown, target.as_deref(), g.json),
+        Command::Token(target) => token(&servers, &store, &target),
+        Command::Logout(target) => logout(&servers, &store, target.as_deref(), g.json),
+        Command::Tools(target) => tools(&servers, &store, &target, g.json),
+        Command::Call(target, tool, args) => call(&servers, &store, &target, &tool, args.as_deref(), g.json),
+    }
+}
+
+// ---- Stores ---------------------------------------------------------------------------------
+
+fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
+    let kind = g.store.clone().or_else(|| std::env::var("MCP_OAUTH_STORE").ok().filter(|v| !v.is_empty())).unwrap_or_else(|| "auto".into());
+    let file = || -> Result<(Arc<dyn TokenStore>, String), Failure> {
+        let dir = match &g.store_dir {
+            Some(d) => d.clone(),
+            None => FileStore::default_dir().map_err(|e| Failure::usage(format!("{e}: give --store-dir")))?,
+        };
+        Ok((Arc::new(FileStore::new(&dir)), format!("file ({})", dir.display())))
+    };
+    match kind.as_str() {
+        "file" => file(),
+        // No keyring store in this build yet: auto is the file store, and says so.
+        "auto" => file().map(|(s, shown)| (s, format!("{shown}, chosen by --store auto"))),
+        "memory" => Ok((Arc::new(MemoryStore::new()), "memory (this process only)".into())),
+        "keyring" => Err(Failure::usage("this build has no keyring store: use --store file")),
+        other => Err(Failure::usage(format!("unknown store `{other}`: auto, file or memory"))),
+    }
+}
+
+// ---- Servers by name ------------------------------------------------------------------------
+
+/// The servers of the config file, by name.
+struct Servers {
+    path: Option<PathBuf>,
+    by_name: BTreeMap<String, ServerConfig>,
+}
+
+impl Servers {
+    fn default_path() -> Option<PathBuf> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|h| h.join(".config"))).map(|d| d.join("mcp-oauth").join("servers.json"))
+    }
+
+    fn load(given: Option<PathBuf>) -> Result<Self, Failure> {
+        let explicit = given.is_some();
+        let Some(path) = given.or_else(Self::default_path) else { return Ok(Servers { path: None, by_name: BTreeMap::new() }) };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Servers { path: Some(path), by_name: BTreeMap::new() });
+            }
+            Err(e) => return Err(Failure::usage(format!("cannot read {}: {e}", path.display()))),
+        };
+        let by_name = parse_servers(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        Ok(Servers { path: Some(path), by_name })
+    }
+
+    /// The server a command names: a URL, or a name in the config file.
+    fn resolve(&self, target: &str) -> Result<(ServerConfig, Option<String>), Failure> {
+        if target.starts_with("https://") || target.starts_with("http://") {
+            let url = url::Url::parse(target).map_err(|e| Failure::usage(format!("`{target}` is not a URL: {e}")))?;
+            // A name whose URL this is keeps its OAuth settings.
+            if let Some((name, cfg)) = self.by_name.iter().find(|(_, c)| c.transport.url() == Some(url.as_str())) {
+                return Ok((cfg.clone(), Some(name.clone())));
+            }
+            let transport = Transport::StreamableHttp { url: url.to_string(), headers: BTreeMap::new() };
+            return Ok((ServerConfig { transport, oauth: Some(OAuthConfig::default()) }, None));
+        }
+        match self.by_name.get(target) {
+            Some(cfg) => Ok((cfg.clone(), Some(target.to_owned()))),
+            None => Err(Failure::usage(match &self.path {
+                Some(p) => format!("no server named `{target}` in {} (give a URL, or add it under mcpServers)", p.display()),
+                None => format!("no server named `{target}`: give a URL, or a config file with --config"),
+            })),
+        }
+    }
+
+    /// The name of the server with this store key, if the config file has one.
+    fn name_of(&self, key: &str) -> Option<(&String, &ServerConfig)> {
+        self.by_name.iter().find(|(_, c)| oauth_config(c).ok().is_some_and(|cfg| cfg.store_key() == key))
+    }
+}
+
+/// The `mcpServers` object of an MCP client's config file, each entry read as a
+/// [`ServerConfig`], with the spellings those files use: `"type": "http"` (or
+/// `streamable-http`, `streamableHttp`) for Streamable HTTP, no `type` with a `url` (Streamable
+/// HTTP) or a `command` (stdio). An HTTP server without `oauth` gets the defaults (`{}`): this
+/// tool is for OAuth. Fields other clients keep there (`disabled`, `timeout`...) are ignored.
+fn parse_servers(text: &str) -> Result<BTreeMap<String, ServerConfig>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let servers = doc.get("mcpServers").or_else(|| doc.get("servers")).and_then(Value::as_object).ok_or("no `mcpServers` object")?;
+    let mut out = BTreeMap::new();
+    for (name, entry) in servers {
+        let Some(obj) = entry.as_object() else { return Err(format!("server `{name}`: not an object")) };
+        let mut obj = obj.clone();
+        let kind = match obj.get("type").and_then(Value::as_str) {
+            Some("http" | "streamable-http" | "streamableHttp" | "streamable_http") => "streamable_http",
+            Some("sse") => "sse",
+            Some("stdio") => "stdio",
+            Some(other) => return Err(format!("server `{name}`: unknown type `{other}`")),
+            None if obj.contains_key("url") => "streamable_http",
+            None if obj.contains_key("command") => "stdio",
+            None => return Err(format!("server `{name}`: neither a url nor a command")),
+        };
+        obj.insert("type".into(), json!(kind));
+        if kind != "stdio" && !obj.contains_key("oauth") {
+            obj.insert("oauth".into(), json!({}));
+        }
+        let keep = ["type", "url", "headers", "oauth", "command", "args", "env"];
+        obj.retain(|k, _| keep.contains(&k.as_str()));
+        let cfg: ServerConfig = serde_json::from_value(Value::Object(obj)).map_err(|e| format!("server `{name}`: {e}"))?;
+        out.insert(name.clone(), cfg);
+    }
+    Ok(out)
+}
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn oauth_config(server: &ServerConfig) -> Result<Config, Failure> {
+    match server.oauth_config(&env_lookup) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(Failure::usage("this server has no OAuth (a stdio server)")),
+        Err(e) => Err(Failure::usage(e.to_string())),
+    }
+}
+
+/// The server's configuration with the login options applied.
+fn with_login_options(mut server: ServerConfig, o: &LoginOptions) -> Result<ServerConfig, Failure> {
+    let oauth = server.oauth.get_or_insert_with(OAuthConfig::default);
+    if !o.scopes.is_empty() {
+        oauth.scopes = Some(o.scopes.clone());
+    }
+    if let Some(id) = &o.client_id {
+        oauth.client_id = Some(id.clone());
+    }
+    if let Some(var) = &o.client_secret_env {
+        if std::env::var_os(var).is_none() {
+            return Err(Failure::usage(format!("--client-secret-env: the environment variable {var} is not set")));
+        }
+        oauth.client_secret = Some(SecretRef::Env(var.clone()));
+    }
+    match (&o.redirect_uri, &o.callback_host, o.port) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(Failure::usage("--redirect-uri is exact: give it without --port or --callback-host"));
+        }
+        (Some(uri), None, None) => oauth.redirect_uri = Some(uri.clone()),
+        (None, None, None) => {}
+        (None, host, port) => {
+            let host = host.as_deref().unwrap_or("127.0.0.1");
+            let host = match host {
+                "127.0.0.1" | "localhost" => host.to_owned(),
+                "::1" | "[::1]" => "[::1]".to_owned(),
+                other => return Err(Failure::usage(format!("--callback-host {other}: only 127.0.0.1, localhost or ::1"))),
+            };
+            oauth.redirect_uri = Some(format!("http://{host}:{}/callback", port.unwrap_or(0)));
+        }
+    }
+    Ok(server)
+}
+
+// ---- Commands -------------------------------------------------------------------------------
+
+/// How a login reaches the person: the URL is printed (by the library), then the browser opens
+/// unless asked not to or there is no display; either way the program keeps listening for the
+/// callback, takes a paste when a terminal is attached, and says so. In an SSH session it also
+/// prints the `ssh -L` command that brings the callback port to the person's own computer.
+fn interaction(no_browser: bool) -> Interaction {
+    let mut i = Interaction::default();
+    let env = i.env.clone();
+    let headless = mcp_oauth_client::browser::is_headless(&*env);
+    let terminal = std::io::stdin().is_terminal();
+    i.on_authorization_url = Some(Arc::new(move |url: &url::Url| {
+        if let Some(hint) = ssh_hint(url, &*env) {
+            eprintln!("{hint}");
+        }
+        let opened = if no_browser || headless { Ok(()) } else { mcp_oauth_client::browser::open(url) };
+        let paste = if terminal { "; or paste the redirect URL here when asked" } else { "" };
+        match opened {
+            Ok(()) if no_browser || headless => eprintln!("Waiting for the sign-in at that URL (the callback{paste})…"),
+            Ok(()) => eprintln!("Waiting for the browser sign-in{paste}…"),
+            Err(e) => eprintln!("{e}; open the URL yourself. Waiting for the sign-in{paste}…"),
+        }
+        UrlHandled::Opened
+    }));
+    i
+}
+
+/// In an SSH session (`SSH_CONNECTION`): the command that forwards the callback port of the
+/// authorization URL's `redirect_uri` from the person's computer to this one.
+fn ssh_hint(url: &url::Url, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let conn = env("SSH_CONNECTION")?;
+    let fields: Vec<&str> = conn.split_whitespace().collect();
+    let (server_ip, server_port) = (fields.get(2)?, fields.get(3)?);
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned())?;
+    let redirect = url::Url::parse(&redirect).ok()?;
+    let port = redirect.port()?;
+    let host = match redirect.host()? {
+        url::Host::Ipv6(ip) => format!("[{ip}]"),
+        h => h.to_string(),
+    };
+    let user = env("USER").or_else(|| env("LOGNAME")).map(|u| format!("{u}@")).unwrap_or_default();
+    let p = if *server_port == "22" { String::new() } else { format!(" -p {server_port}") };
+    let server_ip = if server_ip.contains(':') { format!("[{server_ip}]") } else { (*server_ip).to_owned() };
+    Some(format!(
+        "This is an SSH session: to let your own browser reach the callback, run on your computer\n\n  \
+         ssh -N -L {port}:{host}:{port}{p} {user}{server_ip}\n\nthen open the URL there."
+    ))
+}
+
+fn login(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, o: LoginOptions) -> Result<u8, Failure> {
+    let (server, _) = servers.resolve(target)?;
+    let server = with_login_options(server, &o)?;
+    let config = oauth_config(&server)?;
+    let key = config.store_key();
+    let held = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(t) = &held.tokens {
+        if !o.force {
+            eprintln!(
+                "Already logged in to {} (issuer {}); `mcp-oauth login --force {target}` logs in again.",
+                shown(&held.server_url),
+                t.issuer
+            );
+            return Ok(0);
+        }
+        // A new login replaces the tokens; the registration is kept.
+        let _lock = store.lock(&key).map_err(|e| Failure::usage(e.to_string()))?;
+        store.persist(&key, &Persist::ForgetTokens { issuer: t.issuer.clone() }).map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    eprintln!("Logging in to {}…", shown(config.server_url.as_str()));
+    let oauth = OAuthClient::new(config, store.clone(), interaction(o.no_browser)).map_err(|e| Failure::of(&e, target))?;
+    oauth.authorization().map_err(|e| Failure::of(&e, target))?;
+    let after = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
+    let issuer = after.tokens.as_ref().map(|t| t.issuer.clone()).unwrap_or_default();
+    println!("logged in to {} (issuer {issuer})", shown(&after.server_url));
+    Ok(0)
+}
+
+fn status(servers: &Servers, store: &dyn TokenStore, store_shown: &str, target: Option<&str>, json: bool) -> Result<u8, Failure> {
+    let held: Vec<StoredServer> = match target {
+        Some(t) => {
+            let (server, _) = servers.resolve(t)?;
+            let key = oauth_config(&server)?.store_key();
+            vec![store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?]
+        }
+        None => {
+            let keys = store.servers().map_err(|e| Failure::usage(e.to_string()))?;
+            keys.iter().map(|k| store.describe(k)).collect::<Result<_, _>>().map_err(|e| Failure::usage(e.to_string()))?
+        }
+    };
+    let now = now_ms();
+    if json {
+        let list: Vec<Value> = held.iter().map(|s| status_json(servers, s, store_shown, now)).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"store": store_shown, "servers": list})).unwrap_or_default());
+    } else {
+        if held.iter().all(StoredServer::is_empty) {
+            eprintln!("Nothing stored in {store_shown}.");
+        }
+        for s in held.iter().filter(|s| !s.is_empty()) {
+            print!("{}", status_text(servers, s, store_shown, now));
+        }
+    }
+    // A named server with nothing stored: not logged in.
+    Ok(if target.is_some() && held.iter().all(|s| s.tokens.is_none()) { 3 } else { 0 })
+}
+
+fn kind_name(k: ClientKind) -> &'static str {
+    match k {
+        ClientKind::PreRegistered => "pre-registered",
+        ClientKind::MetadataDocument => "client ID metadata document (CIMD)",
+        ClientKind::Dynamic => "dynamic registration (DCR)",
+    }
+}
+
+fn status_text(servers: &Servers, s: &StoredServer, store_shown: &str, now: u64) -> String {
+    let mut out = shown(&s.server_url);
+    if let Some((name, _)) = servers.name_of(&s.key) {
+        out.push_str(&format!(" ({name})"));
+    }
+    out.push('\n');
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("  {k:<12}{v}\n"));
+    match &s.tokens {
+        Some(t) => {
+            line(&mut out, "issuer", t.issuer.clone());
+            let client = s.clients.iter().find(|c| c.issuer == t.issuer);
+            let how = client.map(|c| kind_name(c.kind)).unwrap_or("unknown");
+            line(&mut out, "client", format!("{how}{}", t.client_id.as_deref().map(|id| format!(", id {id}")).unwrap_or_default()));
+            line(&mut out, "scopes", if t.scopes.is_empty() { "(none granted)".into() } else { t.scopes.join(" ") });
+            line(&mut out, "expires", expiry(t.expires_at.map(|e| e.as_millis()), now, t.refresh_token));
+            line(&mut out, "refresh", if t.refresh_token { "yes".into() } else { "no".into() });
+            line(&mut out, "dpop-bound", if t.dpop_bound { "yes".into() } else { "no".into() });
+        }
+        None => {
+            line(&mut out, "tokens", "none (log in with `mcp-oauth login`)".into());
+            for c in &s.clients {
+                line(&mut out, "client", format!("{} at {}, id {}", kind_name(c.kind), c.issuer, c.client_id));
+            }
+        }
+    }
+    line(&mut out, "store", store_shown.to_owned());
+    out
+}
+
+fn status_json(servers: &Servers, s: &StoredServer, store_shown: &str, now: u64) -> Value {
+    let tokens = s.tokens.as_ref().map(|t| {
+        let client = s.clients.iter().find(|c| c.issuer == t.issuer);
+        json!({
+            "issuer": t.issuer,
+            "client_id": t.client_id,
+            "registration": client.map(|c| kind_name(c.kind)),
+            "scopes": t.scopes,
+            "expires_at_ms": t.expires_at.map(|e| e.as_millis()),
+            "expires_in_secs": t.expires_at.map(|e| (e.as_millis() as i128 - now as i128) / 1000),
+            "refresh_token": t.refresh_token,
+            "dpop_bound": t.dpop_bound,
+        })
+    });
+    let clients: Vec<Value> = s
+        .clients
+        .iter()
+        .map(|c| json!({"issuer": c.issuer, "client_id": c.client_id, "registration": kind_name(c.kind), "has_secret": c.has_secret}))
+        .collect();
+    json!({
+        "server": shown(&s.server_url),
+        "name": servers.name_of(&s.key).map(|(n, _)| n),
+        "logged_in": s.tokens.is_some(),
+        "tokens": tokens,
+        "clients": clients,
+        "store": store_shown,
+    })
+}
+
+fn expiry(expires_at: Option<u64>, now: u64, refreshable: bool) -> String {
+    let Some(at) = expires_at else { return "unknown (no expires_in given)".into() };
+    let human = |ms: u64| {
+        let s = ms / 1000;
+        match s {
+            0..=89 => format!("{s} s"),
+            90..=5399 => format!("{} min", (s + 30) / 60),
+            5400..=172_799 => format!("{} h", (s + 1800) / 3600),
+            _ => format!("{} days", (s + 43_200) / 86_400),
+        }
+    };
+    if at > now {
+        format!("in {}", human(at - now))
+    } else if refreshable {
+        format!("{} ago (refreshed on next use)", human(now - at))
+    } else {
+        format!("{} ago (log in again)", human(now - at))
+    }
+}
+
+fn token(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str) -> Result<u8, Failure> {
+    let (server, _) = servers.resolve(target)?;
+    let config = oauth_config(&server)?;
+    let oauth = OAuthClient::new(config, store.clone(), Interaction::non_interactive()).map_err(|e| Failure::of(&e, target))?;
+    if !oauth.holds_token() {
+        return Err(Failure { code: 3, message: "not logged in".into(), hint: Some(format!("mcp-oauth login {target}")) });
+    }
+    let a = oauth.authorization().map_err(|e| Failure::of(&e, target))?;
+    if a.is_dpop() {
+        return Err(Failure {
+            code: 2,
+            message: "the token is DPoP-bound (RFC 9449): it only works with a proof signed by a key that never leaves this program".into(),
+            hint: Some(format!("use `mcp-oauth call {target} …`, or configure \"dpop\": \"never\" for a bearer token")),
+        });
+    }
+    println!("{}", a.access_token().secret());
+    Ok(0)
+}
+
+fn report_text(r: &LogoutReport) -> String {
+    let part = |name: &str, v: &Revocation| format!("{name} {v}");
+    format!("{}, {}", part("refresh token", &r.refresh_token), part("access token", &r.access_token))
+}
+
+fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, json: bool) -> Result<u8, Failure> {
+    let configs: Vec<(String, Config)> = match target {
+        Some(t) => {
+            let (server, _) = servers.resolve(t)?;
+            vec![(t.to_owned(), oauth_config(&server)?)]
+        }
+        None => {
+            let keys = store.servers().map_err(|e| Failure::usage(e.to_string()))?;
+            let mut out = Vec::new();
+            for key in keys {
+                let config = match servers.name_of(&key) {
+                    Some((_, cfg)) => oauth_config(cfg)?,
+                    None => {
+                        let held = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
+                        let url = url::Url::parse(&held.server_url).map_err(|e| Failure::usage(format!("stored server URL: {e}")))?;
+                        Config::new(url)
+                    }
+                };
+                out.push((key, config));
+            }
+            out
+        }
+    };
+    let mut results = Vec::new();
+    let mut worst = 0;
+    for (label, config) in configs {
+        let url = shown(config.server_url.as_str());
+        let oauth = OAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive()).map_err(|e| Failure::of(&e, &label))?;
+        let report = oauth.logout().map_err(|e| Failure::of(&e, &label))?;
+        // Whatever else the store keeps for this server (a registration of another issuer).
+        forget_config(&**store, &config).map_err(|e| Failure::usage(e.to_string()))?;
+        if !report.all_revoked() {
+            eprintln!(
+                "mcp-oauth: {url}: forgotten here, but not everything was revoked at the authorization server: {}",
+                report_text(&report)
+            );
+            worst = worst.max(1);
+        }
+        if json {
+            results.push(json!({
+                "server": url,
+                "issuer": report.issuer,
+                "refresh_token": report.refresh_token.to_string(),
+                "access_token": report.access_token.to_string(),
+                "all_revoked": report.all_revoked(),
+            }));
+        } else {
+            println!("logged out of {url}: {}", report_text(&report));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else if results.is_empty() && target.is_none() && worst == 0 {
+        eprintln!("Nothing stored: nothing to log out of.");
+    }
+    Ok(0)
+}
+
+fn mcp_client(server: &ServerConfig, store: &Arc<dyn TokenStore>, target: &str) -> Result<McpClient, Failure> {
+    McpClient::from_config(server, store.clone(), Interaction::default(), &env_lookup).map_err(|e| Failure::of(&e, target))
+}
+
+fn tools(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, json: bool) -> Result<u8, Failure> {
+    let (server, _) = servers.resolve(target)?;
+    let mut mcp = mcp_client(&server, store, target)?;
+    let tools = mcp.list_tools().map_err(|e| Failure::of(&e, target))?;
+    if json {
+        let list: Vec<Value> =
+            tools.iter().map(|t| json!({"name": t.name, "description": t.description, "inputSchema": t.input_schema})).collect();
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+    } else {
+        for t in &tools {
+            match &t.description {
+                Some(d) => println!("{}\t{}", t.name, d.lines().next().unwrap_or("")),
+                None => println!("{}", t.name),
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn call(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, tool: &str, args: Option<&str>, json: bool) -> Result<u8, Failure> {
+    let args: Value = match args {
+        Some(a) => serde_json::from_str(a).map_err(|e| Failure::usage(format!("the tool's arguments are not JSON: {e}")))?,
+        None => json!({}),
+    };
+    if !args.is_object() {
+        return Err(Failure::usage("the tool's arguments must be a JSON object"));
+    }
+    let (server, _) = servers.resolve(target)?;
+    let mut mcp = mcp_client(&server, store, target)?;
+    let result = mcp.call_tool(tool, args).map_err(|e| Failure::of(&e, target))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+    } else {
+        let content = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+        for item in &content {
+            match item.get("text").and_then(Value::as_str) {
+                Some(text) if item.get("type").and_then(Value::as_str) == Some("text") => println!("{text}"),
+                _ => println!("{item}"),
+            }
+        }
+        if content.is_empty() {
+            println!("{result}");
+        }
+    }
+    Ok(if result.get("isError").and_then(Value::as_bool) == Some(true) { 6 } else { 0 })
+}
+
+/// A URL as shown to the person: no query or fragment (a configured URL may carry a key).
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
