@@ -3,6 +3,7 @@
 //! headless, and offer a paste prompt when a terminal is attached.
 
 use crate::prompt::{NoPrompt, Prompt, StdinPrompt};
+use mcp_oauth_core::device::DeviceCode;
 use std::sync::Arc;
 use url::Url;
 
@@ -17,6 +18,9 @@ pub enum UrlHandled {
 
 /// A replacement for "open the browser": print it, send it to a UI, drive a test browser.
 pub type AuthorizationUrlHook = Arc<dyn Fn(&Url) -> UrlHandled + Send + Sync>;
+
+/// Shows a device login's code (RFC 8628) to the person: a UI, a QR code, a chat message.
+pub type DeviceCodeHook = Arc<dyn Fn(&DeviceCode) + Send + Sync>;
 
 /// An environment lookup (`std::env::var` by default; tests replace it).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -39,6 +43,8 @@ pub struct Interaction {
     pub env: EnvLookup,
     /// False for services: never start a login that needs a person.
     pub interactive: bool,
+    /// Replaces printing a device login's code and URL to standard error (RFC 8628).
+    pub on_device_code: Option<DeviceCodeHook>,
 }
 
 impl std::fmt::Debug for Interaction {
@@ -60,6 +66,7 @@ impl Default for Interaction {
             paste_while_listening: true,
             env: Arc::new(crate::browser::process_env),
             interactive: true,
+            on_device_code: None,
         }
     }
 }
@@ -75,6 +82,7 @@ impl Interaction {
             paste_while_listening: false,
             env: Arc::new(crate::browser::process_env),
             interactive: false,
+            on_device_code: None,
         }
     }
 
@@ -86,6 +94,25 @@ impl Interaction {
     /// True if anybody can complete a login: a hook, a browser, or a prompt.
     pub fn can_interact(&self) -> bool {
         self.interactive && (self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available())
+    }
+
+    /// True if the session is remote or headless and nothing else reaches the person: no
+    /// `on_authorization_url` hook and no display (SSH, a container, CI). A login there uses the
+    /// device grant when the authorization server offers it (`"interaction": "auto"`).
+    pub fn is_remote_session(&self) -> bool {
+        self.interactive && self.on_authorization_url.is_none() && crate::browser::is_headless(&*self.env)
+    }
+
+    /// Shows a device login's code: the hook, or standard error.
+    pub fn show_device_code(&self, code: &DeviceCode) {
+        if let Some(h) = &self.on_device_code {
+            return h(code);
+        }
+        eprintln!("To sign in, open this page on any device:\n\n  {}\n\nand enter the code:  {}\n", code.verification_uri, code.user_code);
+        if let Some(complete) = &code.verification_uri_complete {
+            eprintln!("(or open {complete}, which has the code filled in)\n");
+        }
+        eprintln!("Waiting for the sign-in…");
     }
 
     /// Runs the hook, or prints and opens the browser.

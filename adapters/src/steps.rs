@@ -19,6 +19,7 @@ use log::{debug, trace};
 /// The log target of every flow record (documented at the crate root; stable across renames).
 const TARGET: &str = "mcp_oauth_client::flow";
 use mcp_oauth_core::callback::response_page;
+use mcp_oauth_core::device::DeviceCode;
 use mcp_oauth_core::http::{HttpResponse, OutgoingRequest, Purpose, TransportFailure};
 use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, CancelReason, Config, Entropy, Input, Output, Persist, RedirectPlan};
 use mcp_oauth_core::{LogoutReport, RedirectSource, Restored, StateName, Timestamp};
@@ -50,6 +51,8 @@ pub(crate) enum Step {
     Ready(Authorization),
     /// The logout's result (the tokens and registrations were persisted away before it).
     LoggedOut(LogoutReport),
+    /// Show the person this device login code ([`Interaction::show_device_code`]), then go on.
+    ShowDeviceCode(DeviceCode),
 }
 
 /// What happened while waiting.
@@ -102,6 +105,10 @@ impl Steps {
         loop {
             let input = match auth.poll_output() {
                 Output::Send(req) => return Ok(Step::Send(req)),
+                Output::PrepareAttempt(plan) if plan.device_login && !interaction.interactive => {
+                    debug!(target: TARGET, "{}: authorization: a device login is needed, but nobody can interact", self.server);
+                    Input::Cancel { now, reason: CancelReason::NoInteraction }
+                }
                 Output::PrepareAttempt(plan) => match plan.redirect {
                     Some(_) if !interaction.can_interact() => {
                         debug!(target: TARGET, "{}: authorization: a login is needed, but nobody can interact", self.server);
@@ -133,6 +140,11 @@ impl Steps {
                 Output::Wait { until: None } => return Err(Error::Stalled),
                 Output::Ready(a) => return Ok(Step::Ready(a)),
                 Output::LoggedOut(r) => return Ok(Step::LoggedOut(r)),
+                Output::ShowDeviceCode(_) if !interaction.interactive => {
+                    debug!(target: TARGET, "{}: authorization: a device login is needed, but nobody can interact", self.server);
+                    Input::Cancel { now, reason: CancelReason::NoInteraction }
+                }
+                Output::ShowDeviceCode(code) => return Ok(Step::ShowDeviceCode(code)),
                 Output::Failed(e) => return Err(e.into()),
                 _ => continue,
             };
@@ -261,6 +273,8 @@ impl Steps {
                     Purpose::TokenExchange => debug!(target: TARGET, "{server}: token: exchanging the identity assertion at {url}"),
                     Purpose::JwtBearer => debug!(target: TARGET, "{server}: token: JWT bearer grant at {url} for {issuer}"),
                     Purpose::Revocation => debug!(target: TARGET, "{server}: logout: revoking a token at {url} for {issuer}"),
+                    Purpose::DeviceAuthorization => debug!(target: TARGET, "{server}: authorization: asking {url} for a device code"),
+                    Purpose::DeviceToken => trace!(target: TARGET, "{server}: token: polling {url} for the device login"),
                     other => debug!(target: TARGET, "{server}: {other}: {method} {url}"),
                 }
             }
@@ -309,6 +323,10 @@ impl Steps {
                     trace!(target: TARGET, "{server}: ready: {scheme} token held ({expires})");
                 }
             }
+            Step::ShowDeviceCode(code) => debug!(target: TARGET,
+                "{server}: authorization: device login: the person enters a code at {}",
+                safe_url(code.verification_uri.as_str())
+            ),
             Step::LoggedOut(r) => debug!(target: TARGET,
                 "{server}: logged out: refresh token {}, access token {}; tokens and registrations forgotten",
                 r.refresh_token,

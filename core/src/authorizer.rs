@@ -4,6 +4,7 @@
 use crate::callback::Outcome;
 use crate::config::Config;
 use crate::context::{RequestContext, ServerContext};
+use crate::device::DeviceCode;
 use crate::dpop::DpopContext;
 use crate::entropy::Entropy;
 use crate::error::{ConfigError, Error};
@@ -193,6 +194,10 @@ pub enum CancelReason {
 pub struct AttemptPlan {
     /// The loopback listener to start, if the attempt needs a browser redirect.
     pub redirect: Option<RedirectPlan>,
+    /// The attempt is a device login (RFC 8628): a person will be shown a code
+    /// ([`Output::ShowDeviceCode`]). An adapter that cannot reach anybody cancels here
+    /// ([`CancelReason::NoInteraction`]), before a code is asked for.
+    pub device_login: bool,
 }
 
 /// Where to listen for the redirect.
@@ -300,6 +305,9 @@ pub enum Output {
     Ready(Authorization),
     /// The flow failed. Ends the flow; a later `TokenWanted` or `Challenged` may start anew.
     Failed(Error),
+    /// Show the person this code and where to enter it (RFC 8628 device login), on any device;
+    /// then keep going: the machine polls on its own ([`Output::Wait`] until each poll).
+    ShowDeviceCode(DeviceCode),
     /// The logout ([`Input::LogoutWanted`]) is done: the tokens and registrations were
     /// forgotten (the [`Output::Persist`]s before this), and the report says what each
     /// revocation came to. Ends the flow.
@@ -322,6 +330,7 @@ impl fmt::Debug for Output {
             Output::Ready(a) => f.debug_tuple("Ready").field(a).finish(),
             Output::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
             Output::LoggedOut(r) => f.debug_tuple("LoggedOut").field(r).finish(),
+            Output::ShowDeviceCode(c) => f.debug_tuple("ShowDeviceCode").field(c).finish(),
         }
     }
 }
@@ -352,6 +361,10 @@ pub enum StateName {
     TokenExchange,
     /// Presenting the ID-JAG to the authorization server (enterprise-managed).
     JwtBearer,
+    /// Asking for a device code (RFC 8628).
+    DeviceAuthorization,
+    /// The person was shown a device code: polling the token endpoint until they finish.
+    AwaitingDevice,
     /// Revoking tokens at logout (RFC 7009).
     Revoking,
     /// The last flow failed.

@@ -189,6 +189,21 @@ pub enum DpopMode {
     Never,
 }
 
+/// How a person logs in (the `interaction` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMethod {
+    /// The browser (authorization code with PKCE), unless the session is remote
+    /// ([`Config::remote_session`]) and the authorization server offers the device grant.
+    #[default]
+    Auto,
+    /// Always the browser (authorization code with PKCE and a loopback redirect).
+    Browser,
+    /// The device authorization grant (RFC 8628): a code to enter at a URL, on any device. The
+    /// authorization server must list a `device_authorization_endpoint`.
+    Device,
+}
+
 /// The enterprise identity provider, as plain data (enterprise-managed authorization).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,7 +278,7 @@ pub struct ManualEndpoints {
 ///     "idp": {"token_endpoint": "https://idp.example.com/token", "client_id": "agent-at-idp",
 ///             "id_token": {"env": "ID_TOKEN"}},
 ///     "workload_token": {"env": "PLATFORM_JWT"},
-///     "dpop": "auto", "network": "public", "step_up": true
+///     "dpop": "auto", "network": "public", "step_up": true, "interaction": "auto"
 /// }"#)?;
 /// assert_eq!(oauth.scopes.as_deref(), Some(&["mcp:read".to_owned()][..]));
 /// assert!(serde_json::from_str::<OAuthConfig>(r#"{"clientid": "typo"}"#).is_err());
@@ -274,7 +289,7 @@ pub struct ManualEndpoints {
 /// `workload_identity`. `token_endpoint_auth_method`: `client_secret_basic`,
 /// `client_secret_post`, `private_key_jwt`, `none`. `resource_match`: `prefix` or `strict`.
 /// `dpop`: `auto`, `always`, `never`. `network`: `open`, `public_or_loopback`,
-/// `public`. Each field's default is in its doc below.
+/// `public`. `interaction`: `auto`, `browser`, `device`. Each field's default is in its doc below.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
@@ -364,6 +379,10 @@ pub struct OAuthConfig {
     /// and `resource_metadata` the server named, for the application to decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up: Option<bool>,
+    /// How a person logs in: `auto` (the browser, or the device grant in a remote session
+    /// where the authorization server offers it), `browser`, or `device` (RFC 8628).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<LoginMethod>,
 }
 
 /// The resolved configuration of one [`Authorizer`](crate::Authorizer).
@@ -443,6 +462,14 @@ pub struct Config {
     pub network: NetworkPolicy,
     /// Step up on 403 `insufficient_scope` (else fail with the challenge's details).
     pub step_up: bool,
+    /// How a person logs in: the browser, or the device grant (RFC 8628).
+    pub login: LoginMethod,
+    /// The session is remote or headless (SSH, a container, no display) and no paste is
+    /// possible: a browser on this machine cannot be opened, and a loopback redirect from the
+    /// person's browser cannot arrive. With [`LoginMethod::Auto`] the device grant is used when
+    /// the authorization server offers it. Set by the adapter from its environment, not read
+    /// from configuration.
+    pub remote_session: bool,
 }
 
 /// Where the OAuth requests of a flow may connect, beyond "HTTPS, or plain HTTP to loopback":
@@ -503,6 +530,8 @@ impl Config {
             dpop: DpopMode::Auto,
             network: NetworkPolicy::Open,
             step_up: true,
+            login: LoginMethod::Auto,
+            remote_session: false,
         }
     }
 
@@ -541,6 +570,7 @@ impl Config {
             dpop,
             network,
             step_up,
+            interaction,
         } = o;
         let url = |field: &'static str, u: &str| Url::parse(u).map_err(|e| ConfigError::UnparsableUrl { field, error: e });
         let secret = |field: &'static str, s: &SecretRef| s.resolve(field, env);
@@ -584,6 +614,7 @@ impl Config {
         c.dpop = dpop.unwrap_or(c.dpop);
         c.network = network.unwrap_or(c.network);
         c.step_up = step_up.unwrap_or(c.step_up);
+        c.login = interaction.unwrap_or(c.login);
         c.validate()?;
         Ok(c)
     }
@@ -809,6 +840,10 @@ builder! {
     with_network(policy: NetworkPolicy) => network = policy;
     /// Step up on 403 `insufficient_scope` (else fail with the challenge's details).
     with_step_up(step_up: bool) => step_up = step_up;
+    /// How a person logs in: the browser, or the device grant (RFC 8628).
+    with_login(method: LoginMethod) => login = method;
+    /// The session is remote or headless (set by adapters from their environment).
+    with_remote_session(remote: bool) => remote_session = remote;
 }
 
 #[cfg(test)]

@@ -661,6 +661,18 @@ pub enum AuthorizationError {
     /// A user must log in, but nobody can: no browser, no terminal, no hook.
     #[error("interactive login required, but no browser, terminal or hook is available (a service authenticates as itself with \"client_id\" and \"client_secret\" or \"private_key\"; set \"flow\": \"client_credentials\" if the server does not list that grant)")]
     InteractionRequired,
+    /// The device code (RFC 8628) expired before the person finished signing in.
+    #[error("the device code expired before the sign-in was finished: log in again, and enter the code sooner")]
+    DeviceCodeExpired,
+    /// `"interaction": "device"`, but the authorization server offers no device grant.
+    #[error("the authorization server {issuer} offers no device authorization grant (no device_authorization_endpoint): log in with the browser (\"interaction\": \"browser\")")]
+    DeviceUnsupported {
+        /// The authorization server.
+        issuer: String,
+    },
+    /// The device authorization response (RFC 8628 §3.2) is unusable.
+    #[error("the device authorization response is unusable: {0}")]
+    InvalidDeviceResponse(String),
 }
 
 impl AuthorizationError {
@@ -676,8 +688,9 @@ impl AuthorizationError {
             AuthorizationError::InvalidRedirect(p) => p.blame(),
             AuthorizationError::MissingCode => Blame::AuthorizationServer,
             AuthorizationError::Denied(e) => e.blame(),
-            AuthorizationError::Cancelled => Blame::User,
-            AuthorizationError::InteractionRequired => Blame::Configuration,
+            AuthorizationError::Cancelled | AuthorizationError::DeviceCodeExpired => Blame::User,
+            AuthorizationError::InteractionRequired | AuthorizationError::DeviceUnsupported { .. } => Blame::Configuration,
+            AuthorizationError::InvalidDeviceResponse(_) => Blame::AuthorizationServer,
         }
     }
 }
@@ -1156,6 +1169,9 @@ mod blame_tests {
             (A::InvalidRedirect(RedirectProblem::DuplicateParameter("state")).into(), Attacker),
             (A::Cancelled.into(), User),
             (A::InteractionRequired.into(), Configuration),
+            (A::DeviceCodeExpired.into(), User),
+            (A::DeviceUnsupported { issuer: issuer() }.into(), Configuration),
+            (A::InvalidDeviceResponse("x".into()).into(), AuthorizationServer),
             (T::Rejected(code("invalid_grant")).into(), User),
             (T::MachineGrantRefused { grant: crate::token::GrantKind::JwtBearer, error: code("invalid_grant") }.into(), Configuration),
             (
@@ -1235,6 +1251,9 @@ mod blame_tests {
                 },
                 AuthorizationError::Cancelled => "Cancelled",
                 AuthorizationError::InteractionRequired => "InteractionRequired",
+                AuthorizationError::DeviceCodeExpired => "DeviceCodeExpired",
+                AuthorizationError::DeviceUnsupported { .. } => "DeviceUnsupported",
+                AuthorizationError::InvalidDeviceResponse(_) => "InvalidDeviceResponse",
             },
             Error::Token(t) => match t {
                 TokenError::Rejected(_) => "T::Rejected",
@@ -1308,6 +1327,9 @@ mod blame_tests {
             "DuplicateParameter",
             "Cancelled",
             "InteractionRequired",
+            "DeviceCodeExpired",
+            "DeviceUnsupported",
+            "InvalidDeviceResponse",
             "T::Rejected",
             "MachineGrantRefused",
             "NotAnObject",

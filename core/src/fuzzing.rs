@@ -112,9 +112,14 @@ fn canned(purpose: crate::http::Purpose, issuer: &str) -> String {
             format!(r#"{{"resource":"https://mcp.example.com/mcp","authorization_servers":["{issuer}"],"scopes_supported":["a","b"]}}"#)
         }
         ServerMetadata => format!(
-            r#"{{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize","token_endpoint":"{issuer}/token","registration_endpoint":"{issuer}/register","code_challenge_methods_supported":["S256"],"response_types_supported":["code"],"authorization_response_iss_parameter_supported":true,"dpop_signing_alg_values_supported":["ES256"],"revocation_endpoint":"{issuer}/revoke"}}"#
+            r#"{{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize","token_endpoint":"{issuer}/token","registration_endpoint":"{issuer}/register","code_challenge_methods_supported":["S256"],"response_types_supported":["code"],"authorization_response_iss_parameter_supported":true,"dpop_signing_alg_values_supported":["ES256"],"revocation_endpoint":"{issuer}/revoke","device_authorization_endpoint":"{issuer}/device_authorization"}}"#
         ),
         Registration => r#"{"client_id":"fuzz-client","token_endpoint_auth_method":"none"}"#.into(),
+        DeviceAuthorization => {
+            format!(
+                r#"{{"device_code":"dc-fuzz","user_code":"ABCD-EFGH","verification_uri":"{issuer}/device","expires_in":60,"interval":1}}"#
+            )
+        }
         _ => r#"{"access_token":"at-fuzz","token_type":"Bearer","expires_in":60,"refresh_token":"rt-fuzz"}"#.into(),
     }
 }
@@ -129,6 +134,7 @@ pub fn authorizer(data: &[u8]) {
     let issuer = "https://as.example.com";
     let mut config = crate::Config::new(url::Url::parse("https://mcp.example.com/mcp").unwrap_or_else(|_| unreachable!()));
     config.dpop = r.pick(&[crate::config::DpopMode::Auto, crate::config::DpopMode::Never]);
+    config.login = r.pick(&[crate::config::LoginMethod::Auto, crate::config::LoginMethod::Device]);
     let mut now = crate::Timestamp::from_secs(1_700_000_000);
     let Ok(mut auth) = crate::Authorizer::new(config, Restored::default(), now) else { return };
     let mut ids = std::collections::HashSet::new();
@@ -155,7 +161,10 @@ pub fn authorizer(data: &[u8]) {
         loop {
             let out = auth.poll_output();
             let debug = format!("{out:?}");
-            assert!(!debug.contains("at-fuzz") && !debug.contains("rt-fuzz") && !debug.contains("code-fuzz"), "secret in Debug: {debug}");
+            assert!(
+                !debug.contains("at-fuzz") && !debug.contains("rt-fuzz") && !debug.contains("code-fuzz") && !debug.contains("dc-fuzz"),
+                "secret in Debug: {debug}"
+            );
             match out {
                 Output::Send(req) => {
                     let url = url::Url::parse(&req.request.uri().to_string()).unwrap_or_else(|_| unreachable!());

@@ -47,6 +47,10 @@ pub enum Purpose {
     JwtBearer,
     /// `POST` to the RFC 7009 revocation endpoint (logout).
     Revocation,
+    /// `POST` to the RFC 8628 device authorization endpoint.
+    DeviceAuthorization,
+    /// `POST` to the token endpoint with the RFC 8628 device code (polling).
+    DeviceToken,
 }
 
 impl Purpose {
@@ -60,7 +64,9 @@ impl Purpose {
             | Purpose::ClientCredentials
             | Purpose::TokenExchange
             | Purpose::JwtBearer
-            | Purpose::Revocation => 64 * 1024,
+            | Purpose::Revocation
+            | Purpose::DeviceAuthorization
+            | Purpose::DeviceToken => 64 * 1024,
         }
     }
 }
@@ -77,6 +83,8 @@ impl fmt::Display for Purpose {
             Purpose::TokenExchange => "identity provider token exchange",
             Purpose::JwtBearer => "jwt bearer grant",
             Purpose::Revocation => "token revocation",
+            Purpose::DeviceAuthorization => "device authorization",
+            Purpose::DeviceToken => "device code token request",
         })
     }
 }

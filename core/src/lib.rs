@@ -61,6 +61,10 @@
 //!      │
 //!      └─── any error ──► Failed (the flow ends; a new TokenWanted or Challenged starts over)
 //!
+//!  A login in a remote session, or with "interaction": "device" (RFC 8628):
+//!  obtain token ──► AwaitingPreparation ──► (Registration) ──► DeviceAuthorization
+//!      ──► AwaitingDevice (ShowDeviceCode; poll at the interval) ──► Idle
+//!
 //!  LogoutWanted ──► (discovery, if the issuer is not known) ──► Revoking (refresh token, then
 //!  access token; RFC 7009) ──► forget tokens and registrations ──► LoggedOut ──► Idle
 //! ```
@@ -144,6 +148,7 @@ mod time;
 pub mod authorize;
 pub mod callback;
 pub mod config;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod http;
@@ -159,7 +164,7 @@ pub mod fuzzing;
 pub use authorizer::{
     AttemptPlan, Authorizer, CallbackSetup, CancelReason, Input, Output, Persist, RedirectPlan, RedirectSource, Restored, StateName,
 };
-pub use config::{Config, Flow, NetworkPolicy, OAuthConfig};
+pub use config::{Config, Flow, LoginMethod, NetworkPolicy, OAuthConfig};
 pub use entropy::Entropy;
 pub use error::{
     AuthorizationError, Blame, ConfigError, DiscoveryError, Error, ErrorCode, HttpError, OAuthErrorResponse, RedirectProblem,

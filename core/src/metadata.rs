@@ -85,6 +85,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 7009 token revocation (RFC 8414 §2), used at logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// RFC 8628 device authorization (§4), for logins on another device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
 }
 
 fn lists(v: &Option<Vec<String>>, item: &str) -> bool {
@@ -117,6 +120,7 @@ impl AuthorizationServerMetadata {
             ("token_endpoint", &m.token_endpoint),
             ("registration_endpoint", &m.registration_endpoint),
             ("revocation_endpoint", &m.revocation_endpoint),
+            ("device_authorization_endpoint", &m.device_authorization_endpoint),
         ] {
             if let Some(v) = value {
                 let url = Url::parse(v).map_err(|_| DiscoveryError::InvalidUrl { field })?;

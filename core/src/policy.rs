@@ -19,10 +19,10 @@
 //! | whether a login is repeated | [`login_backed_off`] |
 
 use crate::authorizer::RedirectPlan;
-use crate::config::{Config, DpopMode, Flow};
+use crate::config::{Config, DpopMode, Flow, LoginMethod};
 use crate::context::{RequestContext, ServerContext};
 use crate::discovery;
-use crate::error::{DiscoveryError, Error, RegistrationError, TokenError};
+use crate::error::{AuthorizationError, DiscoveryError, Error, RegistrationError, TokenError};
 use crate::http::is_secure_endpoint;
 use crate::jwt::SigningKey;
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
@@ -214,6 +214,7 @@ pub(crate) fn configured_client(
         token_endpoint_auth_method: config.token_endpoint_auth_method.clone(),
         redirect_uris: Vec::new(),
         kind: ClientKind::PreRegistered,
+        grant_types: Vec::new(),
     }))
 }
 
@@ -227,6 +228,7 @@ pub(crate) fn metadata_document_client(issuer: &str, id: &str) -> ClientInfo {
         token_endpoint_auth_method: Some("none".into()),
         redirect_uris: Vec::new(),
         kind: ClientKind::MetadataDocument,
+        grant_types: Vec::new(),
     }
 }
 
@@ -257,6 +259,39 @@ pub(crate) fn login_client(
         (_, Some(c)) if server.registration_endpoint.is_none() && c.allows_redirect(redirect_uri, true) => Some((c.clone(), false)),
         _ => None,
     }
+}
+
+/// Whether a person's login uses the device authorization grant (RFC 8628): asked for, or
+/// `auto` in a remote session where the authorization server offers it.
+pub(crate) fn device_login(config: &Config, server: &ServerContext) -> Result<bool, Error> {
+    let offered = server.metadata.as_ref().is_some_and(|m| m.device_authorization_endpoint.is_some());
+    match config.login {
+        LoginMethod::Browser => Ok(false),
+        LoginMethod::Device if !offered => Err(AuthorizationError::DeviceUnsupported { issuer: server.issuer.clone() }.into()),
+        LoginMethod::Device => Ok(true),
+        LoginMethod::Auto => Ok(offered && config.remote_session),
+    }
+}
+
+/// The client a device login uses when configuration has none: a Client ID Metadata Document
+/// the server accepts, then the registration an unfinished login made, then a stored
+/// registration, if the device grant was registered for them. `None`: register.
+pub(crate) fn device_client(
+    config: &Config,
+    server: &ServerContext,
+    clients: &[ClientInfo],
+    pending: Option<&ClientInfo>,
+    now: Timestamp,
+) -> Option<(ClientInfo, bool)> {
+    let cimd = server.metadata.as_ref().is_some_and(|m| m.client_id_metadata_document_supported());
+    if let (Some(u), true) = (&config.client_metadata_url, cimd) {
+        return Some((metadata_document_client(&server.issuer, u.as_str()), false));
+    }
+    let fits = |c: &&ClientInfo| c.issuer == server.issuer && c.allows_device_grant() && !c.secret_expired(now.as_secs());
+    if let Some(c) = pending.filter(fits) {
+        return Some((c.clone(), true));
+    }
+    clients.iter().filter(|c| c.kind == ClientKind::Dynamic).find(fits).map(|c| (c.clone(), false))
 }
 
 /// The client the tokens were issued to, if this configuration can act as it.
@@ -335,7 +370,7 @@ pub(crate) fn revocation_endpoint(config: &Config, server: Option<&ServerContext
     }
     let configured = config.endpoints.as_ref().and_then(|e| e.revocation_endpoint.as_deref());
     let advertised = server.metadata.as_ref().and_then(|m| m.revocation_endpoint.as_deref());
-    let Some(endpoint) = advertised.or(configured) else { return Err(Revocation::NoEndpoint) };
+    let Some(endpoint) = configured.or(advertised) else { return Err(Revocation::NoEndpoint) };
     // Both were checked when read (metadata, configuration): a secure URL.
     Url::parse(endpoint)
         .ok()
@@ -528,6 +563,7 @@ mod tests {
             token_endpoint_auth_method: Some("none".into()),
             redirect_uris: vec![redirect.into()],
             kind: ClientKind::Dynamic,
+            grant_types: Vec::new(),
         }
     }
 

@@ -41,12 +41,21 @@ pub struct ClientInfo {
     pub redirect_uris: Vec<String>,
     /// How the id was obtained.
     pub kind: ClientKind,
+    /// The grant types registered (dynamic registrations; empty when unknown, as in
+    /// registrations stored by older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types: Vec<String>,
 }
 
 impl ClientInfo {
     /// The registered method, if it is one core knows.
     pub fn auth_method(&self) -> Option<AuthMethod> {
         self.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse)
+    }
+
+    /// True if the device authorization grant (RFC 8628) was registered for this client.
+    pub fn allows_device_grant(&self) -> bool {
+        self.grant_types.iter().any(|g| g == crate::device::DEVICE_CODE_GRANT)
     }
 
     /// True if the secret has expired at `now_secs`.
@@ -98,13 +107,15 @@ pub(crate) fn validate_client_metadata_url(url: &Url) -> Result<(), &'static str
 /// The client metadata sent in a DCR request (RFC 7591 §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMetadata {
-    /// Where the authorization server may redirect.
+    /// Where the authorization server may redirect (none for a device-only client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,
     /// Set explicitly: RFC 7591 defaults to `client_secret_basic` otherwise.
     pub token_endpoint_auth_method: String,
     /// `authorization_code` and `refresh_token`.
     pub grant_types: Vec<String>,
-    /// `code`.
+    /// `code` (none for a device-only client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_types: Vec<String>,
     /// `native` for loopback redirect URIs (MCP 2026-07-28, SEP-837).
     pub application_type: String,
@@ -123,6 +134,20 @@ impl ClientMetadata {
             token_endpoint_auth_method: "none".into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             response_types: vec!["code".into()],
+            application_type: "native".into(),
+            client_name: client_name.to_owned(),
+            scope,
+        }
+    }
+
+    /// Metadata for a public native client that logs in with the device authorization grant
+    /// (RFC 8628): no redirect URI, no response type.
+    pub fn device(client_name: &str, scope: Option<String>) -> Self {
+        ClientMetadata {
+            redirect_uris: Vec::new(),
+            token_endpoint_auth_method: "none".into(),
+            grant_types: vec![crate::device::DEVICE_CODE_GRANT.into(), "refresh_token".into()],
+            response_types: Vec::new(),
             application_type: "native".into(),
             client_name: client_name.to_owned(),
             scope,
@@ -151,6 +176,8 @@ struct RegistrationResponse {
     token_endpoint_auth_method: Option<String>,
     #[serde(default)]
     redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
 }
 
 /// Interprets a registration response (RFC 7591 §3.2): 200 or 201 with a `client_id`; the
@@ -181,6 +208,7 @@ pub fn parse_registration_response(resp: &HttpResponse, issuer: &str, requested:
         token_endpoint_auth_method: Some(method),
         redirect_uris: r.redirect_uris.filter(|v| !v.is_empty()).unwrap_or_else(|| requested.redirect_uris.clone()),
         kind: ClientKind::Dynamic,
+        grant_types: r.grant_types.filter(|v| !v.is_empty()).unwrap_or_else(|| requested.grant_types.clone()),
     })
 }
 
@@ -271,6 +299,7 @@ mod tests {
             token_endpoint_auth_method: None,
             redirect_uris: vec!["http://127.0.0.1:5555/callback".into(), "http://localhost:7777/callback".into()],
             kind: ClientKind::Dynamic,
+            grant_types: Vec::new(),
         };
         assert!(ci.allows_redirect(&u("http://127.0.0.1:5555/callback"), false));
         assert!(!ci.allows_redirect(&u("http://127.0.0.1:6666/callback"), false));

@@ -157,6 +157,7 @@ impl Authorizer {
             (Input::Timeout { .. }, Phase::AwaitingRedirect { attempt, deadline, listening }) => {
                 self.on_timeout(attempt, deadline, listening)
             }
+            (Input::Timeout { .. }, Phase::AwaitingDevice { login }) => self.on_device_timeout(login),
             (Input::Cancel { reason, .. }, _) => failed(match reason {
                 CancelReason::User => AuthorizationError::Cancelled,
                 CancelReason::NoInteraction => AuthorizationError::InteractionRequired,
@@ -232,11 +233,17 @@ impl Authorizer {
         self.request.logout = Some(report);
         let Some(issuer) = issuer else { return Ok(self.logged_out(None)) };
         // The authorization server in use is the tokens' issuer: its metadata (or the
-        // configured endpoints) name the revocation endpoint. Otherwise discover it first.
+        // configured endpoints) name the revocation endpoint.
         if self.server.as_ref().is_some_and(|s| s.issuer == issuer) {
             return self.revoke_next(None, None);
         }
-        self.start_discovery()
+        if self.config.endpoints.is_some() {
+            return self.start_discovery();
+        }
+        // Otherwise the issuer's own metadata (RFC 8414), not the MCP server's: a server that is
+        // down (or gone, a common reason to log out) does not keep the grant alive, and nothing
+        // goes to an authorization server that did not issue the tokens.
+        self.start_server_metadata(vec![issuer], 0, false)
     }
 
     /// Revokes the next held token (the refresh token first), or ends the logout. `nonce` and
@@ -522,10 +529,15 @@ impl Authorizer {
             Phase::TokenExchange { scope, nonce, .. } => self.on_token_exchanged(result, scope, nonce),
             Phase::JwtBearer { scope, .. } => self.on_client_credentials(result, scope, Purpose::JwtBearer),
             Phase::Revoking { hint, nonce, .. } => self.on_revoked(result, hint, nonce),
+            Phase::DeviceRegistration { metadata, nonce, .. } => self.on_device_registration(result, metadata, nonce),
+            Phase::DeviceAuthorization { login, .. } => self.on_device_authorization(result, login),
+            Phase::DeviceToken { login, .. } => self.on_device_token(result, login),
             // `check` let no response through without an outstanding request.
-            other @ (Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. }) => {
-                Ok(self.state.stay(other))
-            }
+            other @ (Phase::Idle
+            | Phase::Failed
+            | Phase::AwaitingPreparation(_)
+            | Phase::AwaitingRedirect { .. }
+            | Phase::AwaitingDevice { .. }) => Ok(self.state.stay(other)),
         }
     }
 
@@ -729,6 +741,10 @@ impl Authorizer {
                 return failed(ResourceError::RejectedFreshToken { status: 401 });
             }
             self.authorization_budget()?;
+            let ctx = self.ctx()?;
+            if policy::device_login(&self.config, &ctx)? {
+                return self.start_device_flow();
+            }
             return self.start_code_flow(); // its PrepareAttempt also brings the entropy
         }
         self.authorization_budget()?;
@@ -1077,6 +1093,178 @@ impl Authorizer {
         Ok(self.state.move_to_jwt_bearer(req, scope))
     }
 
+    // ---- Device authorization grant (RFC 8628) -------------------------------------------
+
+    /// Entropy first: a DPoP key if one is wanted, and the base of the assertions' `jti`s.
+    fn start_device_flow(&mut self) -> Result<Moved, Error> {
+        let (plan, moved) = self.state.move_to_awaiting_preparation(Preparing::Device);
+        self.queue.push_back(Output::PrepareAttempt(plan));
+        Ok(moved)
+    }
+
+    /// The configured client, a metadata document, or a registration that has the device
+    /// grant; else registers one (without redirect URIs).
+    fn device_client(&mut self, nonce: [u8; 16]) -> Result<Moved, Error> {
+        let ctx = self.ctx()?;
+        let client = match self.use_configured_client(&ctx.issuer)? {
+            Some(c) => Some((c, false)),
+            None => policy::device_client(&self.config, &ctx, &self.clients, self.pending_client.as_ref(), self.now),
+        };
+        if let Some((client, registered)) = client {
+            return self.send_device_authorization(client, registered, nonce);
+        }
+        let Some(endpoint) = ctx.registration_endpoint.clone() else {
+            return failed(RegistrationError::NoMethod { issuer: ctx.issuer.clone() });
+        };
+        if !is_secure_endpoint(&endpoint) {
+            return failed(DiscoveryError::InsecureUrl { field: "registration_endpoint", url: endpoint.to_string() });
+        }
+        let metadata = ClientMetadata::device(&self.config.client_name, self.select_scope(true));
+        let req = registration_request(&endpoint, &metadata);
+        let req = self.send(Purpose::Registration, req);
+        Ok(self.state.move_to_device_registration(req, metadata, nonce))
+    }
+
+    fn on_device_registration(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        metadata: ClientMetadata,
+        nonce: [u8; 16],
+    ) -> Result<Moved, Error> {
+        let ctx = self.ctx()?;
+        let resp = result.map_err(|t| transport_error(Purpose::Registration, t))?;
+        let info = parse_registration_response(&resp, &ctx.issuer, &metadata)?;
+        // Filed once the login succeeds (the registration on file may hold a live grant).
+        self.pending_client = Some(info.clone());
+        self.send_device_authorization(info, true, nonce)
+    }
+
+    /// A `jti` for the next request of a device login: its base with the request's number.
+    fn device_jti(login: &mut machine::DeviceLogin) -> [u8; 16] {
+        let mut jti = login.nonce;
+        login.polls = login.polls.wrapping_add(1);
+        for (b, n) in jti[12..].iter_mut().zip(login.polls.to_be_bytes()) {
+            *b ^= n;
+        }
+        jti
+    }
+
+    /// RFC 8628 §3.1: the client (authenticated if confidential), `scope` and `resource`.
+    fn send_device_authorization(&mut self, client: ClientInfo, registered: bool, nonce: [u8; 16]) -> Result<Moved, Error> {
+        let ctx = self.ctx()?;
+        let endpoint = ctx
+            .metadata
+            .as_ref()
+            .and_then(|m| m.device_authorization_endpoint.as_deref())
+            .and_then(|e| Url::parse(e).ok())
+            .ok_or_else(|| AuthorizationError::DeviceUnsupported { issuer: ctx.issuer.clone() })?;
+        let scope = self.select_scope(true);
+        self.remember_requested(&scope);
+        let resource = self.resource_param();
+        let mut login =
+            Box::new(machine::DeviceLogin { client, registered, scope, resource, nonce, polls: 0, code: None, next_poll: self.now });
+        let jti = Self::device_jti(&mut login);
+        let mut form = Vec::new();
+        form.extend(login.scope.clone().map(|s| ("scope", s)));
+        form.extend(login.resource.clone().map(|r| ("resource", r)));
+        let auth = self.client_auth(&login.client, &ctx.issuer, Some(&jti), true)?;
+        let req = crate::token::token_request(&endpoint, form, &auth);
+        let req = self.send(Purpose::DeviceAuthorization, req);
+        Ok(self.state.move_to_device_authorization(req, login))
+    }
+
+    fn on_device_authorization(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        mut login: Box<machine::DeviceLogin>,
+    ) -> Result<Moved, Error> {
+        let resp = result.map_err(|t| transport_error(Purpose::DeviceAuthorization, t))?;
+        let code = match crate::device::parse_device_authorization(&resp, self.now) {
+            Ok(code) => code,
+            Err(e) => {
+                if matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == ErrorCode::InvalidClient) {
+                    self.drop_device_client(&login);
+                }
+                return Err(e);
+            }
+        };
+        self.queue.push_back(Output::ShowDeviceCode(code.shown.clone()));
+        login.next_poll = self.now.saturating_add(code.interval).min(code.shown.expires_at);
+        login.code = Some(code);
+        Ok(self.state.move_to_awaiting_device(login))
+    }
+
+    /// A registration the server no longer knows: the one this login made, or the one on file.
+    fn drop_device_client(&mut self, login: &machine::DeviceLogin) {
+        if login.registered {
+            self.pending_client = None;
+        } else if login.client.kind == ClientKind::Dynamic {
+            self.forget_dynamic_client();
+        }
+    }
+
+    /// The poll is due (or the code expired); an early timer waits on.
+    fn on_device_timeout(&mut self, mut login: Box<machine::DeviceLogin>) -> Result<Moved, Error> {
+        let Some(code) = &login.code else { return Err(Error::Bug("a device login waits without a code")) };
+        if self.now >= code.shown.expires_at {
+            return failed(AuthorizationError::DeviceCodeExpired);
+        }
+        if self.now < login.next_poll {
+            return Ok(self.state.move_to_awaiting_device(login));
+        }
+        let endpoint = self.ctx()?.token_endpoint;
+        let issuer = self.ctx()?.issuer;
+        let device_code = code.device_code.secret().to_owned();
+        let jti = Self::device_jti(&mut login);
+        let resource = login.resource.clone().filter(|_| self.config.send_resource);
+        let auth = self.client_auth(&login.client, &issuer, Some(&jti), true)?;
+        let req = Grant::DeviceCode { device_code: &device_code, resource: resource.as_deref() }.request(&endpoint, Some(&auth));
+        let req = self.send_token(Purpose::DeviceToken, req);
+        Ok(self.state.move_to_device_token(req, login))
+    }
+
+    fn on_device_token(
+        &mut self,
+        result: Result<HttpResponse, TransportFailure>,
+        mut login: Box<machine::DeviceLogin>,
+    ) -> Result<Moved, Error> {
+        let purpose = Purpose::DeviceToken;
+        let answer = result.map_err(|t| transport_error(purpose, t)).and_then(|resp| TokenResponse::from_http(&resp, purpose));
+        let tr = match answer {
+            Ok(tr) => tr,
+            Err(e) => {
+                if matches!(&e, Error::Token(TokenError::Rejected(r)) if r.error == ErrorCode::InvalidClient) {
+                    self.drop_device_client(&login);
+                }
+                let poll = crate::device::classify(e)?;
+                let Some(code) = login.code.as_mut() else { return Err(Error::Bug("a device login polls without a code")) };
+                if matches!(poll, crate::device::Poll::SlowDown) {
+                    code.interval = (code.interval + std::time::Duration::from_secs(5)).min(crate::device::MAX_INTERVAL);
+                }
+                login.next_poll = self.now.saturating_add(code.interval).min(code.shown.expires_at);
+                return Ok(self.state.move_to_awaiting_device(login));
+            }
+        };
+        if login.registered {
+            self.pending_client = None;
+            self.clients.retain(|x| x.issuer != login.client.issuer);
+            self.clients.push(login.client.clone());
+            self.queue.push_back(Output::Persist(Persist::Client(login.client.clone())));
+        }
+        let ctx = self.ctx()?;
+        let requested = policy::Requested {
+            scope: login.scope.clone(),
+            issuer: ctx.issuer,
+            resource: login.resource.clone().unwrap_or_else(|| discovery::canonical_resource_uri(&self.config.server_url)),
+            client_id: Some(login.client.client_id.clone()),
+            grant: Some(GrantKind::DeviceCode),
+        };
+        let set = policy::token_set_from(tr, requested, self.now, self.server.as_ref(), self.prm_url.as_deref());
+        self.store_tokens(set, true);
+        self.request.logged_in = true;
+        Ok(self.ready())
+    }
+
     // ---- Authorization code -------------------------------------------------------------
 
     fn start_code_flow(&mut self) -> Result<Moved, Error> {
@@ -1097,6 +1285,7 @@ impl Authorizer {
             Preparing::Machine(flow) => return self.start_machine_flow(flow, Some(&entropy.nonce)),
             // One `jti` per revocation request: the nonce, then the state's bytes.
             Preparing::Revoke => return self.revoke_next(Some(entropy.nonce), Some(entropy.state)),
+            Preparing::Device => return self.device_client(entropy.nonce),
             Preparing::Login(rp) => rp,
         };
         let (redirect_uri, listening) = match callback {

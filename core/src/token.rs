@@ -159,6 +159,8 @@ pub(crate) enum Grant<'a> {
     IdJagExchange { id_token: &'a SubjectToken, audience: &'a str, resource: &'a str, scope: Option<&'a str> },
     /// RFC 7523 §2.1: an assertion (an ID-JAG, or a workload's JWT) as a grant.
     JwtBearer { assertion: &'a SubjectToken, resource: Option<&'a str>, scope: Option<&'a str> },
+    /// RFC 8628 §3.4: the device code, with the `resource` of the device authorization request.
+    DeviceCode { device_code: &'a str, resource: Option<&'a str> },
 }
 
 impl Grant<'_> {
@@ -193,6 +195,9 @@ impl Grant<'_> {
             ),
             Grant::JwtBearer { assertion, resource, scope } => {
                 (vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.secret().to_owned())], resource, scope)
+            }
+            Grant::DeviceCode { device_code, resource } => {
+                (vec![("grant_type", crate::device::DEVICE_CODE_GRANT.to_owned()), ("device_code", device_code.to_owned())], resource, None)
             }
         };
         form.extend(resource.map(|r| ("resource", r.to_owned())));
@@ -362,6 +367,8 @@ pub enum GrantKind {
     ClientCredentials,
     /// A JWT bearer grant (enterprise-managed ID-JAG, or a workload's platform JWT).
     JwtBearer,
+    /// A person logged in on another device (RFC 8628 device authorization grant).
+    DeviceCode,
 }
 
 impl GrantKind {
@@ -371,12 +378,13 @@ impl GrantKind {
             GrantKind::AuthorizationCode => "authorization_code",
             GrantKind::ClientCredentials => "client_credentials",
             GrantKind::JwtBearer => "jwt_bearer",
+            GrantKind::DeviceCode => "device_code",
         }
     }
 
     /// True for grants where a person logged in.
     pub fn is_user(self) -> bool {
-        self == GrantKind::AuthorizationCode
+        matches!(self, GrantKind::AuthorizationCode | GrantKind::DeviceCode)
     }
 }
 

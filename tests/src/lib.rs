@@ -176,6 +176,19 @@ pub struct Options {
     pub revocation: bool,
     /// Answer revocation requests with this status (an error body) instead of revoking.
     pub revocation_status: Option<u16>,
+    /// RFC 8628: advertise `device_authorization_endpoint` (`{issuer}/device_authorization`);
+    /// a person approves a code at `{issuer}/device?user_code=…` (`&deny=1` refuses).
+    pub device: bool,
+    /// The `interval` of device authorization responses (`None`: omitted, 5 s by the RFC).
+    pub device_interval: Option<u64>,
+    /// The `expires_in` of device codes, in seconds (judged by the server's clock if set).
+    pub device_expires_in: u64,
+    /// Answer this many polls with `slow_down` before anything else.
+    pub device_slow_downs: u32,
+    /// Put this `verification_uri` in device authorization responses (a hostile server).
+    pub device_verification_uri: Option<String>,
+    /// Advertise the device grant in DCR-registered clients only when they asked for it.
+    pub device_requires_registration: bool,
 }
 
 impl Options {
@@ -230,6 +243,12 @@ impl Options {
             method_scopes: Vec::new(),
             revocation: false,
             revocation_status: None,
+            device: false,
+            device_interval: None,
+            device_expires_in: 600,
+            device_slow_downs: 0,
+            device_verification_uri: None,
+            device_requires_registration: true,
         }
     }
 
@@ -264,6 +283,18 @@ struct Grant {
     challenge: String,
     resource: Option<String>,
     scope: Option<String>,
+}
+
+/// A device code (RFC 8628) waiting for, or given, a person's approval.
+#[derive(Debug, Clone)]
+struct DeviceGrant {
+    user_code: String,
+    client_id: String,
+    scope: Option<String>,
+    resource: Option<String>,
+    /// `None` pending, `Some(true)` approved, `Some(false)` denied.
+    approved: Option<bool>,
+    expires_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +340,10 @@ pub struct TestServer {
     /// Issued ID-JAGs: (audience, resource, scope).
     jags: HashMap<String, (String, String, Option<String>)>,
     sessions: Vec<String>,
+    /// Device codes (RFC 8628) by `device_code`.
+    devices: HashMap<String, DeviceGrant>,
+    /// Clients registered with the device grant.
+    device_clients: HashSet<String>,
     counter: u64,
     /// Every request, in order.
     pub log: Vec<Seen>,
@@ -355,6 +390,8 @@ impl TestServer {
             pending_jkt: None,
             jags: HashMap::new(),
             sessions: Vec::new(),
+            devices: HashMap::new(),
+            device_clients: HashSet::new(),
             counter: 0,
             log: Vec::new(),
             clock: None,
@@ -505,6 +542,21 @@ impl TestServer {
             let proof = req.headers().get("dpop").and_then(|v| v.to_str().ok()).map(str::to_owned);
             return self.token(params, authz, proof.as_deref());
         }
+        if path == format!("{ip}/device_authorization") && req.method() == http::Method::POST && o.device {
+            return self.device_authorization(params, authz);
+        }
+        if path == format!("{ip}/device") && req.method() == http::Method::GET && o.device {
+            let q = form(query.as_bytes());
+            let code = get(&q, "user_code").unwrap_or("").to_owned();
+            let deny = get(&q, "deny").is_some();
+            return match self.devices.values_mut().find(|d| d.user_code == code && d.approved.is_none()) {
+                Some(d) => {
+                    d.approved = Some(!deny);
+                    resp(200, "text/html", if deny { b"denied".to_vec() } else { b"approved".to_vec() })
+                }
+                None => resp(404, "text/html", b"no such code".to_vec()),
+            };
+        }
         if path == format!("{ip}/revoke") && req.method() == http::Method::POST && o.revocation {
             return self.revoke(params, authz);
         }
@@ -550,7 +602,78 @@ impl TestServer {
         if o.revocation {
             v["revocation_endpoint"] = json!(format!("{iss}/revoke"));
         }
+        if o.device {
+            v["device_authorization_endpoint"] = json!(format!("{iss}/device_authorization"));
+            if let Some(g) = v["grant_types_supported"].as_array_mut() {
+                g.push(json!("urn:ietf:params:oauth:grant-type:device_code"));
+            }
+        }
         v
+    }
+
+    /// The user codes of device logins still waiting for a person, oldest first.
+    pub fn pending_user_codes(&self) -> Vec<String> {
+        let mut v: Vec<_> =
+            self.devices.iter().filter(|(_, d)| d.approved.is_none()).map(|(k, d)| (k.clone(), d.user_code.clone())).collect();
+        v.sort();
+        v.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Approves (or denies) the device login with this user code, as the person would at the
+    /// verification page. False if no such login waits.
+    pub fn approve_device(&mut self, user_code: &str, approve: bool) -> bool {
+        match self.devices.values_mut().find(|d| d.user_code == user_code && d.approved.is_none()) {
+            Some(d) => {
+                d.approved = Some(approve);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// RFC 8628 §3.1–3.2: a device code for an authenticated (or public) client.
+    fn device_authorization(&mut self, p: &[(String, String)], authz: Option<&str>) -> http::Response<Vec<u8>> {
+        let client_id = match self.authenticate(p, authz) {
+            Ok(id) => id,
+            Err(d) => return oauth_error(401, "invalid_client", &d),
+        };
+        let o = self.options.clone();
+        if o.device_requires_registration && client_id.starts_with("dyn-") && !self.device_clients.contains(&client_id) {
+            return oauth_error(400, "unauthorized_client", "the client did not register the device grant");
+        }
+        let resource = get(p, "resource").map(str::to_owned);
+        if o.require_resource && resource.as_deref() != Some(o.resource().as_str()) {
+            return oauth_error(400, "invalid_target", "resource missing or wrong");
+        }
+        let device_code = self.mint("dc");
+        self.counter += 1;
+        let user_code = format!("WDJB-{:04}", self.counter % 10_000);
+        let now = self.now();
+        let expires_at = self.clock.map(|_| now.saturating_add(o.device_expires_in.saturating_mul(1000)));
+        let grant = DeviceGrant {
+            user_code: user_code.clone(),
+            client_id,
+            scope: get(p, "scope").map(str::to_owned),
+            resource,
+            approved: None,
+            expires_at,
+        };
+        self.devices.insert(device_code.clone(), grant);
+        let iss = o.issuer();
+        let uri = o.device_verification_uri.clone().unwrap_or_else(|| format!("{iss}/device"));
+        let mut v = json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": format!("{uri}?user_code={user_code}"),
+            "expires_in": o.device_expires_in,
+        });
+        if let Some(i) = o.device_interval {
+            v["interval"] = json!(i);
+        }
+        let mut r = json_resp(200, v);
+        r.headers_mut().insert("cache-control", http::HeaderValue::from_static("no-store"));
+        r
     }
 
     /// RFC 7009: the authenticated client revokes one of its tokens. A refresh token takes its
@@ -898,6 +1021,35 @@ impl TestServer {
                 }
                 self.issue(&client_id, scope, Some(res), false, Err("jwt_bearer"))
             }
+            Some("urn:ietf:params:oauth:grant-type:device_code") if o.device => {
+                let code = get(p, "device_code").unwrap_or("").to_owned();
+                let Some(d) = self.devices.get(&code).cloned() else { return oauth_error(400, "invalid_grant", "unknown device code") };
+                if d.client_id != client_id {
+                    return oauth_error(400, "invalid_grant", "device code of another client");
+                }
+                if d.expires_at.is_some_and(|e| self.now() >= e) {
+                    self.devices.remove(&code);
+                    return oauth_error(400, "expired_token", "the device code expired");
+                }
+                if self.options.device_slow_downs > 0 {
+                    self.options.device_slow_downs -= 1;
+                    return oauth_error(400, "slow_down", "polling too fast");
+                }
+                match d.approved {
+                    None => oauth_error(400, "authorization_pending", "the person has not finished"),
+                    Some(false) => {
+                        self.devices.remove(&code);
+                        oauth_error(400, "access_denied", "the person refused")
+                    }
+                    Some(true) => {
+                        self.devices.remove(&code);
+                        if d.resource != resource {
+                            return oauth_error(400, "invalid_target", "resource differs from the device authorization request");
+                        }
+                        self.issue(&client_id, d.scope, resource, true, Err("device_code"))
+                    }
+                }
+            }
             Some("client_credentials") => {
                 if !o.grant_types.iter().any(|g| g == "client_credentials") {
                     return oauth_error(400, "unsupported_grant_type", "client_credentials not enabled");
@@ -976,8 +1128,13 @@ impl TestServer {
     }
 
     fn register(&mut self, p: &[(String, String)]) -> http::Response<Vec<u8>> {
-        let Some(uris) = get(p, "redirect_uris").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()) else {
-            return oauth_error(400, "invalid_redirect_uri", "redirect_uris required");
+        let grants: Vec<String> = get(p, "grant_types").and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default();
+        let device = grants.iter().any(|g| g == "urn:ietf:params:oauth:grant-type:device_code");
+        let uris = match get(p, "redirect_uris").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()) {
+            Some(uris) => uris,
+            // RFC 7591 §2: redirect URIs are for redirect-based grants only.
+            None if device && !grants.iter().any(|g| g == "authorization_code") => Vec::new(),
+            None => return oauth_error(400, "invalid_redirect_uri", "redirect_uris required"),
         };
         if get(p, "application_type").is_none() {
             return oauth_error(400, "invalid_client_metadata", "application_type required");
@@ -994,9 +1151,15 @@ impl TestServer {
         };
         self.clients
             .insert(id.clone(), Client { secret: secret.clone(), redirect_uris: uris.clone(), method: method.clone(), jwt_key: None });
+        if device {
+            self.device_clients.insert(id.clone());
+        }
         let now = self.now();
         self.ledger.registrations.push(ledger::Registration { client_id: id.clone(), secret: secret.clone(), at: now });
         let mut v = json!({"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": method, "client_id_issued_at": 0});
+        if !grants.is_empty() {
+            v["grant_types"] = json!(grants);
+        }
         if let Some(s) = secret {
             v["client_secret"] = json!(s);
             v["client_secret_expires_at"] = json!(0);

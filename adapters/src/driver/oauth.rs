@@ -97,6 +97,9 @@ impl<R: Runtime> Client<R> {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let rt = R::default();
+        let mut config = config;
+        // A remote session logs in on another device when the authorization server can.
+        config.remote_session |= interaction.is_remote_session();
         let key = config.store_key();
         let shown = steps::safe_url(&key);
         let restored = {
@@ -362,6 +365,10 @@ impl<R: Runtime> Client<R> {
                 }
                 Step::Ready(a) => return Ok(Ended::Ready(a)),
                 Step::LoggedOut(r) => return Ok(Ended::LoggedOut(r)),
+                Step::ShowDeviceCode(code) => {
+                    let i = interaction.clone();
+                    rt.spawn_blocking(move || i.show_device_code(&code)).await;
+                }
             }
         }
     }

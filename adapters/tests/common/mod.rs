@@ -91,6 +91,7 @@ pub fn pasting(hook: Option<mcp_oauth_client::interaction::AuthorizationUrlHook>
         paste_while_listening: false,
         env: Arc::new(|k: &str| (k == "CI").then(|| "true".to_owned())),
         interactive: true,
+        on_device_code: None,
     };
     (i, used)
 }

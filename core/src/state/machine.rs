@@ -16,9 +16,10 @@
 
 use super::Attempt;
 use crate::authorizer::{AttemptPlan, RedirectPlan, StateName};
+use crate::device::DeviceAuthorization;
 use crate::http::RequestId;
 use crate::policy::ChosenFlow;
-use crate::registration::ClientMetadata;
+use crate::registration::{ClientInfo, ClientMetadata};
 use crate::revocation::TokenHint;
 use crate::time::Timestamp;
 use url::Url;
@@ -37,6 +38,25 @@ pub(super) enum Preparing {
     Machine(ChosenFlow),
     /// Revocation requests whose client assertions need a `jti` each.
     Revoke,
+    /// A device login (RFC 8628): a DPoP key, and the base of its assertions' `jti`s.
+    Device,
+}
+
+/// A device login (RFC 8628) in progress: the client, and once the server answered, the code.
+pub(crate) struct DeviceLogin {
+    pub(crate) client: ClientInfo,
+    /// `client` was registered for this login (and is not on file yet).
+    pub(crate) registered: bool,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Option<String>,
+    /// The base of the client assertions' `jti`s (one per request, with `polls` mixed in).
+    pub(crate) nonce: [u8; 16],
+    /// Requests made with `nonce` so far.
+    pub(crate) polls: u32,
+    /// The server's answer, once it gave one.
+    pub(crate) code: Option<DeviceAuthorization>,
+    /// When to poll next.
+    pub(crate) next_poll: Timestamp,
 }
 
 /// The phases. Each in-flight phase remembers the one outstanding request, if any.
@@ -90,6 +110,26 @@ pub(super) enum Phase {
         req: RequestId,
         scope: Option<String>,
     },
+    /// Registering a client for a device login (RFC 8628).
+    DeviceRegistration {
+        req: RequestId,
+        metadata: ClientMetadata,
+        nonce: [u8; 16],
+    },
+    /// Asking the device authorization endpoint for a code.
+    DeviceAuthorization {
+        req: RequestId,
+        login: Box<DeviceLogin>,
+    },
+    /// The person was shown the code: waiting until the next poll.
+    AwaitingDevice {
+        login: Box<DeviceLogin>,
+    },
+    /// Polling the token endpoint with the device code.
+    DeviceToken {
+        req: RequestId,
+        login: Box<DeviceLogin>,
+    },
     /// A revocation request (logout). `nonce`: the `jti` entropy for the next one's client
     /// assertion, if any.
     Revoking {
@@ -115,6 +155,9 @@ impl Phase {
             Phase::TokenExchange { .. } => TokenExchange,
             Phase::JwtBearer { .. } => JwtBearer,
             Phase::Revoking { .. } => Revoking,
+            Phase::DeviceRegistration { .. } => Registration,
+            Phase::DeviceAuthorization { .. } => DeviceAuthorization,
+            Phase::AwaitingDevice { .. } | Phase::DeviceToken { .. } => AwaitingDevice,
         }
     }
 
@@ -129,8 +172,13 @@ impl Phase {
             | Phase::Refreshing { req, .. }
             | Phase::TokenExchange { req, .. }
             | Phase::JwtBearer { req, .. }
-            | Phase::Revoking { req, .. } => Some(*req),
-            Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. } => None,
+            | Phase::Revoking { req, .. }
+            | Phase::DeviceRegistration { req, .. }
+            | Phase::DeviceAuthorization { req, .. }
+            | Phase::DeviceToken { req, .. } => Some(*req),
+            Phase::Idle | Phase::Failed | Phase::AwaitingPreparation(_) | Phase::AwaitingRedirect { .. } | Phase::AwaitingDevice { .. } => {
+                None
+            }
         }
     }
 
@@ -145,7 +193,14 @@ impl Phase {
     }
 
     pub(super) fn at_token_endpoint(&self) -> bool {
-        matches!(self, Phase::ExchangingCode { .. } | Phase::ClientCredentials { .. } | Phase::Refreshing { .. } | Phase::JwtBearer { .. })
+        matches!(
+            self,
+            Phase::ExchangingCode { .. }
+                | Phase::ClientCredentials { .. }
+                | Phase::Refreshing { .. }
+                | Phase::JwtBearer { .. }
+                | Phase::DeviceToken { .. }
+        )
     }
 }
 
@@ -176,6 +231,7 @@ impl State {
     pub(crate) fn deadline(&self) -> Option<Timestamp> {
         match &self.phase {
             Phase::AwaitingRedirect { deadline, .. } => Some(*deadline),
+            Phase::AwaitingDevice { login } => Some(login.next_poll),
             _ => None,
         }
     }
@@ -215,7 +271,7 @@ impl State {
 
     /// The flow ended with tokens (or without, when none are held): a new request may start.
     pub(super) fn move_to_idle(&mut self) -> Moved {
-        self.enter(Phase::Idle, &[Idle, Failed, Refreshing, ExchangingCode, ClientCredentials, JwtBearer])
+        self.enter(Phase::Idle, &[Idle, Failed, Refreshing, ExchangingCode, ClientCredentials, JwtBearer, AwaitingDevice])
     }
 
     /// A logout is done, from wherever it ended (its discovery or entropy may fail): idle.
@@ -250,12 +306,17 @@ impl State {
         index: usize,
         legacy: bool,
     ) -> Moved {
-        self.enter(Phase::ServerMetadata { req, issuers, issuer_index, candidates, index, legacy }, &[ResourceMetadata, ServerMetadata])
+        // From Idle: a logout asks the tokens' issuer directly.
+        self.enter(
+            Phase::ServerMetadata { req, issuers, issuer_index, candidates, index, legacy },
+            &[Idle, Failed, ResourceMetadata, ServerMetadata],
+        )
     }
 
     /// Entropy (and a listener, for a login) before the attempt; returns the plan to ask with.
     pub(super) fn move_to_awaiting_preparation(&mut self, preparing: Preparing) -> (AttemptPlan, Moved) {
-        let plan = AttemptPlan { redirect: if let Preparing::Login(r) = &preparing { Some(r.clone()) } else { None } };
+        let redirect = if let Preparing::Login(r) = &preparing { Some(r.clone()) } else { None };
+        let plan = AttemptPlan { redirect, device_login: matches!(preparing, Preparing::Device) };
         (plan, self.enter(Phase::AwaitingPreparation(preparing), OBTAINING))
     }
 
@@ -291,6 +352,23 @@ impl State {
         self.enter(Phase::TokenExchange { req, scope, nonce }, OBTAINING)
     }
 
+    pub(super) fn move_to_device_registration(&mut self, req: RequestId, metadata: ClientMetadata, nonce: [u8; 16]) -> Moved {
+        self.enter(Phase::DeviceRegistration { req, metadata, nonce }, &[AwaitingPreparation])
+    }
+
+    pub(super) fn move_to_device_authorization(&mut self, req: RequestId, login: Box<DeviceLogin>) -> Moved {
+        self.enter(Phase::DeviceAuthorization { req, login }, &[AwaitingPreparation, Registration])
+    }
+
+    /// The code is shown: wait for the next poll (again after each answer that says so).
+    pub(super) fn move_to_awaiting_device(&mut self, login: Box<DeviceLogin>) -> Moved {
+        self.enter(Phase::AwaitingDevice { login }, &[DeviceAuthorization, AwaitingDevice])
+    }
+
+    pub(super) fn move_to_device_token(&mut self, req: RequestId, login: Box<DeviceLogin>) -> Moved {
+        self.enter(Phase::DeviceToken { req, login }, &[AwaitingDevice])
+    }
+
     pub(super) fn move_to_jwt_bearer(&mut self, req: RequestId, scope: Option<String>) -> Moved {
         let mut from = OBTAINING.to_vec();
         from.push(TokenExchange);
@@ -304,7 +382,8 @@ impl Phase {
         if let Phase::ExchangingCode { req, .. }
         | Phase::ClientCredentials { req, .. }
         | Phase::Refreshing { req, .. }
-        | Phase::JwtBearer { req, .. } = &mut self
+        | Phase::JwtBearer { req, .. }
+        | Phase::DeviceToken { req, .. } = &mut self
         {
             *req = id;
         }
@@ -331,7 +410,9 @@ mod tests {
             ClientCredentials => Some(Refreshing),
             Refreshing => Some(TokenExchange),
             TokenExchange => Some(JwtBearer),
-            JwtBearer => Some(Revoking),
+            JwtBearer => Some(DeviceAuthorization),
+            DeviceAuthorization => Some(AwaitingDevice),
+            AwaitingDevice => Some(Revoking),
             Revoking => Some(Failed),
             Failed => None,
         };
@@ -375,8 +456,21 @@ mod tests {
         assert!(missing.is_empty(), "the state diagram in lib.rs lacks {missing:?}");
         // The diagram's other words are inputs, outputs and abbreviations, not states: a state
         // removed or renamed in the enum but left in the diagram fails here.
-        const NOT_STATES: &[&str] =
-            &["TokenWanted", "Challenged", "Ready", "RejectCallback", "IdP", "ID", "JAG", "DCR", "LogoutWanted", "LoggedOut", "RFC"];
+        const NOT_STATES: &[&str] = &[
+            "TokenWanted",
+            "Challenged",
+            "Ready",
+            "RejectCallback",
+            "IdP",
+            "ID",
+            "JAG",
+            "DCR",
+            "LogoutWanted",
+            "LoggedOut",
+            "RFC",
+            "A",
+            "ShowDeviceCode",
+        ];
         let unknown: Vec<_> = words.iter().filter(|w| !states.contains(*w) && !NOT_STATES.contains(&w.as_str())).collect();
         assert!(unknown.is_empty(), "the state diagram in lib.rs names {unknown:?}, which are not states");
     }
@@ -399,10 +493,20 @@ mod tests {
 
     #[test]
     #[cfg(debug_assertions)]
-    #[should_panic(expected = "no move from Idle to ServerMetadata")]
+    #[should_panic(expected = "no move from Idle to AwaitingDevice")]
     fn a_move_from_the_wrong_state_panics_in_debug_builds() {
         let mut state = State::new();
         let _ = state.take();
-        let _ = state.move_to_server_metadata(RequestId(1), Vec::new(), 0, Vec::new(), 0, false);
+        let login = DeviceLogin {
+            client: crate::policy::metadata_document_client("https://as.example", "https://app.example/client.json"),
+            registered: false,
+            scope: None,
+            resource: None,
+            nonce: [0; 16],
+            polls: 0,
+            code: None,
+            next_poll: Timestamp::ZERO,
+        };
+        let _ = state.move_to_awaiting_device(Box::new(login));
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 mod client_credentials;
+mod device;
 mod discovery_order;
 mod dpop;
 mod enterprise_managed;
@@ -29,6 +30,7 @@ mod review2_lifecycle;
 mod review3_lifecycle;
 mod review6;
 mod review_lifecycle;
+mod review_logout;
 mod review_spec;
 mod safety;
 mod step_up;
@@ -77,6 +79,14 @@ pub(crate) struct Harness {
     pub(crate) rs_intercept: Option<RsIntercept>,
     /// MCP requests sent by [`mcp_call`](Self::mcp_call), retries included.
     pub(crate) mcp_requests: usize,
+    /// When each request in `sent` was sent.
+    pub(crate) sent_at: Vec<Timestamp>,
+    /// Device codes shown to the person (RFC 8628).
+    pub(crate) device_codes: Vec<crate::device::DeviceCode>,
+    /// What the person does with a shown device code, after this many polls: approve (`true`),
+    /// deny (`false`), or nothing (`None`).
+    pub(crate) device_person: Option<(usize, bool)>,
+    device_polls: usize,
 }
 
 /// A stand-in for the network in front of the server: `Some` answers the request instead.
@@ -241,6 +251,10 @@ impl Scenario {
             rewrite: None,
             rs_intercept: None,
             mcp_requests: 0,
+            sent_at: Vec::new(),
+            device_codes: Vec::new(),
+            device_person: Some((0, true)),
+            device_polls: 0,
         }
     }
 }
@@ -297,6 +311,17 @@ impl Harness {
             let next = match out {
                 Output::Send(req) => {
                     self.sent.push(req.clone());
+                    self.sent_at.push(self.now);
+                    if req.purpose == crate::http::Purpose::DeviceToken {
+                        self.device_polls += 1;
+                        if let Some((after, approve)) = self.device_person {
+                            if self.device_polls > after {
+                                for code in self.server.pending_user_codes() {
+                                    self.server.approve_device(&code, approve);
+                                }
+                            }
+                        }
+                    }
                     if let Some(result) = self.intercept.as_mut().and_then(|f| f(&req)) {
                         Input::Response { now: self.now, id: req.id, result }
                     } else {
@@ -355,6 +380,10 @@ impl Harness {
                     Input::Timeout { now: self.now }
                 }
                 Output::Wait { until: None } => panic!("stalled: Wait without deadline in {:?}", self.auth.state()),
+                Output::ShowDeviceCode(code) => {
+                    self.device_codes.push(code);
+                    continue;
+                }
                 Output::Ready(a) => return Ok(Ended::Ready(a)),
                 Output::LoggedOut(r) => return Ok(Ended::LoggedOut(r)),
                 Output::Failed(e) => return Err(e),
