@@ -45,6 +45,9 @@ pub struct Interaction {
     pub interactive: bool,
     /// Replaces printing a device login's code and URL to standard error (RFC 8628).
     pub on_device_code: Option<DeviceCodeHook>,
+    /// Whether the session is remote (see [`is_remote_session`](Self::is_remote_session));
+    /// `None` detects it.
+    pub remote_session: Option<bool>,
 }
 
 impl std::fmt::Debug for Interaction {
@@ -67,6 +70,7 @@ impl Default for Interaction {
             env: Arc::new(crate::browser::process_env),
             interactive: true,
             on_device_code: None,
+            remote_session: None,
         }
     }
 }
@@ -83,6 +87,7 @@ impl Interaction {
             env: Arc::new(crate::browser::process_env),
             interactive: false,
             on_device_code: None,
+            remote_session: None,
         }
     }
 
@@ -96,11 +101,13 @@ impl Interaction {
         self.interactive && (self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available())
     }
 
-    /// True if the session is remote or headless and nothing else reaches the person: no
-    /// `on_authorization_url` hook and no display (SSH, a container, CI). A login there uses the
-    /// device grant when the authorization server offers it (`"interaction": "auto"`).
+    /// True if the session is remote or headless and nothing else reaches the person:
+    /// [`remote_session`](Self::remote_session) if set, else no `on_authorization_url` hook and
+    /// no display (SSH, a container, CI). A login there uses the device grant when the
+    /// authorization server offers it (`"interaction": "auto"`).
     pub fn is_remote_session(&self) -> bool {
-        self.interactive && self.on_authorization_url.is_none() && crate::browser::is_headless(&*self.env)
+        self.interactive
+            && self.remote_session.unwrap_or_else(|| self.on_authorization_url.is_none() && crate::browser::is_headless(&*self.env))
     }
 
     /// Shows a device login's code: the hook, or standard error.

@@ -318,3 +318,58 @@ fn over_ssh_the_login_prints_the_port_forward_and_completes_through_the_listener
     assert!(text(&out.stderr).contains(&want), "no {want:?} in:\n{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("Waiting for the sign-in"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_device_login_from_the_terminal() {
+    // `--device`: the code and the page are printed; the person enters the code on another
+    // device (the test, at the verification page); the program polls and finishes.
+    let srv = server(|o| {
+        o.device = true;
+        o.device_interval = Some(1);
+    });
+    let s = Scratch::new("device");
+    let mut child = cli(&s, &["login", &srv.mcp_url(), "--device"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(code) = line.trim().strip_prefix("and enter the code:") {
+                let page = seen.lines().find(|l| l.trim().ends_with("/device")).unwrap().trim().to_owned();
+                let (status, _) = get(&format!("{page}?user_code={}", code.trim()));
+                assert_eq!(status, 200);
+            }
+        }
+        seen
+    });
+    let status = wait(&mut child, Duration::from_secs(60));
+    let seen = reader.join().unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("To sign in, open this page on any device"), "{seen}");
+    assert!(srv.lock().authorization_requests().is_empty(), "no browser login");
+    let out = run(&s, &["status", &srv.mcp_url()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("refresh     yes"));
+}
+
+#[test]
+fn an_unreachable_authorization_server_keeps_the_tokens_until_forget() {
+    let srv = server(|o| {
+        o.revocation = true;
+        o.revocation_status = Some(503);
+    });
+    let s = Scratch::new("forget");
+    let url = srv.mcp_url();
+    let (out, _) = login_via_browser(&s, &["login", &url, "--no-browser"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&s, &["logout", &url]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not logged out"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_eq!(run(&s, &["status", &url]).status.code(), Some(0), "still logged in");
+    let out = run(&s, &["logout", "--forget", &url]);
+    assert_eq!(out.status.code(), Some(5), "forgotten, but not revoked: {}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("logged out of"), "{}", text(&out.stdout));
+    assert_eq!(run(&s, &["status", &url]).status.code(), Some(3), "forgotten");
+}

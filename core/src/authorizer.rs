@@ -11,7 +11,7 @@ use crate::error::{ConfigError, Error};
 use crate::http::{redact_query, HttpResponse, OutgoingRequest, RequestId, TransportFailure};
 use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::registration::ClientInfo;
-use crate::revocation::LogoutReport;
+use crate::revocation::{IfUnreachable, LogoutReport};
 use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{Authorization, TokenSet};
@@ -82,13 +82,15 @@ pub enum Input {
         now: Timestamp,
     },
     /// Log out: revoke the held tokens at the authorization server (RFC 7009; the refresh token
-    /// first, then the access token), then forget them and every registration. Discovery runs
-    /// first if the authorization server is not known yet. Ends with [`Output::LoggedOut`],
-    /// whatever the authorization server answers (or if it cannot be reached): only the
-    /// report says what was revoked.
+    /// first, then the access token), then forget them and every registration. The issuer's
+    /// metadata is read first if the authorization server is not known yet. Ends with
+    /// [`Output::LoggedOut`] whatever the authorization server answers: the report says what
+    /// was revoked, and whether anything was kept (`if_unreachable`).
     LogoutWanted {
         /// The current time.
         now: Timestamp,
+        /// What to do with tokens the authorization server could not be reached to revoke.
+        if_unreachable: IfUnreachable,
     },
     /// Stop the flow in progress.
     Cancel {
@@ -110,7 +112,7 @@ impl Input {
             | Input::CallbackUnavailable { now, .. }
             | Input::Redirect { now, .. }
             | Input::Timeout { now }
-            | Input::LogoutWanted { now }
+            | Input::LogoutWanted { now, .. }
             | Input::Cancel { now, .. } => *now,
         }
     }
@@ -154,7 +156,9 @@ impl fmt::Debug for Input {
                 f.debug_struct("Redirect").field("now", now).field("url", &redact_query(url)).field("source", source).finish()
             }
             Input::Timeout { now } => f.debug_struct("Timeout").field("now", now).finish(),
-            Input::LogoutWanted { now } => f.debug_struct("LogoutWanted").field("now", now).finish(),
+            Input::LogoutWanted { now, if_unreachable } => {
+                f.debug_struct("LogoutWanted").field("now", now).field("if_unreachable", if_unreachable).finish()
+            }
             Input::Cancel { now, reason } => f.debug_struct("Cancel").field("now", now).field("reason", reason).finish(),
         }
     }
@@ -308,9 +312,9 @@ pub enum Output {
     /// Show the person this code and where to enter it (RFC 8628 device login), on any device;
     /// then keep going: the machine polls on its own ([`Output::Wait`] until each poll).
     ShowDeviceCode(DeviceCode),
-    /// The logout ([`Input::LogoutWanted`]) is done: the tokens and registrations were
-    /// forgotten (the [`Output::Persist`]s before this), and the report says what each
-    /// revocation came to. Ends the flow.
+    /// The logout ([`Input::LogoutWanted`]) is done: the report says what each revocation came
+    /// to, and whether the tokens and registrations were forgotten (the [`Output::Persist`]s
+    /// before this). Ends the flow.
     LoggedOut(LogoutReport),
 }
 

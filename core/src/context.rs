@@ -53,6 +53,8 @@ pub(crate) struct RequestContext {
     pub(crate) refresh_refused: Option<(Url, Error)>,
     /// This request is a logout: what its revocations came to so far.
     pub(crate) logout: Option<crate::revocation::LogoutReport>,
+    /// What this logout does with tokens it could not revoke for want of an answer.
+    pub(crate) logout_if_unreachable: crate::revocation::IfUnreachable,
     /// Scopes requested in earlier authorizations (kept across requests for the step-up union).
     pub(crate) requested_scopes: Vec<String>,
 }

@@ -146,7 +146,7 @@ pub fn authorizer(data: &[u8]) {
         let input = pending.take().unwrap_or_else(|| {
             let pick = r.u8();
             if pick % 7 == 1 {
-                Input::LogoutWanted { now }
+                Input::LogoutWanted { now, if_unreachable: r.pick(&[crate::IfUnreachable::Keep, crate::IfUnreachable::Forget]) }
             } else if pick % 3 == 0 {
                 let www = r.take(usize::from(r.0.first().copied().unwrap_or(0) % 64));
                 let www = http::HeaderValue::from_bytes(&www).map(|v| vec![v]).unwrap_or_default();
@@ -229,8 +229,8 @@ pub fn authorizer(data: &[u8]) {
                     pending = Some(Input::Timeout { now: now.max(t) });
                     break;
                 }
-                Output::LoggedOut(_) => {
-                    assert!(auth.token_set().is_none() && auth.clients().is_empty(), "a logout kept credentials");
+                Output::LoggedOut(report) => {
+                    assert!(!report.forgotten || auth.token_set().is_none() && auth.clients().is_empty(), "a logout kept credentials");
                     break;
                 }
                 Output::Wait { until: None } | Output::Ready(_) | Output::Failed(_) => break,

@@ -171,7 +171,7 @@ pub use error::{
     RegistrationError, ResourceError, Stage, TokenError, UsageError,
 };
 pub use registration::{ClientInfo, ClientKind};
-pub use revocation::{LogoutReport, Revocation};
+pub use revocation::{IfUnreachable, LogoutReport, Revocation};
 pub use time::Timestamp;
 pub use token::{Authorization, GrantKind, TokenSet};
 pub use url::Url;

@@ -3,16 +3,28 @@
 //! [`Input::LogoutWanted`](crate::Input::LogoutWanted) revokes the held refresh token first
 //! (RFC 7009 §2.1: an authorization server that revokes a refresh token should also invalidate
 //! the access tokens of its grant), then the access token, at the authorization server's
-//! `revocation_endpoint`, authenticated as the client the tokens were issued to. Whatever the
-//! authorization server answers, the tokens and registrations are then forgotten
-//! ([`Persist`](crate::Persist)) and the flow ends with
-//! [`Output::LoggedOut`](crate::Output::LoggedOut) and a [`LogoutReport`] that says what each
-//! revocation came to.
+//! `revocation_endpoint`, authenticated as the client the tokens were issued to. The tokens and
+//! registrations are then forgotten ([`Persist`](crate::Persist)), unless the authorization
+//! server could not be reached and [`IfUnreachable::Keep`] asked to keep them for a later try;
+//! the flow ends with [`Output::LoggedOut`](crate::Output::LoggedOut) and a [`LogoutReport`]
+//! that says what each revocation came to and whether anything was forgotten.
 
 use crate::http::{HttpResponse, TransportFailure};
 use crate::token::{oauth_error, token_request, ClientAuth};
 use std::fmt;
 use url::Url;
+
+/// What a logout does with tokens it could not revoke because the authorization server could
+/// not be reached (no answer, 5xx, 429, or its metadata unreachable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfUnreachable {
+    /// Keep everything, so that a later logout can revoke them (the default: forgetting a
+    /// token that still works at the server does not log anybody out there).
+    #[default]
+    Keep,
+    /// Forget them anyway (the authorization server is gone for good).
+    Forget,
+}
 
 /// Which token a revocation request names (RFC 7009 §2.1 `token_type_hint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +61,11 @@ pub enum Revocation {
     /// The request was not sent; why (the authorization server could not be discovered, it is
     /// not the one that issued the tokens, no registration for them is held).
     NotSent(String),
-    /// The authorization server refused, failed or did not answer; what it said. The token was
-    /// forgotten here all the same.
+    /// The authorization server refused; what it said. Trying again would not help.
     Failed(String),
+    /// The authorization server could not be reached, or failed (no answer, 5xx, 429); why.
+    /// Trying again later may work.
+    Unavailable(String),
 }
 
 impl Revocation {
@@ -68,13 +82,13 @@ impl fmt::Display for Revocation {
             Revocation::NotHeld => f.write_str("none held"),
             Revocation::NoEndpoint => f.write_str("not revoked: the authorization server offers no revocation endpoint"),
             Revocation::NotSent(why) => write!(f, "not revoked: {why}"),
-            Revocation::Failed(why) => write!(f, "not revoked: {why}"),
+            Revocation::Failed(why) | Revocation::Unavailable(why) => write!(f, "not revoked: {why}"),
         }
     }
 }
 
-/// What a logout did: each token's revocation. The tokens and registrations were forgotten
-/// whatever these say.
+/// What a logout did: each token's revocation, and whether the tokens and registrations were
+/// forgotten.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutReport {
     /// The issuer of the tokens, if any were held.
@@ -83,6 +97,9 @@ pub struct LogoutReport {
     pub refresh_token: Revocation,
     /// The access token's revocation.
     pub access_token: Revocation,
+    /// The tokens and registrations were forgotten. False only when the authorization server
+    /// could not be reached and [`IfUnreachable::Keep`] kept them for a later logout.
+    pub forgotten: bool,
 }
 
 impl LogoutReport {
@@ -94,7 +111,13 @@ impl LogoutReport {
             issuer: tokens.map(|t| t.issuer.clone()),
             refresh_token: pending(tokens.is_some_and(|t| t.refresh_token.is_some())),
             access_token: pending(tokens.is_some()),
+            forgotten: true,
         }
+    }
+
+    /// True if a revocation could not reach the authorization server (trying later may work).
+    pub fn unreachable(&self) -> bool {
+        matches!(self.refresh_token, Revocation::Unavailable(_)) || matches!(self.access_token, Revocation::Unavailable(_))
     }
 
     /// True if every held token is known to be revoked.
@@ -140,12 +163,13 @@ pub(crate) fn revocation_request(endpoint: &Url, token: &str, hint: TokenHint, a
 }
 
 /// Reads the authorization server's answer (RFC 7009 §2.2): `200` is success; an error body's
-/// code (`unsupported_token_type`, `invalid_client`), a `503` or no answer at all is a failure,
+/// code (`unsupported_token_type`, `invalid_client`) is a failure, a 5xx, a 429 or no answer
+/// at all an unavailable server,
 /// described without anything the server may have echoed beyond its error code.
 pub(crate) fn revocation_outcome(result: &Result<HttpResponse, TransportFailure>) -> Revocation {
     let resp = match result {
         Ok(resp) => resp,
-        Err(t) => return Revocation::Failed(format!("no answer from the authorization server ({:?})", t.kind)),
+        Err(t) => return Revocation::Unavailable(format!("no answer from the authorization server ({:?})", t.kind)),
     };
     let status = resp.status().as_u16();
     if status == 200 {
@@ -154,9 +178,13 @@ pub(crate) fn revocation_outcome(result: &Result<HttpResponse, TransportFailure>
     // Only the code's printable ASCII (RFC 6749 §5.2's NQSCHAR): a hostile server's bytes are not echoed.
     let code = oauth_error(resp.body())
         .map(|e| crate::error::bounded(&e.error.as_str().chars().filter(char::is_ascii_graphic).collect::<String>()));
-    Revocation::Failed(match (status, code) {
-        (503, _) => "the authorization server is unavailable (503); log out again later to revoke".to_owned(),
-        (_, Some(code)) => format!("the authorization server answered {status} {code}"),
-        (_, None) => format!("the authorization server answered {status}"),
-    })
+    let said = match code {
+        Some(code) => format!("the authorization server answered {status} {code}"),
+        None => format!("the authorization server answered {status}"),
+    };
+    if status >= 500 || status == 429 {
+        Revocation::Unavailable(said)
+    } else {
+        Revocation::Failed(said)
+    }
 }

@@ -20,7 +20,7 @@ use crate::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 use crate::pkce::{verifier_from_bytes, PkceChallenge};
 use crate::policy::{self, ChosenFlow};
 use crate::registration::{parse_registration_response, registration_request, ClientInfo, ClientKind, ClientMetadata};
-use crate::revocation::{revocation_outcome, revocation_request, LogoutReport, Revocation, TokenHint as RevokeHint};
+use crate::revocation::{revocation_outcome, revocation_request, IfUnreachable, LogoutReport, Revocation, TokenHint as RevokeHint};
 use crate::secret::{CsrfState, PkceVerifier};
 use crate::time::Timestamp;
 use crate::token::{AuthMethod, ClientAuth, Grant, GrantKind, TokenResponse, TokenSet};
@@ -94,7 +94,8 @@ impl Authorizer {
                 // A logout forgets the tokens even when their authorization server cannot be
                 // found or reached: the report says why they were not revoked.
                 true => {
-                    let _ = self.logged_out(Some(Revocation::NotSent(e.to_string())));
+                    let why = if e.is_retryable() { Revocation::Unavailable(e.to_string()) } else { Revocation::NotSent(e.to_string()) };
+                    let _ = self.logged_out(Some(why));
                 }
                 false => {
                     self.request.logout = None;
@@ -134,7 +135,7 @@ impl Authorizer {
     fn step(&mut self, from: Phase, input: Input) -> Result<Moved, Error> {
         match (input, from) {
             (Input::TokenWanted { .. }, _) => self.on_token_wanted(),
-            (Input::LogoutWanted { .. }, _) => self.on_logout_wanted(),
+            (Input::LogoutWanted { if_unreachable, .. }, _) => self.on_logout_wanted(if_unreachable),
             (Input::Challenged { status, www_authenticate, dpop_nonce, .. }, from) => {
                 self.on_challenged(matches!(from, Phase::Failed), status, &www_authenticate, dpop_nonce)
             }
@@ -226,8 +227,9 @@ impl Authorizer {
 
     // ---- Logout (RFC 7009) ----------------------------------------------------------------
 
-    fn on_logout_wanted(&mut self) -> Result<Moved, Error> {
+    fn on_logout_wanted(&mut self, if_unreachable: IfUnreachable) -> Result<Moved, Error> {
         self.new_request();
+        self.request.logout_if_unreachable = if_unreachable;
         let report = LogoutReport::new(self.tokens.as_ref());
         let issuer = report.issuer.clone();
         self.request.logout = Some(report);
@@ -289,11 +291,17 @@ impl Authorizer {
     }
 
     /// Ends a logout: whatever is still pending is `outcome`; the tokens and every registration
-    /// are forgotten, then [`Output::LoggedOut`].
+    /// are forgotten (unless the server could not be reached and the logout keeps them), then
+    /// [`Output::LoggedOut`].
     fn logged_out(&mut self, outcome: Option<Revocation>) -> Moved {
         let mut report = self.request.logout.take().unwrap_or_else(|| LogoutReport::new(self.tokens.as_ref()));
         if let Some(outcome) = outcome {
             report.settle_pending(outcome);
+        }
+        if report.unreachable() && self.request.logout_if_unreachable == IfUnreachable::Keep {
+            report.forgotten = false;
+            self.queue.push_back(Output::LoggedOut(report));
+            return self.state.move_to_logged_out();
         }
         self.forget_tokens();
         for client in std::mem::take(&mut self.clients) {

@@ -8,9 +8,9 @@ use lexopt::prelude::*;
 use mcp_oauth_client::blocking::{McpClient, OAuthClient};
 use mcp_oauth_client::config::Transport;
 use mcp_oauth_client::core::config::SecretRef;
-use mcp_oauth_client::core::{Blame, LogoutReport, Revocation};
+use mcp_oauth_client::core::device::DeviceCode;
+use mcp_oauth_client::core::{Blame, Flow, IfUnreachable, LoginMethod, LogoutReport, Revocation};
 use mcp_oauth_client::interaction::UrlHandled;
-use mcp_oauth_client::store::forget_config;
 use mcp_oauth_client::{
     ClientKind, Config, Error, FileStore, Interaction, MemoryStore, OAuthConfig, Persist, ServerConfig, StoredServer, TokenStore,
 };
@@ -38,10 +38,13 @@ COMMANDS:
       --redirect-uri URI    this exact redirect URI (a registered client, an SSH port forward)
       --client-id ID        a client registered in advance
       --client-secret-env VAR  its secret, read from this environment variable
-      --force               log in again even if a token is held
+      --device              log in on another device with a code (RFC 8628)
+      --force               log in again even if a token is held (the old grant is revoked
+                            once the new login succeeds)
   status [<url|name>]       what is stored: issuer, client, scopes, expiry (never a token)
   token <url|name>          print a fresh access token (refreshed if needed) for scripts
   logout <url|name> | --all revoke at the authorization server (RFC 7009), then forget
+      --forget              forget even what an unreachable authorization server could not revoke
   tools <url|name>          list the server's tools
   call <url|name> <tool> [JSON]  call a tool with these arguments (default {})
 
@@ -60,7 +63,7 @@ EXIT CODES:
   2  usage or configuration error (arguments, config file, store directory)
   3  not logged in, and no login was possible here: run `mcp-oauth login`
   4  the login was cancelled, denied or timed out
-  5  the network: no answer from a server
+  5  the network: no answer from a server (logout: the tokens were kept, or forgotten unrevoked)
   6  the tool answered with an error (call)
   7  a forged or tampered answer was refused
 ";
@@ -95,7 +98,7 @@ impl Failure {
                 _ => (1, "this looks like a bug in mcp-oauth: please report it".to_owned()),
             }
         };
-        Failure { code, message: format!("{e} (to blame: {})", e.blame()), hint: Some(hint) }
+        Failure { code, message: clean(&format!("{e} (to blame: {})", e.blame())), hint: Some(clean(&hint)) }
     }
 }
 
@@ -122,6 +125,7 @@ struct LoginOptions {
     redirect_uri: Option<String>,
     client_id: Option<String>,
     client_secret_env: Option<String>,
+    device: bool,
     force: bool,
 }
 
@@ -129,7 +133,7 @@ enum Command {
     Login(String, LoginOptions),
     Status(Option<String>),
     Token(String),
-    Logout(Option<String>),
+    Logout(Option<String>, bool),
     Tools(String),
     Call(String, String, Option<String>),
 }
@@ -157,6 +161,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
     let mut login = LoginOptions::default();
     let mut positional: Vec<String> = Vec::new();
     let mut all = false;
+    let mut forget = false;
     while let Some(arg) = p.next()? {
         match arg {
             Short('h') | Long("help") => {
@@ -180,6 +185,8 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
             Long("client-id") => login.client_id = Some(string(p.value()?)?),
             Long("client-secret-env") => login.client_secret_env = Some(string(p.value()?)?),
             Long("force") => login.force = true,
+            Long("device") => login.device = true,
+            Long("forget") => forget = true,
             Value(v) => positional.push(string(v)?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -191,8 +198,8 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
         "login" => Command::Login(need("a server URL or name")?, login),
         "status" => Command::Status(it.next()),
         "token" => Command::Token(need("a server URL or name")?),
-        "logout" if all => Command::Logout(None),
-        "logout" => Command::Logout(Some(need("a server URL or name (or --all)")?)),
+        "logout" if all => Command::Logout(None, forget),
+        "logout" => Command::Logout(Some(need("a server URL or name (or --all)")?), forget),
         "tools" => Command::Tools(need("a server URL or name")?),
         "call" => {
             let server = need("a server URL or name")?;
@@ -213,9 +220,9 @@ fn run(args: Vec<OsString>) -> Result<u8, Failure> {
     let servers = Servers::load(g.config.clone())?;
     match command {
         Command::Login(target, o) => login(&servers, &store, &target, o),
-        Command::Status(target) => status(&servers, &*store, &store_shown, target.as_deref(), g.json),
+        Command::Status(target) => status(&servers, &store, &store_shown, target.as_deref(), g.json),
         Command::Token(target) => token(&servers, &store, &target),
-        Command::Logout(target) => logout(&servers, &store, target.as_deref(), g.json),
+        Command::Logout(target, forget) => logout(&servers, &store, target.as_deref(), forget, g.json),
         Command::Tools(target) => tools(&servers, &store, &target, g.json),
         Command::Call(target, tool, args) => call(&servers, &store, &target, &tool, args.as_deref(), g.json),
     }
@@ -244,10 +251,18 @@ fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
 
 // ---- Servers by name ------------------------------------------------------------------------
 
-/// The servers of the config file, by name.
+/// The servers of the config file, by name. An entry this tool cannot read is kept as its
+/// error: it only matters when a command names it.
 struct Servers {
     path: Option<PathBuf>,
-    by_name: BTreeMap<String, ServerConfig>,
+    by_name: BTreeMap<String, Result<ServerConfig, String>>,
+}
+
+/// Where a command's server was found: its configuration, and the store keys it reaches.
+struct Target {
+    server: ServerConfig,
+    /// The configuration as resolved (without login options).
+    config: Config,
 }
 
 impl Servers {
@@ -270,63 +285,80 @@ impl Servers {
         Ok(Servers { path: Some(path), by_name })
     }
 
+    fn configured(&self) -> impl Iterator<Item = (&String, &ServerConfig)> {
+        self.by_name.iter().filter_map(|(n, c)| c.as_ref().ok().map(|c| (n, c)))
+    }
+
     /// The server a command names: a URL, or a name in the config file.
-    fn resolve(&self, target: &str) -> Result<(ServerConfig, Option<String>), Failure> {
-        if target.starts_with("https://") || target.starts_with("http://") {
+    fn resolve(&self, target: &str) -> Result<Target, Failure> {
+        let server = if target.starts_with("https://") || target.starts_with("http://") {
             let url = url::Url::parse(target).map_err(|e| Failure::usage(format!("`{target}` is not a URL: {e}")))?;
             // A name whose URL this is keeps its OAuth settings.
-            if let Some((name, cfg)) = self.by_name.iter().find(|(_, c)| c.transport.url() == Some(url.as_str())) {
-                return Ok((cfg.clone(), Some(name.clone())));
+            match self.configured().find(|(_, c)| c.transport.url().and_then(|u| url::Url::parse(u).ok()) == Some(url.clone())) {
+                Some((_, cfg)) => cfg.clone(),
+                None => {
+                    let transport = Transport::StreamableHttp { url: url.to_string(), headers: BTreeMap::new() };
+                    ServerConfig { transport, oauth: Some(OAuthConfig::default()) }
+                }
             }
-            let transport = Transport::StreamableHttp { url: url.to_string(), headers: BTreeMap::new() };
-            return Ok((ServerConfig { transport, oauth: Some(OAuthConfig::default()) }, None));
-        }
-        match self.by_name.get(target) {
-            Some(cfg) => Ok((cfg.clone(), Some(target.to_owned()))),
-            None => Err(Failure::usage(match &self.path {
-                Some(p) => format!("no server named `{target}` in {} (give a URL, or add it under mcpServers)", p.display()),
-                None => format!("no server named `{target}`: give a URL, or a config file with --config"),
-            })),
-        }
+        } else {
+            match self.by_name.get(target) {
+                Some(Ok(cfg)) => cfg.clone(),
+                Some(Err(e)) => return Err(Failure::usage(format!("server `{target}` in the config file: {e}"))),
+                None => {
+                    return Err(Failure::usage(match &self.path {
+                        Some(p) => format!("no server named `{target}` in {} (give a URL, or add it under mcpServers)", p.display()),
+                        None => format!("no server named `{target}`: give a URL, or a config file with --config"),
+                    }))
+                }
+            }
+        };
+        let config = oauth_config(&server)?;
+        Ok(Target { server, config })
     }
 
     /// The name of the server with this store key, if the config file has one.
     fn name_of(&self, key: &str) -> Option<(&String, &ServerConfig)> {
-        self.by_name.iter().find(|(_, c)| oauth_config(c).ok().is_some_and(|cfg| cfg.store_key() == key))
+        self.configured().find(|(_, c)| oauth_config(c).ok().is_some_and(|cfg| cfg.store_key() == key))
     }
 }
 
 /// The `mcpServers` object of an MCP client's config file, each entry read as a
 /// [`ServerConfig`], with the spellings those files use: `"type": "http"` (or
-/// `streamable-http`, `streamableHttp`) for Streamable HTTP, no `type` with a `url` (Streamable
-/// HTTP) or a `command` (stdio). An HTTP server without `oauth` gets the defaults (`{}`): this
-/// tool is for OAuth. Fields other clients keep there (`disabled`, `timeout`...) are ignored.
-fn parse_servers(text: &str) -> Result<BTreeMap<String, ServerConfig>, String> {
+/// `streamable-http`, `streamableHttp`) for Streamable HTTP, no `type` with a `url` (or
+/// `serverUrl`, `httpUrl`) for Streamable HTTP or a `command` for stdio. An HTTP server without
+/// `oauth` gets the defaults (`{}`): this tool is for OAuth. Fields other clients keep there
+/// (`disabled`, `timeout`...) are ignored; an entry that still cannot be read is kept as its error.
+fn parse_servers(text: &str) -> Result<BTreeMap<String, Result<ServerConfig, String>>, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let servers = doc.get("mcpServers").or_else(|| doc.get("servers")).and_then(Value::as_object).ok_or("no `mcpServers` object")?;
-    let mut out = BTreeMap::new();
-    for (name, entry) in servers {
-        let Some(obj) = entry.as_object() else { return Err(format!("server `{name}`: not an object")) };
-        let mut obj = obj.clone();
-        let kind = match obj.get("type").and_then(Value::as_str) {
-            Some("http" | "streamable-http" | "streamableHttp" | "streamable_http") => "streamable_http",
-            Some("sse") => "sse",
-            Some("stdio") => "stdio",
-            Some(other) => return Err(format!("server `{name}`: unknown type `{other}`")),
-            None if obj.contains_key("url") => "streamable_http",
-            None if obj.contains_key("command") => "stdio",
-            None => return Err(format!("server `{name}`: neither a url nor a command")),
-        };
-        obj.insert("type".into(), json!(kind));
-        if kind != "stdio" && !obj.contains_key("oauth") {
-            obj.insert("oauth".into(), json!({}));
+    Ok(servers.iter().map(|(name, entry)| (name.clone(), parse_server(entry))).collect())
+}
+
+fn parse_server(entry: &Value) -> Result<ServerConfig, String> {
+    let Some(obj) = entry.as_object() else { return Err("not an object".into()) };
+    let mut obj = obj.clone();
+    if !obj.contains_key("url") {
+        if let Some(u) = obj.get("serverUrl").or_else(|| obj.get("httpUrl")).cloned() {
+            obj.insert("url".into(), u);
         }
-        let keep = ["type", "url", "headers", "oauth", "command", "args", "env"];
-        obj.retain(|k, _| keep.contains(&k.as_str()));
-        let cfg: ServerConfig = serde_json::from_value(Value::Object(obj)).map_err(|e| format!("server `{name}`: {e}"))?;
-        out.insert(name.clone(), cfg);
     }
-    Ok(out)
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some("http" | "streamable-http" | "streamableHttp" | "streamable_http") => "streamable_http",
+        Some("sse") => "sse",
+        Some("stdio") => "stdio",
+        Some(other) => return Err(format!("unknown type `{}`", clean(other))),
+        None if obj.contains_key("url") => "streamable_http",
+        None if obj.contains_key("command") => "stdio",
+        None => return Err("neither a url nor a command".into()),
+    };
+    obj.insert("type".into(), json!(kind));
+    if kind != "stdio" && !obj.contains_key("oauth") {
+        obj.insert("oauth".into(), json!({}));
+    }
+    let keep = ["type", "url", "headers", "oauth", "command", "args", "env"];
+    obj.retain(|k, _| keep.contains(&k.as_str()));
+    serde_json::from_value(Value::Object(obj)).map_err(|e| e.to_string())
 }
 
 fn env_lookup(k: &str) -> Option<String> {
@@ -339,6 +371,45 @@ fn oauth_config(server: &ServerConfig) -> Result<Config, Failure> {
         Ok(None) => Err(Failure::usage("this server has no OAuth (a stdio server)")),
         Err(e) => Err(Failure::usage(e.to_string())),
     }
+}
+
+/// The server URL of a store key (the key without its `#principal`).
+fn key_url(key: &str) -> &str {
+    key.rsplit_once('#').map_or(key, |(u, _)| u)
+}
+
+/// A configuration whose store key is `key`, made from the key's principal (`user:ID`,
+/// `app:NAME`, `cimd:URL`), when the config file has none: enough to refresh or revoke as the
+/// client that key's tokens were issued to. `None` for principals that need configured
+/// credentials (a service's secret).
+fn config_for_key(key: &str) -> Option<Config> {
+    let (url, principal) = key.rsplit_once('#')?;
+    let mut c = Config::new(url::Url::parse(url).ok()?);
+    let (kind, value) = principal.split_once(':')?;
+    match kind {
+        "user" => {
+            c.client_id = Some(value.to_owned());
+            c.flow = Flow::AuthorizationCode;
+        }
+        "app" => c.client_name = value.to_owned(),
+        "cimd" => c.client_metadata_url = Some(url::Url::parse(value).ok()?),
+        _ => return None,
+    }
+    (c.store_key() == key).then_some(c)
+}
+
+/// The store keys of `target`'s server: its own key first, then every other login the store
+/// holds for the same URL (made with other options, such as `--client-id`).
+fn keys_for(store: &dyn TokenStore, target: &Target) -> Result<Vec<String>, Failure> {
+    let own = target.config.store_key();
+    let mut keys = vec![own.clone()];
+    let url = key_url(&own).to_owned();
+    match store.servers() {
+        Ok(all) => keys.extend(all.into_iter().filter(|k| *k != own && key_url(k) == url)),
+        Err(mcp_oauth_client::StoreError::CannotList) => {}
+        Err(e) => return Err(Failure::usage(e.to_string())),
+    }
+    Ok(keys)
 }
 
 /// The server's configuration with the login options applied.
@@ -356,6 +427,14 @@ fn with_login_options(mut server: ServerConfig, o: &LoginOptions) -> Result<Serv
         }
         oauth.client_secret = Some(SecretRef::Env(var.clone()));
     }
+    // `login` is a person's: with a client secret, `auto` would take the client credentials
+    // grant (the client acting as itself) where the server offers it.
+    if oauth.flow.is_none() {
+        oauth.flow = Some(Flow::AuthorizationCode);
+    }
+    if o.device {
+        oauth.interaction = Some(LoginMethod::Device);
+    }
     match (&o.redirect_uri, &o.callback_host, o.port) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(Failure::usage("--redirect-uri is exact: give it without --port or --callback-host"));
@@ -367,7 +446,7 @@ fn with_login_options(mut server: ServerConfig, o: &LoginOptions) -> Result<Serv
             let host = match host {
                 "127.0.0.1" | "localhost" => host.to_owned(),
                 "::1" | "[::1]" => "[::1]".to_owned(),
-                other => return Err(Failure::usage(format!("--callback-host {other}: only 127.0.0.1, localhost or ::1"))),
+                other => return Err(Failure::usage(format!("--callback-host {}: only 127.0.0.1, localhost or ::1", clean(other)))),
             };
             oauth.redirect_uri = Some(format!("http://{host}:{}/callback", port.unwrap_or(0)));
         }
@@ -377,15 +456,21 @@ fn with_login_options(mut server: ServerConfig, o: &LoginOptions) -> Result<Serv
 
 // ---- Commands -------------------------------------------------------------------------------
 
+fn headless() -> bool {
+    mcp_oauth_client::browser::is_headless(&mcp_oauth_client::browser::process_env)
+}
+
 /// How a login reaches the person: the URL is printed (by the library), then the browser opens
 /// unless asked not to or there is no display; either way the program keeps listening for the
 /// callback, takes a paste when a terminal is attached, and says so. In an SSH session it also
 /// prints the `ssh -L` command that brings the callback port to the person's own computer.
+/// A remote session uses the device grant when the authorization server offers it.
 fn interaction(no_browser: bool) -> Interaction {
     let mut i = Interaction::default();
     let env = i.env.clone();
-    let headless = mcp_oauth_client::browser::is_headless(&*env);
+    let headless = headless();
     let terminal = std::io::stdin().is_terminal();
+    i.remote_session = Some(headless);
     i.on_authorization_url = Some(Arc::new(move |url: &url::Url| {
         if let Some(hint) = ssh_hint(url, &*env) {
             eprintln!("{hint}");
@@ -395,9 +480,20 @@ fn interaction(no_browser: bool) -> Interaction {
         match opened {
             Ok(()) if no_browser || headless => eprintln!("Waiting for the sign-in at that URL (the callback{paste})…"),
             Ok(()) => eprintln!("Waiting for the browser sign-in{paste}…"),
-            Err(e) => eprintln!("{e}; open the URL yourself. Waiting for the sign-in{paste}…"),
+            Err(e) => eprintln!("{}; open the URL yourself. Waiting for the sign-in{paste}…", clean(&e)),
         }
         UrlHandled::Opened
+    }));
+    i.on_device_code = Some(Arc::new(|code: &DeviceCode| {
+        eprintln!(
+            "To sign in, open this page on any device:\n\n  {}\n\nand enter the code:  {}\n",
+            clean(code.verification_uri.as_str()),
+            clean(&code.user_code)
+        );
+        if let Some(c) = &code.verification_uri_complete {
+            eprintln!("(or open {}, which has the code filled in)\n", clean(c.as_str()));
+        }
+        eprintln!("Waiting for the sign-in…");
     }));
     i
 }
@@ -418,66 +514,112 @@ fn ssh_hint(url: &url::Url, env: &dyn Fn(&str) -> Option<String>) -> Option<Stri
     let user = env("USER").or_else(|| env("LOGNAME")).map(|u| format!("{u}@")).unwrap_or_default();
     let p = if *server_port == "22" { String::new() } else { format!(" -p {server_port}") };
     let server_ip = if server_ip.contains(':') { format!("[{server_ip}]") } else { (*server_ip).to_owned() };
-    Some(format!(
+    Some(clean(&format!(
         "This is an SSH session: to let your own browser reach the callback, run on your computer\n\n  \
          ssh -N -L {port}:{host}:{port}{p} {user}{server_ip}\n\nthen open the URL there."
-    ))
+    )))
+}
+
+fn store_err(e: mcp_oauth_client::StoreError) -> Failure {
+    Failure::usage(e.to_string())
 }
 
 fn login(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, o: LoginOptions) -> Result<u8, Failure> {
-    let (server, _) = servers.resolve(target)?;
-    let server = with_login_options(server, &o)?;
-    let config = oauth_config(&server)?;
+    let t = servers.resolve(target)?;
+    let server = with_login_options(t.server, &o)?;
+    let mut config = oauth_config(&server)?;
+    config.remote_session = headless() && !o.no_browser;
     let key = config.store_key();
-    let held = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
-    if let Some(t) = &held.tokens {
-        if !o.force {
-            eprintln!(
-                "Already logged in to {} (issuer {}); `mcp-oauth login --force {target}` logs in again.",
-                shown(&held.server_url),
-                t.issuer
-            );
-            return Ok(0);
-        }
-        // A new login replaces the tokens; the registration is kept.
-        let _lock = store.lock(&key).map_err(|e| Failure::usage(e.to_string()))?;
-        store.persist(&key, &Persist::ForgetTokens { issuer: t.issuer.clone() }).map_err(|e| Failure::usage(e.to_string()))?;
+    let held = store.describe(&key).map_err(store_err)?;
+    if let (Some(t), false) = (&held.tokens, o.force) {
+        eprintln!(
+            "Already logged in to {} (issuer {}); `mcp-oauth login --force {}` logs in again.",
+            clean(&shown(&held.server_url)),
+            clean(&t.issuer),
+            clean(target)
+        );
+        return Ok(0);
     }
-    eprintln!("Logging in to {}…", shown(config.server_url.as_str()));
-    let oauth = OAuthClient::new(config, store.clone(), interaction(o.no_browser)).map_err(|e| Failure::of(&e, target))?;
-    oauth.authorization().map_err(|e| Failure::of(&e, target))?;
-    let after = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
+    eprintln!("Logging in to {}…", clean(&shown(config.server_url.as_str())));
+    if held.tokens.is_none() {
+        let oauth = OAuthClient::new(config, store.clone(), interaction(o.no_browser)).map_err(|e| Failure::of(&e, target))?;
+        oauth.authorization().map_err(|e| Failure::of(&e, target))?;
+    } else {
+        relogin(store, config, &key, &o, target)?;
+    }
+    let after = store.describe(&key).map_err(store_err)?;
     let issuer = after.tokens.as_ref().map(|t| t.issuer.clone()).unwrap_or_default();
-    println!("logged in to {} (issuer {issuer})", shown(&after.server_url));
+    println!("logged in to {} (issuer {})", clean(&shown(&after.server_url)), clean(&issuer));
     Ok(0)
 }
 
-fn status(servers: &Servers, store: &dyn TokenStore, store_shown: &str, target: Option<&str>, json: bool) -> Result<u8, Failure> {
+/// `login --force` with tokens held: the new login runs beside the old grant (in memory, with
+/// the stored registrations), and replaces it in the store only once it succeeded; the old
+/// grant is then revoked. A login that fails, is denied or is cancelled changes nothing.
+fn relogin(store: &Arc<dyn TokenStore>, config: Config, key: &str, o: &LoginOptions, target: &str) -> Result<(), Failure> {
+    let old = store.load(key).map_err(store_err)?;
+    let scratch = Arc::new(MemoryStore::new());
+    for c in &old.clients {
+        scratch.persist(key, &Persist::Client(c.clone())).map_err(store_err)?;
+    }
+    let oauth = OAuthClient::new(config.clone(), scratch.clone(), interaction(o.no_browser)).map_err(|e| Failure::of(&e, target))?;
+    oauth.authorization().map_err(|e| Failure::of(&e, target))?;
+    let new = scratch.load(key).map_err(store_err)?;
+    {
+        let _lock = store.lock(key).map_err(store_err)?;
+        for c in &new.clients {
+            store.persist(key, &Persist::Client(c.clone())).map_err(store_err)?;
+        }
+        if let Some(t) = new.tokens {
+            store.persist(key, &Persist::Tokens(t)).map_err(store_err)?;
+        }
+    }
+    // The old grant: revoked where the authorization server can.
+    if let Some(tokens) = old.tokens {
+        let previous = Arc::new(MemoryStore::new());
+        for c in &old.clients {
+            previous.persist(key, &Persist::Client(c.clone())).map_err(store_err)?;
+        }
+        previous.persist(key, &Persist::Tokens(tokens)).map_err(store_err)?;
+        let gone = OAuthClient::new(config, previous, Interaction::non_interactive()).and_then(|c| c.logout(IfUnreachable::Forget));
+        match gone {
+            Ok(r) if r.all_revoked() => eprintln!("The previous tokens were revoked."),
+            Ok(r) => eprintln!("The previous tokens were replaced, but {}.", clean(&report_text(&r))),
+            Err(e) => eprintln!("The previous tokens were replaced, but not revoked: {}", clean(&e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+fn status(servers: &Servers, store: &Arc<dyn TokenStore>, store_shown: &str, target: Option<&str>, json: bool) -> Result<u8, Failure> {
     let held: Vec<StoredServer> = match target {
         Some(t) => {
-            let (server, _) = servers.resolve(t)?;
-            let key = oauth_config(&server)?.store_key();
-            vec![store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?]
+            let target = servers.resolve(t)?;
+            let keys = keys_for(&**store, &target)?;
+            let all = keys.iter().map(|k| store.describe(k)).collect::<Result<Vec<_>, _>>().map_err(store_err)?;
+            // The target's own entry, and any other login for the same URL that holds something.
+            all.into_iter().enumerate().filter(|(i, s)| *i == 0 || !s.is_empty()).map(|(_, s)| s).collect()
         }
         None => {
-            let keys = store.servers().map_err(|e| Failure::usage(e.to_string()))?;
-            keys.iter().map(|k| store.describe(k)).collect::<Result<_, _>>().map_err(|e| Failure::usage(e.to_string()))?
+            let keys = store.servers().map_err(store_err)?;
+            keys.iter().map(|k| store.describe(k)).collect::<Result<_, _>>().map_err(store_err)?
         }
     };
     let now = now_ms();
     if json {
-        let list: Vec<Value> = held.iter().map(|s| status_json(servers, s, store_shown, now)).collect();
+        let list: Vec<Value> = held.iter().filter(|s| !s.is_empty()).map(|s| status_json(servers, s, store_shown, now)).collect();
         println!("{}", serde_json::to_string_pretty(&json!({"store": store_shown, "servers": list})).unwrap_or_default());
     } else {
         if held.iter().all(StoredServer::is_empty) {
-            eprintln!("Nothing stored in {store_shown}.");
+            eprintln!("Nothing stored in {}.", clean(store_shown));
         }
         for s in held.iter().filter(|s| !s.is_empty()) {
             print!("{}", status_text(servers, s, store_shown, now));
         }
     }
-    // A named server with nothing stored: not logged in.
-    Ok(if target.is_some() && held.iter().all(|s| s.tokens.is_none()) { 3 } else { 0 })
+    // A named server without a usable login: no tokens, or expired ones that cannot be refreshed.
+    let usable = |s: &StoredServer| s.tokens.as_ref().is_some_and(|t| t.refresh_token || t.expires_at.is_none_or(|e| e.as_millis() > now));
+    Ok(if target.is_some() && !held.iter().any(usable) { 3 } else { 0 })
 }
 
 fn kind_name(k: ClientKind) -> &'static str {
@@ -488,13 +630,18 @@ fn kind_name(k: ClientKind) -> &'static str {
     }
 }
 
+fn principal_of(key: &str) -> &str {
+    key.rsplit_once('#').map_or("", |(_, p)| p)
+}
+
 fn status_text(servers: &Servers, s: &StoredServer, store_shown: &str, now: u64) -> String {
-    let mut out = shown(&s.server_url);
-    if let Some((name, _)) = servers.name_of(&s.key) {
-        out.push_str(&format!(" ({name})"));
+    let mut out = clean(&shown(&s.server_url));
+    match servers.name_of(&s.key) {
+        Some((name, _)) => out.push_str(&format!(" ({})", clean(name))),
+        None => out.push_str(&format!(" [{}]", clean(principal_of(&s.key)))),
     }
     out.push('\n');
-    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("  {k:<12}{v}\n"));
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("  {k:<12}{}\n", clean(&v)));
     match &s.tokens {
         Some(t) => {
             line(&mut out, "issuer", t.issuer.clone());
@@ -539,6 +686,7 @@ fn status_json(servers: &Servers, s: &StoredServer, store_shown: &str, now: u64)
     json!({
         "server": shown(&s.server_url),
         "name": servers.name_of(&s.key).map(|(n, _)| n),
+        "principal": principal_of(&s.key),
         "logged_in": s.tokens.is_some(),
         "tokens": tokens,
         "clients": clients,
@@ -566,19 +714,43 @@ fn expiry(expires_at: Option<u64>, now: u64, refreshable: bool) -> String {
     }
 }
 
+/// The configuration of the login a command acts on: the target's own if it holds tokens (or
+/// nothing else does), else the one other login stored for the same URL.
+fn acting_config(store: &dyn TokenStore, target: &Target) -> Result<Config, Failure> {
+    let keys = keys_for(store, target)?;
+    let holds = |k: &String| store.describe(k).map(|s| s.tokens.is_some()).unwrap_or(false);
+    if holds(&keys[0]) {
+        return Ok(target.config.clone());
+    }
+    let others: Vec<&String> = keys[1..].iter().filter(|k| holds(k)).collect();
+    match others[..] {
+        [] => Ok(target.config.clone()),
+        [one] => config_for_key(one).ok_or_else(|| {
+            Failure::usage(format!(
+                "the login stored for this URL ({}) needs its configuration: name it in the config file",
+                clean(principal_of(one))
+            ))
+        }),
+        _ => Err(Failure::usage(format!(
+            "several logins are stored for this URL ({}): name the one you mean in the config file",
+            others.iter().map(|k| clean(principal_of(k))).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 fn token(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str) -> Result<u8, Failure> {
-    let (server, _) = servers.resolve(target)?;
-    let config = oauth_config(&server)?;
+    let t = servers.resolve(target)?;
+    let config = acting_config(&**store, &t)?;
     let oauth = OAuthClient::new(config, store.clone(), Interaction::non_interactive()).map_err(|e| Failure::of(&e, target))?;
     if !oauth.holds_token() {
-        return Err(Failure { code: 3, message: "not logged in".into(), hint: Some(format!("mcp-oauth login {target}")) });
+        return Err(Failure { code: 3, message: "not logged in".into(), hint: Some(format!("mcp-oauth login {}", clean(target))) });
     }
     let a = oauth.authorization().map_err(|e| Failure::of(&e, target))?;
     if a.is_dpop() {
         return Err(Failure {
             code: 2,
             message: "the token is DPoP-bound (RFC 9449): it only works with a proof signed by a key that never leaves this program".into(),
-            hint: Some(format!("use `mcp-oauth call {target} …`, or configure \"dpop\": \"never\" for a bearer token")),
+            hint: Some(format!("use `mcp-oauth call {} …`, or configure \"dpop\": \"never\" for a bearer token", clean(target))),
         });
     }
     println!("{}", a.access_token().secret());
@@ -586,58 +758,105 @@ fn token(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str) -> Result
 }
 
 fn report_text(r: &LogoutReport) -> String {
-    let part = |name: &str, v: &Revocation| format!("{name} {v}");
-    format!("{}, {}", part("refresh token", &r.refresh_token), part("access token", &r.access_token))
+    format!("refresh token {}, access token {}", r.refresh_token, r.access_token)
 }
 
-fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, json: bool) -> Result<u8, Failure> {
-    let configs: Vec<(String, Config)> = match target {
+/// One login to log out of: its key, and the configuration to act as (if one can be made).
+struct Leaving {
+    key: String,
+    config: Option<Config>,
+}
+
+fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, forget: bool, json: bool) -> Result<u8, Failure> {
+    let leaving: Vec<Leaving> = match target {
         Some(t) => {
-            let (server, _) = servers.resolve(t)?;
-            vec![(t.to_owned(), oauth_config(&server)?)]
-        }
-        None => {
-            let keys = store.servers().map_err(|e| Failure::usage(e.to_string()))?;
-            let mut out = Vec::new();
-            for key in keys {
-                let config = match servers.name_of(&key) {
-                    Some((_, cfg)) => oauth_config(cfg)?,
-                    None => {
-                        let held = store.describe(&key).map_err(|e| Failure::usage(e.to_string()))?;
-                        let url = url::Url::parse(&held.server_url).map_err(|e| Failure::usage(format!("stored server URL: {e}")))?;
-                        Config::new(url)
-                    }
-                };
-                out.push((key, config));
+            let target = servers.resolve(t)?;
+            let keys = keys_for(&**store, &target)?;
+            let mut out = vec![Leaving { key: keys[0].clone(), config: Some(target.config.clone()) }];
+            for k in &keys[1..] {
+                let config = servers.name_of(k).and_then(|(_, c)| oauth_config(c).ok()).or_else(|| config_for_key(k));
+                out.push(Leaving { key: k.clone(), config });
             }
             out
         }
+        None => store
+            .servers()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|k| {
+                let config = servers.name_of(&k).and_then(|(_, c)| oauth_config(c).ok()).or_else(|| config_for_key(&k));
+                Leaving { key: k, config }
+            })
+            .collect(),
     };
+    // For one server: the logins that hold something (or its own, to say nothing was held).
+    let mut leaving = leaving;
+    if target.is_some() {
+        let mut holding = Vec::new();
+        for l in &leaving {
+            holding.push(!store.describe(&l.key).map_err(store_err)?.is_empty());
+        }
+        if holding.iter().any(|h| *h) {
+            let mut i = 0;
+            leaving.retain(|_| {
+                i += 1;
+                holding[i - 1]
+            });
+        } else {
+            leaving.truncate(1);
+        }
+    }
+    let if_unreachable = if forget { IfUnreachable::Forget } else { IfUnreachable::Keep };
     let mut results = Vec::new();
-    let mut worst = 0;
-    for (label, config) in configs {
-        let url = shown(config.server_url.as_str());
-        let oauth = OAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive()).map_err(|e| Failure::of(&e, &label))?;
-        let report = oauth.logout().map_err(|e| Failure::of(&e, &label))?;
-        // Whatever else the store keeps for this server (a registration of another issuer).
-        forget_config(&**store, &config).map_err(|e| Failure::usage(e.to_string()))?;
-        if !report.all_revoked() {
+    let mut worst = 0u8;
+    for l in leaving {
+        let url = clean(&shown(key_url(&l.key)));
+        let outcome = match &l.config {
+            Some(config) => OAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive())
+                .and_then(|c| c.logout(if_unreachable))
+                .map_err(|e| Failure::of(&e, &url)),
+            // No configuration to act as (a service's secret): forgotten here, not revoked.
+            None => store.forget(&l.key).map_err(store_err).map(|gone| LogoutReport {
+                issuer: gone.tokens.as_ref().map(|t| t.issuer.clone()),
+                refresh_token: not_revoked(gone.tokens.as_ref().is_some_and(|t| t.refresh_token)),
+                access_token: not_revoked(gone.tokens.is_some()),
+                forgotten: true,
+            }),
+        };
+        let report = match outcome {
+            Ok(r) => r,
+            Err(f) => {
+                eprintln!("mcp-oauth: {url}: error: {}", f.message);
+                worst = worst.max(f.code);
+                continue;
+            }
+        };
+        let code = logout_code(&report);
+        worst = worst.max(code);
+        if !report.forgotten {
+            eprintln!(
+                "mcp-oauth: {url}: not logged out: {}. The tokens are kept so that you can log out again later to revoke them; `mcp-oauth logout --forget` forgets them now without revoking.",
+                clean(&report_text(&report))
+            );
+        } else if !report.all_revoked() {
             eprintln!(
                 "mcp-oauth: {url}: forgotten here, but not everything was revoked at the authorization server: {}",
-                report_text(&report)
+                clean(&report_text(&report))
             );
-            worst = worst.max(1);
         }
         if json {
             results.push(json!({
                 "server": url,
+                "principal": principal_of(&l.key),
                 "issuer": report.issuer,
                 "refresh_token": report.refresh_token.to_string(),
                 "access_token": report.access_token.to_string(),
                 "all_revoked": report.all_revoked(),
+                "forgotten": report.forgotten,
             }));
-        } else {
-            println!("logged out of {url}: {}", report_text(&report));
+        } else if report.forgotten {
+            println!("logged out of {url}: {}", clean(&report_text(&report)));
+            results.push(Value::Null);
         }
     }
     if json {
@@ -645,16 +864,36 @@ fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, 
     } else if results.is_empty() && target.is_none() && worst == 0 {
         eprintln!("Nothing stored: nothing to log out of.");
     }
-    Ok(0)
+    Ok(worst)
+}
+
+fn not_revoked(held: bool) -> Revocation {
+    if held {
+        Revocation::NotSent("no configuration to act as this login's client (name it in the config file)".into())
+    } else {
+        Revocation::NotHeld
+    }
+}
+
+/// A logout's exit code: 0 when nothing held is still valid at the server for want of trying
+/// (revoked, none held, or no revocation offered), 5 when the server could not be reached, 1
+/// when it refused or nothing could be sent.
+fn logout_code(r: &LogoutReport) -> u8 {
+    let code = |v: &Revocation| match v {
+        Revocation::Unavailable(_) => 5,
+        Revocation::Failed(_) | Revocation::NotSent(_) => 1,
+        _ => 0,
+    };
+    code(&r.refresh_token).max(code(&r.access_token))
 }
 
 fn mcp_client(server: &ServerConfig, store: &Arc<dyn TokenStore>, target: &str) -> Result<McpClient, Failure> {
-    McpClient::from_config(server, store.clone(), Interaction::default(), &env_lookup).map_err(|e| Failure::of(&e, target))
+    McpClient::from_config(server, store.clone(), interaction(false), &env_lookup).map_err(|e| Failure::of(&e, target))
 }
 
 fn tools(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, json: bool) -> Result<u8, Failure> {
-    let (server, _) = servers.resolve(target)?;
-    let mut mcp = mcp_client(&server, store, target)?;
+    let t = servers.resolve(target)?;
+    let mut mcp = mcp_client(&t.server, store, target)?;
     let tools = mcp.list_tools().map_err(|e| Failure::of(&e, target))?;
     if json {
         let list: Vec<Value> =
@@ -663,8 +902,8 @@ fn tools(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, json: boo
     } else {
         for t in &tools {
             match &t.description {
-                Some(d) => println!("{}\t{}", t.name, d.lines().next().unwrap_or("")),
-                None => println!("{}", t.name),
+                Some(d) => println!("{}\t{}", clean(&t.name), clean(d.lines().next().unwrap_or(""))),
+                None => println!("{}", clean(&t.name)),
             }
         }
     }
@@ -679,8 +918,8 @@ fn call(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, tool: &str
     if !args.is_object() {
         return Err(Failure::usage("the tool's arguments must be a JSON object"));
     }
-    let (server, _) = servers.resolve(target)?;
-    let mut mcp = mcp_client(&server, store, target)?;
+    let t = servers.resolve(target)?;
+    let mut mcp = mcp_client(&t.server, store, target)?;
     let result = mcp.call_tool(tool, args).map_err(|e| Failure::of(&e, target))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
@@ -688,15 +927,34 @@ fn call(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, tool: &str
         let content = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
         for item in &content {
             match item.get("text").and_then(Value::as_str) {
-                Some(text) if item.get("type").and_then(Value::as_str) == Some("text") => println!("{text}"),
-                _ => println!("{item}"),
+                Some(text) if item.get("type").and_then(Value::as_str) == Some("text") => println!("{}", clean_text(text)),
+                _ => println!("{}", clean(&item.to_string())),
             }
         }
         if content.is_empty() {
-            println!("{result}");
+            println!("{}", clean(&result.to_string()));
         }
     }
     Ok(if result.get("isError").and_then(Value::as_bool) == Some(true) { 6 } else { 0 })
+}
+
+/// Text from a server, fit for a terminal on one line: control characters (C0, DEL, C1: the
+/// escape sequences that clear screens, retitle windows or write the clipboard) shown as `\u{…}`.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Like [`clean`], keeping line breaks and tabs (a tool's text answer).
+fn clean_text(s: &str) -> String {
+    s.split('\n').map(|l| l.split('\t').map(clean).collect::<Vec<_>>().join("\t")).collect::<Vec<_>>().join("\n")
 }
 
 /// A URL as shown to the person: no query or fragment (a configured URL may carry a key).

@@ -118,12 +118,15 @@ macro_rules! clients {
 
             /// Logs out of this server: revokes the tokens at the authorization server when it
             /// offers RFC 7009 revocation (the refresh token first, then the access token), then
-            /// forgets them and every registration in the store, whatever the authorization
-            /// server answered. Runs under the store's lock, on what the store holds now. The
-            /// report says what each revocation came to. An `Err` is the store's: it could not
+            /// forgets them and every registration in the store. When the authorization server
+            /// cannot be reached, `if_unreachable` says whether to keep them for a later logout
+            /// ([`IfUnreachable::Keep`](mcp_oauth_core::IfUnreachable::Keep)) or forget them
+            /// unrevoked; a refusal forgets them (trying again would not help). Runs under the
+            /// store's lock, on what the store holds now. The report says what each revocation
+            /// came to and whether anything was forgotten. An `Err` is the store's: it could not
             /// be locked, read or written (the error says which), and logging out again is safe.
-            pub $($kw)? fn logout(&self) -> Result<mcp_oauth_core::LogoutReport, Error> {
-                drive!($mode, self.inner.logout())
+            pub $($kw)? fn logout(&self, if_unreachable: mcp_oauth_core::IfUnreachable) -> Result<mcp_oauth_core::LogoutReport, Error> {
+                drive!($mode, self.inner.logout(if_unreachable))
             }
 
             /// Sets `Authorization` (and, for DPoP-bound tokens, a fresh `DPoP` proof) on a

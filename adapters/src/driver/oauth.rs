@@ -13,7 +13,7 @@ use crate::store::{StoreError, StoreLock, TokenStore};
 use crate::{os_entropy, Clock};
 use async_channel::{Receiver, Sender};
 use async_lock::{Mutex, MutexGuard};
-use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, Input, LogoutReport, Persist, Restored};
+use mcp_oauth_core::{Authorization, Authorizer, CallbackSetup, Config, IfUnreachable, Input, LogoutReport, Persist, Restored};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,14 +264,14 @@ impl<R: Runtime> Client<R> {
 
     /// Logs out (see [`Input::LogoutWanted`]), under the store's lock, from what the store
     /// holds now (another process may have refreshed).
-    pub(crate) async fn logout(&self) -> Result<LogoutReport, Error> {
+    pub(crate) async fn logout(&self, if_unreachable: IfUnreachable) -> Result<LogoutReport, Error> {
         let mut auth = self.inner.auth.lock().await;
         let lock = self.store_lock().await?;
         self.write_back(&auth, &lock).await?;
         let restored = self.load(&lock).await?;
         steps::abandon(&mut auth, self.inner.clock.now());
         auth.restore(restored)?;
-        let first = Input::LogoutWanted { now: self.inner.clock.now() };
+        let first = Input::LogoutWanted { now: self.inner.clock.now(), if_unreachable };
         match self.run_flow(&mut auth, Some(&lock), first).await? {
             Ended::LoggedOut(report) => Ok(report),
             Ended::Ready(_) => Err(Error::Stalled),

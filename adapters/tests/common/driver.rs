@@ -232,14 +232,15 @@ impl Mcp {
         }
     }
 
-    /// `OAuthClient::logout` of the client's OAuth.
+    /// `OAuthClient::logout` of the client's OAuth, keeping what an unreachable server could not revoke.
     pub fn logout(&self) -> Result<mcp_oauth_client::core::LogoutReport, Error> {
+        let keep = mcp_oauth_client::core::IfUnreachable::Keep;
         match self {
-            Mcp::Blocking(c) => c.oauth().expect("oauth").logout(),
+            Mcp::Blocking(c) => c.oauth().expect("oauth").logout(keep),
             #[cfg(feature = "async-std")]
-            Mcp::Async(a, c) => a.block_on(c.oauth().expect("oauth").logout()),
+            Mcp::Async(a, c) => a.block_on(c.oauth().expect("oauth").logout(keep)),
             #[cfg(feature = "tokio")]
-            Mcp::Tokio(c) => tokio_runtime().block_on(c.oauth().expect("oauth").logout()),
+            Mcp::Tokio(c) => tokio_runtime().block_on(c.oauth().expect("oauth").logout(keep)),
         }
     }
 

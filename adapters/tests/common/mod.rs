@@ -92,6 +92,7 @@ pub fn pasting(hook: Option<mcp_oauth_client::interaction::AuthorizationUrlHook>
         env: Arc::new(|k: &str| (k == "CI").then(|| "true".to_owned())),
         interactive: true,
         on_device_code: None,
+        remote_session: None,
     };
     (i, used)
 }

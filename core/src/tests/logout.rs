@@ -104,31 +104,67 @@ fn without_a_revocation_endpoint_the_tokens_are_forgotten_and_the_report_says_so
 }
 
 #[test]
-fn a_failing_authorization_server_does_not_keep_the_tokens() {
+fn an_unavailable_authorization_server_keeps_the_tokens_for_a_later_logout_unless_told_to_forget() {
     let mut h = revoking().server(|o| o.revocation_status = Some(503)).start();
     h.lazy_call("tools/list").unwrap();
+    let held = h.auth.token_set().cloned().unwrap();
+    h.persisted.clear();
     let report = h.logout().unwrap();
-    assert!(matches!(&report.refresh_token, Revocation::Failed(why) if why.contains("503")), "{report:?}");
-    assert!(matches!(&report.access_token, Revocation::Failed(_)), "the access token is still tried");
+    assert!(matches!(&report.refresh_token, Revocation::Unavailable(why) if why.contains("503")), "{report:?}");
+    assert!(matches!(&report.access_token, Revocation::Unavailable(_)), "the access token is still tried");
+    assert!(!report.forgotten && report.unreachable());
     assert_eq!(revocations(&h).len(), 2);
+    assert!(h.persisted.is_empty(), "nothing forgotten: {:?}", h.persisted);
+    assert_eq!(h.auth.token_set().map(|t| t.access_token.secret().to_owned()), Some(held.access_token.secret().to_owned()));
+    // The server is back: the same logout revokes both.
+    h.server.options.revocation_status = None;
+    let report = h.logout().unwrap();
+    assert!(report.all_revoked() && report.forgotten, "{report:?}");
+    assert!(h.auth.token_set().is_none());
+
+    // Told to forget: forgotten unrevoked.
+    let mut h = revoking().server(|o| o.revocation_status = Some(503)).start();
+    h.lazy_call("tools/list").unwrap();
+    let report = h.logout_with(crate::IfUnreachable::Forget).unwrap();
+    assert!(report.forgotten && !report.all_revoked());
     assert!(h.auth.token_set().is_none());
     assert!(h.persisted.iter().any(|p| matches!(p, Persist::ForgetTokens { .. })));
 }
 
 #[test]
-fn an_unreachable_authorization_server_still_logs_out() {
+fn a_refusing_authorization_server_does_not_keep_the_tokens() {
+    let mut h = revoking().server(|o| o.revocation_status = Some(400)).start();
+    h.lazy_call("tools/list").unwrap();
+    let report = h.logout().unwrap();
+    assert!(matches!(&report.refresh_token, Revocation::Failed(why) if why.contains("400 invalid_request")), "{report:?}");
+    assert!(report.forgotten, "a refusal is final: trying again would not help");
+    assert!(h.auth.token_set().is_none());
+}
+
+#[test]
+fn an_unreachable_authorization_server_keeps_or_forgets_as_asked() {
     let mut h = revoking().start();
     h.lazy_call("tools/list").unwrap();
-    let mut h2 = Scenario::new().restored(restored(&h)).on(h.server).start();
-    h2.intercept = Some(Box::new(|_req: &OutgoingRequest| {
-        Some(Err(TransportFailure { kind: TransportFailureKind::Connect, message: "connection refused".into() }))
-    }));
+    let r = restored(&h);
+    let server = h.server;
+    let down = || -> Intercept {
+        Box::new(|_req: &OutgoingRequest| {
+            Some(Err(TransportFailure { kind: TransportFailureKind::Connect, message: "connection refused".into() }))
+        })
+    };
+    let mut h2 = Scenario::new().restored(r.clone()).on(server).start();
+    h2.intercept = Some(down());
     let report = h2.logout().unwrap();
-    assert!(matches!(&report.refresh_token, Revocation::NotSent(_)), "{report:?}");
-    assert!(matches!(&report.access_token, Revocation::NotSent(_)));
-    assert!(h2.auth.token_set().is_none());
-    assert!(h2.persisted.iter().any(|p| matches!(p, Persist::ForgetTokens { .. })));
+    assert!(matches!(&report.refresh_token, Revocation::Unavailable(_)), "{report:?}");
+    assert!(!report.forgotten && h2.auth.token_set().is_some() && h2.persisted.is_empty());
     assert_eq!(h2.auth.state(), StateName::Idle);
+
+    let mut h3 = Scenario::new().restored(r).on(h2.server).start();
+    h3.intercept = Some(down());
+    let report = h3.logout_with(crate::IfUnreachable::Forget).unwrap();
+    assert!(matches!(&report.access_token, Revocation::Unavailable(_)));
+    assert!(report.forgotten && h3.auth.token_set().is_none());
+    assert!(h3.persisted.iter().any(|p| matches!(p, Persist::ForgetTokens { .. })));
 }
 
 #[test]
@@ -198,9 +234,9 @@ fn logout_is_refused_mid_flow_and_a_cancelled_logout_keeps_the_tokens() {
     h.lazy_call("tools/list").unwrap();
     // Mid-logout (waiting for the revocation answer): another logout or a token is refused.
     let now = h.now;
-    h.auth.handle_input(Input::LogoutWanted { now }).unwrap();
+    h.auth.handle_input(Input::LogoutWanted { now, if_unreachable: crate::IfUnreachable::Keep }).unwrap();
     let Output::Send(_) = h.auth.poll_output() else { panic!("a revocation request") };
-    assert!(h.auth.handle_input(Input::LogoutWanted { now }).is_err());
+    assert!(h.auth.handle_input(Input::LogoutWanted { now, if_unreachable: crate::IfUnreachable::Keep }).is_err());
     assert!(h.auth.handle_input(Input::TokenWanted { now }).is_err());
     // Cancelled (the application gave up): nothing is forgotten.
     h.auth.handle_input(Input::Cancel { now, reason: CancelReason::User }).unwrap();

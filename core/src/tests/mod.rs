@@ -294,10 +294,15 @@ impl Harness {
         }
     }
 
-    /// Logs out: plays adapter until `LoggedOut` (or `Failed`).
+    /// Logs out, keeping tokens an unreachable server could not revoke (the default).
     pub(crate) fn logout(&mut self) -> Result<crate::LogoutReport, Error> {
+        self.logout_with(crate::IfUnreachable::Keep)
+    }
+
+    /// Logs out: plays adapter until `LoggedOut` (or `Failed`).
+    pub(crate) fn logout_with(&mut self, if_unreachable: crate::IfUnreachable) -> Result<crate::LogoutReport, Error> {
         let now = self.now;
-        match self.run(Input::LogoutWanted { now })? {
+        match self.run(Input::LogoutWanted { now, if_unreachable })? {
             Ended::LoggedOut(r) => Ok(r),
             Ended::Ready(_) => panic!("a logout ended Ready"),
         }
