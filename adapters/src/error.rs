@@ -170,6 +170,8 @@ pub(crate) fn shown_url(s: &str) -> String {
     }
 }
 
+// Used by the adapters' drivers; a build without any adapter feature has none.
+#[cfg_attr(not(any(feature = "blocking", feature = "async-std", feature = "tokio")), allow(dead_code))]
 impl McpRequest {
     /// Names `req`, sent for `step`.
     pub(crate) fn of(step: &str, req: &http::Request<Vec<u8>>) -> Self {

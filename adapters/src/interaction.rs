@@ -101,13 +101,19 @@ impl Interaction {
         self.interactive && (self.on_authorization_url.is_some() || !crate::browser::is_headless(&*self.env) || self.prompt.available())
     }
 
-    /// True if the session is remote or headless and nothing else reaches the person:
-    /// [`remote_session`](Self::remote_session) if set, else no `on_authorization_url` hook and
-    /// no display (SSH, a container, CI). A login there uses the device grant when the
-    /// authorization server offers it (`"interaction": "auto"`).
+    /// True if the session is remote or headless, nothing else reaches the person, and a person
+    /// can be shown a device code: [`remote_session`](Self::remote_session) if set, else no
+    /// `on_authorization_url` hook, no display (SSH, a container), and an `on_device_code` hook
+    /// or a terminal to show the code on (a CI job has neither: it gets no device login it
+    /// would wait on for nothing). A login there uses the device grant when the authorization
+    /// server offers it (`"interaction": "auto"`).
     pub fn is_remote_session(&self) -> bool {
         self.interactive
-            && self.remote_session.unwrap_or_else(|| self.on_authorization_url.is_none() && crate::browser::is_headless(&*self.env))
+            && self.remote_session.unwrap_or_else(|| {
+                self.on_authorization_url.is_none()
+                    && crate::browser::is_headless(&*self.env)
+                    && (self.on_device_code.is_some() || self.prompt.available())
+            })
     }
 
     /// Shows a device login's code: the hook, or standard error.
@@ -115,7 +121,13 @@ impl Interaction {
         if let Some(h) = &self.on_device_code {
             return h(code);
         }
-        eprintln!("To sign in, open this page on any device:\n\n  {}\n\nand enter the code:  {}\n", code.verification_uri, code.user_code);
+        eprintln!(
+            "To sign in to {} (at {}), open this page on any device:\n\n  {}\n\nand enter the code:  {}\n",
+            crate::safe_url(code.server.as_str()),
+            crate::safe_url(&code.issuer),
+            code.verification_uri,
+            code.user_code
+        );
         if let Some(complete) = &code.verification_uri_complete {
             eprintln!("(or open {complete}, which has the code filled in)\n");
         }

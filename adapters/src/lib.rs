@@ -89,6 +89,28 @@ pub fn os_entropy() -> Result<Entropy, Error> {
     Ok(Entropy::from_bytes(b))
 }
 
+/// A URL fit for the log: no userinfo, no query (`?…` marks one), no fragment.
+pub(crate) fn safe_url(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) => {
+            let had_query = u.query().is_some();
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            if had_query {
+                format!("{u}?…")
+            } else {
+                u.to_string()
+            }
+        }
+        Err(_) => match s.find(['?', '#']) {
+            Some(i) => format!("{}?…", &s[..i]),
+            None => s.to_owned(),
+        },
+    }
+}
+
 /// The adapters' only clock (quinn's `Runtime::now`); tests replace it.
 pub trait Clock: Send + Sync {
     /// The current time.

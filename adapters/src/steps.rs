@@ -351,27 +351,7 @@ fn expiry(expires_at: Option<Timestamp>, now: Timestamp) -> String {
     }
 }
 
-/// A URL fit for the log: no userinfo, no query (`?…` marks one), no fragment.
-pub(crate) fn safe_url(s: &str) -> String {
-    match Url::parse(s) {
-        Ok(mut u) => {
-            let had_query = u.query().is_some();
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            if had_query {
-                format!("{u}?…")
-            } else {
-                u.to_string()
-            }
-        }
-        Err(_) => match s.find(['?', '#']) {
-            Some(i) => format!("{}?…", &s[..i]),
-            None => s.to_owned(),
-        },
-    }
-}
+pub(crate) use crate::safe_url;
 
 /// Free text (a reason, an error) fit for the log: any URL in it as [`safe_url`] shows it.
 fn safe_text(s: &str) -> String {

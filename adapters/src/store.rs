@@ -60,7 +60,7 @@ pub enum StoreError {
     #[error("this token store cannot list what it holds")]
     CannotList,
     /// [`TokenStore::forget`] removed entries, and the store kept returning more.
-    #[error("{}: the store still returns entries after they were forgotten", crate::steps::safe_url(server))]
+    #[error("{}: the store still returns entries after they were forgotten", crate::safe_url(server))]
     NotForgotten {
         /// The store key.
         server: String,
@@ -346,8 +346,8 @@ pub struct StoredTokens {
 impl std::fmt::Debug for StoredServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredServer")
-            .field("key", &crate::steps::safe_url(&self.key))
-            .field("server_url", &crate::steps::safe_url(&self.server_url))
+            .field("key", &crate::safe_url(&self.key))
+            .field("server_url", &crate::safe_url(&self.server_url))
             .field("clients", &self.clients)
             .field("tokens", &self.tokens)
             .finish()

@@ -346,7 +346,8 @@ fn a_device_login_from_the_terminal() {
     let status = wait(&mut child, Duration::from_secs(60));
     let seen = reader.join().unwrap();
     assert!(status.success(), "{seen}");
-    assert!(seen.contains("To sign in, open this page on any device"), "{seen}");
+    let asked = format!("To sign in to {} (at {}", srv.mcp_url(), srv.origin());
+    assert!(seen.contains(&asked) && seen.contains("open this page on any device"), "names the server and the issuer: {seen}");
     assert!(srv.lock().authorization_requests().is_empty(), "no browser login");
     let out = run(&s, &["status", &srv.mcp_url()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -53,6 +53,8 @@ pub(crate) struct RequestContext {
     pub(crate) refresh_refused: Option<(Url, Error)>,
     /// This request is a logout: what its revocations came to so far.
     pub(crate) logout: Option<crate::revocation::LogoutReport>,
+    /// The device authorization endpoint refused this client (`auto` fell back to the browser).
+    pub(crate) device_refused: bool,
     /// What this logout does with tokens it could not revoke for want of an answer.
     pub(crate) logout_if_unreachable: crate::revocation::IfUnreachable,
     /// Scopes requested in earlier authorizations (kept across requests for the step-up union).

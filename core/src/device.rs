@@ -23,19 +23,25 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 
 /// The polling interval when the server gives none (RFC 8628 §3.2).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-/// The shortest interval accepted (a server's `interval: 0` would make the client spin).
+/// The shortest interval accepted (a server's `interval: 0` would make the client spin). A
+/// longer one is the server's to ask for (§3.2: the minimum wait): the code's expiry bounds the
+/// login anyway.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// The longest interval, after any number of `slow_down` answers.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// The longest a device code is waited for, whatever its `expires_in` says.
 pub const MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 /// The longest user code shown.
 const MAX_USER_CODE: usize = 64;
 
 /// What the person must see to log in on another device. `Debug` hides the code (a code sent
-/// to someone else by a phishing page is how this grant is attacked).
+/// to someone else by a phishing page is how this grant is attacked). Show `server` and
+/// `issuer` with it (RFC 8628 §5.4): the person should only enter a code for a login they
+/// started, at the authorization server they expect.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceCode {
+    /// The MCP server the login is for.
+    pub server: Url,
+    /// The authorization server that issued the code.
+    pub issuer: String,
     /// The code to enter (printable, at most 64 characters).
     pub user_code: String,
     /// Where to enter it.
@@ -49,6 +55,8 @@ pub struct DeviceCode {
 impl fmt::Debug for DeviceCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceCode")
+            .field("server", &self.server.as_str())
+            .field("issuer", &self.issuer)
             .field("verification_uri", &self.verification_uri.as_str())
             .field("verification_uri_complete", &self.verification_uri_complete.is_some())
             .field("expires_at", &self.expires_at)
@@ -94,17 +102,23 @@ struct Raw {
 
 fn seconds(v: &Option<serde_json::Value>) -> Option<u64> {
     match v {
-        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
-/// Reads the device authorization response: `device_code`, `user_code`, `verification_uri`
-/// (HTTPS, or HTTP on loopback) and `expires_in` are required; `interval` defaults to 5 s and is
-/// kept within 1–60 s; the wait ends at `expires_in` or 30 minutes, whichever is sooner. A
-/// refusal (an OAuth error body) is [`AuthorizationError::Denied`].
-pub(crate) fn parse_device_authorization(resp: &HttpResponse, now: Timestamp) -> Result<DeviceAuthorization, Error> {
+/// Reads the device authorization response: `device_code`, `user_code` (printable ASCII: a
+/// code the person reads must be the code the server holds, with no bidi override or invisible
+/// character), `verification_uri` (HTTPS, or HTTP on loopback) and `expires_in` are required;
+/// `interval` defaults to 5 s and is at least 1 s; the wait ends at `expires_in` or 30 minutes,
+/// whichever is sooner. A refusal (an OAuth error body) is [`AuthorizationError::Denied`].
+pub(crate) fn parse_device_authorization(
+    resp: &HttpResponse,
+    now: Timestamp,
+    server: &Url,
+    issuer: &str,
+) -> Result<DeviceAuthorization, Error> {
     crate::token::check_size(resp, crate::http::Purpose::DeviceAuthorization)?;
     let invalid = |why: &str| Error::from(AuthorizationError::InvalidDeviceResponse(why.to_owned()));
     if !resp.status().is_success() {
@@ -122,8 +136,8 @@ pub(crate) fn parse_device_authorization(resp: &HttpResponse, now: Timestamp) ->
     let raw: Raw = serde_json::from_slice(resp.body()).map_err(|_| invalid("not a JSON object"))?;
     let device_code = raw.device_code.filter(|c| !c.is_empty()).ok_or_else(|| invalid("no device_code"))?;
     let user_code = raw.user_code.filter(|c| !c.is_empty()).ok_or_else(|| invalid("no user_code"))?;
-    if user_code.chars().count() > MAX_USER_CODE || user_code.chars().any(char::is_control) {
-        return Err(invalid("the user_code is too long or has control characters"));
+    if user_code.len() > MAX_USER_CODE || !user_code.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return Err(invalid("the user_code is too long or has characters other than printable ASCII"));
     }
     let uri = |field: &str, v: &str| -> Result<Url, Error> {
         let u = Url::parse(v).map_err(|_| invalid(&format!("{field} is not a URL")))?;
@@ -137,12 +151,16 @@ pub(crate) fn parse_device_authorization(resp: &HttpResponse, now: Timestamp) ->
     let verification_uri_complete = raw.verification_uri_complete.as_deref().map(|v| uri("verification_uri_complete", v)).transpose()?;
     let expires_in = seconds(&raw.expires_in).filter(|s| *s > 0).ok_or_else(|| invalid("no positive expires_in"))?;
     let wait = Duration::from_secs(expires_in).min(MAX_WAIT);
-    let interval = seconds(&raw.interval).map(Duration::from_secs).unwrap_or(DEFAULT_INTERVAL).clamp(MIN_INTERVAL, MAX_INTERVAL);
-    Ok(DeviceAuthorization {
-        device_code: DeviceSecret(device_code),
-        shown: DeviceCode { user_code, verification_uri, verification_uri_complete, expires_at: now.saturating_add(wait) },
-        interval,
-    })
+    let interval = seconds(&raw.interval).map(Duration::from_secs).unwrap_or(DEFAULT_INTERVAL).max(MIN_INTERVAL);
+    let shown = DeviceCode {
+        server: server.clone(),
+        issuer: issuer.to_owned(),
+        user_code,
+        verification_uri,
+        verification_uri_complete,
+        expires_at: now.saturating_add(wait),
+    };
+    Ok(DeviceAuthorization { device_code: DeviceSecret(device_code), shown, interval })
 }
 
 /// What a polling answer means.
@@ -152,7 +170,7 @@ pub(crate) enum Poll {
     Pending,
     /// Not yet, and poll less often (§3.5: the interval grows by 5 s).
     SlowDown,
-    /// No usable answer (no response, a 5xx, a 429): poll again after the interval.
+    /// No usable answer (no response, a 5xx, a 429): poll less often (§3.5: back off).
     Transient,
 }
 

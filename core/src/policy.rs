@@ -21,6 +21,7 @@
 use crate::authorizer::RedirectPlan;
 use crate::config::{Config, DpopMode, Flow, LoginMethod};
 use crate::context::{RequestContext, ServerContext};
+use crate::device::DEVICE_CODE_GRANT;
 use crate::discovery;
 use crate::error::{AuthorizationError, DiscoveryError, Error, RegistrationError, TokenError};
 use crate::http::is_secure_endpoint;
@@ -264,13 +265,21 @@ pub(crate) fn login_client(
 /// Whether a person's login uses the device authorization grant (RFC 8628): asked for, or
 /// `auto` in a remote session where the authorization server offers it.
 pub(crate) fn device_login(config: &Config, server: &ServerContext) -> Result<bool, Error> {
-    let offered = server.metadata.as_ref().is_some_and(|m| m.device_authorization_endpoint.is_some());
+    let offered = server.metadata.as_ref().is_some_and(device_grant_offered);
     match config.login {
         LoginMethod::Browser => Ok(false),
         LoginMethod::Device if !offered => Err(AuthorizationError::DeviceUnsupported { issuer: server.issuer.clone() }.into()),
         LoginMethod::Device => Ok(true),
-        LoginMethod::Auto => Ok(offered && config.remote_session),
+        // A metadata document's grants are its author's: `auto` does not assume the device
+        // grant is among them.
+        LoginMethod::Auto => Ok(offered && config.remote_session && config.client_metadata_url.is_none()),
     }
+}
+
+/// The server has a `device_authorization_endpoint`, and `grant_types_supported`, if given,
+/// lists the device code grant.
+pub(crate) fn device_grant_offered(m: &AuthorizationServerMetadata) -> bool {
+    m.device_authorization_endpoint.is_some() && m.grant_types_supported.as_ref().is_none_or(|g| g.iter().any(|x| x == DEVICE_CODE_GRANT))
 }
 
 /// The client a device login uses when configuration has none: a Client ID Metadata Document

@@ -750,7 +750,7 @@ impl Authorizer {
             }
             self.authorization_budget()?;
             let ctx = self.ctx()?;
-            if policy::device_login(&self.config, &ctx)? {
+            if !self.request.device_refused && policy::device_login(&self.config, &ctx)? {
                 return self.start_device_flow();
             }
             return self.start_code_flow(); // its PrepareAttempt also brings the entropy
@@ -1187,11 +1187,23 @@ impl Authorizer {
         mut login: Box<machine::DeviceLogin>,
     ) -> Result<Moved, Error> {
         let resp = result.map_err(|t| transport_error(Purpose::DeviceAuthorization, t))?;
-        let code = match crate::device::parse_device_authorization(&resp, self.now) {
+        let ctx = self.ctx()?;
+        let code = match crate::device::parse_device_authorization(&resp, self.now, &self.config.server_url, &ctx.issuer) {
             Ok(code) => code,
             Err(e) => {
-                if matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if r.error == ErrorCode::InvalidClient) {
+                let refused =
+                    |codes: &[&str]| matches!(&e, Error::Authorization(AuthorizationError::Denied(r)) if codes.contains(&r.error.as_str()));
+                if refused(&["invalid_client"]) {
                     self.drop_device_client(&login);
+                }
+                // `auto` chose the device grant on its own: a client the server does not let use
+                // it logs in with the browser (or a paste) as before.
+                if self.config.login == crate::config::LoginMethod::Auto && refused(&["unauthorized_client", "unsupported_grant_type"]) {
+                    self.request.device_refused = true;
+                    if login.registered {
+                        self.pending_client = None;
+                    }
+                    return self.start_code_flow();
                 }
                 return Err(e);
             }
@@ -1246,8 +1258,12 @@ impl Authorizer {
                 }
                 let poll = crate::device::classify(e)?;
                 let Some(code) = login.code.as_mut() else { return Err(Error::Bug("a device login polls without a code")) };
-                if matches!(poll, crate::device::Poll::SlowDown) {
-                    code.interval = (code.interval + std::time::Duration::from_secs(5)).min(crate::device::MAX_INTERVAL);
+                match poll {
+                    // §3.5: 5 s more for this and every later request.
+                    crate::device::Poll::SlowDown => code.interval += std::time::Duration::from_secs(5),
+                    // §3.5: after a timeout (or no usable answer) poll less often: exponential backoff.
+                    crate::device::Poll::Transient => code.interval = code.interval.saturating_mul(2),
+                    crate::device::Poll::Pending => {}
                 }
                 login.next_poll = self.now.saturating_add(code.interval).min(code.shown.expires_at);
                 return Ok(self.state.move_to_awaiting_device(login));
@@ -1341,7 +1357,12 @@ impl Authorizer {
         if !is_secure_endpoint(&endpoint) {
             return failed(DiscoveryError::InsecureUrl { field: "registration_endpoint", url: endpoint.to_string() });
         }
-        let metadata = ClientMetadata::native(&attempt.redirect_uri, &self.config.client_name, attempt.scope.clone());
+        let mut metadata = ClientMetadata::native(&attempt.redirect_uri, &self.config.client_name, attempt.scope.clone());
+        // One registration serves both kinds of login where the server offers both: a person
+        // who logs in at the desk and over SSH does not register anew each time.
+        if ctx.metadata.as_ref().is_some_and(policy::device_grant_offered) {
+            metadata.grant_types.insert(1, crate::device::DEVICE_CODE_GRANT.into());
+        }
         let req = registration_request(&endpoint, &metadata);
         let req = self.send(Purpose::Registration, req);
         Ok(self.state.move_to_registration(req, attempt, metadata, listening))

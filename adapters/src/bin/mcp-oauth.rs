@@ -470,7 +470,10 @@ fn interaction(no_browser: bool) -> Interaction {
     let env = i.env.clone();
     let headless = headless();
     let terminal = std::io::stdin().is_terminal();
-    i.remote_session = Some(headless);
+    // A remote session with someone at a terminal (or watching its output, as over SSH) logs in
+    // on another device when the server can; --no-browser asks for the URL and the callback.
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    i.remote_session = Some(headless && !no_browser && (terminal || !ci));
     i.on_authorization_url = Some(Arc::new(move |url: &url::Url| {
         if let Some(hint) = ssh_hint(url, &*env) {
             eprintln!("{hint}");
@@ -486,7 +489,9 @@ fn interaction(no_browser: bool) -> Interaction {
     }));
     i.on_device_code = Some(Arc::new(|code: &DeviceCode| {
         eprintln!(
-            "To sign in, open this page on any device:\n\n  {}\n\nand enter the code:  {}\n",
+            "To sign in to {} (at {}), open this page on any device:\n\n  {}\n\nand enter the code:  {}\n",
+            clean(&shown(code.server.as_str())),
+            clean(&shown(&code.issuer)),
             clean(code.verification_uri.as_str()),
             clean(&code.user_code)
         );
@@ -528,7 +533,7 @@ fn login(servers: &Servers, store: &Arc<dyn TokenStore>, target: &str, o: LoginO
     let t = servers.resolve(target)?;
     let server = with_login_options(t.server, &o)?;
     let mut config = oauth_config(&server)?;
-    config.remote_session = headless() && !o.no_browser;
+    config.remote_session = false; // the interaction says (see `interaction`)
     let key = config.store_key();
     let held = store.describe(&key).map_err(store_err)?;
     if let (Some(t), false) = (&held.tokens, o.force) {

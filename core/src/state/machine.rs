@@ -207,7 +207,7 @@ impl Phase {
 /// Where the moves that obtain a token may come from: a new request, the end of discovery,
 /// entropy for a grant, or a token endpoint's answer that calls for a new grant.
 const OBTAINING: &[StateName] =
-    &[Idle, Failed, ResourceMetadata, ServerMetadata, AwaitingPreparation, Refreshing, ClientCredentials, JwtBearer];
+    &[Idle, Failed, ResourceMetadata, ServerMetadata, AwaitingPreparation, Refreshing, ClientCredentials, JwtBearer, DeviceAuthorization];
 
 /// The machine's state. See the module docs.
 pub(crate) struct State {

@@ -17,21 +17,8 @@ fn forgot_tokens(h: &Harness) -> bool {
     h.persisted.iter().any(|p| matches!(p, Persist::ForgetTokens { .. }))
 }
 
-/// What the store would give a new process: the last registration per issuer and the last tokens.
 fn restored(h: &Harness) -> Restored {
-    let mut r = Restored::default();
-    for p in &h.persisted {
-        match p {
-            Persist::Client(c) => {
-                r.clients.retain(|x| x.issuer != c.issuer);
-                r.clients.push(c.clone());
-            }
-            Persist::ForgetClient { issuer } => r.clients.retain(|x| &x.issuer != issuer),
-            Persist::Tokens(t) => r.tokens = Some(t.clone()),
-            Persist::ForgetTokens { .. } => r.tokens = None,
-        }
-    }
-    r
+    h.stored()
 }
 
 /// A new process on the same store and the same server.

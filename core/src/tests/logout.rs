@@ -11,21 +11,8 @@ fn revoking() -> Scenario {
     Scenario::new().server(|o| o.revocation = true)
 }
 
-/// What the store would give a new process.
 fn restored(h: &Harness) -> Restored {
-    let mut r = Restored::default();
-    for p in &h.persisted {
-        match p {
-            Persist::Client(c) => {
-                r.clients.retain(|x| x.issuer != c.issuer);
-                r.clients.push(c.clone());
-            }
-            Persist::ForgetClient { issuer } => r.clients.retain(|x| &x.issuer != issuer),
-            Persist::Tokens(t) => r.tokens = Some(t.clone()),
-            Persist::ForgetTokens { .. } => r.tokens = None,
-        }
-    }
-    r
+    h.stored()
 }
 
 fn revocations(h: &Harness) -> Vec<Vec<(String, String)>> {

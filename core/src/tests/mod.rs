@@ -29,6 +29,7 @@ mod restored;
 mod review2_lifecycle;
 mod review3_lifecycle;
 mod review6;
+mod review_device;
 mod review_lifecycle;
 mod review_logout;
 mod review_spec;
@@ -87,6 +88,8 @@ pub(crate) struct Harness {
     /// deny (`false`), or nothing (`None`).
     pub(crate) device_person: Option<(usize, bool)>,
     device_polls: usize,
+    /// What the store held when the harness started.
+    initial: Restored,
 }
 
 /// A stand-in for the network in front of the server: `Some` answers the request instead.
@@ -235,7 +238,7 @@ impl Scenario {
         };
         let now = Timestamp::from_secs(1_700_000_000);
         Harness {
-            auth: Authorizer::new(c, self.restored, now).expect("config"),
+            auth: Authorizer::new(c, self.restored.clone(), now).expect("config"),
             server,
             now,
             browser: self.browser,
@@ -255,7 +258,28 @@ impl Scenario {
             device_codes: Vec::new(),
             device_person: Some((0, true)),
             device_polls: 0,
+            initial: self.restored.clone(),
         }
+    }
+}
+
+/// What the store would give a new process: what it held at the start, with everything
+/// persisted since (the last registration per issuer and the last tokens).
+impl Harness {
+    pub(crate) fn stored(&self) -> Restored {
+        let mut r = self.initial.clone();
+        for p in &self.persisted {
+            match p {
+                Persist::Client(c) => {
+                    r.clients.retain(|x| x.issuer != c.issuer);
+                    r.clients.push(c.clone());
+                }
+                Persist::ForgetClient { issuer } => r.clients.retain(|x| &x.issuer != issuer),
+                Persist::Tokens(t) => r.tokens = Some(t.clone()),
+                Persist::ForgetTokens { .. } => r.tokens = None,
+            }
+        }
+        r
     }
 }
 

@@ -4,21 +4,8 @@ use super::*;
 use crate::http::{TransportFailure, TransportFailureKind};
 use crate::revocation::Revocation;
 
-/// What the store would give a new process.
 fn restored(h: &Harness) -> Restored {
-    let mut r = Restored::default();
-    for p in &h.persisted {
-        match p {
-            Persist::Client(c) => {
-                r.clients.retain(|x| x.issuer != c.issuer);
-                r.clients.push(c.clone());
-            }
-            Persist::ForgetClient { issuer } => r.clients.retain(|x| &x.issuer != issuer),
-            Persist::Tokens(t) => r.tokens = Some(t.clone()),
-            Persist::ForgetTokens { .. } => r.tokens = None,
-        }
-    }
-    r
+    h.stored()
 }
 
 /// After a restart, logout discovers the authorization server through the MCP server (its
