@@ -143,6 +143,9 @@ impl Interaction {
             return h(url);
         }
         if crate::browser::is_headless(&*self.env) {
+            if let Some(forward) = crate::browser::ssh_port_forward(url, &*self.env) {
+                eprintln!("This is an SSH session: to let your own browser reach this program, run on your computer\n\n  {forward}\n\nthen open the URL there.\n");
+            }
             return UrlHandled::NotOpened("headless session: no display, SSH or CI".into());
         }
         match crate::browser::open(url) {

@@ -503,25 +503,11 @@ fn interaction(no_browser: bool) -> Interaction {
     i
 }
 
-/// In an SSH session (`SSH_CONNECTION`): the command that forwards the callback port of the
-/// authorization URL's `redirect_uri` from the person's computer to this one.
+/// In an SSH session: the `ssh -L` command for the callback port, with what to do with it.
 fn ssh_hint(url: &url::Url, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    let conn = env("SSH_CONNECTION")?;
-    let fields: Vec<&str> = conn.split_whitespace().collect();
-    let (server_ip, server_port) = (fields.get(2)?, fields.get(3)?);
-    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned())?;
-    let redirect = url::Url::parse(&redirect).ok()?;
-    let port = redirect.port()?;
-    let host = match redirect.host()? {
-        url::Host::Ipv6(ip) => format!("[{ip}]"),
-        h => h.to_string(),
-    };
-    let user = env("USER").or_else(|| env("LOGNAME")).map(|u| format!("{u}@")).unwrap_or_default();
-    let p = if *server_port == "22" { String::new() } else { format!(" -p {server_port}") };
-    let server_ip = if server_ip.contains(':') { format!("[{server_ip}]") } else { (*server_ip).to_owned() };
+    let forward = mcp_oauth_client::browser::ssh_port_forward(url, env)?;
     Some(clean(&format!(
-        "This is an SSH session: to let your own browser reach the callback, run on your computer\n\n  \
-         ssh -N -L {port}:{host}:{port}{p} {user}{server_ip}\n\nthen open the URL there."
+        "This is an SSH session: to let your own browser reach the callback, run on your computer\n\n  {forward}\n\nthen open the URL there."
     )))
 }
 
