@@ -72,7 +72,9 @@ pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
 pub use mcp_oauth_core::secret::ClientSecret;
 pub use mcp_oauth_core::{Authorization, Blame, ClientKind, Config, Flow, OAuthConfig, Persist, Restored, Timestamp, TokenSet, Url};
-pub use store::{Distrust, FileStore, MemoryStore, StoreError, StoredClient, StoredServer, StoredTokens, TokenStore};
+#[cfg(feature = "keyring")]
+pub use store::{AutoStore, KeyringBackend, KeyringStore};
+pub use store::{Distrust, FileStore, KeyringFailure, MemoryStore, StoreError, StoredClient, StoredServer, StoredTokens, TokenStore};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to
 // example.com), so the README cannot drift from the API.

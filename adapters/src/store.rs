@@ -6,6 +6,10 @@
 //!   processes, so two processes never clobber each other or refresh with the same rotating
 //!   refresh token at once. A corrupt or half-written file is skipped with a warning; it never
 //!   affects another server's entry.
+//! * `KeyringStore` (feature `keyring`): the secrets in the OS keyring (Keychain, Credential
+//!   Manager, Secret Service, kernel keyutils), an index and the lock in files as above; and
+//!   `auto`, which takes the keyring when it answers and the `FileStore` otherwise. See the
+//!   `keyring` module (built with the feature).
 //!
 //! # What a `FileStore` trusts (Unix)
 //!
@@ -44,6 +48,49 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
+#[cfg(feature = "keyring")]
+pub mod keyring;
+#[cfg(feature = "keyring")]
+pub use keyring::{auto, AutoStore, KeyringBackend, KeyringStore};
+
+/// Why a `KeyringStore`'s OS keyring failed ([`StoreError::Keyring`]). Never carries what an
+/// item holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyringFailure {
+    /// No answer in time: a locked keyring waiting on a password prompt nobody sees, or a
+    /// D-Bus service that hangs.
+    Timeout {
+        /// How long it waited.
+        after: std::time::Duration,
+    },
+    /// The keyring cannot be reached or used here: no D-Bus session or Secret Service, access
+    /// denied, or a keyring this platform does not have.
+    Unavailable(String),
+    /// An item is too large for this keyring.
+    TooLong(String),
+    /// An item holds data that is not what this store wrote.
+    Corrupt,
+    /// Any other failure the keyring reported.
+    Failed(String),
+}
+
+impl std::fmt::Display for KeyringFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyringFailure::Timeout { after } => write!(
+                f,
+                "no answer in {} s (a locked keyring waiting for its password?); unlock it, or use the file store",
+                after.as_secs_f32()
+            ),
+            KeyringFailure::Unavailable(why) => write!(f, "not available: {why}"),
+            KeyringFailure::TooLong(what) => write!(f, "an item is too large: {what}"),
+            KeyringFailure::Corrupt => f.write_str("an item holds data this store did not write"),
+            KeyringFailure::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
 /// A store failure. Messages name the file, never its contents.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,6 +115,15 @@ pub enum StoreError {
     /// No per-user directory could be determined (no HOME).
     #[error("no per-user data directory (set HOME or XDG_DATA_HOME, or pass a directory)")]
     NoDirectory,
+    /// The OS keyring of a `KeyringStore` failed or did not answer. Nothing was lost: what
+    /// the keyring holds stays there, and a call can be retried once it answers.
+    #[error("{backend}: {reason}")]
+    Keyring {
+        /// Which keyring (`KeyringBackend::name`).
+        backend: &'static str,
+        /// What went wrong.
+        reason: KeyringFailure,
+    },
     /// A directory or file of the store could have been made or changed by another user, so
     /// the store refuses to use it. Fix the path (or choose another store directory).
     #[error("{}: refusing to use it: {reason}", path.display())]
@@ -211,7 +267,7 @@ impl OpenFailure {
 
 /// Checks a directory of the store; `Ok(false)` if it does not exist. `follow`: the path may be
 /// a link to a trusted directory (the store directory, which the user chose).
-fn check_dir(path: &Path, follow: bool) -> Result<bool, StoreError> {
+pub(crate) fn check_dir(path: &Path, follow: bool) -> Result<bool, StoreError> {
     let m = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) };
     match m {
         Ok(m) => judge(Want::Dir, &m).map(|()| true).map_err(|reason| StoreError::Untrusted { path: path.to_owned(), reason }),
@@ -355,7 +411,7 @@ impl std::fmt::Debug for StoredServer {
 }
 
 impl StoredServer {
-    fn of(key: &str, r: &Restored) -> Self {
+    pub(crate) fn of(key: &str, r: &Restored) -> Self {
         // The principal is free text (`app:<client_name>` may hold a `#`); the URL has none.
         let server_url = key.split_once('#').map_or(key, |(url, _)| url).to_owned();
         let clients = r
@@ -387,7 +443,7 @@ impl StoredServer {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     #[serde(default)]
     version: u32,
     server: String,
@@ -414,7 +470,7 @@ impl Entry {
     }
 }
 
-fn issuer_of(p: &Persist) -> &str {
+pub(crate) fn issuer_of(p: &Persist) -> &str {
     match p {
         Persist::Client(c) => &c.issuer,
         Persist::ForgetClient { issuer } | Persist::ForgetTokens { issuer } => issuer,
@@ -495,7 +551,7 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
     Ok(own)
 }
 
-fn restored(entries: impl IntoIterator<Item = Entry>) -> Restored {
+pub(crate) fn restored(entries: impl IntoIterator<Item = Entry>) -> Restored {
     let mut r = Restored::default();
     for e in entries {
         if let Some(c) = e.client {
@@ -580,10 +636,10 @@ impl TokenStore for MemoryStore {
 /// A store of JSON files in a per-user directory.
 #[derive(Debug, Clone)]
 pub struct FileStore {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
-fn hex16(s: &str) -> String {
+pub(crate) fn hex16(s: &str) -> String {
     Sha256::digest(s.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -632,7 +688,7 @@ impl FileStore {
 
     /// Creates (0700) and checks the store directory and the server's directory; returns the
     /// latter.
-    fn ensure_dirs(&self, server: &str) -> Result<PathBuf, StoreError> {
+    pub(crate) fn ensure_dirs(&self, server: &str) -> Result<PathBuf, StoreError> {
         let mut b = fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
@@ -656,6 +712,11 @@ impl FileStore {
     /// Reads one entry; `None` (with a warning naming the path, never the contents) when it is
     /// missing, unreadable, corrupt, or not trusted.
     fn read_entry(path: &Path) -> Option<Entry> {
+        Self::read_json(path)
+    }
+
+    /// Reads one JSON file of the store, as [`read_entry`](Self::read_entry) does.
+    pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
         let mut f = match open_checked(path, fs::OpenOptions::new().read(true)) {
             Ok(f) => f,
             Err(OpenFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => return None,
@@ -673,7 +734,7 @@ impl FileStore {
             log::warn!("mcp-oauth: cannot read token file {}: {e}; ignoring it", path.display());
             return None;
         }
-        match serde_json::from_slice::<Entry>(&bytes) {
+        match serde_json::from_slice::<T>(&bytes) {
             Ok(e) => Some(e),
             Err(e) => {
                 // The position only: serde's message can quote a value, and values here are secrets.
@@ -685,7 +746,7 @@ impl FileStore {
 
     /// Removes temp files a crashed writer left behind (older than a minute: no live writer
     /// takes that long, and writers hold the lock anyway).
-    fn sweep_temp_files(dir: &Path) {
+    pub(crate) fn sweep_temp_files(dir: &Path) {
         let Ok(rd) = fs::read_dir(dir) else { return };
         for f in rd.flatten() {
             let stale =
@@ -723,7 +784,7 @@ impl FileStore {
     /// Writes `bytes` to `path` atomically: a new 0600 temp file in the same directory, fsync,
     /// rename over the target (a link or file planted there is replaced, not written through),
     /// fsync the directory.
-    fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let (tmp, mut f) = Self::create_temp(dir).map_err(io_err(dir))?;
         let result = (|| {

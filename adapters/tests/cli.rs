@@ -374,3 +374,127 @@ fn an_unreachable_authorization_server_keeps_the_tokens_until_forget() {
     assert!(text(&out.stdout).starts_with("logged out of"), "{}", text(&out.stdout));
     assert_eq!(run(&s, &["status", &url]).status.code(), Some(3), "forgotten");
 }
+
+/// A D-Bus "session bus" that accepts connections and never answers (a hung daemon, or a
+/// keyring waiting on a prompt nobody sees). Returns its address.
+#[cfg(target_os = "linux")]
+fn silent_bus(s: &Scratch) -> String {
+    let path = s.0.join("bus");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    format!("unix:path={}", path.display())
+}
+
+/// The whole session on the kernel keyutils keyring: the tokens are in the keyring, the files
+/// beside it hold no secret, and status names the keyring.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_session_on_the_keyutils_keyring() {
+    let srv = server(|o| o.revocation = true);
+    let s = Scratch::new("keyring");
+    let url = srv.mcp_url();
+    let keyring = ["--store", "keyring", "--keyring", "keyutils"];
+    let (out, _) = login_via_browser(&s, &[&keyring[..], &["login", &url, "--no-browser"]].concat());
+    assert!(out.status.success(), "login failed: {}", text(&out.stderr));
+    assert!(FileStore::new(s.store()).servers().unwrap().is_empty(), "nothing went to the file store");
+
+    let out = run(&s, &[&keyring[..], &["status", &url]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("keyring: kernel keyutils"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("kept until reboot"), "{}", text(&out.stdout));
+    let out = run(&s, &[&keyring[..], &["token", &url]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim_end().to_owned();
+    assert_eq!(mcp_status_with(&url, &format!("Bearer {token}")), 200);
+    // No file under the store directory holds the token.
+    let mut stack = vec![s.store()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                let body = std::fs::read(e.path()).unwrap();
+                assert!(!body.windows(token.len()).any(|w| w == token.as_bytes()), "{} holds the token", e.path().display());
+            }
+        }
+    }
+    assert!(files >= 2, "an index file and a lock file");
+
+    let out = run(&s, &[&keyring[..], &["call", &url, "echo", r#"{"text":"from the keyring"}"#]].concat());
+    assert!(text(&out.stdout).contains("from the keyring"), "{}", text(&out.stderr));
+    let out = run(&s, &[&keyring[..], &["logout", &url]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("access token revoked"), "{}", text(&out.stdout));
+    assert_eq!(run(&s, &[&keyring[..], &["status", &url]].concat()).status.code(), Some(3));
+    assert_eq!(srv.lock().authorization_requests().len(), 1);
+}
+
+/// `--store auto` (the default): the keyring when it answers, with the file store's logins
+/// moved into it; files when it does not answer, within the timeout, saying why; a command
+/// on an explicit keyring that does not answer fails (exit 2) without starting a login.
+#[cfg(target_os = "linux")]
+#[test]
+fn auto_takes_the_keyring_that_answers_and_falls_back_from_one_that_does_not() {
+    let srv = server(|_| {});
+    let s = Scratch::new("auto");
+    let url = srv.mcp_url();
+    let (out, _) = login_via_browser(&s, &["login", &url, "--no-browser"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(FileStore::new(s.store()).servers().unwrap().len(), 1);
+
+    // A session bus that never answers: auto falls back to the files, in about the timeout.
+    let bus = silent_bus(&s);
+    let started = std::time::Instant::now();
+    let out = cli(&s, &["--store", "auto", "status", &url])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("MCP_OAUTH_KEYRING_TIMEOUT", "1")
+        .env_remove("MCP_OAUTH_KEYRING")
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("files in") && shown.contains("Secret Service: no answer in 1 s"), "{shown}");
+    assert!(shown.contains("chosen by --store auto"), "{shown}");
+
+    // No D-Bus session at all (SSH, a container): files at once, saying so.
+    let out = cli(&s, &["--store", "auto", "status", &url])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", s.store())
+        .env_remove("MCP_OAUTH_KEYRING")
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("no D-Bus session"), "{}", text(&out.stdout));
+
+    // A keyring that answers: the login moves into it, once, and keeps working.
+    let out = run(&s, &["--store", "auto", "--keyring", "keyutils", "status", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Moved 1 login(s) from files into the kernel keyutils"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("keyring: kernel keyutils"), "{}", text(&out.stdout));
+    assert!(FileStore::new(s.store()).servers().unwrap().is_empty(), "the files no longer hold it");
+    // The same keyring behind a Secret Service that does not answer: a clear failure, within
+    // the timeout, and no login is started.
+    let before = srv.lock().log.len();
+    let out = cli(&s, &["--store", "keyring", "--keyring", "secret-service", "token", &url])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("MCP_OAUTH_KEYRING_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Secret Service: no answer in 1 s"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_eq!(srv.lock().log.len(), before, "no request reached the server");
+
+    let out = run(&s, &["--store", "auto", "--keyring", "keyutils", "call", &url, "echo", r#"{"text":"moved"}"#]);
+    assert!(text(&out.stdout).contains("moved"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("Moved"), "moved only once: {}", text(&out.stderr));
+    assert_eq!(srv.lock().authorization_requests().len(), 1, "no second login");
+    assert_eq!(run(&s, &["--store", "auto", "--keyring", "keyutils", "logout", &url, "--forget"]).status.code(), Some(0));
+}

@@ -4,13 +4,11 @@
 //! again.
 
 mod common;
+mod store_contract;
 use common::*;
-use mcp_oauth_client::{ClientKind, FileStore, MemoryStore, StoreError, TokenStore};
+use mcp_oauth_client::{FileStore, MemoryStore, StoreError, TokenStore};
 use std::sync::Arc;
-
-fn oauth_requests(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
-    s.lock().log.iter().filter(|r| r.target != "/mcp").count()
-}
+use store_contract::lists_describes_and_forgets;
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-oauth-listing-{}-{tag}", std::process::id()));
@@ -18,52 +16,18 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-/// The contract, on any store that can list.
-fn lists_describes_and_forgets(store: Arc<dyn TokenStore>) {
-    let (a, b) = (server(|o| o.refresh_tokens = true), server(|_| {}));
-    assert_eq!(store.servers().unwrap(), Vec::<String>::new(), "a new store holds nothing");
-    let (i, _) = following_browser();
-    for s in [&a, &b] {
-        Adapter::Blocking.with_oauth(config(s), store.clone(), i.clone()).unwrap().list_tools().unwrap();
-    }
-    let (key_a, key_b) = (config(&a).store_key(), config(&b).store_key());
-    let mut want = vec![key_a.clone(), key_b.clone()];
-    want.sort();
-    assert_eq!(store.servers().unwrap(), want, "both servers are listed by the keys `load` takes");
+#[test]
+fn memory_store_round_trips_and_locks() {
+    store_contract::round_trips(&MemoryStore::new());
+    store_contract::lock_excludes(Arc::new(MemoryStore::new()));
+}
 
-    let held = store.describe(&key_a).unwrap();
-    assert_eq!(held.key, key_a);
-    assert_eq!(held.server_url, a.mcp_url());
-    assert_eq!(held.clients.len(), 1, "{held:?}");
-    assert_eq!(held.clients[0].issuer, a.origin());
-    assert_eq!(held.clients[0].kind, ClientKind::Dynamic);
-    let tokens = held.tokens.clone().expect("tokens are held");
-    assert_eq!(tokens.issuer, a.origin());
-    assert_eq!(tokens.client_id.as_deref(), Some(held.clients[0].client_id.as_str()));
-    assert!(tokens.refresh_token, "{tokens:?}");
-    assert!(!tokens.dpop_bound);
-    assert!(!tokens.scopes.is_empty(), "{tokens:?}");
-    assert!(tokens.expires_at.is_some_and(|t| t > tokens.obtained_at), "{tokens:?}");
-    // Nothing secret in what is shown: the stored token and refresh token appear nowhere.
-    let stored = store.load(&key_a).unwrap().tokens.unwrap();
-    let shown = format!("{held:?}");
-    assert!(!shown.contains(stored.access_token.secret()), "{shown}");
-    assert!(!shown.contains(stored.refresh_token.as_ref().unwrap().secret()), "{shown}");
-
-    // Forgetting one server leaves the other, and returns what was held.
-    let forgotten = store.forget(&key_a).unwrap();
-    assert_eq!(forgotten, held);
-    assert!(store.describe(&key_a).unwrap().is_empty());
-    assert_eq!(store.servers().unwrap(), vec![key_b.clone()]);
-    assert!(store.forget(&key_a).unwrap().is_empty(), "forgetting again is a no-op");
-
-    // The forgotten server logs in again (a new registration and tokens); the other does not.
-    let (before_a, before_b) = (oauth_requests(&a), oauth_requests(&b));
-    Adapter::Blocking.with_oauth(config(&a), store.clone(), i.clone()).unwrap().list_tools().unwrap();
-    Adapter::Blocking.with_oauth(config(&b), store.clone(), i).unwrap().list_tools().unwrap();
-    assert!(a.lock().log[..].iter().filter(|r| r.target == "/register").count() >= 2, "registered again");
-    assert!(oauth_requests(&a) > before_a, "the forgotten server logged in again");
-    assert_eq!(oauth_requests(&b), before_b, "the other server kept its tokens");
+#[test]
+fn file_store_round_trips_and_locks() {
+    let dir = temp_dir("round-trips");
+    store_contract::round_trips(&FileStore::new(&dir));
+    store_contract::lock_excludes(Arc::new(FileStore::new(&dir)));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

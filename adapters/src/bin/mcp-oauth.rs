@@ -12,7 +12,8 @@ use mcp_oauth_client::core::device::DeviceCode;
 use mcp_oauth_client::core::{Blame, Flow, IfUnreachable, LoginMethod, LogoutReport, Revocation};
 use mcp_oauth_client::interaction::UrlHandled;
 use mcp_oauth_client::{
-    ClientKind, Config, Error, FileStore, Interaction, MemoryStore, OAuthConfig, Persist, ServerConfig, StoredServer, TokenStore,
+    ClientKind, Config, Error, FileStore, Interaction, KeyringBackend, KeyringStore, MemoryStore, OAuthConfig, Persist, ServerConfig,
+    StoredServer, TokenStore,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -49,8 +50,15 @@ COMMANDS:
   call <url|name> <tool> [JSON]  call a tool with these arguments (default {})
 
 GLOBAL OPTIONS:
-  --store auto|file|memory  where credentials live (env MCP_OAUTH_STORE; default auto = file)
-  --store-dir DIR           the file store's directory
+  --store auto|keyring|file|memory
+                            where credentials live (env MCP_OAUTH_STORE). auto (the default):
+                            the OS keyring when it answers, else files; status shows which
+  --keyring platform|secret-service|keyutils
+                            which keyring (env MCP_OAUTH_KEYRING; default platform: Keychain,
+                            Credential Manager, Secret Service). keyutils, the Linux kernel's,
+                            needs no daemon but keeps items only until reboot
+                            (env MCP_OAUTH_KEYRING_TIMEOUT: seconds a keyring may take, 10)
+  --store-dir DIR           the file store's directory (and the keyring's index)
   --config FILE             servers by name, in the mcpServers JSON shape MCP clients use
                             (default: $XDG_CONFIG_HOME/mcp-oauth/servers.json)
   --json                    machine-readable output (status, tools, call, logout)
@@ -111,6 +119,7 @@ impl From<lexopt::Error> for Failure {
 #[derive(Default)]
 struct Global {
     store: Option<String>,
+    keyring: Option<String>,
     store_dir: Option<PathBuf>,
     config: Option<PathBuf>,
     json: bool,
@@ -174,6 +183,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
             }
             Long("store") => g.store = Some(string(p.value()?)?),
             Long("store-dir") => g.store_dir = Some(p.value()?.into()),
+            Long("keyring") => g.keyring = Some(string(p.value()?)?),
             Long("config") => g.config = Some(p.value()?.into()),
             Long("json") => g.json = true,
             Long("all") => all = true,
@@ -231,21 +241,53 @@ fn run(args: Vec<OsString>) -> Result<u8, Failure> {
 // ---- Stores ---------------------------------------------------------------------------------
 
 fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
-    let kind = g.store.clone().or_else(|| std::env::var("MCP_OAUTH_STORE").ok().filter(|v| !v.is_empty())).unwrap_or_else(|| "auto".into());
-    let file = || -> Result<(Arc<dyn TokenStore>, String), Failure> {
-        let dir = match &g.store_dir {
-            Some(d) => d.clone(),
-            None => FileStore::default_dir().map_err(|e| Failure::usage(format!("{e}: give --store-dir")))?,
-        };
-        Ok((Arc::new(FileStore::new(&dir)), format!("file ({})", dir.display())))
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let kind = g.store.clone().or_else(|| env("MCP_OAUTH_STORE")).unwrap_or_else(|| "auto".into());
+    let dir = || match &g.store_dir {
+        Some(d) => Ok(d.clone()),
+        None => FileStore::default_dir().map_err(|e| Failure::usage(format!("{e}: give --store-dir"))),
     };
+    let backend = match g.keyring.clone().or_else(|| env("MCP_OAUTH_KEYRING")) {
+        None => KeyringBackend::Platform,
+        Some(b) => KeyringBackend::parse(&b)
+            .ok_or_else(|| Failure::usage(format!("unknown keyring `{b}`: platform, secret-service or keyutils")))?,
+    };
+    let timeout = match env("MCP_OAUTH_KEYRING_TIMEOUT") {
+        None => mcp_oauth_client::store::keyring::DEFAULT_TIMEOUT,
+        Some(t) => t
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t <= 3600.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| Failure::usage(format!("MCP_OAUTH_KEYRING_TIMEOUT={t}: give seconds, more than 0")))?,
+    };
+    let until_reboot = if backend == KeyringBackend::KeyUtils { "; kept until reboot" } else { "" };
     match kind.as_str() {
-        "file" => file(),
-        // No keyring store in this build yet: auto is the file store, and says so.
-        "auto" => file().map(|(s, shown)| (s, format!("{shown}, chosen by --store auto"))),
+        "file" => {
+            let dir = dir()?;
+            Ok((Arc::new(FileStore::new(&dir)), format!("file ({})", dir.display())))
+        }
+        "auto" => {
+            let chosen = mcp_oauth_client::store::auto(dir()?, backend, timeout);
+            if !chosen.moved.is_empty() {
+                eprintln!("Moved {} login(s) from files into the {}.", chosen.moved.len(), backend.name());
+            }
+            let shown = match chosen.keyring {
+                Some(_) => format!("keyring: {}{until_reboot}, chosen by --store auto", chosen.description),
+                None => format!("{}, chosen by --store auto", chosen.description),
+            };
+            Ok((chosen.store, shown))
+        }
+        "keyring" => {
+            let index = match &g.store_dir {
+                Some(d) => d.join("keyring-index"),
+                None => KeyringStore::default_index_dir().map_err(|e| Failure::usage(format!("{e}: give --store-dir")))?,
+            };
+            let store = KeyringStore::new(&index, backend).with_timeout(timeout);
+            Ok((Arc::new(store), format!("keyring: {} (index in {}){until_reboot}", backend.name(), index.display())))
+        }
         "memory" => Ok((Arc::new(MemoryStore::new()), "memory (this process only)".into())),
-        "keyring" => Err(Failure::usage("this build has no keyring store: use --store file")),
-        other => Err(Failure::usage(format!("unknown store `{other}`: auto, file or memory"))),
+        other => Err(Failure::usage(format!("unknown store `{other}`: auto, keyring, file or memory"))),
     }
 }
 

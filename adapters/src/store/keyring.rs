@@ -1,0 +1,642 @@
+//! [`KeyringStore`]: secrets in the OS credential store, an index and the lock in files.
+//!
+//! Each (MCP server, issuer) entry (its registration and tokens, serialized as a [`FileStore`]
+//! writes them) lives in the keyring, split into items of at most [`CHUNK`] bytes: a Windows
+//! credential holds 2,560 bytes, and tokens with an ID token and a DPoP key can be longer. A
+//! small index file per entry, in a private directory laid out as a [`FileStore`]'s, names the
+//! items and their SHA-256 and holds nothing secret. It is what makes the store work as the
+//! others do:
+//!
+//! * a write puts the new items under a fresh random name, then replaces the index file
+//!   atomically (the commit), then deletes the old items: a crash leaves the old entry or the
+//!   new one, never a mix, and a reader never sees half of a write;
+//! * the file lock next to the index serializes processes, so cross-process single flight holds
+//!   as it does for files;
+//! * [`servers`](TokenStore::servers) lists from the index, without asking the keyring (no
+//!   unlock prompt for a listing).
+//!
+//! Every keyring call runs on its own thread with a deadline (10 s by default): a keyring that
+//! waits on an unlock prompt nobody sees fails with [`KeyringFailure::Timeout`] instead of
+//! hanging the caller. A keyring failure is a [`StoreError::Keyring`]; nothing is forgotten
+//! because of it, and the call can be retried.
+
+use super::{
+    check_dir, hex16, io_err, issuer_of, restored, Entry, FileStore, KeyringFailure, StoreError, StoreLock, StoredServer, TokenStore,
+};
+use keyring_core::{CredentialStore, Error as KrError};
+use mcp_oauth_core::{Persist, Restored};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows, all(unix, not(any(target_os = "ios", target_os = "android"))))))]
+compile_error!(
+    "mcp-oauth-client's `keyring` feature has no OS credential store for this target \
+     (it supports Linux and the BSDs, macOS and Windows): build without it and use FileStore"
+);
+
+/// The most bytes one keyring item holds (a Windows credential holds 2,560).
+pub const CHUNK: usize = 2000;
+
+/// How long a keyring call may take before it fails with [`KeyringFailure::Timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The keyring service name items are filed under.
+pub const DEFAULT_SERVICE: &str = "mcp-oauth";
+
+/// Which OS credential store a [`KeyringStore`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyringBackend {
+    /// The platform's own: the macOS Keychain, the Windows Credential Manager, the Secret
+    /// Service (GNOME Keyring, KWallet, KeePassXC) on Linux and the BSDs.
+    #[default]
+    Platform,
+    /// The freedesktop Secret Service over the D-Bus session bus (Linux and the BSDs).
+    SecretService,
+    /// The Linux kernel's key retention service (keyutils): needs no daemon and works headless,
+    /// over SSH and in containers, but lives in memory: items last until reboot (and the
+    /// per-user persistent keyring expires after days unused, three by default).
+    KeyUtils,
+}
+
+impl KeyringBackend {
+    /// The backend this one stands for on this platform ([`Platform`](Self::Platform) named).
+    fn resolved(self) -> KeyringBackend {
+        match self {
+            KeyringBackend::Platform if cfg!(any(target_os = "macos", windows)) => KeyringBackend::Platform,
+            KeyringBackend::Platform => KeyringBackend::SecretService,
+            other => other,
+        }
+    }
+
+    /// A name for messages: "macOS Keychain", "Windows Credential Manager", "Secret Service",
+    /// "kernel keyutils".
+    pub fn name(self) -> &'static str {
+        match self.resolved() {
+            KeyringBackend::Platform if cfg!(target_os = "macos") => "macOS Keychain",
+            KeyringBackend::Platform => "Windows Credential Manager",
+            KeyringBackend::SecretService => "Secret Service",
+            KeyringBackend::KeyUtils => "kernel keyutils",
+        }
+    }
+
+    /// Parses `platform` (or `default`), `secret-service` or `keyutils`.
+    pub fn parse(s: &str) -> Option<KeyringBackend> {
+        match s {
+            "platform" | "default" => Some(KeyringBackend::Platform),
+            "secret-service" | "secret_service" => Some(KeyringBackend::SecretService),
+            "keyutils" => Some(KeyringBackend::KeyUtils),
+            _ => None,
+        }
+    }
+
+    fn open(self) -> Result<Arc<CredentialStore>, KrError> {
+        match self.resolved() {
+            #[cfg(target_os = "macos")]
+            KeyringBackend::Platform => Ok(apple_native_keyring_store::keychain::Store::new()?),
+            #[cfg(windows)]
+            KeyringBackend::Platform => Ok(windows_native_keyring_store::Store::new()?),
+            #[cfg(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android"))))]
+            KeyringBackend::SecretService => {
+                // Without a session bus there is nothing to ask: say so plainly (zbus would
+                // otherwise look for a bus at a default path and report a socket error).
+                if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| !Path::new(&d).join("bus").exists())
+                {
+                    return Err(KrError::NotSupportedByStore("no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)".into()));
+                }
+                Ok(zbus_secret_service_keyring_store::Store::new()?)
+            }
+            #[cfg(target_os = "linux")]
+            KeyringBackend::KeyUtils => {
+                join_session_keyring()?;
+                Ok(linux_keyutils_keyring_store::Store::new()?)
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(KrError::NotSupportedByStore(format!("{} is not on this platform", other.name()))),
+        }
+    }
+}
+
+/// Gives the calling thread a session keyring when it has none (a no-op otherwise).
+///
+/// A thread started outside a login session (a service, a container, `su`, and every worker
+/// thread of this store, which inherit none) has no session keyring. The keyutils store would
+/// then resolve the user's default session keyring, while its linking of the persistent keyring
+/// makes the kernel create a new session keyring for the thread: the first item goes into a
+/// keyring the thread no longer possesses, and fails with "access denied". Joining first avoids
+/// that; items stay reachable from other threads and later processes through the user's
+/// persistent keyring, where the store links them.
+fn join_session_keyring() -> Result<(), KrError> {
+    #[cfg(target_os = "linux")]
+    linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true)
+        .map_err(|e| KrError::NoStorageAccess(Box::new(e)))?;
+    Ok(())
+}
+
+/// What a keyring error says, without any bytes an item held (keyring-core's `BadEncoding` and
+/// `BadDataFormat` carry them).
+fn failure(e: KrError) -> KeyringFailure {
+    match e {
+        KrError::NoStorageAccess(p) => KeyringFailure::Unavailable(p.to_string()),
+        KrError::NoDefaultStore => KeyringFailure::Unavailable("no credential store".into()),
+        KrError::NotSupportedByStore(s) => KeyringFailure::Unavailable(s),
+        KrError::PlatformFailure(p) => KeyringFailure::Failed(p.to_string()),
+        KrError::BadEncoding(_) | KrError::BadDataFormat(..) => KeyringFailure::Corrupt,
+        KrError::TooLong(what, max) => KeyringFailure::TooLong(format!("{what} is longer than {max}")),
+        KrError::Invalid(what, why) => KeyringFailure::Failed(format!("{what}: {why}")),
+        KrError::BadStoreFormat(s) => KeyringFailure::Failed(s),
+        KrError::NoEntry => KeyringFailure::Failed("an item is missing".into()),
+        KrError::Ambiguous(_) => KeyringFailure::Failed("several items match one name".into()),
+        _ => KeyringFailure::Failed("an unknown keyring error".into()),
+    }
+}
+
+/// One entry's index file: where its items are, and their digest. Nothing secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Index {
+    version: u32,
+    server: String,
+    issuer: String,
+    /// The random name of this version of the entry's items.
+    item: String,
+    /// How many items of at most [`CHUNK`] bytes.
+    chunks: u32,
+    /// SHA-256 of the items' bytes, joined: a mix of versions or a changed item is detected.
+    sha256: String,
+}
+
+impl Index {
+    fn user(&self, i: u32) -> String {
+        format!("{}.{}.{}.{i}", hex16(&self.server), hex16(&self.issuer), self.item)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A token store whose secrets live in the OS keyring (see the [module docs](self)).
+///
+/// ```no_run
+/// use mcp_oauth_client::{KeyringBackend, KeyringStore, TokenStore};
+/// let store = KeyringStore::in_default_dir(KeyringBackend::Platform)?;
+/// store.probe()?; // fails (typed) when the keyring cannot store, or does not answer
+/// println!("{} servers", store.servers()?.len());
+/// # Ok::<(), mcp_oauth_client::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyringStore {
+    index: FileStore,
+    backend: KeyringBackend,
+    service: String,
+    timeout: Duration,
+    /// The opened credential store, once it opened.
+    opened: Arc<Mutex<Option<Arc<CredentialStore>>>>,
+}
+
+impl std::fmt::Debug for KeyringStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringStore")
+            .field("backend", &self.backend.name())
+            .field("service", &self.service)
+            .field("index", &self.index.dir)
+            .finish()
+    }
+}
+
+impl KeyringStore {
+    /// A store in `backend`, with its index and lock files in `index_dir` (created 0700 when
+    /// first written; trusted as a [`FileStore`] directory is). Nothing is opened yet: the
+    /// keyring is asked on first use.
+    pub fn new(index_dir: impl Into<PathBuf>, backend: KeyringBackend) -> Self {
+        KeyringStore {
+            index: FileStore::new(index_dir),
+            backend,
+            service: DEFAULT_SERVICE.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            opened: Arc::default(),
+        }
+    }
+
+    /// The index in its per-user default: `keyring-index` in [`FileStore::default_dir`].
+    pub fn default_index_dir() -> Result<PathBuf, StoreError> {
+        FileStore::default_dir().map(|d| d.join("keyring-index"))
+    }
+
+    /// A store with its index in [`default_index_dir`](Self::default_index_dir).
+    pub fn in_default_dir(backend: KeyringBackend) -> Result<Self, StoreError> {
+        Self::default_index_dir().map(|d| Self::new(d, backend))
+    }
+
+    /// Files items under another keyring service name than [`DEFAULT_SERVICE`] (one per
+    /// application, or per test).
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self
+    }
+
+    /// How long one keyring call may take ([`DEFAULT_TIMEOUT`] unless set).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The keyring this store uses.
+    pub fn backend(&self) -> KeyringBackend {
+        self.backend
+    }
+
+    /// Where the index and lock files are.
+    pub fn index_dir(&self) -> &Path {
+        &self.index.dir
+    }
+
+    /// Checks that the keyring answers and can store: writes, reads back and deletes one item.
+    /// A locked keyring that would prompt fails with [`KeyringFailure::Timeout`].
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).map_err(|e| self.error(KeyringFailure::Failed(e.to_string())))?;
+        let (service, user) = (self.service.clone(), format!("probe.{}", hex(&r)));
+        self.run(move |store| {
+            let item = keyring_core::Entry::new_in_store(store, &service, &user)?;
+            item.set_secret(b"mcp-oauth probe")?;
+            let back = item.get_secret();
+            let _ = item.delete_credential();
+            if back? != b"mcp-oauth probe" {
+                return Err(KrError::BadDataFormat(Vec::new(), "the probe read back differently".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn error(&self, reason: KeyringFailure) -> StoreError {
+        StoreError::Keyring { backend: self.backend.name(), reason }
+    }
+
+    /// Runs `f` against the opened keyring on its own thread, waiting at most the timeout. A
+    /// call that does not answer in time is left to finish (or hang) on its own thread.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<CredentialStore>) -> Result<T, KrError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (opened, backend) = (self.opened.clone(), self.backend);
+        std::thread::Builder::new()
+            .name("mcp-oauth-keyring".into())
+            .spawn(move || {
+                let r = (|| {
+                    if backend == KeyringBackend::KeyUtils {
+                        join_session_keyring()?;
+                    }
+                    let store = {
+                        let mut o = opened.lock().unwrap_or_else(|e| e.into_inner());
+                        match &*o {
+                            Some(s) => s.clone(),
+                            None => o.insert(backend.open()?).clone(),
+                        }
+                    };
+                    f(&store)
+                })();
+                let _ = tx.send(r);
+            })
+            .map_err(|e| self.error(KeyringFailure::Failed(format!("cannot start a thread: {e}"))))?;
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r.map_err(|e| self.error(failure(e))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(self.error(KeyringFailure::Timeout { after: self.timeout })),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(self.error(KeyringFailure::Failed("the keyring call panicked".into())))
+            }
+        }
+    }
+
+    /// The entries of `indexes`, read from the keyring in one call: `None` where an item is
+    /// missing or does not match its digest.
+    fn read(&self, indexes: Vec<Index>) -> Result<Vec<Option<Entry>>, StoreError> {
+        let service = self.service.clone();
+        let raw = self.run(move |store| {
+            let mut out = Vec::with_capacity(indexes.len());
+            'entries: for idx in &indexes {
+                let mut bytes = Vec::new();
+                for i in 0..idx.chunks {
+                    match keyring_core::Entry::new_in_store(store, &service, &idx.user(i))?.get_secret() {
+                        Ok(b) => bytes.extend_from_slice(&b),
+                        Err(KrError::NoEntry) => {
+                            out.push(None);
+                            continue 'entries;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                out.push(Some(bytes));
+            }
+            Ok((indexes, out))
+        })?;
+        let (indexes, out) = raw;
+        Ok(indexes
+            .iter()
+            .zip(out)
+            .map(|(idx, bytes)| {
+                let bytes = bytes?;
+                if hex(&Sha256::digest(&bytes)) != idx.sha256 {
+                    log::warn!("mcp-oauth: the keyring items of {} do not match their index; ignoring them", crate::safe_url(&idx.server));
+                    return None;
+                }
+                match serde_json::from_slice::<Entry>(&bytes) {
+                    Ok(e) if e.server == idx.server && e.issuer == idx.issuer => Some(e),
+                    _ => {
+                        log::warn!("mcp-oauth: the keyring items of {} are corrupt; ignoring them", crate::safe_url(&idx.server));
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes the items of `idx` (a missing one is fine).
+    fn delete(&self, idx: Index) -> Result<(), StoreError> {
+        let service = self.service.clone();
+        self.run(move |store| {
+            for i in 0..idx.chunks {
+                match keyring_core::Entry::new_in_store(store, &service, &idx.user(i))?.delete_credential() {
+                    Ok(()) | Err(KrError::NoEntry) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The index files of `server` (trusted, readable, naming this server), with their paths.
+    fn indexes(&self, server: &str) -> Result<Vec<(PathBuf, Index)>, StoreError> {
+        let dir = self.index.server_dir(server);
+        if !check_dir(&self.index.dir, true)? || !check_dir(&dir, false)? {
+            return Ok(Vec::new());
+        }
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        let mut out = Vec::new();
+        for f in rd.flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                if let Some(idx) = FileStore::read_json::<Index>(&p).filter(|i| i.server == server) {
+                    out.push((p, idx));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry of one index file, re-reading the index when its items went missing or did
+    /// not match (a writer in another process replaced them meanwhile).
+    fn read_current(&self, path: &Path, mut idx: Index) -> Result<Option<Entry>, StoreError> {
+        for _ in 0..3 {
+            if let Some(e) = self.read(vec![idx.clone()])?.pop().flatten() {
+                return Ok(Some(e));
+            }
+            match FileStore::read_json::<Index>(path) {
+                Some(now) if now != idx && now.server == idx.server => idx = now,
+                _ => break,
+            }
+        }
+        log::warn!(
+            "mcp-oauth: the {} no longer holds what was stored for {} (issuer {}); it is ignored (log in again)",
+            self.backend.name(),
+            crate::safe_url(&idx.server),
+            crate::safe_url(&idx.issuer)
+        );
+        Ok(None)
+    }
+}
+
+impl TokenStore for KeyringStore {
+    fn load(&self, server: &str) -> Result<Restored, StoreError> {
+        let indexes = self.indexes(server)?;
+        if indexes.is_empty() {
+            return Ok(Restored::default());
+        }
+        let (paths, idxs): (Vec<PathBuf>, Vec<Index>) = indexes.into_iter().unzip();
+        let first = self.read(idxs.clone())?;
+        let mut entries = Vec::new();
+        for ((path, idx), e) in paths.iter().zip(idxs).zip(first) {
+            match e {
+                Some(e) => entries.push(e),
+                None => entries.extend(self.read_current(path, idx)?),
+            }
+        }
+        Ok(restored(entries))
+    }
+
+    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+        let issuer = issuer_of(p);
+        let dir = self.index.ensure_dirs(server)?;
+        let path = self.index.entry_path(server, issuer);
+        let old = FileStore::read_json::<Index>(&path).filter(|i| i.server == server && i.issuer == issuer);
+        let current = match &old {
+            Some(idx) => self.read_current(&path, idx.clone())?,
+            None => None,
+        };
+        let mut e = current.unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
+        e.apply(p);
+        if e.is_empty() {
+            match std::fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
+                _ => {}
+            }
+            if let Some(old) = old {
+                self.delete(old)?;
+            }
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).map_err(|err| self.error(KeyringFailure::Failed(err.to_string())))?;
+        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        let idx = Index {
+            version: 1,
+            server: server.into(),
+            issuer: issuer.into(),
+            item: hex(&r),
+            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            sha256: hex(&Sha256::digest(&bytes)),
+        };
+        // 1. The new items, under their new name (on failure, the ones written are removed).
+        let (service, new) = (self.service.clone(), idx.clone());
+        self.run(move |store| {
+            for (i, chunk) in (0u32..).zip(&chunks) {
+                let item = keyring_core::Entry::new_in_store(store, &service, &new.user(i))?;
+                if let Err(e) = item.set_secret(chunk) {
+                    for j in 0..i {
+                        if let Ok(done) = keyring_core::Entry::new_in_store(store, &service, &new.user(j)) {
+                            let _ = done.delete_credential();
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })?;
+        // 2. The commit: the index names them.
+        let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+        FileStore::sweep_temp_files(&dir);
+        if let Err(err) = FileStore::write_atomic(&path, &index_bytes) {
+            let _ = self.delete(idx);
+            return Err(err);
+        }
+        // 3. The old items go (a failure only leaves unreferenced items behind).
+        if let Some(old) = old {
+            if let Err(err) = self.delete(old) {
+                log::warn!("mcp-oauth: could not delete replaced keyring items: {err}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the keyring items and index files of `server`, under its lock. Works when the
+    /// keyring no longer holds the items (after a reboot, for keyutils).
+    fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
+        let _lock = self.lock(server)?;
+        let held = StoredServer::of(server, &self.load(server)?);
+        for (path, idx) in self.indexes(server)? {
+            self.delete(idx)?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: e }),
+                _ => {}
+            }
+        }
+        if !self.indexes(server)?.is_empty() {
+            return Err(StoreError::NotForgotten { server: server.to_owned() });
+        }
+        Ok(held)
+    }
+
+    /// The servers with an index file, without asking the keyring.
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        if !check_dir(&self.index.dir, true)? {
+            return Ok(Vec::new());
+        }
+        let rd = std::fs::read_dir(&self.index.dir).map_err(io_err(&self.index.dir))?;
+        let mut keys = std::collections::BTreeSet::new();
+        for d in rd.flatten() {
+            let dir = d.path();
+            if !matches!(check_dir(&dir, false), Ok(true)) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(&dir) else { continue };
+            for f in files.flatten() {
+                let p = f.path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    if let Some(idx) = FileStore::read_json::<Index>(&p).filter(|i| self.index.server_dir(&i.server) == dir) {
+                        keys.insert(idx.server);
+                    }
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
+        self.index.lock(server)
+    }
+}
+
+/// What [`auto`] chose.
+#[non_exhaustive]
+pub struct AutoStore {
+    /// The store to use.
+    pub store: Arc<dyn TokenStore>,
+    /// The keyring, when it answered.
+    pub keyring: Option<KeyringBackend>,
+    /// Why the keyring was not chosen, when it was not.
+    pub fallback: Option<StoreError>,
+    /// Servers whose logins moved from the file store into the keyring on this call.
+    pub moved: Vec<String>,
+    /// A line for a status screen: which store, and why.
+    pub description: String,
+}
+
+impl std::fmt::Debug for AutoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoStore")
+            .field("keyring", &self.keyring)
+            .field("fallback", &self.fallback)
+            .field("moved", &self.moved.iter().map(|k| crate::safe_url(k)).collect::<Vec<_>>())
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Picks a store: the keyring when it answers a [`probe`](KeyringStore::probe) within
+/// `timeout`, else the [`FileStore`] in `dir` (the keyring's index goes in its
+/// `keyring-index`). The choice is logged once per call. Logins found in the file store and
+/// not in the keyring move into the keyring (each under both stores' locks), so turning the
+/// keyring on loses nothing. When the keyring does not answer, logins it holds stay there:
+/// [`AutoStore::description`] says how many are out of reach.
+pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration) -> AutoStore {
+    let dir = dir.into();
+    let file = FileStore::new(&dir);
+    let keyring = KeyringStore::new(dir.join("keyring-index"), backend).with_timeout(timeout);
+    match keyring.probe() {
+        Ok(()) => {
+            let moved = move_into(&file, &keyring).unwrap_or_else(|e| {
+                log::warn!("mcp-oauth: could not move the file store's logins into the {}: {e}", backend.name());
+                Vec::new()
+            });
+            if !moved.is_empty() {
+                log::info!("mcp-oauth: moved {} login(s) from {} into the {}", moved.len(), dir.display(), backend.name());
+            }
+            log::debug!("mcp-oauth: store: the {} (index in {})", backend.name(), keyring.index_dir().display());
+            AutoStore {
+                description: format!("{} (index in {})", backend.name(), keyring.index_dir().display()),
+                store: Arc::new(keyring),
+                keyring: Some(backend),
+                fallback: None,
+                moved,
+            }
+        }
+        Err(e) => {
+            let stranded = keyring.servers().map(|s| s.len()).unwrap_or(0);
+            let mut description = format!("files in {} (the {e})", dir.display());
+            if stranded > 0 {
+                description.push_str(&format!("; the keyring holds {stranded} login(s) that are out of reach until it answers"));
+            }
+            log::info!("mcp-oauth: store: {description}");
+            AutoStore { store: Arc::new(file), keyring: None, fallback: Some(e), moved: Vec::new(), description }
+        }
+    }
+}
+
+/// Moves every login of `file` that `keyring` does not hold into `keyring`; returns the keys.
+fn move_into(file: &FileStore, keyring: &KeyringStore) -> Result<Vec<String>, StoreError> {
+    let mut moved = Vec::new();
+    for key in file.servers()? {
+        let _f = file.lock(&key)?;
+        let _k = keyring.lock(&key)?;
+        let held = file.load(&key)?;
+        let here = keyring.load(&key)?;
+        if here.tokens.is_some() || !here.clients.is_empty() || (held.tokens.is_none() && held.clients.is_empty()) {
+            continue;
+        }
+        for c in &held.clients {
+            keyring.persist(&key, &Persist::Client(c.clone()))?;
+        }
+        if let Some(t) = &held.tokens {
+            keyring.persist(&key, &Persist::Tokens(t.clone()))?;
+        }
+        // Forgotten from the files under the lock still held (a refresh elsewhere waits).
+        let mut issuers: Vec<String> = held.clients.iter().map(|c| c.issuer.clone()).collect();
+        issuers.extend(held.tokens.iter().map(|t| t.issuer.clone()));
+        for issuer in issuers {
+            file.persist(&key, &Persist::ForgetTokens { issuer: issuer.clone() })?;
+            file.persist(&key, &Persist::ForgetClient { issuer })?;
+        }
+        moved.push(key);
+    }
+    Ok(moved)
+}

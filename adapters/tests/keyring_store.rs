@@ -1,0 +1,309 @@
+//! `KeyringStore` on the Linux kernel's keyutils (no daemon: it works headless, over SSH, in
+//! containers and in CI), against the loopback test server: the store contract `MemoryStore`
+//! and `FileStore` pass, single flight across processes, entries split into items no larger than
+//! a Windows credential, nothing secret in the index files, items the keyring lost (a reboot),
+//! a Secret Service that does not answer (a D-Bus peer that never replies: a timeout, nothing
+//! lost), and `store::auto`.
+#![cfg(target_os = "linux")]
+
+mod common;
+mod store_contract;
+use common::*;
+use mcp_oauth_client::{FileStore, Interaction, KeyringBackend, KeyringFailure, KeyringStore, Persist, StoreError, TokenStore};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A fresh private scratch directory.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-keyring-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A keyutils store with its own service name (tests never see each other's items).
+fn keyutils(dir: &Path, tag: &str) -> KeyringStore {
+    KeyringStore::new(dir, KeyringBackend::KeyUtils).with_service(format!("mcp-oauth-test-{}-{tag}", std::process::id()))
+}
+
+fn hex16(s: &str) -> String {
+    Sha256::digest(s.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The index files under `dir`, parsed.
+fn index_files(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            if f.path().extension().is_some_and(|x| x == "json") {
+                let v = serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
+                out.push((f.path(), v));
+            }
+        }
+    }
+    out
+}
+
+/// The keyring items an index file names, read straight from keyutils.
+fn items(service: &str, index: &serde_json::Value) -> Vec<Result<Vec<u8>, keyring_core::Error>> {
+    join_session_keyring();
+    let store: Arc<keyring_core::CredentialStore> = linux_keyutils_keyring_store::Store::new().unwrap();
+    let (server, issuer, item) = (index["server"].as_str().unwrap(), index["issuer"].as_str().unwrap(), index["item"].as_str().unwrap());
+    (0..index["chunks"].as_u64().unwrap())
+        .map(|i| {
+            let user = format!("{}.{}.{item}.{i}", hex16(server), hex16(issuer));
+            keyring_core::Entry::new_in_store(&store, service, &user).unwrap().get_secret()
+        })
+        .collect()
+}
+
+/// What every thread reading keyutils outside a login session needs (see the store's docs).
+fn join_session_keyring() {
+    linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true).unwrap();
+}
+
+fn oauth_requests(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
+    s.lock().log.iter().filter(|r| r.target != "/mcp").count()
+}
+
+fn service(tag: &str) -> String {
+    format!("mcp-oauth-test-{}-{tag}", std::process::id())
+}
+
+#[test]
+fn the_keyutils_store_passes_the_store_contract() {
+    let dir = scratch("contract");
+    store_contract::round_trips(&keyutils(&dir, "contract"));
+    store_contract::lock_excludes(Arc::new(keyutils(&dir, "contract")));
+    store_contract::lists_describes_and_forgets(Arc::new(keyutils(&dir, "contract")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_large_entry_is_split_into_items_smaller_than_a_windows_credential_and_the_index_holds_no_secret() {
+    let dir = scratch("split");
+    let store = keyutils(&dir, "split");
+    let key = "https://mcp.example.com/mcp#user";
+    let mut t = store_contract::tokens("https://as.example", &format!("AT-SECRET-{}", "x".repeat(6000)), 10);
+    t.refresh_token = Some(mcp_oauth_client::core::secret::RefreshToken::new("RT-SECRET-REFRESH"));
+    store.persist(key, &Persist::Client(store_contract::client("https://as.example"))).unwrap();
+    store.persist(key, &Persist::Tokens(t)).unwrap();
+
+    let files = index_files(&dir);
+    assert_eq!(files.len(), 1, "one index file per (server, issuer)");
+    let (path, index) = &files[0];
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    for secret in ["AT-SECRET", "RT-SECRET-REFRESH", "CS-SECRET"] {
+        assert!(!on_disk.contains(secret), "{secret} in the index file:\n{on_disk}");
+    }
+    assert!(index["chunks"].as_u64().unwrap() >= 4, "{index}");
+    let mut joined = Vec::new();
+    for item in items(&service("split"), index) {
+        let item = item.expect("every item named by the index is in the keyring");
+        assert!(item.len() <= 2000, "an item of {} bytes", item.len());
+        joined.extend(item);
+    }
+    let joined = String::from_utf8(joined).unwrap();
+    assert!(joined.contains("AT-SECRET-xxx") && joined.contains("RT-SECRET-REFRESH") && joined.contains("CS-SECRET"));
+    let _ = std::fs::metadata(path).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(m.mode() & 0o077, 0, "the index file is private");
+    });
+
+    // A replaced entry leaves no items behind: the old version's items are deleted.
+    let old = index.clone();
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-SHORT", 20))).unwrap();
+    assert!(items(&service("split"), &old).iter().all(|i| matches!(i, Err(keyring_core::Error::NoEntry))), "old items deleted");
+    store.forget(key).unwrap();
+    assert!(index_files(&dir).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn what_the_keyring_lost_is_ignored_then_a_login_replaces_it() {
+    let s = server(|o| o.refresh_tokens = true);
+    let dir = scratch("lost");
+    let store = Arc::new(keyutils(&dir, "lost"));
+    let (i, _) = following_browser();
+    Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).unwrap().list_tools().unwrap();
+    let key = config(&s).store_key();
+    assert!(store.load(&key).unwrap().tokens.is_some());
+
+    // The keyring drops the items (keyutils after a reboot): deleted behind the store's back.
+    join_session_keyring();
+    let kr: Arc<keyring_core::CredentialStore> = linux_keyutils_keyring_store::Store::new().unwrap();
+    for (_, index) in index_files(&dir) {
+        for n in 0..index["chunks"].as_u64().unwrap() {
+            let user = format!(
+                "{}.{}.{}.{n}",
+                hex16(index["server"].as_str().unwrap()),
+                hex16(index["issuer"].as_str().unwrap()),
+                index["item"].as_str().unwrap()
+            );
+            keyring_core::Entry::new_in_store(&kr, &service("lost"), &user).unwrap().delete_credential().unwrap();
+        }
+    }
+    let r = store.load(&key).expect("missing items are not an error");
+    assert!(r.tokens.is_none() && r.clients.is_empty(), "nothing is made up");
+    assert!(store.describe(&key).unwrap().is_empty());
+
+    // The next client logs in again (registering anew) and its tokens are stored and used.
+    let before = s.lock().authorization_requests().len();
+    Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).unwrap().list_tools().unwrap();
+    assert_eq!(s.lock().authorization_requests().len(), before + 1, "one new login");
+    let requests = oauth_requests(&s);
+    Adapter::Blocking.with_oauth(config(&s), store.clone(), i).unwrap().list_tools().unwrap();
+    assert_eq!(oauth_requests(&s), requests, "a restarted client uses the new tokens: no OAuth request");
+    store.forget(&key).unwrap();
+    assert!(index_files(&dir).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run as a child (MCP_OAUTH_KR_CHILD=dir|service|url): one MCP call through the keyring store.
+#[test]
+fn keyring_child_entry() {
+    if let Ok(spec) = std::env::var("MCP_OAUTH_KR_CHILD") {
+        let mut parts = spec.splitn(3, '|');
+        let (dir, service, url) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let store = KeyringStore::new(dir, KeyringBackend::KeyUtils).with_service(service);
+        let config = mcp_oauth_client::Config::new(url.parse().unwrap());
+        let mut mcp = Adapter::Blocking.with_oauth(config, Arc::new(store), Interaction::non_interactive()).unwrap();
+        mcp.call_tool("echo", serde_json::json!({"text": "child"})).expect("the child got a token");
+    }
+    if let Ok(spec) = std::env::var("MCP_OAUTH_KR_SILENT_BUS") {
+        silent_bus_child(&spec);
+    }
+}
+
+#[test]
+fn processes_sharing_an_expired_token_in_the_keyring_refresh_once() {
+    let s = server(|o| o.refresh_tokens = true);
+    let dir = scratch("single-flight");
+    let store = keyutils(&dir, "single-flight");
+    let (i, _) = following_browser();
+    Adapter::Blocking.with_oauth(config(&s), Arc::new(store.clone()), i).unwrap().list_tools().unwrap();
+    let key = config(&s).store_key();
+    for (round, n) in [3, 6].into_iter().enumerate() {
+        let mut t = store.load(&key).unwrap().tokens.unwrap();
+        t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+        store.persist(&key, &Persist::Tokens(t)).unwrap();
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "keyring_child_entry", "--test-threads=1"])
+                    .env("MCP_OAUTH_KR_CHILD", format!("{}|{}|{}", dir.display(), service("single-flight"), s.mcp_url()))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success(), "a child failed");
+        }
+        let server = s.lock();
+        let refreshes =
+            server.token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count();
+        assert_eq!(refreshes, round + 1, "exactly one refresh for {n} processes");
+        assert_eq!(server.authorization_requests().len(), 1, "nobody logged in again");
+        assert!(server.token_requests().iter().all(|r| r.status == 200), "a stale refresh token was presented");
+    }
+    store.forget(&key).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn auto_takes_the_keyring_and_moves_the_file_stores_logins_into_it() {
+    let s = server(|o| o.refresh_tokens = true);
+    let dir = scratch("auto");
+    let (i, _) = following_browser();
+    Adapter::Blocking.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
+    let key = config(&s).store_key();
+    let in_file = FileStore::new(&dir).load(&key).unwrap().tokens.unwrap();
+
+    let chosen = mcp_oauth_client::store::auto(&dir, KeyringBackend::KeyUtils, Duration::from_secs(10));
+    assert_eq!(chosen.keyring, Some(KeyringBackend::KeyUtils), "{chosen:?}");
+    assert!(chosen.fallback.is_none());
+    assert_eq!(chosen.moved, vec![key.clone()]);
+    assert!(chosen.description.contains("kernel keyutils"), "{}", chosen.description);
+    assert!(FileStore::new(&dir).servers().unwrap().is_empty(), "the files no longer hold it");
+    let moved = chosen.store.load(&key).unwrap().tokens.unwrap();
+    assert_eq!(moved.access_token.secret(), in_file.access_token.secret());
+
+    // A client on the chosen store needs no OAuth request.
+    let requests = oauth_requests(&s);
+    Adapter::Blocking.with_oauth(config(&s), chosen.store.clone(), i).unwrap().list_tools().unwrap();
+    assert_eq!(oauth_requests(&s), requests, "no OAuth request");
+    // Choosing again moves nothing.
+    assert!(mcp_oauth_client::store::auto(&dir, KeyringBackend::KeyUtils, Duration::from_secs(10)).moved.is_empty());
+    chosen.store.forget(&key).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A D-Bus "session bus" on a Unix socket that accepts connections and never says a word, as a
+/// hung daemon or a keyring waiting on a prompt looks to a client.
+fn silent_bus(path: &Path) -> std::thread::JoinHandle<()> {
+    let _ = std::fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            match c {
+                Ok(c) => held.push(c),
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// In a child with DBUS_SESSION_BUS_ADDRESS on the silent bus: every call ends in the timeout,
+/// typed; what the keyring's index names is not forgotten; `auto` falls back to files and says
+/// how many logins are out of reach.
+fn silent_bus_child(dir: &str) {
+    let dir = Path::new(dir);
+    let store = KeyringStore::new(dir.join("keyring-index"), KeyringBackend::SecretService).with_timeout(Duration::from_millis(800));
+    let key = "https://mcp.example.com/mcp#user";
+    let timed_out = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Keyring { backend: "Secret Service", reason: KeyringFailure::Timeout { after } }) => {
+            assert_eq!(after, Duration::from_millis(800))
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    let t = Instant::now();
+    timed_out(store.probe());
+    assert!(t.elapsed() < Duration::from_secs(5), "the probe took {:?}", t.elapsed());
+    let indexes_before = index_files(&dir.join("keyring-index")).len();
+    assert_eq!(indexes_before, 1, "the parent left one index file");
+    timed_out(store.load(key).map(|_| ()));
+    timed_out(store.persist(key, &Persist::ForgetTokens { issuer: "https://as.example".into() }));
+    timed_out(store.forget(key).map(|_| ()));
+    assert_eq!(index_files(&dir.join("keyring-index")).len(), 1, "nothing was forgotten");
+    assert_eq!(store.servers().unwrap(), vec![key.to_owned()], "listing needs no keyring");
+
+    let t = Instant::now();
+    let chosen = mcp_oauth_client::store::auto(dir, KeyringBackend::SecretService, Duration::from_millis(800));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(chosen.keyring, None);
+    assert!(matches!(chosen.fallback, Some(StoreError::Keyring { reason: KeyringFailure::Timeout { .. }, .. })), "{chosen:?}");
+    assert!(chosen.description.contains("1 login(s) that are out of reach"), "{}", chosen.description);
+    assert!(chosen.store.load(key).unwrap().tokens.is_none(), "the file store is empty");
+}
+
+#[test]
+fn a_secret_service_that_never_answers_times_out_and_nothing_is_lost() {
+    let dir = scratch("silent");
+    // One login's index file, as a Secret Service store would have left it.
+    let store = keyutils(&dir.join("keyring-index"), "silent");
+    store.persist("https://mcp.example.com/mcp#user", &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1))).unwrap();
+    let bus = dir.join("bus");
+    let _listener = silent_bus(&bus);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "keyring_child_entry", "--test-threads=1", "--nocapture"])
+        .env("MCP_OAUTH_KR_SILENT_BUS", &dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", bus.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    store.forget("https://mcp.example.com/mcp#user").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
