@@ -278,6 +278,11 @@ fn silent_bus_child(dir: &str) {
     timed_out(store.persist(key, &Persist::ForgetTokens { issuer: "https://as.example".into() }));
     timed_out(store.forget(key).map(|_| ()));
     assert_eq!(index_files(&dir.join("keyring-index")).len(), 1, "nothing was forgotten");
+    // The calls that timed out are still hanging: further calls fail at once instead of
+    // leaving one more thread behind each.
+    let t = Instant::now();
+    timed_out(store.load(key).map(|_| ()));
+    assert!(t.elapsed() < Duration::from_millis(200), "took {:?}", t.elapsed());
     assert_eq!(store.servers().unwrap(), vec![key.to_owned()], "listing needs no keyring");
 
     let t = Instant::now();
@@ -305,5 +310,47 @@ fn a_secret_service_that_never_answers_times_out_and_nothing_is_lost() {
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     store.forget("https://mcp.example.com/mcp#user").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Index files this store did not write (a huge item count, an item name that is not its own
+/// random hex, another server's name) are ignored: no hang, no panic, no item of anything else
+/// read or deleted.
+#[test]
+fn a_hostile_index_file_is_ignored() {
+    let dir = scratch("hostile");
+    let store = keyutils(&dir, "hostile");
+    let key = "https://mcp.example.com/mcp#user";
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-GOOD", 1))).unwrap();
+    let (path, good) = index_files(&dir).pop().unwrap();
+    let server_dir = path.parent().unwrap().to_owned();
+    let planted = |name: &str, v: serde_json::Value| {
+        std::fs::write(server_dir.join(name), v.to_string()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(server_dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    };
+    let mut huge = good.clone();
+    huge["issuer"] = "https://other.example".into();
+    huge["chunks"] = u32::MAX.into();
+    planted("huge.json", huge);
+    let mut odd = good.clone();
+    odd["issuer"] = "https://odd.example".into();
+    odd["item"] = "../../x".into();
+    planted("odd.json", odd);
+    let mut zero = good.clone();
+    zero["issuer"] = "https://zero.example".into();
+    zero["chunks"] = 0.into();
+    planted("zero.json", zero);
+
+    let t = Instant::now();
+    let r = store.load(key).unwrap();
+    assert_eq!(r.tokens.unwrap().access_token.secret(), "AT-GOOD");
+    assert_eq!(store.servers().unwrap(), vec![key.to_owned()]);
+    store.forget(key).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(store.load(key).unwrap().tokens.is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }

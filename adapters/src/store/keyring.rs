@@ -43,6 +43,12 @@ pub const CHUNK: usize = 2000;
 /// How long a keyring call may take before it fails with [`KeyringFailure::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many timed-out keyring calls may still hang before further calls fail at once.
+const MAX_STUCK: usize = 2;
+
+/// The most items one entry may have (2 MB): an index naming more is not this store's.
+const MAX_CHUNKS: u32 = 1024;
+
 /// The keyring service name items are filed under.
 pub const DEFAULT_SERVICE: &str = "mcp-oauth";
 
@@ -170,9 +176,29 @@ struct Index {
 }
 
 impl Index {
+    /// Whether this index is one this store could have written for `server`: a sane item
+    /// count and an item name of 16 hex digits (so it never names other items).
+    fn is_valid_for(&self, server: &str) -> bool {
+        self.server == server
+            && (1..=MAX_CHUNKS).contains(&self.chunks)
+            && self.item.len() == 16
+            && self.item.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    }
+
     fn user(&self, i: u32) -> String {
         format!("{}.{}.{}.{i}", hex16(&self.server), hex16(&self.issuer), self.item)
     }
+}
+
+/// Reads an index file (as the file store reads its entries: private, no links; a bad one is
+/// ignored with a warning).
+fn read_index(path: &Path) -> Option<Index> {
+    let idx = FileStore::read_json::<Index>(path)?;
+    if !idx.is_valid_for(&idx.server) {
+        log::warn!("mcp-oauth: keyring index {} is not one this store wrote; ignoring it", path.display());
+        return None;
+    }
+    Some(idx)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -196,6 +222,8 @@ pub struct KeyringStore {
     timeout: Duration,
     /// The opened credential store, once it opened.
     opened: Arc<Mutex<Option<Arc<CredentialStore>>>>,
+    /// Keyring calls that timed out and have not returned yet (shared by clones).
+    stuck: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for KeyringStore {
@@ -219,6 +247,7 @@ impl KeyringStore {
             service: DEFAULT_SERVICE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             opened: Arc::default(),
+            stuck: Arc::default(),
         }
     }
 
@@ -283,8 +312,15 @@ impl KeyringStore {
         &self,
         f: impl FnOnce(&Arc<CredentialStore>) -> Result<T, KrError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering;
+        // A keyring that left calls hanging gets no more threads: each would hang too.
+        if self.stuck.load(Ordering::SeqCst) >= MAX_STUCK {
+            return Err(self.error(KeyringFailure::Timeout { after: self.timeout }));
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (opened, backend) = (self.opened.clone(), self.backend);
+        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (late, stuck) = (timed_out.clone(), self.stuck.clone());
         std::thread::Builder::new()
             .name("mcp-oauth-keyring".into())
             .spawn(move || {
@@ -301,12 +337,21 @@ impl KeyringStore {
                     };
                     f(&store)
                 })();
+                // The caller gave up on this call: it is no longer stuck now that it returned.
+                if late.swap(true, Ordering::SeqCst) {
+                    stuck.fetch_sub(1, Ordering::SeqCst);
+                }
                 let _ = tx.send(r);
             })
             .map_err(|e| self.error(KeyringFailure::Failed(format!("cannot start a thread: {e}"))))?;
         match rx.recv_timeout(self.timeout) {
             Ok(r) => r.map_err(|e| self.error(failure(e))),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(self.error(KeyringFailure::Timeout { after: self.timeout })),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !timed_out.swap(true, Ordering::SeqCst) {
+                    self.stuck.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(self.error(KeyringFailure::Timeout { after: self.timeout }))
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 Err(self.error(KeyringFailure::Failed("the keyring call panicked".into())))
             }
@@ -385,7 +430,7 @@ impl KeyringStore {
         for f in rd.flatten() {
             let p = f.path();
             if p.extension().is_some_and(|x| x == "json") {
-                if let Some(idx) = FileStore::read_json::<Index>(&p).filter(|i| i.server == server) {
+                if let Some(idx) = read_index(&p).filter(|i| i.is_valid_for(server)) {
                     out.push((p, idx));
                 }
             }
@@ -400,8 +445,8 @@ impl KeyringStore {
             if let Some(e) = self.read(vec![idx.clone()])?.pop().flatten() {
                 return Ok(Some(e));
             }
-            match FileStore::read_json::<Index>(path) {
-                Some(now) if now != idx && now.server == idx.server => idx = now,
+            match read_index(path) {
+                Some(now) if now != idx && now.is_valid_for(&idx.server) && now.issuer == idx.issuer => idx = now,
                 _ => break,
             }
         }
@@ -437,7 +482,7 @@ impl TokenStore for KeyringStore {
         let issuer = issuer_of(p);
         let dir = self.index.ensure_dirs(server)?;
         let path = self.index.entry_path(server, issuer);
-        let old = FileStore::read_json::<Index>(&path).filter(|i| i.server == server && i.issuer == issuer);
+        let old = read_index(&path).filter(|i| i.is_valid_for(server) && i.issuer == issuer);
         let current = match &old {
             Some(idx) => self.read_current(&path, idx.clone())?,
             None => None,
@@ -532,7 +577,7 @@ impl TokenStore for KeyringStore {
             for f in files.flatten() {
                 let p = f.path();
                 if p.extension().is_some_and(|x| x == "json") {
-                    if let Some(idx) = FileStore::read_json::<Index>(&p).filter(|i| self.index.server_dir(&i.server) == dir) {
+                    if let Some(idx) = read_index(&p).filter(|i| i.is_valid_for(&i.server) && self.index.server_dir(&i.server) == dir) {
                         keys.insert(idx.server);
                     }
                 }
