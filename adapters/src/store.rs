@@ -52,6 +52,10 @@ use std::sync::{Arc, Condvar, Mutex};
 pub mod keyring;
 #[cfg(feature = "keyring")]
 pub use keyring::{auto, AutoStore, KeyringBackend, KeyringStore};
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 
 /// Why a `KeyringStore`'s OS keyring failed ([`StoreError::Keyring`]). Never carries what an
 /// item holds.
@@ -124,6 +128,18 @@ pub enum StoreError {
         /// What went wrong.
         reason: KeyringFailure,
     },
+    /// Redis (`RedisStore`) could not be reached, timed out or refused a command. Retryable:
+    /// nothing was lost, and the call can be retried once Redis answers.
+    #[error("redis: {message}")]
+    Redis {
+        /// What went wrong (never a value, never the URL's password).
+        message: String,
+    },
+    /// A write under a lease that this worker no longer holds (it was paused or cut off past
+    /// the lease, and another worker took it) was refused, so it cannot overwrite what the new
+    /// holder wrote. Reload and start over.
+    #[error("the store's lease on this server was lost; the write was refused")]
+    LeaseLost,
     /// A directory or file of the store could have been made or changed by another user, so
     /// the store refuses to use it. Fix the path (or choose another store directory).
     #[error("{}: refusing to use it: {reason}", path.display())]

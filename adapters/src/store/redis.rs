@@ -1,0 +1,395 @@
+//! [`RedisStore`]: one store for a fleet of workers on many machines, on Redis or Valkey.
+//!
+//! Keys (all of one server's in one Cluster slot, thanks to the `{…}` hash tag):
+//!
+//! * `PREFIX[:SUBJECT]:{H}:entries`: a hash, one field per issuer, holding the entry (the
+//!   registration and tokens, as a [`FileStore`](super::FileStore) file holds them), where `H`
+//!   is a hash of the store key;
+//! * `PREFIX[:SUBJECT]:{H}:lease`: the refresh lock, a lease: `SET NX PX` with a random token,
+//!   renewed by the holder while it works, released by compare-and-delete;
+//! * `PREFIX[:SUBJECT]:{H}:done`: the channel a holder publishes on when it lets go, so waiters
+//!   wake at once instead of polling (they still poll once a second, should a message be lost);
+//! * `PREFIX[:SUBJECT]:servers`: the store keys held, for listing.
+//!
+//! **Fencing.** A write made while holding the lease runs as one script that first checks the
+//! lease still holds this holder's token: a holder that was paused, killed or cut off past its
+//! lease, and whose lease another worker then took, cannot overwrite what the new holder wrote
+//! ([`StoreError::LeaseLost`]).
+//!
+//! **Failures.** Redis unreachable, slow or restarting is a [`StoreError::Redis`] (retryable:
+//! nothing is forgotten, and no login starts because the store could not be read); every
+//! command has a deadline (5 s by default), and the next call reconnects.
+//!
+//! This slice stores entries as they are: protect Redis as you would the secrets (ACLs, TLS
+//! with `rediss://`, no shared tenants). Encryption at rest is planned.
+
+use super::{hex16, issuer_of, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
+use ::redis::{Commands, Connection};
+use mcp_oauth_core::{Persist, Restored};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a lease lasts unless renewed.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// How long one Redis command may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`TokenStore::lock`] waits for another holder (a browser login may hold the lease
+/// for minutes).
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
+/// The key prefix unless one is given.
+pub const DEFAULT_PREFIX: &str = "mcp-oauth";
+
+/// The write, fenced: `ARGV[1]` is the holder's lease token (empty: not holding one), then the
+/// field and the value (empty: delete the field).
+const FENCED_WRITE: &str = r"
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('MCPOAUTH_LEASE_LOST the lease on this server is no longer held')
+end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+return redis.call('HLEN', KEYS[1])
+";
+
+/// Renews the lease if it is still this holder's.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Releases the lease if it is still this holder's, and wakes the waiters.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('PUBLISH', KEYS[2], '1')
+return 1
+";
+
+/// A token store on Redis or Valkey (see the [module docs](self)).
+///
+/// ```no_run
+/// use mcp_oauth_client::{RedisStore, TokenStore};
+/// let store = RedisStore::open("redis://127.0.0.1:6379/")?.with_subject("tenant-42");
+/// println!("{} servers", store.servers()?.len());
+/// # Ok::<(), mcp_oauth_client::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    client: ::redis::Client,
+    url: String,
+    conn: Arc<Mutex<Option<Connection>>>,
+    prefix: String,
+    subject: Option<String>,
+    lease: Duration,
+    timeout: Duration,
+    lock_wait: Duration,
+    /// The lease token this store holds per store key.
+    held: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &crate::safe_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redis_error(e: &::redis::RedisError) -> StoreError {
+    if e.code() == Some("MCPOAUTH_LEASE_LOST") {
+        return StoreError::LeaseLost;
+    }
+    StoreError::Redis { message: e.to_string() }
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://`
+    /// for TLS, `redis+unix:///path`). Nothing is connected yet; a URL that cannot be parsed is
+    /// an error (which never repeats its password).
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client = ::redis::Client::open(url)
+            .map_err(|e| StoreError::Redis { message: format!("{}: not a Redis URL ({:?})", crate::safe_url(url), e.kind()) })?;
+        Ok(RedisStore {
+            client,
+            url: url.to_owned(),
+            conn: Arc::default(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            subject: None,
+            lease: DEFAULT_LEASE,
+            timeout: DEFAULT_TIMEOUT,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            held: Arc::default(),
+        })
+    }
+
+    /// Keys under another prefix than [`DEFAULT_PREFIX`].
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Keeps entries apart per subject: one user or tenant of a multi-user service.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// How long a lease lasts unless renewed (renewed every third of it while held).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How long one command may take ([`DEFAULT_TIMEOUT`] unless set).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long [`lock`](TokenStore::lock) waits for another holder ([`DEFAULT_LOCK_WAIT`]).
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    fn base(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("{}:{}", self.prefix, s),
+            None => self.prefix.clone(),
+        }
+    }
+
+    fn keys(&self, server: &str) -> Keys {
+        let tag = format!("{}:{{{}}}", self.base(), hex16(server));
+        Keys { entries: format!("{tag}:entries"), lease: format!("{tag}:lease"), done: format!("{tag}:done") }
+    }
+
+    fn servers_key(&self) -> String {
+        format!("{}:servers", self.base())
+    }
+
+    fn connect(&self) -> ::redis::RedisResult<Connection> {
+        let c = self.client.get_connection_with_timeout(self.timeout)?;
+        c.set_read_timeout(Some(self.timeout))?;
+        c.set_write_timeout(Some(self.timeout))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on the shared connection (made on first use, and again after a failure).
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.connect().map_err(|e| redis_error(&e))?);
+        }
+        let conn = guard.as_mut().unwrap_or_else(|| unreachable!("connected above"));
+        match f(conn) {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                // A server error leaves the connection usable; anything else may not.
+                if e.kind() != ::redis::ErrorKind::Server(::redis::ServerErrorKind::ResponseError) || e.is_io_error() {
+                    *guard = None;
+                }
+                Err(redis_error(&e))
+            }
+        }
+    }
+
+    fn entries(&self, server: &str) -> Result<Vec<Entry>, StoreError> {
+        let k = self.keys(server);
+        let raw: Vec<String> = self.with(|c| c.hvals(&k.entries))?;
+        Ok(raw
+            .iter()
+            .filter_map(|v| match serde_json::from_str::<Entry>(v) {
+                Ok(e) if e.server == server => Some(e),
+                Ok(_) => None,
+                Err(e) => {
+                    log::warn!(
+                        "mcp-oauth: a Redis entry of {} is corrupt (at column {}); ignoring it",
+                        crate::safe_url(server),
+                        e.column()
+                    );
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+struct Keys {
+    entries: String,
+    lease: String,
+    done: String,
+}
+
+impl TokenStore for RedisStore {
+    fn load(&self, server: &str) -> Result<Restored, StoreError> {
+        Ok(restored(self.entries(server)?))
+    }
+
+    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+        let issuer = issuer_of(p);
+        let k = self.keys(server);
+        let field = hex16(issuer);
+        let current: Option<String> = self.with(|c| c.hget(&k.entries, &field))?;
+        let mut e = current
+            .and_then(|v| serde_json::from_str::<Entry>(&v).ok())
+            .filter(|e| e.server == server && e.issuer == issuer)
+            .unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
+        e.apply(p);
+        let value = if e.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&e).map_err(|_| StoreError::Redis { message: "cannot encode an entry".into() })?
+        };
+        let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
+        if !value.is_empty() {
+            self.with(|c| c.sadd::<_, _, ()>(self.servers_key(), server))?;
+        }
+        let left: i64 =
+            self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg(&value).invoke(c))?;
+        if left == 0 {
+            self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
+        let k = self.keys(server);
+        let mut r = [0u8; 16];
+        getrandom::fill(&mut r).map_err(|e| StoreError::Redis { message: format!("no randomness for a lease token: {e}") })?;
+        let token: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let deadline = Instant::now() + self.lock_wait;
+        // Subscribed before each attempt, so a release between a failed attempt and the wait
+        // is not missed.
+        let mut waiter: Option<Connection> = None;
+        loop {
+            let got: Option<String> =
+                self.with(|c| ::redis::cmd("SET").arg(&k.lease).arg(&token).arg("NX").arg("PX").arg(lease_ms).query(c))?;
+            if got.is_some() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Redis {
+                    message: format!("{}: another worker held the lease for over {} s", crate::safe_url(server), self.lock_wait.as_secs()),
+                });
+            }
+            if waiter.is_none() {
+                waiter = Some(self.connect().map_err(|e| redis_error(&e))?);
+            }
+            let conn = waiter.as_mut().unwrap_or_else(|| unreachable!("connected above"));
+            let mut ps = conn.as_pubsub();
+            ps.set_read_timeout(Some(left.min(Duration::from_secs(1)))).map_err(|e| redis_error(&e))?;
+            ps.subscribe(&k.done).map_err(|e| redis_error(&e))?;
+            // Taken meanwhile? Then try at once; else wait for a release (or the poll).
+            let free: bool = self.with(|c| c.exists::<_, bool>(&k.lease)).map(|b| !b)?;
+            if !free {
+                match ps.get_message() {
+                    Ok(_) => {}
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => {
+                        drop(ps);
+                        waiter = None;
+                        log::debug!("mcp-oauth: Redis lease wait: {e}");
+                        continue;
+                    }
+                }
+            }
+            let _ = ps.unsubscribe(&k.done);
+        }
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(server.to_owned(), token.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let renewer = {
+            let (store, lease_key, token) = (self.clone(), k.lease.clone(), token.clone());
+            std::thread::Builder::new()
+                .name("mcp-oauth-lease".into())
+                .spawn(move || loop {
+                    match stopped.recv_timeout(store.lease / 3) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let renewed: Result<i64, _> =
+                        store.with(|c| ::redis::Script::new(RENEW).key(&lease_key).arg(&token).arg(lease_ms).invoke(c));
+                    match renewed {
+                        Ok(1) => {}
+                        Ok(_) => {
+                            log::warn!("mcp-oauth: the Redis lease was lost; writes under it will be refused");
+                            return;
+                        }
+                        Err(e) => log::warn!("mcp-oauth: could not renew the Redis lease: {e}"),
+                    }
+                })
+                .map_err(|e| StoreError::Redis { message: format!("cannot start the lease renewer: {e}") })?
+        };
+        Ok(StoreLock {
+            _inner: Box::new(Lease {
+                store: self.clone(),
+                server: server.to_owned(),
+                token,
+                keys: k,
+                stop: Some(stop),
+                renewer: Some(renewer),
+            }),
+        })
+    }
+
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        let mut keys: Vec<String> = self.with(|c| c.smembers(self.servers_key()))?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
+        let _lock = self.lock(server)?;
+        let held = StoredServer::of(server, &self.load(server)?);
+        let k = self.keys(server);
+        let fields: Vec<String> = self.with(|c| c.hkeys(&k.entries))?;
+        let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
+        for field in fields {
+            let _: i64 =
+                self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg("").invoke(c))?;
+        }
+        self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
+        Ok(held)
+    }
+}
+
+/// A held lease: renewed until dropped, then released (compare-and-delete) and announced.
+struct Lease {
+    store: RedisStore,
+    server: String,
+    token: String,
+    keys: Keys,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(r) = self.renewer.take() {
+            let _ = r.join();
+        }
+        {
+            let mut held = self.store.held.lock().unwrap_or_else(|e| e.into_inner());
+            if held.get(&self.server) == Some(&self.token) {
+                held.remove(&self.server);
+            }
+        }
+        let released: Result<i64, _> =
+            self.store.with(|c| ::redis::Script::new(RELEASE).key(&self.keys.lease).key(&self.keys.done).arg(&self.token).invoke(c));
+        if let Err(e) = released {
+            // The lease then expires on its own.
+            log::warn!("mcp-oauth: could not release the Redis lease of {}: {e}", crate::safe_url(&self.server));
+        }
+    }
+}

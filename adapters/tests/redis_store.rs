@@ -1,0 +1,289 @@
+//! `RedisStore` against a real `redis-server` each test starts on a free loopback port: the
+//! store contract `MemoryStore`, `FileStore` and `KeyringStore` pass; fencing (a holder whose
+//! lease was taken over cannot overwrite the new holder's write); processes × threads sharing
+//! an expired token refresh once and a missing one logs in once; Redis down is a typed,
+//! retryable error that starts no login, and the client recovers when Redis is back.
+
+mod common;
+mod store_contract;
+use common::*;
+use mcp_oauth_client::{Interaction, Persist, RedisStore, StoreError, TokenStore};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A `redis-server` of this test's own, on a free port, with its data in a scratch directory
+/// (append-only, so a restart keeps the data). Killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(tag: &str) -> Redis {
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir, free_port())
+    }
+
+    fn start_in(dir: PathBuf, port: u16) -> Redis {
+        let child = Command::new(redis_server())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian: apt-get install redis-server; or set REDIS_SERVER)");
+        let r = Redis { child, port, dir };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn store(&self) -> RedisStore {
+        RedisStore::open(&self.url()).unwrap()
+    }
+
+    /// A raw connection, for what a test does behind the store's back.
+    fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    /// Stops the server (and waits for it), keeping its data directory.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `redis-server` to run: `REDIS_SERVER`, or the one on the PATH, installed from Debian's
+/// packages first when it is missing and this is a Debian machine where we may (as `.ci/run`
+/// installs Chromium), so the README's test command works on a fresh machine.
+fn redis_server() -> String {
+    static FOUND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if let Ok(path) = std::env::var("REDIS_SERVER") {
+                return path;
+            }
+            let present = || Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+            if !present() && std::path::Path::new("/usr/bin/apt-get").exists() {
+                eprintln!("redis-server is missing: installing Debian's redis-server for these tests");
+                let _ = Command::new("sh")
+                    .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server"])
+                    .stdout(Stdio::null())
+                    .status();
+            }
+            "redis-server".into()
+        })
+        .clone()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn refreshes(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
+    s.lock().token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count()
+}
+
+#[test]
+fn the_redis_store_passes_the_store_contract() {
+    let r = Redis::start("contract");
+    store_contract::round_trips(&r.store());
+    store_contract::lock_excludes(Arc::new(r.store()));
+    store_contract::lists_describes_and_forgets(Arc::new(r.store()));
+}
+
+#[test]
+fn subjects_and_prefixes_keep_entries_apart_and_one_servers_keys_share_a_hash_tag() {
+    let r = Redis::start("subjects");
+    let key = "https://mcp.example.com/mcp#user";
+    let (alice, bob) = (r.store().with_subject("alice"), r.store().with_subject("bob"));
+    alice.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-ALICE", 1))).unwrap();
+    assert!(bob.load(key).unwrap().tokens.is_none(), "another subject sees nothing");
+    assert!(r.store().with_prefix("other").with_subject("alice").load(key).unwrap().tokens.is_none());
+    assert_eq!(alice.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-ALICE");
+    let _held = alice.lock(key).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut r.raw()).unwrap();
+    let tagged: Vec<&String> = keys.iter().filter(|k| k.contains(":{")).collect();
+    assert_eq!(tagged.len(), 2, "the entries and the lease: {keys:?}");
+    let tag = |k: &str| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_owned();
+    assert_eq!(tag(tagged[0]), tag(tagged[1]), "one hash tag: one Cluster slot");
+    assert!(keys.iter().all(|k| k.starts_with("mcp-oauth:alice:")), "{keys:?}");
+    // Nothing secret in a key name.
+    assert!(keys.iter().all(|k| !k.contains("AT-ALICE") && !k.contains("mcp.example.com")), "{keys:?}");
+}
+
+/// A holder paused past its lease (here: its lease deleted behind its back, which is what an
+/// expiry looks like to Redis) whose lease another worker then took cannot overwrite what the
+/// new holder wrote.
+#[test]
+fn a_stale_holders_write_is_refused() {
+    let r = Redis::start("fencing");
+    let key = "https://mcp.example.com/mcp#user";
+    let (a, b) = (r.store(), r.store());
+    let stale = a.lock(key).unwrap();
+    let leases: Vec<String> = redis::cmd("KEYS").arg("*:lease").query(&mut r.raw()).unwrap();
+    assert_eq!(leases.len(), 1);
+    let _: () = redis::cmd("DEL").arg(&leases[0]).query(&mut r.raw()).unwrap();
+
+    let fresh = b.lock(key).unwrap();
+    b.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-NEW", 20))).unwrap();
+    match a.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-STALE", 10))) {
+        Err(StoreError::LeaseLost) => {}
+        other => panic!("the stale write was not refused: {other:?}"),
+    }
+    assert_eq!(b.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-NEW");
+    // The stale holder letting go does not release the new holder's lease.
+    drop(stale);
+    let c = r.store().with_lock_wait(Duration::from_millis(300));
+    assert!(matches!(c.lock(key), Err(StoreError::Redis { .. })), "the new holder's lease still holds");
+    drop(fresh);
+    drop(c.lock(key).unwrap());
+}
+
+/// A lease outlives a holder that works longer than the lease (it is renewed), and a waiter is
+/// woken by the release rather than a poll.
+#[test]
+fn the_lease_is_renewed_while_held_and_waiters_wake_on_release() {
+    let r = Redis::start("renew");
+    let key = "https://mcp.example.com/mcp#user";
+    let a = r.store().with_lease(Duration::from_millis(300));
+    let held = a.lock(key).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    a.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1))).expect("still the holder");
+    let b = r.store();
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        drop(b.lock(key).unwrap());
+        started.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    drop(held);
+    let waited = waiter.join().unwrap();
+    assert!(waited >= Duration::from_millis(350), "the waiter did not wait: {waited:?}");
+    assert!(waited < Duration::from_millis(900), "woken by the release, not the 1 s poll: {waited:?}");
+}
+
+/// Run as a child (MCP_OAUTH_REDIS_CHILD=redis-url|mcp-url|threads): `threads` clients in
+/// this process, each its own `OAuthClient` on one shared `RedisStore`, each one MCP call.
+#[test]
+fn redis_child_entry() {
+    let Ok(spec) = std::env::var("MCP_OAUTH_REDIS_CHILD") else { return };
+    let mut parts = spec.split('|');
+    let (redis_url, mcp_url, threads) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap().parse::<usize>().unwrap());
+    let store = Arc::new(RedisStore::open(redis_url).unwrap());
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (store, url) = (store.clone(), mcp_url.to_owned());
+            std::thread::spawn(move || {
+                let config = mcp_oauth_client::Config::new(url.parse().unwrap());
+                let (i, _) = following_browser();
+                let interaction = if std::env::var("MCP_OAUTH_REDIS_LOGIN").is_ok() { i } else { Interaction::non_interactive() };
+                let mut mcp = Adapter::Blocking.with_oauth(config, store, interaction).unwrap();
+                mcp.call_tool("echo", serde_json::json!({"text": "worker"})).expect("the worker got a token");
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a worker failed");
+    }
+}
+
+fn run_fleet(r: &Redis, s: &mcp_oauth_tests::tcp::TcpTestServer, processes: usize, threads: usize, login: bool) {
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args(["--exact", "redis_child_entry", "--test-threads=1"])
+                .env("MCP_OAUTH_REDIS_CHILD", format!("{}|{}|{threads}", r.url(), s.mcp_url()))
+                .stdout(Stdio::null());
+            if login {
+                c.env("MCP_OAUTH_REDIS_LOGIN", "1");
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a worker process failed");
+    }
+}
+
+/// 4 processes × 8 threads, each thread its own client, one Redis: a missing token gives
+/// exactly one login, an expired one exactly one refresh, and no refresh token is presented
+/// twice.
+#[test]
+fn a_fleet_logs_in_once_and_refreshes_once() {
+    let r = Redis::start("fleet");
+    let s = server(|o| o.refresh_tokens = true);
+    run_fleet(&r, &s, 4, 8, true);
+    assert_eq!(s.lock().authorization_requests().len(), 1, "one login for the fleet");
+    let store = r.store();
+    let key = config(&s).store_key();
+    for round in 1..=2 {
+        let mut t = store.load(&key).unwrap().tokens.unwrap();
+        t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+        store.persist(&key, &Persist::Tokens(t)).unwrap();
+        run_fleet(&r, &s, 4, 8, false);
+        assert_eq!(refreshes(&s), round, "exactly one refresh for 32 workers");
+        assert!(s.lock().token_requests().iter().all(|t| t.status == 200), "a refresh token was presented twice");
+    }
+    assert_eq!(s.lock().authorization_requests().len(), 1, "nobody logged in again");
+}
+
+/// Redis down: a typed, retryable error, in bounded time, and no login starts; when Redis is
+/// back (with its data), the same client works with no new login.
+#[test]
+fn redis_down_is_a_retryable_error_and_the_client_recovers_without_a_login() {
+    let mut r = Redis::start("down");
+    let s = server(|o| o.refresh_tokens = true);
+    let store = Arc::new(r.store().with_timeout(Duration::from_millis(500)));
+    let (i, _) = following_browser();
+    let mut mcp = Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).unwrap();
+    mcp.list_tools().unwrap();
+    let key = config(&s).store_key();
+    let mut t = store.load(&key).unwrap().tokens.unwrap();
+    t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+    store.persist(&key, &Persist::Tokens(t)).unwrap();
+
+    r.stop();
+    let started = Instant::now();
+    match store.load(&key) {
+        Err(StoreError::Redis { .. }) => {}
+        other => panic!("expected a Redis error, got {other:?}"),
+    }
+    // A client that holds a fresh token needs no store round trip: it keeps working.
+    mcp.list_tools().expect("a warm client does not need Redis");
+    // A new client cannot read the store: a typed error, and no login is started.
+    match Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).map(|_| ()) {
+        Err(mcp_oauth_client::Error::Store(StoreError::Redis { .. })) => {}
+        other => panic!("expected a Redis error, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(s.lock().authorization_requests().len(), 1, "no login started because the store was down");
+
+    let back = Redis::start_in(r.dir.clone(), r.port);
+    let mut fresh = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).expect("recovered once Redis is back");
+    fresh.list_tools().unwrap();
+    assert_eq!(s.lock().authorization_requests().len(), 1, "still one login");
+    assert_eq!(refreshes(&s), 1, "the expired token (kept by Redis across the restart) was refreshed, once");
+    drop(back);
+}
