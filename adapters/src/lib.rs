@@ -72,11 +72,11 @@ pub use interaction::{Interaction, UrlHandled};
 pub use mcp_oauth_core as core;
 pub use mcp_oauth_core::secret::ClientSecret;
 pub use mcp_oauth_core::{Authorization, Blame, ClientKind, Config, Flow, OAuthConfig, Persist, Restored, Timestamp, TokenSet, Url};
-#[cfg(feature = "redis")]
-pub use store::RedisStore;
 #[cfg(feature = "keyring")]
 pub use store::{AutoStore, KeyringBackend, KeyringStore};
 pub use store::{Distrust, FileStore, KeyringFailure, MemoryStore, StoreError, StoredClient, StoredServer, StoredTokens, TokenStore};
+#[cfg(feature = "redis")]
+pub use store::{EncryptionKeys, RedisStore};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to
 // example.com), so the README cannot drift from the API.

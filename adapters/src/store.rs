@@ -55,7 +55,7 @@ pub use keyring::{auto, AutoStore, KeyringBackend, KeyringStore};
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::redis::{EncryptionKeys, RedisStore};
 
 /// Why a `KeyringStore`'s OS keyring failed ([`StoreError::Keyring`]). Never carries what an
 /// item holds.
@@ -134,6 +134,16 @@ pub enum StoreError {
     Redis {
         /// What went wrong (never a value, never the URL's password).
         message: String,
+    },
+    /// A stored value does not decrypt (`RedisStore` with encryption): a wrong or missing key,
+    /// a value stored unencrypted where encryption is required, or one changed or moved. It is
+    /// neither read as "nothing stored" nor overwritten; fix the keys, or forget the server.
+    #[error("{server}: a stored value cannot be read: {reason}")]
+    Undecryptable {
+        /// The store key (without a query).
+        server: String,
+        /// Why.
+        reason: String,
     },
     /// A write under a lease that this worker no longer holds (it was paused or cut off past
     /// the lease, and another worker took it) was refused, so it cannot overwrite what the new

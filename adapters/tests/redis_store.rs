@@ -287,3 +287,113 @@ fn redis_down_is_a_retryable_error_and_the_client_recovers_without_a_login() {
     assert_eq!(refreshes(&s), 1, "the expired token (kept by Redis across the restart) was refreshed, once");
     drop(back);
 }
+
+fn key_of(byte: u8) -> [u8; 32] {
+    [byte; 32]
+}
+
+/// All values in the server's entries hash, raw.
+fn raw_values(r: &Redis) -> Vec<(String, String, String)> {
+    let mut conn = r.raw();
+    let hashes: Vec<String> = redis::cmd("KEYS").arg("*:entries").query(&mut conn).unwrap();
+    let mut out = Vec::new();
+    for h in hashes {
+        let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL").arg(&h).query(&mut conn).unwrap();
+        out.extend(fields.into_iter().map(|(f, v)| (h.clone(), f, v)));
+    }
+    out
+}
+
+#[test]
+fn encrypted_entries_pass_the_contract_and_hold_no_readable_secret() {
+    let r = Redis::start("sealed");
+    let keys = mcp_oauth_client::EncryptionKeys::new("k1", key_of(1)).unwrap();
+    let store = r.store().with_encryption(keys.clone());
+    store_contract::round_trips(&store);
+    store_contract::lists_describes_and_forgets(Arc::new(r.store().with_encryption(keys.clone())));
+
+    let key = "https://mcp.example.com/mcp#user";
+    let store = store.with_subject("raw");
+    store.persist(key, &Persist::Client(store_contract::client("https://as.example"))).unwrap();
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-SEALED", 1))).unwrap();
+    let raw: Vec<_> = raw_values(&r).into_iter().filter(|(h, _, _)| h.starts_with("mcp-oauth:raw:")).collect();
+    assert_eq!(raw.len(), 1);
+    assert!(raw[0].2.starts_with("mcpoauth:enc1:k1:"), "{}", raw[0].2);
+    for secret in ["AT-SEALED", "RT-AT-SEALED", "CS-SECRET", "as.example", "mcp.example.com"] {
+        assert!(!raw[0].2.contains(secret), "{secret} readable in Redis");
+    }
+    assert!(!format!("{keys:?}").contains("1, 1, 1"), "Debug shows no key: {keys:?}");
+}
+
+#[test]
+fn keys_rotate_by_id_and_a_value_that_does_not_decrypt_is_reported_never_overwritten() {
+    let r = Redis::start("rotate");
+    let key = "https://mcp.example.com/mcp#user";
+    let old = r.store().with_encryption(mcp_oauth_client::EncryptionKeys::new("k1", key_of(1)).unwrap());
+    old.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1))).unwrap();
+
+    // Rotation: k2 current, k1 still read; the next write re-seals with k2.
+    let rotated = mcp_oauth_client::EncryptionKeys::parse(&format!(
+        "k2:{}, k1:{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key_of(2)),
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key_of(1)),
+    ))
+    .unwrap();
+    let new = r.store().with_encryption(rotated);
+    assert_eq!(new.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-1");
+    new.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-2", 2))).unwrap();
+    assert!(raw_values(&r)[0].2.starts_with("mcpoauth:enc1:k2:"));
+
+    // Only k1 now: the k2 value is reported, and neither read as empty nor overwritten.
+    let before = raw_values(&r);
+    let stale = r.store().with_encryption(mcp_oauth_client::EncryptionKeys::new("k1", key_of(1)).unwrap());
+    let wrong = r.store().with_encryption(mcp_oauth_client::EncryptionKeys::new("k2", key_of(9)).unwrap());
+    let unkeyed = r.store();
+    for (name, s) in [("missing key id", &stale), ("wrong key", &wrong), ("no key", &unkeyed)] {
+        match s.load(key) {
+            Err(StoreError::Undecryptable { reason, .. }) => assert!(!reason.is_empty(), "{name}"),
+            other => panic!("{name}: expected Undecryptable, got {other:?}"),
+        }
+        let _l = s.lock(key).unwrap();
+        assert!(
+            matches!(
+                s.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-X", 3))),
+                Err(StoreError::Undecryptable { .. })
+            ),
+            "{name}"
+        );
+    }
+    assert_eq!(raw_values(&r), before, "nothing was overwritten");
+    // An unencrypted value planted where encryption is required is refused.
+    let (h, f, _) = before[0].clone();
+    let plain = serde_json::json!({"version": 1, "server": key, "issuer": "https://as.example",
+        "tokens": serde_json::to_value(store_contract::tokens("https://as.example", "AT-PLANTED", 9)).unwrap()});
+    let _: () = redis::cmd("HSET").arg(&h).arg(&f).arg(plain.to_string()).query(&mut r.raw()).unwrap();
+    assert!(matches!(new.load(key), Err(StoreError::Undecryptable { .. })));
+    // A sealed value moved to another subject does not decrypt there.
+    let _: () = redis::cmd("HSET").arg(&h).arg(&f).arg(&before[0].2).query(&mut r.raw()).unwrap();
+    let tenant = r.store().with_subject("t2").with_encryption(mcp_oauth_client::EncryptionKeys::new("k2", key_of(2)).unwrap());
+    let moved_to = h.replacen("mcp-oauth:", "mcp-oauth:t2:", 1);
+    let _: () = redis::cmd("HSET").arg(&moved_to).arg(&f).arg(&before[0].2).query(&mut r.raw()).unwrap();
+    assert!(matches!(tenant.load(key), Err(StoreError::Undecryptable { .. })), "a value moved to another subject");
+    // Forgetting removes what cannot be read.
+    new.forget(key).unwrap();
+    tenant.forget(key).unwrap();
+    assert!(raw_values(&r).is_empty());
+}
+
+#[test]
+fn malformed_keys_are_refused_without_echoing_them() {
+    for spec in [
+        "",
+        "k1",
+        "k1:not-base64!",
+        "k1:AAAA",
+        "bad id:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    ] {
+        let e = mcp_oauth_client::EncryptionKeys::parse(spec).expect_err(spec);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("AAAA"), "{shown}");
+    }
+}

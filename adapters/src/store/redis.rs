@@ -20,8 +20,14 @@
 //! nothing is forgotten, and no login starts because the store could not be read); every
 //! command has a deadline (5 s by default), and the next call reconnects.
 //!
-//! This slice stores entries as they are: protect Redis as you would the secrets (ACLs, TLS
-//! with `rediss://`, no shared tenants). Encryption at rest is planned.
+//! **Encryption at rest** ([`RedisStore::with_encryption`]): each value is sealed with
+//! XChaCha20-Poly1305 under the current key of an [`EncryptionKeys`] set, tagged with its key id
+//! (so keys rotate: older ids still decrypt, new writes use the current one), and bound to where
+//! it lives (prefix, subject, server, issuer), so a value copied elsewhere does not decrypt. A
+//! value that does not decrypt (a wrong or missing key, a value stored unencrypted, a tampered
+//! or moved one) is a [`StoreError::Undecryptable`]: reported, never read as "nothing stored",
+//! never overwritten (only [`forget`](TokenStore::forget) removes it). Without a key, entries
+//! are stored as they are: then protect Redis as you would the secrets (ACLs, `rediss://`).
 
 use super::{hex16, issuer_of, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
 use ::redis::{Commands, Connection};
@@ -91,6 +97,7 @@ pub struct RedisStore {
     lock_wait: Duration,
     /// The lease token this store holds per store key.
     held: Arc<Mutex<HashMap<String, String>>>,
+    encryption: Option<EncryptionKeys>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -100,6 +107,129 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("subject", &self.subject)
             .finish_non_exhaustive()
+    }
+}
+
+/// The keys that seal a [`RedisStore`]'s values: the current one (new writes) and older ones
+/// (still read). `Debug` shows the key ids only.
+#[derive(Clone)]
+pub struct EncryptionKeys {
+    current: String,
+    keys: Vec<(String, [u8; 32])>,
+}
+
+impl std::fmt::Debug for EncryptionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKeys")
+            .field("current", &self.current)
+            .field("ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// What sealed values start with.
+const SEALED: &str = "mcpoauth:enc1:";
+
+impl EncryptionKeys {
+    /// One key, the current one, under `id` (letters, digits, `-`, `_`, `.`).
+    pub fn new(id: &str, key: [u8; 32]) -> Result<Self, StoreError> {
+        Self::check_id(id)?;
+        Ok(EncryptionKeys { current: id.to_owned(), keys: vec![(id.to_owned(), key)] })
+    }
+
+    /// Adds an older key, still read (values it sealed are re-sealed with the current key on
+    /// their next write).
+    pub fn with_older(mut self, id: &str, key: [u8; 32]) -> Result<Self, StoreError> {
+        Self::check_id(id)?;
+        if self.keys.iter().any(|(k, _)| k == id) {
+            return Err(Self::bad(format!("key id `{id}` given twice")));
+        }
+        self.keys.push((id.to_owned(), key));
+        Ok(self)
+    }
+
+    /// Parses `ID:BASE64KEY[,ID:BASE64KEY…]`, the current key first (32 bytes each, standard
+    /// or URL-safe base64). Errors never repeat a key.
+    pub fn parse(spec: &str) -> Result<Self, StoreError> {
+        use base64::Engine as _;
+        let mut keys: Option<EncryptionKeys> = None;
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, b64) = part.split_once(':').ok_or_else(|| Self::bad("each key is ID:BASE64KEY".into()))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
+                .map_err(|_| Self::bad(format!("key `{id}` is not base64")))?;
+            let key: [u8; 32] = raw.try_into().map_err(|_| Self::bad(format!("key `{id}` is not 32 bytes")))?;
+            keys = Some(match keys {
+                None => EncryptionKeys::new(id, key)?,
+                Some(k) => k.with_older(id, key)?,
+            });
+        }
+        keys.ok_or_else(|| Self::bad("no key given".into()))
+    }
+
+    /// [`parse`](Self::parse) of an environment variable; `Ok(None)` when it is unset or empty.
+    pub fn from_env(var: &str) -> Result<Option<Self>, StoreError> {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Self::parse(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// [`parse`](Self::parse) of a file's contents (a secret file, as mounted by an
+    /// orchestrator).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+        Self::parse(&text)
+    }
+
+    fn check_id(id: &str) -> Result<(), StoreError> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(Self::bad("a key id is 1 to 64 letters, digits, `-`, `_` or `.`".into()));
+        }
+        Ok(())
+    }
+
+    fn bad(why: String) -> StoreError {
+        StoreError::Redis { message: format!("encryption keys: {why}") }
+    }
+
+    fn cipher(key: &[u8; 32]) -> chacha20poly1305::XChaCha20Poly1305 {
+        use chacha20poly1305::KeyInit as _;
+        chacha20poly1305::XChaCha20Poly1305::new(&(*key).into())
+    }
+
+    fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<String, StoreError> {
+        use base64::Engine as _;
+        use chacha20poly1305::aead::{Aead as _, Payload};
+        let key = &self.keys.iter().find(|(id, _)| *id == self.current).unwrap_or_else(|| unreachable!("the current key is held")).1;
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::Redis { message: format!("no randomness for a nonce: {e}") })?;
+        let sealed = Self::cipher(key)
+            .encrypt(&nonce.into(), Payload { msg: plain, aad })
+            .map_err(|_| StoreError::Redis { message: "encryption failed".into() })?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Ok(format!("{SEALED}{}:{}", self.current, base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)))
+    }
+
+    fn open(&self, value: &str, aad: &[u8]) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        use chacha20poly1305::aead::{Aead as _, Payload};
+        let Some(rest) = value.strip_prefix(SEALED) else {
+            return Err("it is stored unencrypted, and this store requires encryption".into());
+        };
+        let (id, b64) = rest.split_once(':').ok_or("it is not a sealed value")?;
+        let key = &self.keys.iter().find(|(k, _)| k == id).ok_or_else(|| format!("it was sealed with key `{id}`, which is not given"))?.1;
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64).map_err(|_| "it is not a sealed value".to_owned())?;
+        if raw.len() < 24 + 16 {
+            return Err("it is not a sealed value".into());
+        }
+        let (nonce, sealed) = raw.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| "it is not a sealed value".to_owned())?;
+        Self::cipher(key)
+            .decrypt(&nonce.into(), Payload { msg: sealed, aad })
+            .map_err(|_| format!("it does not decrypt with key `{id}` (a wrong key, or a value changed or moved)"))
     }
 }
 
@@ -127,6 +257,7 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
             held: Arc::default(),
+            encryption: None,
         })
     }
 
@@ -158,6 +289,51 @@ impl RedisStore {
     pub fn with_lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
         self
+    }
+
+    /// Seals every value written with `keys`, and reads only values sealed by them (see the
+    /// [module docs](self)).
+    pub fn with_encryption(mut self, keys: EncryptionKeys) -> Self {
+        self.encryption = Some(keys);
+        self
+    }
+
+    /// What a sealed value is bound to: where it lives.
+    fn aad(&self, server: &str, issuer_field: &str) -> Vec<u8> {
+        format!("mcp-oauth redis entry\n{}\n{server}\n{issuer_field}", self.base()).into_bytes()
+    }
+
+    /// A stored value as an entry of `server`: `Ok(None)` for one that is not this server's
+    /// (or not an entry), an error for one that does not decrypt.
+    fn decode(&self, server: &str, field: &str, value: &str) -> Result<Option<Entry>, StoreError> {
+        let plain = match &self.encryption {
+            Some(keys) => keys
+                .open(value, &self.aad(server, field))
+                .map_err(|reason| StoreError::Undecryptable { server: crate::safe_url(server), reason })?,
+            None if value.starts_with(SEALED) => {
+                return Err(StoreError::Undecryptable {
+                    server: crate::safe_url(server),
+                    reason: "it is encrypted, and this store has no key".into(),
+                })
+            }
+            None => value.as_bytes().to_vec(),
+        };
+        match serde_json::from_slice::<Entry>(&plain) {
+            Ok(e) if e.server == server && hex16(&e.issuer) == field => Ok(Some(e)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                log::warn!("mcp-oauth: a Redis entry of {} is corrupt (at column {}); ignoring it", crate::safe_url(server), e.column());
+                Ok(None)
+            }
+        }
+    }
+
+    fn encode(&self, server: &str, field: &str, e: &Entry) -> Result<String, StoreError> {
+        let json = serde_json::to_string(e).map_err(|_| StoreError::Redis { message: "cannot encode an entry".into() })?;
+        match &self.encryption {
+            Some(keys) => keys.seal(json.as_bytes(), &self.aad(server, field)),
+            None => Ok(json),
+        }
     }
 
     fn base(&self) -> String {
@@ -204,22 +380,12 @@ impl RedisStore {
 
     fn entries(&self, server: &str) -> Result<Vec<Entry>, StoreError> {
         let k = self.keys(server);
-        let raw: Vec<String> = self.with(|c| c.hvals(&k.entries))?;
-        Ok(raw
-            .iter()
-            .filter_map(|v| match serde_json::from_str::<Entry>(v) {
-                Ok(e) if e.server == server => Some(e),
-                Ok(_) => None,
-                Err(e) => {
-                    log::warn!(
-                        "mcp-oauth: a Redis entry of {} is corrupt (at column {}); ignoring it",
-                        crate::safe_url(server),
-                        e.column()
-                    );
-                    None
-                }
-            })
-            .collect())
+        let raw: HashMap<String, String> = self.with(|c| c.hgetall(&k.entries))?;
+        let mut out = Vec::new();
+        for (field, value) in &raw {
+            out.extend(self.decode(server, field, value)?);
+        }
+        Ok(out)
     }
 }
 
@@ -239,16 +405,19 @@ impl TokenStore for RedisStore {
         let k = self.keys(server);
         let field = hex16(issuer);
         let current: Option<String> = self.with(|c| c.hget(&k.entries, &field))?;
-        let mut e = current
-            .and_then(|v| serde_json::from_str::<Entry>(&v).ok())
-            .filter(|e| e.server == server && e.issuer == issuer)
-            .unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
-        e.apply(p);
-        let value = if e.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&e).map_err(|_| StoreError::Redis { message: "cannot encode an entry".into() })?
+        // A value that does not decrypt is an error here too: never overwritten.
+        let current = match current {
+            Some(v) => self.decode(server, &field, &v)?,
+            None => None,
         };
+        let mut e = current.filter(|e| e.issuer == issuer).unwrap_or_else(|| Entry {
+            version: 1,
+            server: server.into(),
+            issuer: issuer.into(),
+            ..Default::default()
+        });
+        e.apply(p);
+        let value = if e.is_empty() { String::new() } else { self.encode(server, &field, &e)? };
         let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
         if !value.is_empty() {
             self.with(|c| c.sadd::<_, _, ()>(self.servers_key(), server))?;
@@ -350,7 +519,12 @@ impl TokenStore for RedisStore {
 
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
-        let held = StoredServer::of(server, &self.load(server)?);
+        // What cannot be decrypted is forgotten too (forgetting is how to be rid of it).
+        let held = match self.load(server) {
+            Ok(r) => StoredServer::of(server, &r),
+            Err(StoreError::Undecryptable { .. }) => StoredServer::of(server, &Restored::default()),
+            Err(e) => return Err(e),
+        };
         let k = self.keys(server);
         let fields: Vec<String> = self.with(|c| c.hkeys(&k.entries))?;
         let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
