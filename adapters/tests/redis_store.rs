@@ -227,14 +227,14 @@ fn run_fleet(r: &Redis, s: &mcp_oauth_tests::tcp::TcpTestServer, processes: usiz
     }
 }
 
-/// 4 processes × 8 threads, each thread its own client, one Redis: a missing token gives
+/// 4 processes × 16 threads, each thread its own client, one Redis: a missing token gives
 /// exactly one login, an expired one exactly one refresh, and no refresh token is presented
 /// twice.
 #[test]
 fn a_fleet_logs_in_once_and_refreshes_once() {
     let r = Redis::start("fleet");
     let s = server(|o| o.refresh_tokens = true);
-    run_fleet(&r, &s, 4, 8, true);
+    run_fleet(&r, &s, 4, 16, true);
     assert_eq!(s.lock().authorization_requests().len(), 1, "one login for the fleet");
     let store = r.store();
     let key = config(&s).store_key();
@@ -242,8 +242,8 @@ fn a_fleet_logs_in_once_and_refreshes_once() {
         let mut t = store.load(&key).unwrap().tokens.unwrap();
         t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
         store.persist(&key, &Persist::Tokens(t)).unwrap();
-        run_fleet(&r, &s, 4, 8, false);
-        assert_eq!(refreshes(&s), round, "exactly one refresh for 32 workers");
+        run_fleet(&r, &s, 4, 16, false);
+        assert_eq!(refreshes(&s), round, "exactly one refresh for 64 workers");
         assert!(s.lock().token_requests().iter().all(|t| t.status == 200), "a refresh token was presented twice");
     }
     assert_eq!(s.lock().authorization_requests().len(), 1, "nobody logged in again");
@@ -396,4 +396,90 @@ fn malformed_keys_are_refused_without_echoing_them() {
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("AAAA"), "{shown}");
     }
+}
+
+/// Run as a child (MCP_OAUTH_REDIS_HOLDER=redis-url|store-key): takes the server's lease the way
+/// a worker does before it refreshes (short, renewed), says so, and waits to be killed.
+#[test]
+fn redis_holder_entry() {
+    let Ok(spec) = std::env::var("MCP_OAUTH_REDIS_HOLDER") else { return };
+    let (url, key) = spec.split_once('|').unwrap();
+    let store = RedisStore::open(url).unwrap().with_lease(Duration::from_millis(1500));
+    let _held = store.lock(key).unwrap();
+    println!("holding");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+/// The lease holder is SIGKILLed mid-refresh (holding the lease, its renewals stopping with
+/// it): the fleet proceeds once the lease runs out, refreshes exactly once, never presents a
+/// refresh token twice, and loses nothing.
+#[test]
+fn a_killed_lease_holder_delays_the_fleet_by_its_lease_and_nothing_is_lost() {
+    let r = Redis::start("killed");
+    let s = server(|o| o.refresh_tokens = true);
+    let store = r.store();
+    let (i, _) = following_browser();
+    Adapter::Blocking.with_oauth(config(&s), Arc::new(r.store()), i).unwrap().list_tools().unwrap();
+    let key = config(&s).store_key();
+    let mut t = store.load(&key).unwrap().tokens.unwrap();
+    t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+    store.persist(&key, &Persist::Tokens(t)).unwrap();
+
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "redis_holder_entry", "--test-threads=1", "--nocapture"])
+        .env("MCP_OAUTH_REDIS_HOLDER", format!("{}|{key}", r.url()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    while !line.contains("holding") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the holder ended");
+    }
+    // Let it renew at least once, then kill it where it stands.
+    std::thread::sleep(Duration::from_millis(700));
+    signal(holder.id(), "-KILL");
+    let _ = holder.wait();
+    let killed = Instant::now();
+
+    run_fleet(&r, &s, 2, 8, false);
+    let waited = killed.elapsed();
+    assert!(waited >= Duration::from_millis(500), "the fleet did not wait for the dead holder's lease: {waited:?}");
+    assert!(waited < Duration::from_secs(10), "the fleet waited far past the lease: {waited:?}");
+    assert_eq!(refreshes(&s), 1, "exactly one refresh");
+    assert!(s.lock().token_requests().iter().all(|t| t.status == 200), "a refresh token was presented twice");
+    assert_eq!(s.lock().authorization_requests().len(), 1, "nothing lost: no new login");
+}
+
+/// Redis paused (SIGSTOP) for longer than the timeouts: a new client fails with the typed,
+/// retryable error within bounded time, a warm one keeps working, and after SIGCONT everything
+/// works with no new login.
+#[test]
+fn a_paused_redis_gives_bounded_typed_errors_and_recovery_without_a_login() {
+    let r = Redis::start("paused");
+    let s = server(|o| o.refresh_tokens = true);
+    let store = Arc::new(r.store().with_timeout(Duration::from_millis(400)));
+    let (i, _) = following_browser();
+    let mut warm = Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).unwrap();
+    warm.list_tools().unwrap();
+
+    signal(r.child.id(), "-STOP");
+    let started = Instant::now();
+    let first = Adapter::Blocking.with_oauth(config(&s), store.clone(), i.clone()).map(|_| ());
+    let second = store.load(&config(&s).store_key()).map(|_| ());
+    let elapsed = started.elapsed();
+    warm.list_tools().expect("a warm client does not need Redis");
+    signal(r.child.id(), "-CONT");
+    assert!(matches!(first, Err(mcp_oauth_client::Error::Store(StoreError::Redis { .. }))), "{first:?}");
+    assert!(matches!(second, Err(StoreError::Redis { .. })), "{second:?}");
+    assert!(elapsed < Duration::from_secs(5), "bounded: {elapsed:?}");
+
+    let mut again = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).expect("recovered after SIGCONT");
+    again.list_tools().unwrap();
+    assert_eq!(s.lock().authorization_requests().len(), 1, "no new login");
 }
