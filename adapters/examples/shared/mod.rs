@@ -57,6 +57,22 @@ pub fn simulated_browser() -> Interaction {
     i
 }
 
+/// The simulated browser, silent (for workers whose standard output is data).
+pub fn simulated_browser_quiet() -> Interaction {
+    let mut i = Interaction::with_hook(|url: &url::Url| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            use mcp_oauth_tests::browser;
+            if let Ok(resp) = browser::get(url.as_str()) {
+                let _ = browser::get(&resp.location.unwrap_or_default());
+            }
+        });
+        UrlHandled::Opened
+    });
+    i.print_url = false;
+    i
+}
+
 pub fn print_log(server: &TcpTestServer, from: &mut usize) {
     let s = server.lock();
     for r in &s.log[*from..] {
