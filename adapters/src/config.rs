@@ -235,3 +235,134 @@ mod tests {
         assert!(serde_json::from_value::<ServerConfig>(src).is_err());
     }
 }
+
+/// Where an application keeps its registrations and tokens, as plain data beside its servers'
+/// configuration: `{"type": "file"}`, `{"type": "redis", "url": {"env": "REDIS_URL"}}`, …
+///
+/// ```
+/// use mcp_oauth_client::config::StoreConfig;
+///
+/// let fleet: StoreConfig = serde_json::from_str(r#"{
+///     "type": "redis",
+///     "url": {"env": "REDIS_URL"},
+///     "prefix": "agents",
+///     "subject": "tenant-42",
+///     "encryption_keys": {"env": "MCP_OAUTH_REDIS_KEYS"}
+/// }"#)?;
+/// assert!(matches!(fleet, StoreConfig::Redis { .. }));
+/// let default: StoreConfig = serde_json::from_str(r#"{"type": "auto"}"#)?;
+/// assert_eq!(default, StoreConfig::default());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// [`MemoryStore`](crate::MemoryStore): this process only.
+    Memory,
+    /// [`FileStore`](crate::FileStore) in `dir`, or the per-user default.
+    File {
+        /// The store directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// The OS keyring (`KeyringStore`, feature `keyring`), its index in `dir`'s `keyring-index`.
+    Keyring {
+        /// `platform` (the default), `secret-service` or `keyutils`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keyring: Option<String>,
+        /// The file store directory the index goes in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// The keyring when it answers, else files (`store::auto`; files alone in a build without
+    /// the `keyring` feature). The default.
+    Auto {
+        /// `platform` (the default), `secret-service` or `keyutils`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keyring: Option<String>,
+        /// The file store directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Redis or Valkey (`RedisStore`, feature `redis`).
+    Redis {
+        /// `redis://…` or `rediss://…`; a secret (it may hold a password).
+        url: mcp_oauth_core::config::SecretRef,
+        /// The key prefix (default `mcp-oauth`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// One user or tenant of a multi-user service.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        /// `ID:BASE64KEY[,…]`, the current key first: values are then encrypted at rest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption_keys: Option<mcp_oauth_core::config::SecretRef>,
+    },
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Auto { keyring: None, dir: None }
+    }
+}
+
+impl StoreConfig {
+    /// Opens the store, reading secrets through `env` (`std::env::var` in most programs).
+    /// A store this build lacks (`keyring`, `redis` features) is an error naming the feature.
+    pub fn open(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<std::sync::Arc<dyn crate::TokenStore>, crate::StoreError> {
+        use crate::{FileStore, MemoryStore, StoreError};
+        use std::sync::Arc;
+        let dir = |d: &Option<std::path::PathBuf>| d.clone().map_or_else(FileStore::default_dir, Ok);
+        match self {
+            StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+            StoreConfig::File { dir: d } => Ok(Arc::new(FileStore::new(dir(d)?))),
+            #[cfg(feature = "keyring")]
+            StoreConfig::Keyring { keyring, dir: d } => {
+                Ok(Arc::new(crate::KeyringStore::new(dir(d)?.join("keyring-index"), keyring_backend(keyring)?)))
+            }
+            #[cfg(not(feature = "keyring"))]
+            StoreConfig::Keyring { .. } => Err(StoreError::Keyring {
+                backend: "keyring",
+                reason: crate::KeyringFailure::Unavailable("this build has no `keyring` feature".into()),
+            }),
+            #[cfg(feature = "keyring")]
+            StoreConfig::Auto { keyring, dir: d } => {
+                Ok(crate::store::auto(dir(d)?, keyring_backend(keyring)?, crate::store::keyring::DEFAULT_TIMEOUT).store)
+            }
+            #[cfg(not(feature = "keyring"))]
+            StoreConfig::Auto { dir: d, .. } => Ok(Arc::new(FileStore::new(dir(d)?))),
+            #[cfg(feature = "redis")]
+            StoreConfig::Redis { url, prefix, subject, encryption_keys } => {
+                let bad = |e: mcp_oauth_core::ConfigError| StoreError::Redis { message: e.to_string() };
+                let mut store = crate::RedisStore::open(&url.resolve("store.url", env).map_err(bad)?)?;
+                if let Some(p) = prefix {
+                    store = store.with_prefix(p.clone());
+                }
+                if let Some(s) = subject {
+                    store = store.with_subject(s.clone());
+                }
+                if let Some(k) = encryption_keys {
+                    store = store.with_encryption(crate::EncryptionKeys::parse(&k.resolve("store.encryption_keys", env).map_err(bad)?)?);
+                }
+                Ok(Arc::new(store))
+            }
+            #[cfg(not(feature = "redis"))]
+            StoreConfig::Redis { .. } => {
+                let _ = env;
+                Err(StoreError::Redis { message: "this build has no `redis` feature".into() })
+            }
+        }
+    }
+}
+
+#[cfg(feature = "keyring")]
+fn keyring_backend(name: &Option<String>) -> Result<crate::KeyringBackend, crate::StoreError> {
+    match name {
+        None => Ok(crate::KeyringBackend::Platform),
+        Some(n) => crate::KeyringBackend::parse(n).ok_or_else(|| crate::StoreError::Keyring {
+            backend: "keyring",
+            reason: crate::KeyringFailure::Unavailable(format!("unknown keyring `{n}`: platform, secret-service or keyutils")),
+        }),
+    }
+}

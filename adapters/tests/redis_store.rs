@@ -483,3 +483,44 @@ fn a_paused_redis_gives_bounded_typed_errors_and_recovery_without_a_login() {
     again.list_tools().unwrap();
     assert_eq!(s.lock().authorization_requests().len(), 1, "no new login");
 }
+
+/// The store chosen by plain serde data: Redis by URL from the environment, with encryption
+/// keys from the environment too.
+#[test]
+fn a_store_config_selects_redis_with_encryption() {
+    use mcp_oauth_client::config::StoreConfig;
+    let r = Redis::start("config");
+    let cfg: StoreConfig = serde_json::from_value(serde_json::json!({
+        "type": "redis", "url": {"env": "FLEET_REDIS"}, "prefix": "agents", "subject": "t1",
+        "encryption_keys": {"env": "FLEET_KEYS"}
+    }))
+    .unwrap();
+    let keys = format!("k1:{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key_of(5)));
+    let (url, k) = (r.url(), keys.clone());
+    let env = move |name: &str| match name {
+        "FLEET_REDIS" => Some(url.clone()),
+        "FLEET_KEYS" => Some(k.clone()),
+        _ => None,
+    };
+    let store = cfg.open(&env).unwrap();
+    let key = "https://mcp.example.com/mcp#user";
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-CFG", 1))).unwrap();
+    assert_eq!(store.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-CFG");
+    let raw = raw_values(&r);
+    assert!(raw[0].0.starts_with("agents:t1:{"), "{raw:?}");
+    assert!(raw[0].2.starts_with("mcpoauth:enc1:k1:"));
+    // A missing variable is a configuration error naming it, not a store without encryption.
+    let no_keys = move |name: &str| (name == "FLEET_REDIS").then(|| r.url());
+    let e = cfg.open(&no_keys).map(|_| ()).expect_err("the keys are required once configured");
+    assert!(e.to_string().contains("FLEET_KEYS"), "{e}");
+    // File and memory from the same shape.
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-storecfg-{}", std::process::id()));
+    let file: StoreConfig = serde_json::from_value(serde_json::json!({"type": "file", "dir": dir})).unwrap();
+    file.open(&|_| None).unwrap().persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-F", 1))).unwrap();
+    assert!(mcp_oauth_client::FileStore::new(&dir).load(key).unwrap().tokens.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        serde_json::from_value::<StoreConfig>(serde_json::json!({"type": "file", "dri": "/x"})).is_err(),
+        "a misspelt field is refused"
+    );
+}
