@@ -524,3 +524,18 @@ fn a_store_config_selects_redis_with_encryption() {
         "a misspelt field is refused"
     );
 }
+
+/// Redis restarted while the store's connections sat idle: the next call reconnects and
+/// succeeds (no spurious error for the restart it did not see).
+#[test]
+fn a_restart_between_calls_costs_no_error() {
+    let mut r = Redis::start("restart-idle");
+    let store = r.store();
+    let key = "https://mcp.example.com/mcp#user";
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-KEPT", 1))).unwrap();
+    assert!(store.load(key).unwrap().tokens.is_some());
+    r.stop();
+    let back = Redis::start_in(r.dir.clone(), r.port);
+    assert_eq!(store.load(key).expect("reconnected").tokens.unwrap().access_token.secret(), "AT-KEPT", "kept across the restart");
+    drop(back);
+}

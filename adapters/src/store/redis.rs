@@ -43,6 +43,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`TokenStore::lock`] waits for another holder (a browser login may hold the lease
 /// for minutes).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
+/// Idle connections kept per store (and its clones).
+const MAX_IDLE: usize = 8;
 /// The key prefix unless one is given.
 pub const DEFAULT_PREFIX: &str = "mcp-oauth";
 
@@ -89,7 +91,9 @@ return 1
 pub struct RedisStore {
     client: ::redis::Client,
     url: String,
-    conn: Arc<Mutex<Option<Connection>>>,
+    /// Idle connections, taken by one call at a time (threads of one process do not queue
+    /// behind one connection).
+    pool: Arc<Mutex<Vec<Connection>>>,
     prefix: String,
     subject: Option<String>,
     lease: Duration,
@@ -250,7 +254,7 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             url: url.to_owned(),
-            conn: Arc::default(),
+            pool: Arc::default(),
             prefix: DEFAULT_PREFIX.to_owned(),
             subject: None,
             lease: DEFAULT_LEASE,
@@ -359,19 +363,36 @@ impl RedisStore {
         Ok(c)
     }
 
-    /// Runs `f` on the shared connection (made on first use, and again after a failure).
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.connect().map_err(|e| redis_error(&e))?);
+    /// Runs `f` on an idle connection, or a new one. A reused connection that fails at the
+    /// socket (Redis restarted while it sat idle) is dropped and `f` runs once more on a new
+    /// one: every command here is idempotent, or (taking the lease) safe to repeat.
+    fn with<T>(&self, mut f: impl FnMut(&mut Connection) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+        let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reused = idle.is_some();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => self.connect().map_err(|e| redis_error(&e))?,
+        };
+        let mut result = f(&mut conn);
+        if reused && result.as_ref().is_err_and(|e| e.is_io_error() || e.is_connection_dropped()) {
+            conn = self.connect().map_err(|e| redis_error(&e))?;
+            result = f(&mut conn);
         }
-        let conn = guard.as_mut().unwrap_or_else(|| unreachable!("connected above"));
-        match f(conn) {
-            Ok(t) => Ok(t),
+        match result {
+            Ok(t) => {
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < MAX_IDLE {
+                    pool.push(conn);
+                }
+                Ok(t)
+            }
             Err(e) => {
-                // A server error leaves the connection usable; anything else may not.
-                if e.kind() != ::redis::ErrorKind::Server(::redis::ServerErrorKind::ResponseError) || e.is_io_error() {
-                    *guard = None;
+                // A server's error reply leaves the connection usable; anything else may not.
+                if !e.is_io_error() && matches!(e.kind(), ::redis::ErrorKind::Server(_)) {
+                    let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                    if pool.len() < MAX_IDLE {
+                        pool.push(conn);
+                    }
                 }
                 Err(redis_error(&e))
             }
