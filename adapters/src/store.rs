@@ -73,6 +73,9 @@ pub enum KeyringFailure {
     Unavailable(String),
     /// An item is too large for this keyring.
     TooLong(String),
+    /// The keyring is full: the kernel's keyutils gives a user who is not root 20,000 bytes
+    /// (`/proc/sys/kernel/keys/maxbytes`), about eight logins.
+    Full(String),
     /// An item holds data that is not what this store wrote.
     Corrupt,
     /// Any other failure the keyring reported.
@@ -89,6 +92,11 @@ impl std::fmt::Display for KeyringFailure {
             ),
             KeyringFailure::Unavailable(why) => write!(f, "not available: {why}"),
             KeyringFailure::TooLong(what) => write!(f, "an item is too large: {what}"),
+            KeyringFailure::Full(why) => write!(
+                f,
+                "full ({why}; keyutils gives a user who is not root 20,000 bytes, see /proc/sys/kernel/keys/maxbytes): \
+                 log out of servers you no longer use, or use the file store"
+            ),
             KeyringFailure::Corrupt => f.write_str("an item holds data this store did not write"),
             KeyringFailure::Failed(why) => write!(f, "failed: {why}"),
         }

@@ -436,9 +436,10 @@ fn a_session_on_the_keyutils_keyring() {
     assert_eq!(srv.lock().authorization_requests().len(), 1);
 }
 
-/// `--store auto` (the default): the keyring when it answers, with the file store's logins
-/// moved into it; files when it does not answer, within the timeout, saying why; a command
-/// on an explicit keyring that does not answer fails (exit 2) without starting a login.
+/// `--store auto` (the default): the keyring when it answers, a login made in files staying
+/// there; files when it does not answer, within the timeout, saying why (on every command when
+/// the keyring holds logins out of reach); a command on an explicit keyring that does not
+/// answer fails (exit 2) without starting a login.
 #[cfg(target_os = "linux")]
 #[test]
 fn auto_takes_the_keyring_that_answers_and_falls_back_from_one_that_does_not() {
@@ -473,16 +474,26 @@ fn auto_takes_the_keyring_that_answers_and_falls_back_from_one_that_does_not() {
         .unwrap();
     assert!(text(&out.stdout).contains("no D-Bus session"), "{}", text(&out.stdout));
 
-    // A keyring that answers: the login moves into it, once, and keeps working.
+    // A keyring that answers: the login made in files stays there and keeps working (nothing
+    // moved, no second login); status names the keyring and says so.
     let out = run(&s, &["--store", "auto", "--keyring", "keyutils", "status", &url]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("Moved 1 login(s) from files into the kernel keyutils"), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("keyring: kernel keyutils"), "{}", text(&out.stdout));
-    assert!(FileStore::new(s.store()).servers().unwrap().is_empty(), "the files no longer hold it");
-    // The same keyring behind a Secret Service that does not answer: a clear failure, within
-    // the timeout, and no login is started.
-    let before = srv.lock().log.len();
-    let out = cli(&s, &["--store", "keyring", "--keyring", "secret-service", "token", &url])
+    assert!(text(&out.stdout).contains("logins made with files stay in"), "{}", text(&out.stdout));
+    assert_eq!(FileStore::new(s.store()).servers().unwrap().len(), 1, "the files still hold it");
+    let out = run(&s, &["--store", "auto", "--keyring", "keyutils", "call", &url, "echo", r#"{"text":"shared"}"#]);
+    assert!(text(&out.stdout).contains("shared"), "{}", text(&out.stderr));
+    assert_eq!(srv.lock().authorization_requests().len(), 1, "no second login");
+
+    // A second server logged in through the keyring. Behind a Secret Service that does not
+    // answer: an explicit keyring fails clearly, within the timeout, and starts no login; auto
+    // falls back and says so on the command's standard error (its login is out of reach).
+    let srv2 = server(|_| {});
+    let url2 = srv2.mcp_url();
+    let (out, _) = login_via_browser(&s, &["--store", "keyring", "--keyring", "keyutils", "login", &url2, "--no-browser"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = srv2.lock().log.len();
+    let out = cli(&s, &["--store", "keyring", "--keyring", "secret-service", "token", &url2])
         .env("DBUS_SESSION_BUS_ADDRESS", &bus)
         .env("MCP_OAUTH_KEYRING_TIMEOUT", "1")
         .output()
@@ -490,11 +501,18 @@ fn auto_takes_the_keyring_that_answers_and_falls_back_from_one_that_does_not() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("Secret Service: no answer in 1 s"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
-    assert_eq!(srv.lock().log.len(), before, "no request reached the server");
+    let out = cli(&s, &["--store", "auto", "--keyring", "secret-service", "token", &url2])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("MCP_OAUTH_KEYRING_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "not logged in, in the files: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("mcp-oauth: using files in"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("out of reach"), "{}", text(&out.stderr));
+    assert_eq!(srv2.lock().log.len(), before, "no request reached the server");
 
-    let out = run(&s, &["--store", "auto", "--keyring", "keyutils", "call", &url, "echo", r#"{"text":"moved"}"#]);
-    assert!(text(&out.stdout).contains("moved"), "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("Moved"), "moved only once: {}", text(&out.stderr));
-    assert_eq!(srv.lock().authorization_requests().len(), 1, "no second login");
-    assert_eq!(run(&s, &["--store", "auto", "--keyring", "keyutils", "logout", &url, "--forget"]).status.code(), Some(0));
+    for u in [&url, &url2] {
+        assert_eq!(run(&s, &["--store", "auto", "--keyring", "keyutils", "logout", u, "--forget"]).status.code(), Some(0));
+    }
+    assert!(FileStore::new(s.store()).servers().unwrap().is_empty());
 }

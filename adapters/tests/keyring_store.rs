@@ -212,31 +212,40 @@ fn processes_sharing_an_expired_token_in_the_keyring_refresh_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `auto` with a keyring that answers: a server whose login is in the file store stays there
+/// (an application on `FileStore::in_default_dir()` keeps sharing it, nothing is moved or
+/// copied); a new server goes to the keyring; forgetting clears both stores.
 #[test]
-fn auto_takes_the_keyring_and_moves_the_file_stores_logins_into_it() {
-    let s = server(|o| o.refresh_tokens = true);
+fn auto_takes_the_keyring_for_new_logins_and_leaves_file_logins_where_they_are() {
+    let (a, b) = (server(|o| o.refresh_tokens = true), server(|o| o.refresh_tokens = true));
     let dir = scratch("auto");
     let (i, _) = following_browser();
-    Adapter::Blocking.with_oauth(config(&s), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
-    let key = config(&s).store_key();
-    let in_file = FileStore::new(&dir).load(&key).unwrap().tokens.unwrap();
+    Adapter::Blocking.with_oauth(config(&a), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
+    let (key_a, key_b) = (config(&a).store_key(), config(&b).store_key());
 
     let chosen = mcp_oauth_client::store::auto(&dir, KeyringBackend::KeyUtils, Duration::from_secs(10));
     assert_eq!(chosen.keyring, Some(KeyringBackend::KeyUtils), "{chosen:?}");
     assert!(chosen.fallback.is_none());
-    assert_eq!(chosen.moved, vec![key.clone()]);
-    assert!(chosen.description.contains("kernel keyutils"), "{}", chosen.description);
-    assert!(FileStore::new(&dir).servers().unwrap().is_empty(), "the files no longer hold it");
-    let moved = chosen.store.load(&key).unwrap().tokens.unwrap();
-    assert_eq!(moved.access_token.secret(), in_file.access_token.secret());
-
-    // A client on the chosen store needs no OAuth request.
-    let requests = oauth_requests(&s);
-    Adapter::Blocking.with_oauth(config(&s), chosen.store.clone(), i).unwrap().list_tools().unwrap();
-    assert_eq!(oauth_requests(&s), requests, "no OAuth request");
-    // Choosing again moves nothing.
-    assert!(mcp_oauth_client::store::auto(&dir, KeyringBackend::KeyUtils, Duration::from_secs(10)).moved.is_empty());
-    chosen.store.forget(&key).unwrap();
+    assert!(chosen.description.contains("kernel keyutils") && chosen.description.contains("stay in"), "{}", chosen.description);
+    // Server a: used from the files, by the application and through auto alike.
+    let requests = oauth_requests(&a);
+    Adapter::Blocking.with_oauth(config(&a), chosen.store.clone(), i.clone()).unwrap().list_tools().unwrap();
+    Adapter::Blocking.with_oauth(config(&a), Arc::new(FileStore::new(&dir)), i.clone()).unwrap().list_tools().unwrap();
+    assert_eq!(oauth_requests(&a), requests, "no OAuth request: the one login is shared");
+    assert!(FileStore::new(&dir).load(&key_a).unwrap().tokens.is_some());
+    assert!(KeyringStore::new(dir.join("keyring-index"), KeyringBackend::KeyUtils).servers().unwrap().is_empty(), "nothing copied");
+    // Server b: a new login goes to the keyring.
+    Adapter::Blocking.with_oauth(config(&b), chosen.store.clone(), i).unwrap().list_tools().unwrap();
+    assert!(FileStore::new(&dir).load(&key_b).unwrap().tokens.is_none(), "not in the files");
+    assert_eq!(KeyringStore::new(dir.join("keyring-index"), KeyringBackend::KeyUtils).servers().unwrap(), vec![key_b.clone()]);
+    let mut both = vec![key_a.clone(), key_b.clone()];
+    both.sort();
+    assert_eq!(chosen.store.servers().unwrap(), both, "auto lists both");
+    // Forgetting through auto clears whichever store holds it.
+    chosen.store.forget(&key_a).unwrap();
+    chosen.store.forget(&key_b).unwrap();
+    assert!(FileStore::new(&dir).servers().unwrap().is_empty());
+    assert!(chosen.store.servers().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,8 +12,8 @@ use mcp_oauth_client::core::device::DeviceCode;
 use mcp_oauth_client::core::{Blame, Flow, IfUnreachable, LoginMethod, LogoutReport, Revocation};
 use mcp_oauth_client::interaction::UrlHandled;
 use mcp_oauth_client::{
-    ClientKind, Config, Error, FileStore, Interaction, KeyringBackend, KeyringStore, MemoryStore, OAuthConfig, Persist, ServerConfig,
-    StoredServer, TokenStore,
+    ClientKind, Config, Error, FileStore, Interaction, KeyringBackend, KeyringFailure, KeyringStore, MemoryStore, OAuthConfig, Persist,
+    ServerConfig, StoredServer, TokenStore,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -226,13 +226,13 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Global, Command)>, Failure> {
 
 fn run(args: Vec<OsString>) -> Result<u8, Failure> {
     let Some((g, command)) = parse(args)? else { return Ok(0) };
-    let (store, store_shown) = open_store(&g)?;
+    let (store, store_shown, parts) = open_store(&g)?;
     let servers = Servers::load(g.config.clone())?;
     match command {
         Command::Login(target, o) => login(&servers, &store, &target, o),
         Command::Status(target) => status(&servers, &store, &store_shown, target.as_deref(), g.json),
         Command::Token(target) => token(&servers, &store, &target),
-        Command::Logout(target, forget) => logout(&servers, &store, target.as_deref(), forget, g.json),
+        Command::Logout(target, forget) => logout(&servers, &store, &parts, target.as_deref(), forget, g.json),
         Command::Tools(target) => tools(&servers, &store, &target, g.json),
         Command::Call(target, tool, args) => call(&servers, &store, &target, &tool, args.as_deref(), g.json),
     }
@@ -240,7 +240,10 @@ fn run(args: Vec<OsString>) -> Result<u8, Failure> {
 
 // ---- Stores ---------------------------------------------------------------------------------
 
-fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
+/// The store, how `status` shows it, and (for `auto`) the stores behind it.
+type Opened = (Arc<dyn TokenStore>, String, Vec<Arc<dyn TokenStore>>);
+
+fn open_store(g: &Global) -> Result<Opened, Failure> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let kind = g.store.clone().or_else(|| env("MCP_OAUTH_STORE")).unwrap_or_else(|| "auto".into());
     let dir = || match &g.store_dir {
@@ -265,18 +268,23 @@ fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
     match kind.as_str() {
         "file" => {
             let dir = dir()?;
-            Ok((Arc::new(FileStore::new(&dir)), format!("file ({})", dir.display())))
+            Ok((Arc::new(FileStore::new(&dir)), format!("file ({})", dir.display()), Vec::new()))
         }
         "auto" => {
             let chosen = mcp_oauth_client::store::auto(dir()?, backend, timeout);
-            if !chosen.moved.is_empty() {
-                eprintln!("Moved {} login(s) from files into the {}.", chosen.moved.len(), backend.name());
+            // Falling back is said once per command when it is news: the keyring exists but did
+            // not answer, or it holds logins that are out of reach (no session bus at all, as
+            // over SSH, is the normal case there and goes unsaid outside `status`).
+            let timed_out =
+                matches!(chosen.fallback, Some(mcp_oauth_client::StoreError::Keyring { reason: KeyringFailure::Timeout { .. }, .. }));
+            if chosen.keyring.is_none() && (timed_out || chosen.description.contains("out of reach")) {
+                eprintln!("mcp-oauth: using {}", clean(&chosen.description));
             }
             let shown = match chosen.keyring {
                 Some(_) => format!("keyring: {}{until_reboot}, chosen by --store auto", chosen.description),
                 None => format!("{}, chosen by --store auto", chosen.description),
             };
-            Ok((chosen.store, shown))
+            Ok((chosen.store, shown, chosen.parts))
         }
         "keyring" => {
             let index = match &g.store_dir {
@@ -284,9 +292,9 @@ fn open_store(g: &Global) -> Result<(Arc<dyn TokenStore>, String), Failure> {
                 None => KeyringStore::default_index_dir().map_err(|e| Failure::usage(format!("{e}: give --store-dir")))?,
             };
             let store = KeyringStore::new(&index, backend).with_timeout(timeout);
-            Ok((Arc::new(store), format!("keyring: {} (index in {}){until_reboot}", backend.name(), index.display())))
+            Ok((Arc::new(store), format!("keyring: {} (index in {}){until_reboot}", backend.name(), index.display()), Vec::new()))
         }
-        "memory" => Ok((Arc::new(MemoryStore::new()), "memory (this process only)".into())),
+        "memory" => Ok((Arc::new(MemoryStore::new()), "memory (this process only)".into(), Vec::new())),
         other => Err(Failure::usage(format!("unknown store `{other}`: auto, keyring, file or memory"))),
     }
 }
@@ -800,7 +808,14 @@ struct Leaving {
     config: Option<Config>,
 }
 
-fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, forget: bool, json: bool) -> Result<u8, Failure> {
+fn logout(
+    servers: &Servers,
+    store: &Arc<dyn TokenStore>,
+    parts: &[Arc<dyn TokenStore>],
+    target: Option<&str>,
+    forget: bool,
+    json: bool,
+) -> Result<u8, Failure> {
     let leaving: Vec<Leaving> = match target {
         Some(t) => {
             let target = servers.resolve(t)?;
@@ -842,7 +857,14 @@ fn logout(servers: &Servers, store: &Arc<dyn TokenStore>, target: Option<&str>, 
     let if_unreachable = if forget { IfUnreachable::Forget } else { IfUnreachable::Keep };
     let mut results = Vec::new();
     let mut worst = 0u8;
-    for l in leaving {
+    // With `--store auto`, the stores behind it: a copy of the login left in the other one (a
+    // login made on a day the keyring did not answer) is logged out of too.
+    let passes: Vec<Arc<dyn TokenStore>> = std::iter::once(store.clone()).chain(parts.iter().cloned()).collect();
+    for (l, store) in leaving.iter().flat_map(|l| passes.iter().enumerate().map(move |(n, st)| ((l, n), st))) {
+        let (l, pass) = l;
+        if pass > 0 && store.describe(&l.key).map_or(true, |d| d.is_empty()) {
+            continue;
+        }
         let url = clean(&shown(key_url(&l.key)));
         let outcome = match &l.config {
             Some(config) => OAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive())

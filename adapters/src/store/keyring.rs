@@ -150,6 +150,7 @@ fn failure(e: KrError) -> KeyringFailure {
         KrError::NoStorageAccess(p) => KeyringFailure::Unavailable(p.to_string()),
         KrError::NoDefaultStore => KeyringFailure::Unavailable("no credential store".into()),
         KrError::NotSupportedByStore(s) => KeyringFailure::Unavailable(s),
+        KrError::PlatformFailure(p) if p.to_string().to_ascii_lowercase().contains("quota") => KeyringFailure::Full(p.to_string()),
         KrError::PlatformFailure(p) => KeyringFailure::Failed(p.to_string()),
         KrError::BadEncoding(_) | KrError::BadDataFormat(..) => KeyringFailure::Corrupt,
         KrError::TooLong(what, max) => KeyringFailure::TooLong(format!("{what} is longer than {max}")),
@@ -201,6 +202,48 @@ fn read_index(path: &Path) -> Option<Index> {
     Some(idx)
 }
 
+/// Items that exist, or may, and that no index may name yet (or any more): recorded before they
+/// are written, cleared once they are named or deleted. Nothing secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Pending {
+    server: String,
+    issuer: String,
+    /// Item name → how many items.
+    items: std::collections::BTreeMap<String, u32>,
+}
+
+impl Pending {
+    fn is_valid(&self) -> bool {
+        self.items.iter().all(|(id, n)| {
+            (1..=MAX_CHUNKS).contains(n) && id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+    }
+}
+
+fn read_pending(path: &Path, server: &str, issuer: &str) -> Pending {
+    FileStore::read_json::<Pending>(path).filter(|p| p.server == server && p.issuer == issuer && p.is_valid()).unwrap_or_else(|| Pending {
+        server: server.into(),
+        issuer: issuer.into(),
+        items: Default::default(),
+    })
+}
+
+fn write_pending(path: &Path, pending: &Pending) -> Result<(), StoreError> {
+    if pending.items.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: path.to_owned(), source: e }),
+            _ => Ok(()),
+        };
+    }
+    let bytes = serde_json::to_vec_pretty(pending).map_err(|e| StoreError::Io { path: path.to_owned(), source: e.into() })?;
+    FileStore::write_atomic(path, &bytes)
+}
+
+/// Whether a keyring failure says it is full (keyutils: EDQUOT, "QuotaExceeded").
+fn is_quota(e: &StoreError) -> bool {
+    matches!(e, StoreError::Keyring { reason: KeyringFailure::Full(_), .. })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -224,7 +267,13 @@ pub struct KeyringStore {
     opened: Arc<Mutex<Option<Arc<CredentialStore>>>>,
     /// Keyring calls that timed out and have not returned yet (shared by clones).
     stuck: Arc<std::sync::atomic::AtomicUsize>,
+    /// The one thread that talks to the keyring (shared by clones): keyutils keeps a session
+    /// keyring per thread, and one thread's lets a key it holds be updated in place.
+    worker: Arc<Mutex<Option<std::sync::mpsc::Sender<Job>>>>,
 }
+
+/// A keyring call for the worker thread.
+type Job = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for KeyringStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,6 +297,7 @@ impl KeyringStore {
             timeout: DEFAULT_TIMEOUT,
             opened: Arc::default(),
             stuck: Arc::default(),
+            worker: Arc::default(),
         }
     }
 
@@ -312,6 +362,17 @@ impl KeyringStore {
         &self,
         f: impl FnOnce(&Arc<CredentialStore>) -> Result<T, KrError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.run_then(f, |_, _| {})
+    }
+
+    /// As [`run`](Self::run); and when the caller gave up waiting before `f` finished, what `f`
+    /// returned goes to `undo` on that thread (so a write that completes after its timeout
+    /// removes what it wrote: nobody will ever name it).
+    fn run_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<CredentialStore>) -> Result<T, KrError> + Send + 'static,
+        undo: impl FnOnce(&Arc<CredentialStore>, T) + Send + 'static,
+    ) -> Result<T, StoreError> {
         use std::sync::atomic::Ordering;
         // A keyring that left calls hanging gets no more threads: each would hang too.
         if self.stuck.load(Ordering::SeqCst) >= MAX_STUCK {
@@ -319,43 +380,82 @@ impl KeyringStore {
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (opened, backend) = (self.opened.clone(), self.backend);
-        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (late, stuck) = (timed_out.clone(), self.stuck.clone());
+        // Set by whichever comes first: the thread finishing, or the caller giving up.
+        let decided = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (late, stuck) = (decided.clone(), self.stuck.clone());
+        self.submit(Box::new(move || {
+            if late.load(Ordering::SeqCst) {
+                // The caller gave up before this call started: it is not made at all.
+                stuck.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            let mut opened_store = None;
+            let r = (|| {
+                if backend == KeyringBackend::KeyUtils {
+                    join_session_keyring()?;
+                }
+                let store = {
+                    let mut o = opened.lock().unwrap_or_else(|e| e.into_inner());
+                    match &*o {
+                        Some(s) => s.clone(),
+                        None => o.insert(backend.open()?).clone(),
+                    }
+                };
+                opened_store = Some(store.clone());
+                f(&store)
+            })();
+            if late.swap(true, Ordering::SeqCst) {
+                // The caller gave up: undo, and this call is no longer stuck.
+                if let (Some(store), Ok(t)) = (opened_store, r) {
+                    undo(&store, t);
+                }
+                stuck.fetch_sub(1, Ordering::SeqCst);
+            } else {
+                let _ = tx.send(r);
+            }
+        }))?;
+        let r = match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !decided.swap(true, Ordering::SeqCst) {
+                    self.stuck.fetch_add(1, Ordering::SeqCst);
+                    return Err(self.error(KeyringFailure::Timeout { after: self.timeout }));
+                }
+                // It finished just now: its result is on its way.
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => return Err(self.error(KeyringFailure::Failed("the keyring call panicked".into()))),
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(self.error(KeyringFailure::Failed("the keyring call panicked".into())))
+            }
+        };
+        r.map_err(|e| self.error(failure(e)))
+    }
+
+    /// Hands `job` to the worker thread, starting it (again, should it have died) as needed.
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let mut w = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        let job = match &*w {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("mcp-oauth-keyring".into())
             .spawn(move || {
-                let r = (|| {
-                    if backend == KeyringBackend::KeyUtils {
-                        join_session_keyring()?;
-                    }
-                    let store = {
-                        let mut o = opened.lock().unwrap_or_else(|e| e.into_inner());
-                        match &*o {
-                            Some(s) => s.clone(),
-                            None => o.insert(backend.open()?).clone(),
-                        }
-                    };
-                    f(&store)
-                })();
-                // The caller gave up on this call: it is no longer stuck now that it returned.
-                if late.swap(true, Ordering::SeqCst) {
-                    stuck.fetch_sub(1, Ordering::SeqCst);
+                while let Ok(job) = rx.recv() {
+                    job();
                 }
-                let _ = tx.send(r);
             })
             .map_err(|e| self.error(KeyringFailure::Failed(format!("cannot start a thread: {e}"))))?;
-        match rx.recv_timeout(self.timeout) {
-            Ok(r) => r.map_err(|e| self.error(failure(e))),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if !timed_out.swap(true, Ordering::SeqCst) {
-                    self.stuck.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(self.error(KeyringFailure::Timeout { after: self.timeout }))
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(self.error(KeyringFailure::Failed("the keyring call panicked".into())))
-            }
-        }
+        tx.send(job).map_err(|_| self.error(KeyringFailure::Failed("the keyring thread ended".into())))?;
+        *w = Some(tx);
+        Ok(())
     }
 
     /// The entries of `indexes`, read from the keyring in one call: `None` where an item is
@@ -415,6 +515,63 @@ impl KeyringStore {
         })
     }
 
+    /// Writes `chunks` as the items of `idx`. Should the caller have given up waiting (a keyring
+    /// that answered after the timeout), the items are deleted again: no index will name them.
+    fn write_items(&self, idx: &Index, chunks: &[Vec<u8>]) -> Result<(), StoreError> {
+        let (service, new, chunks) = (self.service.clone(), idx.clone(), chunks.to_vec());
+        let (undo_service, undo_idx) = (self.service.clone(), idx.clone());
+        self.run_then(
+            move |store| {
+                for (i, chunk) in (0u32..).zip(&chunks) {
+                    let item = keyring_core::Entry::new_in_store(store, &service, &new.user(i))?;
+                    if let Err(e) = item.set_secret(chunk) {
+                        for j in 0..i {
+                            if let Ok(done) = keyring_core::Entry::new_in_store(store, &service, &new.user(j)) {
+                                let _ = done.delete_credential();
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            },
+            move |store, ()| {
+                for i in 0..undo_idx.chunks {
+                    if let Ok(item) = keyring_core::Entry::new_in_store(store, &undo_service, &undo_idx.user(i)) {
+                        let _ = item.delete_credential();
+                    }
+                }
+            },
+        )
+    }
+
+    fn pending_path(&self, server: &str, issuer: &str) -> PathBuf {
+        self.index.server_dir(server).join(format!("{}.pending", hex16(issuer)))
+    }
+
+    /// Deletes the items `pending` records, except `keep` (the ones the index names); what
+    /// could not be deleted stays recorded.
+    fn sweep(&self, pending: &mut Pending, keep: Option<&str>) {
+        let stale: Vec<(String, u32)> =
+            pending.items.iter().filter(|(id, _)| Some(id.as_str()) != keep).map(|(id, n)| (id.clone(), *n)).collect();
+        for (item, chunks) in stale {
+            let idx = Index {
+                version: 1,
+                server: pending.server.clone(),
+                issuer: pending.issuer.clone(),
+                item: item.clone(),
+                chunks,
+                sha256: String::new(),
+            };
+            match self.delete(idx) {
+                Ok(()) => {
+                    pending.items.remove(&item);
+                }
+                Err(e) => log::warn!("mcp-oauth: could not delete unused keyring items: {e}"),
+            }
+        }
+    }
+
     /// The index files of `server` (trusted, readable, naming this server), with their paths.
     fn indexes(&self, server: &str) -> Result<Vec<(PathBuf, Index)>, StoreError> {
         let dir = self.index.server_dir(server);
@@ -441,7 +598,9 @@ impl KeyringStore {
     /// The entry of one index file, re-reading the index when its items went missing or did
     /// not match (a writer in another process replaced them meanwhile).
     fn read_current(&self, path: &Path, mut idx: Index) -> Result<Option<Entry>, StoreError> {
-        for _ in 0..3 {
+        // Each retry follows a new version another process committed meanwhile; a run of
+        // back-to-back writers gets this many.
+        for _ in 0..32 {
             if let Some(e) = self.read(vec![idx.clone()])?.pop().flatten() {
                 return Ok(Some(e));
             }
@@ -483,6 +642,11 @@ impl TokenStore for KeyringStore {
         let dir = self.index.ensure_dirs(server)?;
         let path = self.index.entry_path(server, issuer);
         let old = read_index(&path).filter(|i| i.is_valid_for(server) && i.issuer == issuer);
+        // What earlier writers left unnamed (killed between items and index, or before deleting
+        // the replaced items) goes first.
+        let pending_path = self.pending_path(server, issuer);
+        let mut pending = read_pending(&pending_path, server, issuer);
+        self.sweep(&mut pending, old.as_ref().map(|o| o.item.as_str()));
         let current = match &old {
             Some(idx) => self.read_current(&path, idx.clone())?,
             None => None,
@@ -495,15 +659,16 @@ impl TokenStore for KeyringStore {
                 _ => {}
             }
             if let Some(old) = old {
-                self.delete(old)?;
+                pending.items.insert(old.item.clone(), old.chunks);
             }
-            return Ok(());
+            self.sweep(&mut pending, None);
+            return write_pending(&pending_path, &pending);
         }
         let bytes = serde_json::to_vec(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         let mut r = [0u8; 8];
         getrandom::fill(&mut r).map_err(|err| self.error(KeyringFailure::Failed(err.to_string())))?;
         let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-        let idx = Index {
+        let mut idx = Index {
             version: 1,
             server: server.into(),
             issuer: issuer.into(),
@@ -511,36 +676,43 @@ impl TokenStore for KeyringStore {
             chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
             sha256: hex(&Sha256::digest(&bytes)),
         };
-        // 1. The new items, under their new name (on failure, the ones written are removed).
-        let (service, new) = (self.service.clone(), idx.clone());
-        self.run(move |store| {
-            for (i, chunk) in (0u32..).zip(&chunks) {
-                let item = keyring_core::Entry::new_in_store(store, &service, &new.user(i))?;
-                if let Err(e) = item.set_secret(chunk) {
-                    for j in 0..i {
-                        if let Ok(done) = keyring_core::Entry::new_in_store(store, &service, &new.user(j)) {
-                            let _ = done.delete_credential();
-                        }
+        // 0. A record of the items about to exist (and of those about to be replaced), before
+        //    any is written: whoever comes next deletes what no index names.
+        pending.items.insert(idx.item.clone(), idx.chunks);
+        if let Some(o) = &old {
+            pending.items.insert(o.item.clone(), o.chunks);
+        }
+        write_pending(&pending_path, &pending)?;
+        // 1. The new items, under their new name.
+        if let Err(err) = self.write_items(&idx, &chunks) {
+            // A keyring at its quota (keyutils gives a user who is not root 20,000 bytes, and
+            // frees deleted keys only when its garbage collector runs) has no room for both
+            // versions: the new one is written over the old items in place (keyutils updates a
+            // key it already holds without more quota). A crash midway costs this entry (its
+            // digest no longer matches: a new login), not the rotated refresh token.
+            let Some(o) = old.as_ref().filter(|_| is_quota(&err)) else { return Err(err) };
+            log::warn!("mcp-oauth: the {} is full ({err}); replacing the entry in place", self.backend.name());
+            pending.items.remove(&idx.item);
+            idx.item = o.item.clone();
+            self.write_items(&idx, &chunks)?;
+            if o.chunks > idx.chunks {
+                let (service, o, from) = (self.service.clone(), o.clone(), idx.chunks);
+                let _ = self.run(move |store| {
+                    for i in from..o.chunks {
+                        let _ = keyring_core::Entry::new_in_store(store, &service, &o.user(i))?.delete_credential();
                     }
-                    return Err(e);
-                }
+                    Ok(())
+                });
             }
-            Ok(())
-        })?;
+        }
         // 2. The commit: the index names them.
         let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         FileStore::sweep_temp_files(&dir);
-        if let Err(err) = FileStore::write_atomic(&path, &index_bytes) {
-            let _ = self.delete(idx);
-            return Err(err);
-        }
-        // 3. The old items go (a failure only leaves unreferenced items behind).
-        if let Some(old) = old {
-            if let Err(err) = self.delete(old) {
-                log::warn!("mcp-oauth: could not delete replaced keyring items: {err}");
-            }
-        }
-        Ok(())
+        FileStore::write_atomic(&path, &index_bytes)?;
+        // 3. The replaced items go (what fails stays recorded, for the next writer).
+        self.sweep(&mut pending, Some(&idx.item));
+        pending.items.remove(&idx.item);
+        write_pending(&pending_path, &pending)
     }
 
     /// Deletes the keyring items and index files of `server`, under its lock. Works when the
@@ -553,6 +725,19 @@ impl TokenStore for KeyringStore {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: e }),
                 _ => {}
+            }
+        }
+        // Items that no index names (a writer killed mid-write, a write after its timeout).
+        let dir = self.index.server_dir(server);
+        if check_dir(&self.index.dir, true)? && check_dir(&dir, false)? {
+            for f in std::fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+                let p = f.path();
+                if p.extension().is_some_and(|x| x == "pending") {
+                    if let Some(mut pending) = FileStore::read_json::<Pending>(&p).filter(|q| q.server == server && q.is_valid()) {
+                        self.sweep(&mut pending, None);
+                        write_pending(&p, &pending)?;
+                    }
+                }
             }
         }
         if !self.indexes(server)?.is_empty() {
@@ -600,8 +785,9 @@ pub struct AutoStore {
     pub keyring: Option<KeyringBackend>,
     /// Why the keyring was not chosen, when it was not.
     pub fallback: Option<StoreError>,
-    /// Servers whose logins moved from the file store into the keyring on this call.
-    pub moved: Vec<String>,
+    /// The stores behind [`store`](Self::store) (the keyring and the file store when the keyring
+    /// answered): a thorough logout revokes and forgets in each what it still holds.
+    pub parts: Vec<Arc<dyn TokenStore>>,
     /// A line for a status screen: which store, and why.
     pub description: String,
 }
@@ -611,7 +797,6 @@ impl std::fmt::Debug for AutoStore {
         f.debug_struct("AutoStore")
             .field("keyring", &self.keyring)
             .field("fallback", &self.fallback)
-            .field("moved", &self.moved.iter().map(|k| crate::safe_url(k)).collect::<Vec<_>>())
             .field("description", &self.description)
             .finish_non_exhaustive()
     }
@@ -619,9 +804,14 @@ impl std::fmt::Debug for AutoStore {
 
 /// Picks a store: the keyring when it answers a [`probe`](KeyringStore::probe) within
 /// `timeout`, else the [`FileStore`] in `dir` (the keyring's index goes in its
-/// `keyring-index`). The choice is logged once per call. Logins found in the file store and
-/// not in the keyring move into the keyring (each under both stores' locks), so turning the
-/// keyring on loses nothing. When the keyring does not answer, logins it holds stay there:
+/// `keyring-index`). The choice is logged once per call.
+///
+/// When the keyring answers, the store is per server: a server whose login is in the file
+/// store and not in the keyring stays in the file store (an application using
+/// `FileStore::in_default_dir()` shares it, under the same file lock, and nothing is moved or
+/// copied, so two copies of a rotating refresh token never exist); every other server uses the
+/// keyring. The choice is made once per server and kept for the life of the store. `forget`
+/// forgets in both. When the keyring does not answer, logins it holds stay there, and
 /// [`AutoStore::description`] says how many are out of reach.
 pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration) -> AutoStore {
     let dir = dir.into();
@@ -629,20 +819,24 @@ pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration)
     let keyring = KeyringStore::new(dir.join("keyring-index"), backend).with_timeout(timeout);
     match keyring.probe() {
         Ok(()) => {
-            let moved = move_into(&file, &keyring).unwrap_or_else(|e| {
-                log::warn!("mcp-oauth: could not move the file store's logins into the {}: {e}", backend.name());
-                Vec::new()
-            });
-            if !moved.is_empty() {
-                log::info!("mcp-oauth: moved {} login(s) from {} into the {}", moved.len(), dir.display(), backend.name());
+            log::debug!(
+                "mcp-oauth: store: the {} (index in {}), and files in {}",
+                backend.name(),
+                keyring.index_dir().display(),
+                dir.display()
+            );
+            let in_files = file.servers().map(|s| s.len()).unwrap_or(0);
+            let mut description = format!("{} (index in {})", backend.name(), keyring.index_dir().display());
+            if in_files > 0 {
+                description.push_str(&format!("; logins made with files stay in {}", dir.display()));
             }
-            log::debug!("mcp-oauth: store: the {} (index in {})", backend.name(), keyring.index_dir().display());
+            let parts: Vec<Arc<dyn TokenStore>> = vec![Arc::new(keyring.clone()), Arc::new(file.clone())];
             AutoStore {
-                description: format!("{} (index in {})", backend.name(), keyring.index_dir().display()),
-                store: Arc::new(keyring),
+                description,
+                store: Arc::new(Routed { keyring, file, routes: Arc::default() }),
                 keyring: Some(backend),
                 fallback: None,
-                moved,
+                parts,
             }
         }
         Err(e) => {
@@ -652,36 +846,71 @@ pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration)
                 description.push_str(&format!("; the keyring holds {stranded} login(s) that are out of reach until it answers"));
             }
             log::info!("mcp-oauth: store: {description}");
-            AutoStore { store: Arc::new(file), keyring: None, fallback: Some(e), moved: Vec::new(), description }
+            let file: Arc<dyn TokenStore> = Arc::new(file);
+            AutoStore { store: file.clone(), keyring: None, fallback: Some(e), parts: vec![file], description }
         }
     }
 }
 
-/// Moves every login of `file` that `keyring` does not hold into `keyring`; returns the keys.
-fn move_into(file: &FileStore, keyring: &KeyringStore) -> Result<Vec<String>, StoreError> {
-    let mut moved = Vec::new();
-    for key in file.servers()? {
-        let _f = file.lock(&key)?;
-        let _k = keyring.lock(&key)?;
-        let held = file.load(&key)?;
-        let here = keyring.load(&key)?;
-        if here.tokens.is_some() || !here.clients.is_empty() || (held.tokens.is_none() && held.clients.is_empty()) {
-            continue;
+/// [`auto`]'s store when the keyring answers: the keyring, except for servers whose login is
+/// in the file store and not in the keyring.
+#[derive(Clone)]
+struct Routed {
+    keyring: KeyringStore,
+    file: FileStore,
+    /// Per store key: true when it goes to the file store. Decided once, so a flow's lock and
+    /// writes always reach the same store.
+    routes: Arc<Mutex<std::collections::HashMap<String, bool>>>,
+}
+
+impl Routed {
+    fn to_files(&self, server: &str) -> Result<bool, StoreError> {
+        if let Some(r) = self.routes.lock().unwrap_or_else(|e| e.into_inner()).get(server) {
+            return Ok(*r);
         }
-        for c in &held.clients {
-            keyring.persist(&key, &Persist::Client(c.clone()))?;
-        }
-        if let Some(t) = &held.tokens {
-            keyring.persist(&key, &Persist::Tokens(t.clone()))?;
-        }
-        // Forgotten from the files under the lock still held (a refresh elsewhere waits).
-        let mut issuers: Vec<String> = held.clients.iter().map(|c| c.issuer.clone()).collect();
-        issuers.extend(held.tokens.iter().map(|t| t.issuer.clone()));
-        for issuer in issuers {
-            file.persist(&key, &Persist::ForgetTokens { issuer: issuer.clone() })?;
-            file.persist(&key, &Persist::ForgetClient { issuer })?;
-        }
-        moved.push(key);
+        // The keyring's index says what it holds without asking the keyring.
+        let files = self.keyring.indexes(server)?.is_empty() && {
+            let r = self.file.load(server)?;
+            r.tokens.is_some() || !r.clients.is_empty()
+        };
+        Ok(*self.routes.lock().unwrap_or_else(|e| e.into_inner()).entry(server.to_owned()).or_insert(files))
     }
-    Ok(moved)
+
+    fn pick(&self, server: &str) -> Result<&dyn TokenStore, StoreError> {
+        Ok(if self.to_files(server)? { &self.file } else { &self.keyring })
+    }
+}
+
+impl TokenStore for Routed {
+    fn load(&self, server: &str) -> Result<Restored, StoreError> {
+        self.pick(server)?.load(server)
+    }
+
+    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+        self.pick(server)?.persist(server, p)
+    }
+
+    fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
+        self.pick(server)?.lock(server)
+    }
+
+    fn servers(&self) -> Result<Vec<String>, StoreError> {
+        let mut all: std::collections::BTreeSet<String> = self.keyring.servers()?.into_iter().collect();
+        all.extend(self.file.servers()?);
+        Ok(all.into_iter().collect())
+    }
+
+    fn describe(&self, server: &str) -> Result<StoredServer, StoreError> {
+        self.pick(server)?.describe(server)
+    }
+
+    /// Forgets in both stores: a login made in files on a day the keyring did not answer goes
+    /// too. Returns what the chosen store held (or, if nothing, what the other held).
+    fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
+        let files_first = self.to_files(server)?;
+        let a = self.keyring.forget(server)?;
+        let b = self.file.forget(server)?;
+        let (chosen, other) = if files_first { (b, a) } else { (a, b) };
+        Ok(if chosen.is_empty() { other } else { chosen })
+    }
 }
