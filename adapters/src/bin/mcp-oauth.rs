@@ -859,12 +859,18 @@ fn logout(
     let mut worst = 0u8;
     // With `--store auto`, the stores behind it: a copy of the login left in the other one (a
     // login made on a day the keyring did not answer) is logged out of too.
-    let passes: Vec<Arc<dyn TokenStore>> = std::iter::once(store.clone()).chain(parts.iter().cloned()).collect();
-    for (l, store) in leaving.iter().flat_map(|l| passes.iter().enumerate().map(move |(n, st)| ((l, n), st))) {
-        let (l, pass) = l;
-        if pass > 0 && store.describe(&l.key).map_or(true, |d| d.is_empty()) {
-            continue;
+    let mut runs: Vec<(&Leaving, Arc<dyn TokenStore>)> = Vec::new();
+    for l in &leaving {
+        // Each store behind `auto` that holds this login, once; else the store itself (to say
+        // that nothing was held).
+        let holding: Vec<Arc<dyn TokenStore>> = parts.iter().filter(|p| p.describe(&l.key).is_ok_and(|d| !d.is_empty())).cloned().collect();
+        if holding.is_empty() {
+            runs.push((l, store.clone()));
+        } else {
+            runs.extend(holding.into_iter().map(|p| (l, p)));
         }
+    }
+    for (l, store) in runs {
         let url = clean(&shown(key_url(&l.key)));
         let outcome = match &l.config {
             Some(config) => OAuthClient::new(config.clone(), store.clone(), Interaction::non_interactive())

@@ -239,11 +239,6 @@ fn write_pending(path: &Path, pending: &Pending) -> Result<(), StoreError> {
     FileStore::write_atomic(path, &bytes)
 }
 
-/// Whether a keyring failure says it is full (keyutils: EDQUOT, "QuotaExceeded").
-fn is_quota(e: &StoreError) -> bool {
-    matches!(e, StoreError::Keyring { reason: KeyringFailure::Full(_), .. })
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -460,7 +455,7 @@ impl KeyringStore {
 
     /// The entries of `indexes`, read from the keyring in one call: `None` where an item is
     /// missing or does not match its digest.
-    fn read(&self, indexes: Vec<Index>) -> Result<Vec<Option<Entry>>, StoreError> {
+    fn read(&self, indexes: Vec<Index>) -> Result<Vec<Got>, StoreError> {
         let service = self.service.clone();
         let raw = self.run(move |store| {
             let mut out = Vec::with_capacity(indexes.len());
@@ -470,13 +465,19 @@ impl KeyringStore {
                     match keyring_core::Entry::new_in_store(store, &service, &idx.user(i))?.get_secret() {
                         Ok(b) => bytes.extend_from_slice(&b),
                         Err(KrError::NoEntry) => {
-                            out.push(None);
+                            out.push(Err(None));
+                            continue 'entries;
+                        }
+                        // keyutils also says this of a key another process deleted between
+                        // finding and reading it: the caller tells the two apart.
+                        Err(KrError::NoStorageAccess(p)) => {
+                            out.push(Err(Some(p.to_string())));
                             continue 'entries;
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                out.push(Some(bytes));
+                out.push(Ok(bytes));
             }
             Ok((indexes, out))
         })?;
@@ -485,16 +486,20 @@ impl KeyringStore {
             .iter()
             .zip(out)
             .map(|(idx, bytes)| {
-                let bytes = bytes?;
+                let bytes = match bytes {
+                    Ok(b) => b,
+                    Err(None) => return Got::Missing,
+                    Err(Some(why)) => return Got::Denied(why),
+                };
                 if hex(&Sha256::digest(&bytes)) != idx.sha256 {
                     log::warn!("mcp-oauth: the keyring items of {} do not match their index; ignoring them", crate::safe_url(&idx.server));
-                    return None;
+                    return Got::Missing;
                 }
                 match serde_json::from_slice::<Entry>(&bytes) {
-                    Ok(e) if e.server == idx.server && e.issuer == idx.issuer => Some(e),
+                    Ok(e) if e.server == idx.server && e.issuer == idx.issuer => Got::Entry(Box::new(e)),
                     _ => {
                         log::warn!("mcp-oauth: the keyring items of {} are corrupt; ignoring them", crate::safe_url(&idx.server));
-                        None
+                        Got::Missing
                     }
                 }
             })
@@ -600,14 +605,22 @@ impl KeyringStore {
     fn read_current(&self, path: &Path, mut idx: Index) -> Result<Option<Entry>, StoreError> {
         // Each retry follows a new version another process committed meanwhile; a run of
         // back-to-back writers gets this many.
+        let mut denied = None;
         for _ in 0..32 {
-            if let Some(e) = self.read(vec![idx.clone()])?.pop().flatten() {
-                return Ok(Some(e));
+            match self.read(vec![idx.clone()])?.pop() {
+                Some(Got::Entry(e)) => return Ok(Some(*e)),
+                Some(Got::Denied(why)) => denied = Some(why),
+                _ => denied = None,
             }
             match read_index(path) {
                 Some(now) if now != idx && now.is_valid_for(&idx.server) && now.issuer == idx.issuer => idx = now,
                 _ => break,
             }
+        }
+        // Refused, and not because a writer replaced the items: an error (never "nothing
+        // stored", which would start a login that overwrites it).
+        if let Some(why) = denied {
+            return Err(self.error(KeyringFailure::Unavailable(why)));
         }
         log::warn!(
             "mcp-oauth: the {} no longer holds what was stored for {} (issuer {}); it is ignored (log in again)",
@@ -617,6 +630,15 @@ impl KeyringStore {
         );
         Ok(None)
     }
+}
+
+/// One entry as read from the keyring.
+enum Got {
+    Entry(Box<Entry>),
+    /// An item is missing, or the items do not match the index.
+    Missing,
+    /// The keyring refused to read an item.
+    Denied(String),
 }
 
 impl TokenStore for KeyringStore {
@@ -630,8 +652,8 @@ impl TokenStore for KeyringStore {
         let mut entries = Vec::new();
         for ((path, idx), e) in paths.iter().zip(idxs).zip(first) {
             match e {
-                Some(e) => entries.push(e),
-                None => entries.extend(self.read_current(path, idx)?),
+                Got::Entry(e) => entries.push(*e),
+                Got::Missing | Got::Denied(_) => entries.extend(self.read_current(path, idx)?),
             }
         }
         Ok(restored(entries))
@@ -668,7 +690,7 @@ impl TokenStore for KeyringStore {
         let mut r = [0u8; 8];
         getrandom::fill(&mut r).map_err(|err| self.error(KeyringFailure::Failed(err.to_string())))?;
         let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-        let mut idx = Index {
+        let idx = Index {
             version: 1,
             server: server.into(),
             issuer: issuer.into(),
@@ -685,25 +707,13 @@ impl TokenStore for KeyringStore {
         write_pending(&pending_path, &pending)?;
         // 1. The new items, under their new name.
         if let Err(err) = self.write_items(&idx, &chunks) {
-            // A keyring at its quota (keyutils gives a user who is not root 20,000 bytes, and
-            // frees deleted keys only when its garbage collector runs) has no room for both
-            // versions: the new one is written over the old items in place (keyutils updates a
-            // key it already holds without more quota). A crash midway costs this entry (its
-            // digest no longer matches: a new login), not the rotated refresh token.
-            let Some(o) = old.as_ref().filter(|_| is_quota(&err)) else { return Err(err) };
-            log::warn!("mcp-oauth: the {} is full ({err}); replacing the entry in place", self.backend.name());
+            // Nothing of the new version is left; the stored entry is as it was. (A keyring at
+            // its quota, `KeyringFailure::Full`, refuses here: it has no room for the new
+            // version beside the old one, and writing over the old one in place could lose
+            // both.)
             pending.items.remove(&idx.item);
-            idx.item = o.item.clone();
-            self.write_items(&idx, &chunks)?;
-            if o.chunks > idx.chunks {
-                let (service, o, from) = (self.service.clone(), o.clone(), idx.chunks);
-                let _ = self.run(move |store| {
-                    for i in from..o.chunks {
-                        let _ = keyring_core::Entry::new_in_store(store, &service, &o.user(i))?.delete_credential();
-                    }
-                    Ok(())
-                });
-            }
+            let _ = write_pending(&pending_path, &pending);
+            return Err(err);
         }
         // 2. The commit: the index names them.
         let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
@@ -746,7 +756,8 @@ impl TokenStore for KeyringStore {
         Ok(held)
     }
 
-    /// The servers with an index file, without asking the keyring.
+    /// The servers with an index file (or items recorded as pending), without asking the
+    /// keyring.
     fn servers(&self) -> Result<Vec<String>, StoreError> {
         if !check_dir(&self.index.dir, true)? {
             return Ok(Vec::new());
@@ -764,6 +775,14 @@ impl TokenStore for KeyringStore {
                 if p.extension().is_some_and(|x| x == "json") {
                     if let Some(idx) = read_index(&p).filter(|i| i.is_valid_for(&i.server) && self.index.server_dir(&i.server) == dir) {
                         keys.insert(idx.server);
+                    }
+                } else if p.extension().is_some_and(|x| x == "pending") {
+                    // Items no index names yet (a first login killed mid-write) are held too:
+                    // listed, so that forgetting everything deletes them.
+                    if let Some(q) = FileStore::read_json::<Pending>(&p)
+                        .filter(|q| q.is_valid() && !q.items.is_empty() && self.index.server_dir(&q.server) == dir)
+                    {
+                        keys.insert(q.server);
                     }
                 }
             }
@@ -833,7 +852,7 @@ pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration)
             let parts: Vec<Arc<dyn TokenStore>> = vec![Arc::new(keyring.clone()), Arc::new(file.clone())];
             AutoStore {
                 description,
-                store: Arc::new(Routed { keyring, file, routes: Arc::default() }),
+                store: Arc::new(Routed { keyring, file, locked: Arc::default() }),
                 keyring: Some(backend),
                 fallback: None,
                 parts,
@@ -858,26 +877,39 @@ pub fn auto(dir: impl Into<PathBuf>, backend: KeyringBackend, timeout: Duration)
 struct Routed {
     keyring: KeyringStore,
     file: FileStore,
-    /// Per store key: true when it goes to the file store. Decided once, so a flow's lock and
-    /// writes always reach the same store.
-    routes: Arc<Mutex<std::collections::HashMap<String, bool>>>,
+    /// Per store key, while this store holds its lock: true when it went to the file store.
+    /// Writes under the lock reach the store the lock was taken in; without a lock, each call
+    /// decides afresh (a login made elsewhere since, in either store, is seen).
+    locked: Arc<Mutex<std::collections::HashMap<String, bool>>>,
 }
 
 impl Routed {
     fn to_files(&self, server: &str) -> Result<bool, StoreError> {
-        if let Some(r) = self.routes.lock().unwrap_or_else(|e| e.into_inner()).get(server) {
+        if let Some(r) = self.locked.lock().unwrap_or_else(|e| e.into_inner()).get(server) {
             return Ok(*r);
         }
         // The keyring's index says what it holds without asking the keyring.
-        let files = self.keyring.indexes(server)?.is_empty() && {
+        Ok(self.keyring.indexes(server)?.is_empty() && {
             let r = self.file.load(server)?;
             r.tokens.is_some() || !r.clients.is_empty()
-        };
-        Ok(*self.routes.lock().unwrap_or_else(|e| e.into_inner()).entry(server.to_owned()).or_insert(files))
+        })
     }
 
     fn pick(&self, server: &str) -> Result<&dyn TokenStore, StoreError> {
         Ok(if self.to_files(server)? { &self.file } else { &self.keyring })
+    }
+}
+
+/// A lock of [`Routed`]: the underlying store's, and the route kept until it is let go.
+struct RoutedLock {
+    _inner: StoreLock,
+    locked: Arc<Mutex<std::collections::HashMap<String, bool>>>,
+    server: String,
+}
+
+impl Drop for RoutedLock {
+    fn drop(&mut self) {
+        self.locked.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.server);
     }
 }
 
@@ -891,7 +923,20 @@ impl TokenStore for Routed {
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
-        self.pick(server)?.lock(server)
+        // Decided, locked, then decided again under the lock: another process may have written
+        // the other store meanwhile. Kept while the lock is held (a flow's writes follow it).
+        let mut files = self.to_files(server)?;
+        loop {
+            let inner = if files { self.file.lock(server)? } else { self.keyring.lock(server)? };
+            let now = self.to_files(server)?;
+            if now == files {
+                self.locked.lock().unwrap_or_else(|e| e.into_inner()).insert(server.to_owned(), files);
+                return Ok(StoreLock {
+                    _inner: Box::new(RoutedLock { _inner: inner, locked: self.locked.clone(), server: server.to_owned() }),
+                });
+            }
+            files = now;
+        }
     }
 
     fn servers(&self) -> Result<Vec<String>, StoreError> {
