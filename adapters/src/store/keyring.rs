@@ -136,10 +136,22 @@ impl KeyringBackend {
 /// keyring the thread no longer possesses, and fails with "access denied". Joining first avoids
 /// that; items stay reachable from other threads and later processes through the user's
 /// persistent keyring, where the store links them.
+///
+/// It also links the user's persistent keyring into that session keyring, where the store finds
+/// items written by other threads and processes. The store crate does that too but ignores a
+/// failure (at the quota, a link needs room): its searches would then report items as missing,
+/// which reads as "nothing stored" and starts a login. Here a failure is an error.
 fn join_session_keyring() -> Result<(), KrError> {
     #[cfg(target_os = "linux")]
-    linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true)
-        .map_err(|e| KrError::NoStorageAccess(Box::new(e)))?;
+    {
+        use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
+        let fail = |e: KeyError| match e {
+            KeyError::AccessDenied => KrError::NoStorageAccess(Box::new(e)),
+            other => KrError::PlatformFailure(Box::new(other)),
+        };
+        KeyRing::from_special_id(KeyRingIdentifier::Session, true).map_err(fail)?;
+        KeyRing::get_persistent(KeyRingIdentifier::Session).map_err(fail)?;
+    }
     Ok(())
 }
 
