@@ -334,7 +334,7 @@ impl StoreConfig {
             StoreConfig::Auto { dir: d, .. } => Ok(Arc::new(FileStore::new(dir(d)?))),
             #[cfg(feature = "redis")]
             StoreConfig::Redis { url, prefix, subject, encryption_keys } => {
-                let bad = |e: mcp_oauth_core::ConfigError| StoreError::Redis { message: e.to_string() };
+                let bad = |e: mcp_oauth_core::ConfigError| StoreError::Misconfigured { message: e.to_string() };
                 let mut store = crate::RedisStore::open(&url.resolve("store.url", env).map_err(bad)?)?;
                 if let Some(p) = prefix {
                     store = store.with_prefix(p.clone());
@@ -350,7 +350,7 @@ impl StoreConfig {
             #[cfg(not(feature = "redis"))]
             StoreConfig::Redis { .. } => {
                 let _ = env;
-                Err(StoreError::Redis { message: "this build has no `redis` feature".into() })
+                Err(StoreError::Misconfigured { message: "this build has no `redis` feature".into() })
             }
         }
     }

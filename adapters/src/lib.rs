@@ -108,10 +108,20 @@ pub(crate) fn safe_url(s: &str) -> String {
                 u.to_string()
             }
         }
-        Err(_) => match s.find(['?', '#']) {
-            Some(i) => format!("{}?…", &s[..i]),
-            None => s.to_owned(),
-        },
+        Err(_) => {
+            // Not a URL the parser takes: still no userinfo (a password) in what is shown.
+            let mut s = s.to_owned();
+            if let Some(start) = s.find("://").map(|i| i + 3) {
+                let end = s[start..].find(['/', '?', '#']).map_or(s.len(), |i| start + i);
+                if let Some(at) = s[start..end].rfind('@') {
+                    s.replace_range(start..=start + at, "");
+                }
+            }
+            match s.find(['?', '#']) {
+                Some(i) => format!("{}?…", &s[..i]),
+                None => s,
+            }
+        }
     }
 }
 

@@ -143,6 +143,13 @@ pub enum StoreError {
         /// What went wrong (never a value, never the URL's password).
         message: String,
     },
+    /// The store's configuration is wrong (a URL that is not one, malformed encryption keys, a
+    /// store this build lacks). Not retryable: fix the configuration.
+    #[error("store configuration: {message}")]
+    Misconfigured {
+        /// What is wrong (never a key or a password).
+        message: String,
+    },
     /// A stored value does not decrypt (`RedisStore` with encryption): a wrong or missing key,
     /// a value stored unencrypted where encryption is required, or one changed or moved. It is
     /// neither read as "nothing stored" nor overwritten; fix the keys, or forget the server.
@@ -313,6 +320,16 @@ pub(crate) fn check_dir(path: &Path, follow: bool) -> Result<bool, StoreError> {
 /// Holds the store's lock for one server until dropped.
 pub struct StoreLock {
     _inner: Box<dyn Send>,
+    /// The holder's own lease token, for stores whose locks can be lost (`RedisStore`): writes
+    /// under this lock are fenced by it.
+    fence: Option<String>,
+}
+
+impl StoreLock {
+    /// The holder's lease token, if this lock is a lease.
+    pub(crate) fn fence(&self) -> Option<&str> {
+        self.fence.as_deref()
+    }
 }
 
 impl std::fmt::Debug for StoreLock {
@@ -333,6 +350,15 @@ pub trait TokenStore: Send + Sync {
     fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError>;
     /// Exclusive access for this server, across threads (and, for files, processes).
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError>;
+
+    /// Applies one [`Persist`] output under `lock`, this store's lock for `server`. A store
+    /// whose locks can be lost (a `RedisStore` lease that expired while its holder was paused)
+    /// refuses the write once this holder lost it ([`StoreError::LeaseLost`]). The default
+    /// ignores the lock.
+    fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
+        let _ = lock;
+        self.persist(server, p)
+    }
 
     /// The keys of every server this store holds something for, sorted. The default says the
     /// store cannot list ([`StoreError::CannotList`]); [`MemoryStore`] and [`FileStore`] can.
@@ -663,7 +689,7 @@ impl TokenStore for MemoryStore {
             held = cv.wait(held).unwrap_or_else(|e| e.into_inner());
         }
         held.insert(server.to_owned());
-        Ok(StoreLock { _inner: Box::new(MemoryLock { locks: self.locks.clone(), server: server.to_owned() }) })
+        Ok(StoreLock { _inner: Box::new(MemoryLock { locks: self.locks.clone(), server: server.to_owned() }), fence: None })
     }
 }
 
@@ -947,7 +973,7 @@ impl TokenStore for FileStore {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let f = open_checked(&path, &mut opts).map_err(|e| e.into_store_error(&path))?;
         f.lock().map_err(io_err(&path))?;
-        Ok(StoreLock { _inner: Box::new(f) })
+        Ok(StoreLock { _inner: Box::new(f), fence: None })
     }
 }
 

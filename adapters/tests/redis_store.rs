@@ -148,7 +148,7 @@ fn a_stale_holders_write_is_refused() {
 
     let fresh = b.lock(key).unwrap();
     b.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-NEW", 20))).unwrap();
-    match a.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-STALE", 10))) {
+    match a.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-STALE", 10)), &stale) {
         Err(StoreError::LeaseLost) => {}
         other => panic!("the stale write was not refused: {other:?}"),
     }
@@ -170,7 +170,7 @@ fn the_lease_is_renewed_while_held_and_waiters_wake_on_release() {
     let a = r.store().with_lease(Duration::from_millis(300));
     let held = a.lock(key).unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    a.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1))).expect("still the holder");
+    a.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1)), &held).expect("still the holder");
     let b = r.store();
     let waiter = std::thread::spawn(move || {
         let started = Instant::now();
@@ -538,4 +538,55 @@ fn a_restart_between_calls_costs_no_error() {
     let back = Redis::start_in(r.dir.clone(), r.port);
     assert_eq!(store.load(key).expect("reconnected").tokens.unwrap().access_token.secret(), "AT-KEPT", "kept across the restart");
     drop(back);
+}
+
+/// Two clients of one process share a store (as the fleet's threads do): the one whose lease
+/// was taken over is refused by its own lease, not let through by the other's. And one tenant's
+/// lease neither blocks another tenant's writes nor unfences them.
+#[test]
+fn fencing_is_per_holder_within_a_process_and_per_tenant() {
+    let r = Redis::start("fence-holder");
+    let key = "https://mcp.example.com/mcp#user";
+    let shared = r.store();
+    let stale = shared.lock(key).unwrap();
+    let leases: Vec<String> = redis::cmd("KEYS").arg("*:lease").query(&mut r.raw()).unwrap();
+    let _: () = redis::cmd("DEL").arg(&leases[0]).query(&mut r.raw()).unwrap();
+    let fresh = shared.clone().lock(key).unwrap();
+    shared.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-NEW", 20)), &fresh).unwrap();
+    assert!(
+        matches!(
+            shared.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-STALE", 10)), &stale),
+            Err(StoreError::LeaseLost)
+        ),
+        "the stale holder in the same process was let through"
+    );
+    assert_eq!(shared.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-NEW");
+    drop(stale);
+    drop(fresh);
+
+    let (alice, bob) = (r.store().with_subject("alice"), r.store().with_subject("bob"));
+    let a_lock = alice.lock(key).unwrap();
+    let b_lock = bob.lock(key).unwrap();
+    bob.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-BOB", 1)), &b_lock)
+        .expect("bob holds his own lease");
+    drop(b_lock);
+    alice
+        .persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-ALICE", 1)), &a_lock)
+        .expect("alice still holds hers");
+    drop(a_lock);
+}
+
+/// Configuration errors are typed as such (not retryable Redis failures) and never repeat a
+/// password or a key: a URL the parser refuses, a key and its id swapped.
+#[test]
+fn configuration_errors_are_typed_and_repeat_no_secret() {
+    let e = RedisStore::open("redis://:hunter2@127.0.0.1:99999/").map(|_| ()).expect_err("not a URL");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+    let key = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 31]);
+    for spec in [format!("{key}:main"), format!("main:{key}"), format!("k1:{key}x")] {
+        let e = mcp_oauth_client::EncryptionKeys::parse(&spec).expect_err(&spec);
+        assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains(&key[..20]), "{e}");
+    }
 }

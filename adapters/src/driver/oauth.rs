@@ -230,8 +230,13 @@ impl<R: Runtime> Client<R> {
         // All of it on the pool, so a dropped future still finishes it: the save, its failure
         // noted for the next call's write-back, and only then the lock released.
         let saved = move || {
-            let _held = held;
-            let result = inner.store.persist(&inner.key, &p);
+            // Under the lock, the write is the holder's: a store whose lock was lost meanwhile
+            // (a Redis lease) refuses it.
+            let result = match &held {
+                Some(h) => inner.store.persist_locked(&inner.key, &p, &h.lock().unwrap_or_else(|e| e.into_inner())),
+                None => inner.store.persist(&inner.key, &p),
+            };
+            drop(held);
             if result.is_err() {
                 inner.unsaved.store(true, Ordering::SeqCst);
             }
@@ -246,8 +251,8 @@ impl<R: Runtime> Client<R> {
         if self.inner.unsaved.load(Ordering::SeqCst) {
             let (store, key, all, held) = (self.inner.store.clone(), self.inner.key.clone(), steps::unsaved(auth), lock.clone());
             let saved = move || {
-                let _held = held;
-                all.iter().try_for_each(|p| store.persist(&key, p))
+                let lock = held.lock().unwrap_or_else(|e| e.into_inner());
+                all.iter().try_for_each(|p| store.persist_locked(&key, p, &lock))
             };
             self.inner.rt.spawn_blocking(saved).await?;
             self.inner.unsaved.store(false, Ordering::SeqCst);

@@ -934,6 +934,10 @@ impl TokenStore for Routed {
         self.pick(server)?.persist(server, p)
     }
 
+    fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
+        self.pick(server)?.persist_locked(server, p, lock)
+    }
+
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
         // Decided, locked, then decided again under the lock: another process may have written
         // the other store meanwhile. Kept while the lock is held (a flow's writes follow it).
@@ -945,6 +949,7 @@ impl TokenStore for Routed {
                 self.locked.lock().unwrap_or_else(|e| e.into_inner()).insert(server.to_owned(), files);
                 return Ok(StoreLock {
                     _inner: Box::new(RoutedLock { _inner: inner, locked: self.locked.clone(), server: server.to_owned() }),
+                    fence: None,
                 });
             }
             files = now;

@@ -99,8 +99,6 @@ pub struct RedisStore {
     lease: Duration,
     timeout: Duration,
     lock_wait: Duration,
-    /// The lease token this store holds per store key.
-    held: Arc<Mutex<HashMap<String, String>>>,
     encryption: Option<EncryptionKeys>,
 }
 
@@ -146,7 +144,7 @@ impl EncryptionKeys {
     pub fn with_older(mut self, id: &str, key: [u8; 32]) -> Result<Self, StoreError> {
         Self::check_id(id)?;
         if self.keys.iter().any(|(k, _)| k == id) {
-            return Err(Self::bad(format!("key id `{id}` given twice")));
+            return Err(Self::bad("a key id is given twice".into()));
         }
         self.keys.push((id.to_owned(), key));
         Ok(self)
@@ -158,12 +156,16 @@ impl EncryptionKeys {
         use base64::Engine as _;
         let mut keys: Option<EncryptionKeys> = None;
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            // Errors name the key's position, never its text (an id and a key swapped would
+            // otherwise print the key).
+            let n = keys.as_ref().map_or(1, |k| k.keys.len() + 1);
             let (id, b64) = part.split_once(':').ok_or_else(|| Self::bad("each key is ID:BASE64KEY".into()))?;
+            Self::check_id(id)?;
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
-                .map_err(|_| Self::bad(format!("key `{id}` is not base64")))?;
-            let key: [u8; 32] = raw.try_into().map_err(|_| Self::bad(format!("key `{id}` is not 32 bytes")))?;
+                .map_err(|_| Self::bad(format!("key {n} is not base64")))?;
+            let key: [u8; 32] = raw.try_into().map_err(|_| Self::bad(format!("key {n} is not 32 bytes")))?;
             keys = Some(match keys {
                 None => EncryptionKeys::new(id, key)?,
                 Some(k) => k.with_older(id, key)?,
@@ -195,7 +197,7 @@ impl EncryptionKeys {
     }
 
     fn bad(why: String) -> StoreError {
-        StoreError::Redis { message: format!("encryption keys: {why}") }
+        StoreError::Misconfigured { message: format!("encryption keys: {why}") }
     }
 
     fn cipher(key: &[u8; 32]) -> chacha20poly1305::XChaCha20Poly1305 {
@@ -249,8 +251,8 @@ impl RedisStore {
     /// for TLS, `redis+unix:///path`). Nothing is connected yet; a URL that cannot be parsed is
     /// an error (which never repeats its password).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StoreError::Redis { message: format!("{}: not a Redis URL ({:?})", crate::safe_url(url), e.kind()) })?;
+        let client =
+            ::redis::Client::open(url).map_err(|e| StoreError::Misconfigured { message: format!("not a Redis URL ({:?})", e.kind()) })?;
         Ok(RedisStore {
             client,
             url: url.to_owned(),
@@ -260,7 +262,6 @@ impl RedisStore {
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
-            held: Arc::default(),
             encryption: None,
         })
     }
@@ -416,12 +417,9 @@ struct Keys {
     done: String,
 }
 
-impl TokenStore for RedisStore {
-    fn load(&self, server: &str) -> Result<Restored, StoreError> {
-        Ok(restored(self.entries(server)?))
-    }
-
-    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+impl RedisStore {
+    /// Applies `p`, fenced by `token` (empty: not fenced).
+    fn write(&self, server: &str, p: &Persist, token: &str) -> Result<(), StoreError> {
         let issuer = issuer_of(p);
         let k = self.keys(server);
         let field = hex16(issuer);
@@ -439,16 +437,30 @@ impl TokenStore for RedisStore {
         });
         e.apply(p);
         let value = if e.is_empty() { String::new() } else { self.encode(server, &field, &e)? };
-        let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
         if !value.is_empty() {
             self.with(|c| c.sadd::<_, _, ()>(self.servers_key(), server))?;
         }
         let left: i64 =
-            self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg(&value).invoke(c))?;
+            self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(token).arg(&field).arg(&value).invoke(c))?;
         if left == 0 {
             self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
         }
         Ok(())
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn load(&self, server: &str) -> Result<Restored, StoreError> {
+        Ok(restored(self.entries(server)?))
+    }
+
+    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+        self.write(server, p, "")
+    }
+
+    /// Fenced by this holder's own lease: refused ([`StoreError::LeaseLost`]) once it lost it.
+    fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
+        self.write(server, p, lock.fence().unwrap_or(""))
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
@@ -496,7 +508,6 @@ impl TokenStore for RedisStore {
             }
             let _ = ps.unsubscribe(&k.done);
         }
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(server.to_owned(), token.clone());
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let renewer = {
             let (store, lease_key, token) = (self.clone(), k.lease.clone(), token.clone());
@@ -520,6 +531,7 @@ impl TokenStore for RedisStore {
                 })
                 .map_err(|e| StoreError::Redis { message: format!("cannot start the lease renewer: {e}") })?
         };
+        let fence = token.clone();
         Ok(StoreLock {
             _inner: Box::new(Lease {
                 store: self.clone(),
@@ -529,6 +541,7 @@ impl TokenStore for RedisStore {
                 stop: Some(stop),
                 renewer: Some(renewer),
             }),
+            fence: Some(fence),
         })
     }
 
@@ -539,7 +552,7 @@ impl TokenStore for RedisStore {
     }
 
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
-        let _lock = self.lock(server)?;
+        let lock = self.lock(server)?;
         // What cannot be decrypted is forgotten too (forgetting is how to be rid of it).
         let held = match self.load(server) {
             Ok(r) => StoredServer::of(server, &r),
@@ -548,7 +561,7 @@ impl TokenStore for RedisStore {
         };
         let k = self.keys(server);
         let fields: Vec<String> = self.with(|c| c.hkeys(&k.entries))?;
-        let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).get(server).cloned().unwrap_or_default();
+        let token = lock.fence().unwrap_or("").to_owned();
         for field in fields {
             let _: i64 =
                 self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg("").invoke(c))?;
@@ -573,12 +586,6 @@ impl Drop for Lease {
         drop(self.stop.take());
         if let Some(r) = self.renewer.take() {
             let _ = r.join();
-        }
-        {
-            let mut held = self.store.held.lock().unwrap_or_else(|e| e.into_inner());
-            if held.get(&self.server) == Some(&self.token) {
-                held.remove(&self.server);
-            }
         }
         let released: Result<i64, _> =
             self.store.with(|c| ::redis::Script::new(RELEASE).key(&self.keys.lease).key(&self.keys.done).arg(&self.token).invoke(c));
