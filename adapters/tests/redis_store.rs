@@ -590,3 +590,103 @@ fn configuration_errors_are_typed_and_repeat_no_secret() {
         assert!(!format!("{e} {e:?}").contains(&key[..20]), "{e}");
     }
 }
+
+/// A proxy on 127.0.0.1 in front of Redis that, the first time a client sends a command naming
+/// a lease key, passes the command on, lets Redis apply it, and then cuts the connection before
+/// the reply: a reply lost on the way back.
+fn reply_losing_proxy(redis_port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut upstream) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else { return };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Both);
+            });
+            let cut = cut.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                loop {
+                    let Ok(n) = client.read(&mut buf) else { break };
+                    if n == 0 {
+                        break;
+                    }
+                    let names_lease = buf[..n].windows(6).any(|w| w == b":lease");
+                    if names_lease && !cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        // Applied by Redis (on a connection of the proxy's own, whose reply
+                        // it reads and drops), but the client's connection is cut instead.
+                        let mut side = std::net::TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
+                        side.write_all(&buf[..n]).unwrap();
+                        let _ = side.read(&mut [0u8; 512]);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = upstream.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if upstream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Taking the lease, the reply is lost after Redis applied it; the store retries on a fresh
+/// connection with the same token. It must see the lease is its own, not wait it out.
+#[test]
+fn a_lost_reply_to_taking_the_lease_does_not_make_the_taker_wait_out_its_own_lease() {
+    let r = Redis::start("lost-reply");
+    let key = "https://mcp.example.com/mcp#user";
+    let proxy = reply_losing_proxy(r.port);
+    let s = RedisStore::open(&format!("redis://127.0.0.1:{proxy}/"))
+        .unwrap()
+        .with_lease(Duration::from_secs(8))
+        .with_lock_wait(Duration::from_secs(20));
+    // A pooled connection, so the lost reply is retried once on a fresh one.
+    assert!(s.load(key).unwrap().tokens.is_none());
+    let started = Instant::now();
+    let held = s.lock(key).expect("the lease");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "waited {took:?} for a lease it already held");
+    s.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1)), &held)
+        .expect("fenced by its own lease");
+    drop(held);
+    // Released: another store takes it at once.
+    let other = r.store().with_lock_wait(Duration::from_millis(500));
+    drop(other.lock(key).expect("released"));
+}
+
+/// Braces in a prefix or subject would change Redis Cluster's hash tag (the first `{…}` of a
+/// key): `{}` would spread one server's keys over slots (CROSSSLOT in its scripts), `{x}` put
+/// every server in one slot. They are escaped, so each server's keys share the server's tag.
+#[test]
+fn braces_in_a_prefix_or_subject_do_not_change_the_hash_tag() {
+    let r = Redis::start("braces");
+    let key = "https://mcp.example.com/mcp#user";
+    let s = r.store().with_prefix("app{}").with_subject("{tenant}");
+    let t = r.store().with_prefix("app{").with_subject("x}");
+    for store in [&s, &t] {
+        let held = store.lock(key).unwrap();
+        store.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1)), &held).unwrap();
+        drop(held);
+        assert_eq!(store.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-1");
+    }
+    assert!(r.store().with_prefix("app").with_subject("tenant").load(key).unwrap().tokens.is_none());
+    let _held = s.lock(key).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut r.raw()).unwrap();
+    let tag = |k: &str| -> Option<String> {
+        let open = k.find('{')?;
+        let close = open + k[open..].find('}')?;
+        Some(k[open + 1..close].to_owned())
+    };
+    let server_tag = |k: &str| tag(k).filter(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    for k in keys.iter().filter(|k| !k.ends_with(":servers")) {
+        assert!(server_tag(k).is_some(), "{k}: hash tag {:?}, not the server's", tag(k));
+    }
+}

@@ -5,11 +5,14 @@
 //! * `PREFIX[:SUBJECT]:{H}:entries`: a hash, one field per issuer, holding the entry (the
 //!   registration and tokens, as a [`FileStore`](super::FileStore) file holds them), where `H`
 //!   is a hash of the store key;
-//! * `PREFIX[:SUBJECT]:{H}:lease`: the refresh lock, a lease: `SET NX PX` with a random token,
+//! * `PREFIX[:SUBJECT]:{H}:lease`: the refresh lock, a lease: set if absent (`PX`) to a random token,
 //!   renewed by the holder while it works, released by compare-and-delete;
 //! * `PREFIX[:SUBJECT]:{H}:done`: the channel a holder publishes on when it lets go, so waiters
 //!   wake at once instead of polling (they still poll once a second, should a message be lost);
 //! * `PREFIX[:SUBJECT]:servers`: the store keys held, for listing.
+//!
+//! (`{`, `}` and `%` in the prefix or subject are written `%7B`, `%7D` and `%25`, so the hash
+//! tag is always the server's.)
 //!
 //! **Fencing.** A write made while holding the lease runs as one script that first checks the
 //! lease still holds this holder's token: a holder that was paused, killed or cut off past its
@@ -28,6 +31,12 @@
 //! or moved one) is a [`StoreError::Undecryptable`]: reported, never read as "nothing stored",
 //! never overwritten (only [`forget`](TokenStore::forget) removes it). Without a key, entries
 //! are stored as they are: then protect Redis as you would the secrets (ACLs, `rediss://`).
+//!
+//! What encryption does not give is freshness: whoever can write to Redis can put back an older
+//! value of the same entry, as they can delete it (nothing kept in Redis alone can tell an old
+//! value from a current one to a process that never saw the newer). That costs the client at
+//! worst a refused refresh and a new login; it reveals no token, and never hands one server's
+//! or subject's tokens to another.
 
 use super::{hex16, issuer_of, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
 use ::redis::{Commands, Connection};
@@ -60,6 +69,22 @@ else
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 end
 return redis.call('HLEN', KEYS[1])
+";
+
+/// Takes the lease for `ARGV[1]` for `ARGV[2]` ms: 1 if taken, 0 if another holder has it. A
+/// lease already this token's counts as taken (a repeat after a lost reply), so the taker
+/// never waits out its own lease.
+const ACQUIRE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// Renews the lease if it is still this holder's.
@@ -341,10 +366,13 @@ impl RedisStore {
         }
     }
 
+    /// `PREFIX[:SUBJECT]`, with `{`, `}` (and `%`) escaped: a brace there would change Redis
+    /// Cluster's hash tag, the first `{…}` of a key, which must be the server's.
     fn base(&self) -> String {
+        let escape = |s: &str| s.replace('%', "%25").replace('{', "%7B").replace('}', "%7D");
         match &self.subject {
-            Some(s) => format!("{}:{}", self.prefix, s),
-            None => self.prefix.clone(),
+            Some(s) => format!("{}:{}", escape(&self.prefix), escape(s)),
+            None => escape(&self.prefix),
         }
     }
 
@@ -474,9 +502,8 @@ impl TokenStore for RedisStore {
         // is not missed.
         let mut waiter: Option<Connection> = None;
         loop {
-            let got: Option<String> =
-                self.with(|c| ::redis::cmd("SET").arg(&k.lease).arg(&token).arg("NX").arg("PX").arg(lease_ms).query(c))?;
-            if got.is_some() {
+            let got: i64 = self.with(|c| ::redis::Script::new(ACQUIRE).key(&k.lease).arg(&token).arg(lease_ms).invoke(c))?;
+            if got == 1 {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
