@@ -611,8 +611,7 @@ fn reply_losing_proxy(redis_port: u16) -> u16 {
             let cut = cut.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 65536];
-                loop {
-                    let Ok(n) = client.read(&mut buf) else { break };
+                while let Ok(n) = client.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
