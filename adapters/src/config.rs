@@ -287,7 +287,8 @@ pub enum StoreConfig {
     },
     /// Redis or Valkey (`RedisStore`, feature `redis`).
     Redis {
-        /// `redis://…` or `rediss://…`; a secret (it may hold a password).
+        /// `redis://…`, `rediss://…`, `redis+cluster://…` or `redis+sentinel://…` (see
+        /// `RedisStore::open`); a secret (it may hold a password).
         url: mcp_oauth_core::config::SecretRef,
         /// The key prefix (default `mcp-oauth`).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,10 +30,15 @@ impl Redis {
     }
 
     fn start_in(dir: PathBuf, port: u16) -> Redis {
+        Self::start_with(dir, port, &[])
+    }
+
+    fn start_with(dir: PathBuf, port: u16, extra: &[String]) -> Redis {
         let child = Command::new(redis_server())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -210,11 +215,15 @@ fn redis_child_entry() {
 }
 
 fn run_fleet(r: &Redis, s: &mcp_oauth_tests::tcp::TcpTestServer, processes: usize, threads: usize, login: bool) {
+    run_fleet_on(&r.url(), s, processes, threads, login)
+}
+
+fn run_fleet_on(redis_url: &str, s: &mcp_oauth_tests::tcp::TcpTestServer, processes: usize, threads: usize, login: bool) {
     let children: Vec<_> = (0..processes)
         .map(|_| {
             let mut c = Command::new(std::env::current_exe().unwrap());
             c.args(["--exact", "redis_child_entry", "--test-threads=1"])
-                .env("MCP_OAUTH_REDIS_CHILD", format!("{}|{}|{threads}", r.url(), s.mcp_url()))
+                .env("MCP_OAUTH_REDIS_CHILD", format!("{redis_url}|{}|{threads}", s.mcp_url()))
                 .stdout(Stdio::null());
             if login {
                 c.env("MCP_OAUTH_REDIS_LOGIN", "1");
@@ -583,6 +592,25 @@ fn configuration_errors_are_typed_and_repeat_no_secret() {
     let e = RedisStore::open("redis://:hunter2@127.0.0.1:99999/").map(|_| ()).expect_err("not a URL");
     assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
     assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+    for url in [
+        "redis+cluster://:hunter2@127.0.0.1:1/0",
+        "redis+cluster://:hunter2@127.0.0.1:1,,127.0.0.1:2",
+        "redis+sentinel://:hunter2@127.0.0.1:1",
+        "redis+sentinel://:hunter2@127.0.0.1:1/master/db",
+        "rediss+sentinel://:hunter2@/master",
+    ] {
+        let e = RedisStore::open(url).map(|_| ()).expect_err(url);
+        assert!(matches!(e, StoreError::Misconfigured { .. }), "{url}: {e:?}");
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+    }
+    // Nothing listens there: a typed Redis error, with no password in it or in Debug.
+    for url in ["redis+sentinel://:hunter2@127.0.0.1:1,127.0.0.1:2/mymaster/3", "redis+cluster://user:hunter2@127.0.0.1:1,127.0.0.1:2"] {
+        let store = RedisStore::open(url).unwrap().with_timeout(Duration::from_millis(200));
+        let e = store.load("https://mcp.example.com/mcp#user").map(|_| ()).expect_err(url);
+        assert!(matches!(e, StoreError::Redis { .. }), "{url}: {e:?}");
+        let shown = format!("{e} {e:?} {store:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
     let key = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 31]);
     for spec in [format!("{key}:main"), format!("main:{key}"), format!("k1:{key}x")] {
         let e = mcp_oauth_client::EncryptionKeys::parse(&spec).expect_err(&spec);
@@ -688,4 +716,319 @@ fn braces_in_a_prefix_or_subject_do_not_change_the_hash_tag() {
     for k in keys.iter().filter(|k| !k.ends_with(":servers")) {
         assert!(server_tag(k).is_some(), "{k}: hash tag {:?}, not the server's", tag(k));
     }
+}
+
+/// A Redis Cluster of three masters (no replicas) of this test's own, each with its own
+/// scratch directory, slots split evenly, formed with `CLUSTER ADDSLOTSRANGE` and `MEET`.
+struct Cluster {
+    nodes: Vec<Redis>,
+    bus: Vec<u16>,
+}
+
+impl Cluster {
+    fn start(tag: &str) -> Cluster {
+        let mut nodes = Vec::new();
+        let mut bus = Vec::new();
+        for i in 0..3 {
+            let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-{i}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let cport = free_port();
+            nodes.push(Self::node(dir, free_port(), cport));
+            bus.push(cport);
+        }
+        let c = Cluster { nodes, bus };
+        for (i, n) in c.nodes.iter().enumerate() {
+            let (from, to) = (i * 16384 / 3, (i + 1) * 16384 / 3 - 1);
+            let _: () = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(from).arg(to).query(&mut n.raw()).unwrap();
+        }
+        for (n, cport) in c.nodes.iter().zip(&c.bus).skip(1) {
+            let _: () = redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(n.port).arg(cport).query(&mut c.nodes[0].raw()).unwrap();
+        }
+        c.wait_ok();
+        c
+    }
+
+    fn node(dir: PathBuf, port: u16, cport: u16) -> Redis {
+        let conf = dir.join("nodes.conf");
+        let extra = [
+            "--cluster-enabled".to_owned(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            conf.to_string_lossy().into_owned(),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+            "--cluster-port".into(),
+            cport.to_string(),
+        ];
+        Redis::start_with(dir, port, &extra)
+    }
+
+    /// Until every node says the cluster is up and knows all three.
+    fn wait_ok(&self) {
+        let started = Instant::now();
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut n.raw()).unwrap_or_default();
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            });
+            if ok {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The seeds: two of the three nodes (the client finds the third itself).
+    fn url(&self) -> String {
+        format!("redis+cluster://127.0.0.1:{},127.0.0.1:{}", self.nodes[0].port, self.nodes[1].port)
+    }
+
+    /// The node serving `key`'s slot.
+    fn node_of(&self, key: &str) -> usize {
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.nodes[0].raw()).unwrap();
+        usize::from(slot) * 3 / 16384
+    }
+
+    /// Every key on every node.
+    fn keys(&self) -> Vec<Vec<String>> {
+        self.nodes.iter().map(|n| redis::cmd("KEYS").arg("*").query(&mut n.raw()).unwrap()).collect()
+    }
+}
+
+/// On a Redis Cluster: the store contract, servers spread over the nodes with each server's
+/// keys on one node (one hash tag), fencing, waiters woken across nodes (a Cluster delivers
+/// `PUBLISH` everywhere), and a fleet of 4 processes × 16 clients: one login, one refresh.
+#[test]
+fn the_redis_store_works_on_a_redis_cluster() {
+    let c = Cluster::start("cluster");
+    let open = || RedisStore::open(&c.url()).unwrap().with_lock_wait(Duration::from_secs(30));
+    store_contract::round_trips(&open());
+    store_contract::lock_excludes(Arc::new(open()));
+    store_contract::lists_describes_and_forgets(Arc::new(open()));
+
+    let store = open().with_prefix("spread");
+    let servers: Vec<String> = (0..24).map(|i| format!("https://mcp{i}.example.com/mcp#user")).collect();
+    for (i, key) in servers.iter().enumerate() {
+        let held = store.lock(key).unwrap();
+        store.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", &format!("AT-{i}"), 1)), &held).unwrap();
+    }
+    let mut listed = store.servers().unwrap();
+    listed.sort();
+    let mut want = servers.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    for (i, key) in servers.iter().enumerate() {
+        assert_eq!(store.load(key).unwrap().tokens.unwrap().access_token.secret(), format!("AT-{i}"));
+    }
+    let keys = c.keys();
+    let holding = keys.iter().filter(|k| k.iter().any(|k| k.ends_with(":entries"))).count();
+    assert!(holding >= 2, "24 servers on one node: {keys:?}");
+
+    // Fencing: the lease deleted behind the holder's back (an expiry, to Redis), on whichever
+    // node holds it.
+    let key = servers[0].clone();
+    let stale = store.lock(&key).unwrap();
+    let lease = c.keys().into_iter().flatten().find(|k| k.ends_with(":lease")).expect("the lease key");
+    let _: () = redis::cmd("DEL").arg(&lease).query(&mut c.nodes[c.node_of(&lease)].raw()).unwrap();
+    let fresh = open().with_prefix("spread").lock(&key).unwrap();
+    store.persist_locked(&key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-NEW", 20)), &fresh).unwrap();
+    assert!(
+        matches!(
+            store.persist_locked(&key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-STALE", 10)), &stale),
+            Err(StoreError::LeaseLost)
+        ),
+        "a stale holder's write on a Cluster was not refused"
+    );
+    drop(stale);
+    drop(fresh);
+
+    // A waiter, subscribed on a seed, is woken when the holder on another node lets go.
+    let other = servers.iter().find(|k| {
+        let held = store.lock(k).unwrap();
+        let lease = c.keys().into_iter().flatten().find(|l| l.ends_with(":lease") && c.node_of(l) == 2);
+        drop(held);
+        lease.is_some()
+    });
+    let other = other.expect("a server whose slot is on the third node").clone();
+    let held = store.lock(&other).unwrap();
+    let waiter = {
+        let s = open().with_prefix("spread");
+        let other = other.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            drop(s.lock(&other).unwrap());
+            started.elapsed()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    drop(held);
+    let waited = waiter.join().unwrap();
+    assert!(waited >= Duration::from_millis(350), "the waiter did not wait: {waited:?}");
+    assert!(waited < Duration::from_millis(900), "woken across nodes by the release, not the 1 s poll: {waited:?}");
+
+    let s = server(|o| o.refresh_tokens = true);
+    run_fleet_on(&c.url(), &s, 4, 16, true);
+    assert_eq!(s.lock().authorization_requests().len(), 1, "one login for the fleet");
+    let store = open();
+    let key = config(&s).store_key();
+    let mut t = store.load(&key).unwrap().tokens.unwrap();
+    t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+    store.persist(&key, &Persist::Tokens(t)).unwrap();
+    run_fleet_on(&c.url(), &s, 4, 16, false);
+    assert_eq!(refreshes(&s), 1, "exactly one refresh for 64 workers on a Cluster");
+    assert!(s.lock().token_requests().iter().all(|t| t.status == 200), "a refresh token was presented twice");
+}
+
+/// A Cluster node down (no replica to take over): a server on it gets a typed, retryable error
+/// in bounded time, and once the node is back (with its data) the same store reads it again.
+#[test]
+fn a_cluster_node_down_is_a_bounded_typed_error_and_comes_back_with_its_data() {
+    let mut c = Cluster::start("cluster-down");
+    let store = RedisStore::open(&c.url()).unwrap().with_timeout(Duration::from_millis(500));
+    let key = (0..64)
+        .map(|i| format!("https://mcp{i}.example.com/mcp#user"))
+        .find(|k| {
+            store.persist(k, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1))).unwrap();
+            c.keys()[2].iter().any(|n| n.ends_with(":entries"))
+        })
+        .expect("a server on the third node");
+    let (port, cport) = (c.nodes[2].port, c.bus[2]);
+    let dir = c.nodes[2].dir.clone();
+    c.nodes[2].stop();
+    let started = Instant::now();
+    match store.load(&key) {
+        Err(StoreError::Redis { .. }) => {}
+        other => panic!("a node down: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let old = std::mem::replace(&mut c.nodes[2], Cluster::node(dir, port, cport));
+    std::mem::forget(old); // Stopped already; its directory is the new node's.
+    c.wait_ok();
+    let started = Instant::now();
+    loop {
+        match store.load(&key) {
+            Ok(r) => {
+                assert_eq!(r.tokens.expect("the data came back").access_token.secret(), "AT-1");
+                break;
+            }
+            Err(StoreError::Redis { .. }) if started.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("no recovery: {e:?}"),
+        }
+    }
+}
+
+/// A master, a replica and a Sentinel of this test's own.
+struct SentinelSet {
+    master: Redis,
+    replica: Redis,
+    sentinel: Child,
+    sentinel_port: u16,
+    dir: PathBuf,
+}
+
+impl SentinelSet {
+    fn start(tag: &str) -> SentinelSet {
+        let master = Redis::start(&format!("{tag}-m"));
+        let rdir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-r", std::process::id()));
+        let _ = std::fs::remove_dir_all(&rdir);
+        std::fs::create_dir_all(&rdir).unwrap();
+        let replica = Redis::start_with(rdir, free_port(), &["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-s", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sentinel_port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                dir.display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let sentinel =
+            Command::new(redis_server()).arg(&conf).arg("--sentinel").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let set = SentinelSet { master, replica, sentinel, sentinel_port, dir };
+        // Until the replica is in sync and the Sentinel knows it.
+        let started = Instant::now();
+        loop {
+            let synced = redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut set.replica.raw())
+                .is_ok_and(|i| i.contains("master_link_status:up"));
+            let known = redis::Client::open(format!("redis://127.0.0.1:{sentinel_port}/"))
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("SENTINEL").arg("REPLICAS").arg("mymaster").query::<Vec<redis::Value>>(&mut c))
+                .is_ok_and(|r| !r.is_empty());
+            if synced && known {
+                return set;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the Sentinel set did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/mymaster", self.sentinel_port)
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Through Sentinel: the store contract, then a client that logged in keeps working through
+/// a failover (the master killed, the replica promoted) with no new login; meanwhile its
+/// errors are typed and retryable, and the store writes to the new master.
+#[test]
+fn through_sentinel_the_store_follows_a_failover_without_a_new_login() {
+    let mut set = SentinelSet::start("sentinel");
+    let open = || RedisStore::open(&set.url()).unwrap().with_timeout(Duration::from_millis(500));
+    store_contract::round_trips(&open());
+    store_contract::lists_describes_and_forgets(Arc::new(open()));
+
+    let s = server(|o| o.refresh_tokens = true);
+    let store = Arc::new(open());
+    let (i, _) = following_browser();
+    let mut mcp = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).unwrap();
+    mcp.call_tool("echo", serde_json::json!({"text": "before"})).unwrap();
+    assert_eq!(s.lock().authorization_requests().len(), 1);
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut set.master.raw()).unwrap();
+
+    let key = config(&s).store_key();
+    let before = store.load(&key).unwrap().tokens.unwrap();
+    set.master.stop();
+    let started = Instant::now();
+    let mut errors = 0;
+    loop {
+        match store.load(&key) {
+            Ok(r) => {
+                assert!(r.tokens.is_some(), "the tokens were lost in the failover");
+                break;
+            }
+            Err(StoreError::Redis { .. }) if started.elapsed() < Duration::from_secs(40) => {
+                errors += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("no failover: {e:?}"),
+        }
+    }
+    eprintln!("failover: {:?}, {errors} typed errors meanwhile", started.elapsed());
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut set.replica.raw()).unwrap();
+    assert_eq!(redis::from_redis_value_ref::<String>(&role[0]).unwrap(), "master", "the replica was promoted");
+    // The access token revoked: the next call refreshes, under a lease on the new master.
+    s.lock().revoke_access_tokens();
+    mcp.call_tool("echo", serde_json::json!({"text": "after"})).expect("works after the failover");
+    assert_eq!(refreshes(&s), 1, "refreshed through the new master");
+    assert_eq!(s.lock().authorization_requests().len(), 1, "no new login");
+    let now = set.replica.store().load(&key).unwrap().tokens.expect("the new master holds the tokens");
+    assert_ne!(now.access_token.secret(), before.access_token.secret(), "the refreshed tokens were written to the new master");
 }

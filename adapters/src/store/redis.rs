@@ -23,6 +23,15 @@
 //! nothing is forgotten, and no login starts because the store could not be read); every
 //! command has a deadline (5 s by default), and the next call reconnects.
 //!
+//! **Cluster and Sentinel** ([`RedisStore::open`] takes `redis+cluster://` and
+//! `redis+sentinel://` URLs). On a Cluster every server's keys live in one slot, so the lease,
+//! the fenced write and the release each run as one script on one node; waiters subscribe on
+//! any node, since a Cluster delivers `PUBLISH` to all. A master down on a Cluster without a
+//! replica, or during a Sentinel failover, is a retryable error for the servers it holds
+//! until it is back or replaced. Replication is asynchronous: a write acknowledged by a master
+//! that dies before its replica has it is lost in the failover, as any Redis write is; the
+//! lost tokens cost a refresh or a login, never someone else's tokens.
+//!
 //! **Encryption at rest** ([`RedisStore::with_encryption`]): each value is sealed with
 //! XChaCha20-Poly1305 under the current key of an [`EncryptionKeys`] set, tagged with its key id
 //! (so keys rotate: older ids still decrypt, new writes use the current one), and bound to where
@@ -114,11 +123,11 @@ return 1
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    client: ::redis::Client,
+    target: Arc<Target>,
     url: String,
     /// Idle connections, taken by one call at a time (threads of one process do not queue
     /// behind one connection).
-    pool: Arc<Mutex<Vec<Connection>>>,
+    pool: Arc<Mutex<Vec<Conn>>>,
     prefix: String,
     subject: Option<String>,
     lease: Duration,
@@ -264,6 +273,156 @@ impl EncryptionKeys {
     }
 }
 
+/// Where the store's Redis is, by the URL's scheme.
+enum Target {
+    /// One server (`redis://`, `rediss://`, `redis+unix://`).
+    Node(::redis::Client),
+    /// A Cluster (`redis+cluster://`, `rediss+cluster://`): the crate's cluster client follows
+    /// the slots; `nodes` are the seeds, for the one plain connection a waiter subscribes on
+    /// (a Cluster delivers `PUBLISH` to every node).
+    Cluster { client: ::redis::cluster::ClusterClient, nodes: Vec<::redis::Client> },
+    /// A master found through Sentinel (`redis+sentinel://`, `rediss+sentinel://`): asked anew
+    /// for each new connection, so a failover is followed.
+    Sentinel { sentinels: Vec<::redis::Client>, master: String, scheme: &'static str, userinfo: String, db: String },
+}
+
+/// A connection to a server, or to a Cluster.
+enum Conn {
+    Node(Connection),
+    Cluster(Box<::redis::cluster::ClusterConnection>),
+}
+
+impl ::redis::ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> ::redis::RedisResult<::redis::Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> ::redis::RedisResult<Vec<::redis::Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &::redis::Cmd) -> ::redis::RedisResult<::redis::Value> {
+        match self {
+            Conn::Node(c) => c.req_command(cmd),
+            Conn::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Node(c) => c.check_connection(),
+            Conn::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Node(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// `scheme://[userinfo@]host:port[,host:port…][/path]` split into its userinfo (still
+/// percent-encoded, with its `@`), its hosts and its path segments.
+fn split_multi_host(rest: &str) -> Result<(String, Vec<String>, Vec<String>), StoreError> {
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (authority[..=at].to_owned(), &authority[at + 1..]),
+        None => (String::new(), authority),
+    };
+    let hosts: Vec<String> = hosts.split(',').map(str::to_owned).collect();
+    if hosts.iter().any(|h| h.is_empty() || h.contains(['/', '@'])) {
+        return Err(StoreError::Misconfigured { message: "a Redis URL names an empty or malformed host".into() });
+    }
+    let path = path.split('/').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    Ok((userinfo, hosts, path))
+}
+
+fn misconfigured(what: &str, e: &::redis::RedisError) -> StoreError {
+    StoreError::Misconfigured { message: format!("{what} ({:?})", e.kind()) }
+}
+
+impl Target {
+    fn parse(url: &str, timeout: Duration) -> Result<Target, StoreError> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let node_scheme = if scheme.starts_with("rediss+") { "rediss" } else { "redis" };
+        match scheme {
+            "redis+cluster" | "rediss+cluster" => {
+                let (userinfo, hosts, path) = split_multi_host(rest)?;
+                if !path.is_empty() {
+                    return Err(StoreError::Misconfigured {
+                        message: "a Redis Cluster has no databases: a redis+cluster:// URL ends at its hosts".into(),
+                    });
+                }
+                let nodes = hosts
+                    .iter()
+                    .map(|h| ::redis::Client::open(format!("{node_scheme}://{userinfo}{h}/")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| misconfigured("not a Redis Cluster URL", &e))?;
+                let client = ::redis::cluster::ClusterClient::builder(nodes.iter().map(|n| n.get_connection_info().clone()))
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|e| misconfigured("not a Redis Cluster URL", &e))?;
+                Ok(Target::Cluster { client, nodes })
+            }
+            "redis+sentinel" | "rediss+sentinel" => {
+                let (userinfo, hosts, path) = split_multi_host(rest)?;
+                let (master, db) = match path.as_slice() {
+                    [master] => (master.clone(), "0".to_owned()),
+                    [master, db] if db.parse::<u32>().is_ok() => (master.clone(), db.clone()),
+                    _ => {
+                        return Err(StoreError::Misconfigured {
+                            message: "a redis+sentinel:// URL ends in /MASTER-NAME or /MASTER-NAME/DB".into(),
+                        })
+                    }
+                };
+                let sentinels = hosts
+                    .iter()
+                    .map(|h| ::redis::Client::open(format!("{node_scheme}://{h}/")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| misconfigured("not a Redis Sentinel URL", &e))?;
+                // The master's URL must parse too (its credentials, its database).
+                ::redis::Client::open(format!("{node_scheme}://{userinfo}127.0.0.1:6379/{db}"))
+                    .map_err(|e| misconfigured("not a Redis Sentinel URL", &e))?;
+                Ok(Target::Sentinel { sentinels, master, scheme: node_scheme, userinfo, db })
+            }
+            _ => ::redis::Client::open(url).map(Target::Node).map_err(|e| misconfigured("not a Redis URL", &e)),
+        }
+    }
+}
+
+fn plain_connection(client: &::redis::Client, timeout: Duration) -> ::redis::RedisResult<Connection> {
+    let c = client.get_connection_with_timeout(timeout)?;
+    c.set_read_timeout(Some(timeout))?;
+    c.set_write_timeout(Some(timeout))?;
+    Ok(c)
+}
+
+/// Whether a failed command may be repeated on a new connection: the socket failed, or the
+/// server is no longer the master (a Sentinel failover demoted it).
+fn reconnect_for(e: &::redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.code() == Some("READONLY")
+}
+
 fn redis_error(e: &::redis::RedisError) -> StoreError {
     if e.code() == Some("MCPOAUTH_LEASE_LOST") {
         return StoreError::LeaseLost;
@@ -272,14 +431,25 @@ fn redis_error(e: &::redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// A store on the Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://`
-    /// for TLS, `redis+unix:///path`). Nothing is connected yet; a URL that cannot be parsed is
-    /// an error (which never repeats its password).
+    /// A store on the Redis at `url`:
+    ///
+    /// * one server: `redis://[user:password@]host:port[/db]`, `rediss://` for TLS,
+    ///   `redis+unix:///path`;
+    /// * a Cluster: `redis+cluster://[user:password@]host:port[,host:port…]` (`rediss+cluster://`
+    ///   for TLS), the hosts being seeds: the client learns the slots and follows them (each
+    ///   server's keys share one slot, so its scripts run on one node);
+    /// * a master found through Sentinel:
+    ///   `redis+sentinel://[user:password@]host:port[,host:port…]/MASTER-NAME[/db]`
+    ///   (`rediss+sentinel://` for TLS), the hosts being Sentinels (asked without credentials;
+    ///   the credentials and database are the master's). Each new connection asks the
+    ///   Sentinels again, so the store follows a failover; meanwhile calls fail with a
+    ///   retryable [`StoreError::Redis`].
+    ///
+    /// Nothing is connected yet; a URL that cannot be parsed is a
+    /// [`StoreError::Misconfigured`] (which never repeats its password).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client =
-            ::redis::Client::open(url).map_err(|e| StoreError::Misconfigured { message: format!("not a Redis URL ({:?})", e.kind()) })?;
         Ok(RedisStore {
-            client,
+            target: Arc::new(Target::parse(url, DEFAULT_TIMEOUT)?),
             url: url.to_owned(),
             pool: Arc::default(),
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -312,6 +482,12 @@ impl RedisStore {
     /// How long one command may take ([`DEFAULT_TIMEOUT`] unless set).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
+        if let Target::Cluster { .. } = *self.target {
+            if let Ok(target) = Target::parse(&self.url, self.timeout) {
+                self.target = Arc::new(target);
+                self.pool = Arc::default();
+            }
+        }
         self
     }
 
@@ -385,17 +561,87 @@ impl RedisStore {
         format!("{}:servers", self.base())
     }
 
-    fn connect(&self) -> ::redis::RedisResult<Connection> {
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
-        c.set_read_timeout(Some(self.timeout))?;
-        c.set_write_timeout(Some(self.timeout))?;
-        Ok(c)
+    fn connect(&self) -> ::redis::RedisResult<Conn> {
+        match &*self.target {
+            Target::Cluster { client, .. } => {
+                let c = client.get_connection()?;
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(Conn::Cluster(Box::new(c)))
+            }
+            _ => self.subscriber().map(Conn::Node),
+        }
+    }
+
+    /// A plain connection, for the commands and the subscription of a waiter: to the server, to
+    /// the master Sentinel names, or to the first Cluster seed that answers.
+    fn subscriber(&self) -> ::redis::RedisResult<Connection> {
+        match &*self.target {
+            Target::Node(client) => plain_connection(client, self.timeout),
+            Target::Cluster { nodes, .. } => {
+                let mut last = None;
+                for n in nodes {
+                    match plain_connection(n, self.timeout) {
+                        Ok(c) => return Ok(c),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| (::redis::ErrorKind::InvalidClientConfig, "no Cluster node").into()))
+            }
+            Target::Sentinel { sentinels, master, scheme, userinfo, db } => self.master_connection(sentinels, master, scheme, userinfo, db),
+        }
+    }
+
+    /// Asks each Sentinel in turn where `master` is, and connects to it if it says it is the
+    /// master (a failover may be under way). Every step has the store's deadline: a Sentinel
+    /// that hangs costs one timeout, not the caller's thread. (The crate's Sentinel client
+    /// sets none on its Sentinel connections, hence this.)
+    fn master_connection(
+        &self,
+        sentinels: &[::redis::Client],
+        master: &str,
+        scheme: &str,
+        userinfo: &str,
+        db: &str,
+    ) -> ::redis::RedisResult<Connection> {
+        let mut last: ::redis::RedisError = (::redis::ErrorKind::InvalidClientConfig, "no Sentinel").into();
+        for sentinel in sentinels {
+            let addr: Option<(String, u16)> = match plain_connection(sentinel, self.timeout)
+                .and_then(|mut c| ::redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(master).query(&mut c))
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let Some((host, port)) = addr else {
+                last = (::redis::ErrorKind::InvalidClientConfig, "Sentinel does not know this master name").into();
+                continue;
+            };
+            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            let client = ::redis::Client::open(format!("{scheme}://{userinfo}{host}:{port}/{db}"))?;
+            let mut c = match plain_connection(&client, self.timeout) {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let role: Vec<::redis::Value> = ::redis::cmd("ROLE").query(&mut c)?;
+            if role.first().and_then(|r| ::redis::from_redis_value_ref::<String>(r).ok()).as_deref() == Some("master") {
+                return Ok(c);
+            }
+            last =
+                (::redis::ErrorKind::Server(::redis::ServerErrorKind::ReadOnly), "the master Sentinel named is not a master (yet)").into();
+        }
+        Err(last)
     }
 
     /// Runs `f` on an idle connection, or a new one. A reused connection that fails at the
     /// socket (Redis restarted while it sat idle) is dropped and `f` runs once more on a new
     /// one: every command here is idempotent, or (taking the lease) safe to repeat.
-    fn with<T>(&self, mut f: impl FnMut(&mut Connection) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+    fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
         let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let reused = idle.is_some();
         let mut conn = match idle {
@@ -403,7 +649,7 @@ impl RedisStore {
             None => self.connect().map_err(|e| redis_error(&e))?,
         };
         let mut result = f(&mut conn);
-        if reused && result.as_ref().is_err_and(|e| e.is_io_error() || e.is_connection_dropped()) {
+        if result.as_ref().is_err_and(|e| e.code() == Some("READONLY")) || reused && result.as_ref().is_err_and(reconnect_for) {
             conn = self.connect().map_err(|e| redis_error(&e))?;
             result = f(&mut conn);
         }
@@ -417,7 +663,7 @@ impl RedisStore {
             }
             Err(e) => {
                 // A server's error reply leaves the connection usable; anything else may not.
-                if !e.is_io_error() && matches!(e.kind(), ::redis::ErrorKind::Server(_)) {
+                if !reconnect_for(&e) && matches!(e.kind(), ::redis::ErrorKind::Server(_)) {
                     let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                     if pool.len() < MAX_IDLE {
                         pool.push(conn);
@@ -513,7 +759,7 @@ impl TokenStore for RedisStore {
                 });
             }
             if waiter.is_none() {
-                waiter = Some(self.connect().map_err(|e| redis_error(&e))?);
+                waiter = Some(self.subscriber().map_err(|e| redis_error(&e))?);
             }
             let conn = waiter.as_mut().unwrap_or_else(|| unreachable!("connected above"));
             let mut ps = conn.as_pubsub();
