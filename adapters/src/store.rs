@@ -360,6 +360,19 @@ pub trait TokenStore: Send + Sync {
         self.persist(server, p)
     }
 
+    /// Waits, without taking the lock, while another holder has it; `Ok(true)` if it waited.
+    ///
+    /// A client whose token ran out calls this before [`lock`](Self::lock): when it waited,
+    /// the holder was most likely refreshing, and the client reloads and goes on with the
+    /// holder's tokens without queueing for the lock at all. For a store whose lock hands over
+    /// slowly (a `RedisStore` lease, handed over by messages) this turns a fleet's queue of
+    /// lock holders, each reloading in turn, into one refresh and a reload by all at once. The
+    /// default waits for nothing (`Ok(false)`): the lock itself is then the wait.
+    fn wait_unlocked(&self, server: &str) -> Result<bool, StoreError> {
+        let _ = server;
+        Ok(false)
+    }
+
     /// The keys of every server this store holds something for, sorted. The default says the
     /// store cannot list ([`StoreError::CannotList`]); [`MemoryStore`] and [`FileStore`] can.
     fn servers(&self) -> Result<Vec<String>, StoreError> {

@@ -1032,3 +1032,60 @@ fn through_sentinel_the_store_follows_a_failover_without_a_new_login() {
     let now = set.replica.store().load(&key).unwrap().tokens.expect("the new master holds the tokens");
     assert_ne!(now.access_token.secret(), before.access_token.secret(), "the refreshed tokens were written to the new master");
 }
+
+/// `SET`s Redis ran (scripts' included): with this store, a lease taken.
+fn leases_taken(r: &Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut r.raw()).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Clients whose token ran out while another holder works wait for the holder's release and
+/// go on with its tokens: no refresh of their own, and none of them takes the lease (before,
+/// each took it in turn to reload under it: 16 leases, one after another).
+#[test]
+fn waiters_go_on_with_the_holders_tokens_without_taking_the_lease() {
+    let r = Redis::start("waiters");
+    let s = server(|o| o.refresh_tokens = true);
+    let store = Arc::new(r.store());
+    let key = config(&s).store_key();
+    let login = || {
+        let (i, _) = following_browser();
+        let mut mcp = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).unwrap();
+        mcp.call_tool("echo", serde_json::json!({"text": "login"})).unwrap();
+        store.load(&key).unwrap().tokens.unwrap()
+    };
+    let first = login();
+    store.forget(&key).unwrap();
+    let second = login();
+    assert_ne!(first.access_token.secret(), second.access_token.secret());
+    // What the waiters start from: the first token, run out.
+    let mut stale = first.clone();
+    stale.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
+    store.persist(&key, &Persist::Tokens(stale)).unwrap();
+
+    let holder = store.lock(&key).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut r.raw()).unwrap();
+    let waiters: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, url) = (store.clone(), s.mcp_url());
+            std::thread::spawn(move || {
+                let mut mcp = Adapter::Blocking
+                    .with_oauth(mcp_oauth_client::Config::new(url.parse().unwrap()), store, Interaction::non_interactive())
+                    .unwrap();
+                mcp.call_tool("echo", serde_json::json!({"text": "waiter"})).expect("the waiter got the holder's token");
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    store.persist_locked(&key, &Persist::Tokens(second), &holder).unwrap();
+    drop(holder);
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert_eq!(refreshes(&s), 0, "the waiters used the holder's token");
+    assert_eq!(leases_taken(&r), 0, "waiters took the lease to reload");
+    assert_eq!(s.lock().authorization_requests().len(), 2);
+}

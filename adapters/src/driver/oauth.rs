@@ -167,6 +167,18 @@ impl<R: Runtime> Client<R> {
         if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
             return self.run(auth, None, Input::TokenWanted { now }).await;
         }
+        // Another holder most likely refreshing: wait for it, and go on with its tokens.
+        if self.waited_for_holder().await? {
+            let restored = self.load_unlocked().await?;
+            if steps::store_changed(auth, &restored) {
+                steps::abandon(auth, self.inner.clock.now());
+                auth.restore(restored)?;
+                let now = self.inner.clock.now();
+                if auth.has_usable_token(now) {
+                    return self.run(auth, None, Input::TokenWanted { now }).await;
+                }
+            }
+        }
         // Single flight across clients and processes: wait for the store, then reload.
         let lock = self.store_lock().await?;
         self.write_back(auth, &lock).await?;
@@ -186,10 +198,23 @@ impl<R: Runtime> Client<R> {
         rejected: Option<&Authorization>,
     ) -> Result<(Authorization, bool), Error> {
         let Challenge { status, www_authenticate, dpop_nonce } = challenge;
+        let rejected = rejected.map(|a| a.access_token().secret());
+        // Another holder most likely replacing the rejected token: wait for it, and go on with
+        // its token if it is one to use as it is.
+        if self.waited_for_holder().await? {
+            let stored = self.load_unlocked().await?;
+            if steps::replaced_since(&self.inner.config, rejected, &stored) {
+                let now = self.inner.clock.now();
+                steps::abandon(auth, now);
+                auth.restore(stored)?;
+                if auth.has_usable_token(now) {
+                    return self.run(auth, None, Input::TokenWanted { now }).await.map(|a| (a, true));
+                }
+            }
+        }
         let lock = self.store_lock().await?;
         self.write_back(auth, &lock).await?;
         let stored = self.load(&lock).await?;
-        let rejected = rejected.map(|a| a.access_token().secret());
         let now = self.inner.clock.now();
         let replaced = steps::replaced_since(&self.inner.config, rejected, &stored);
         if replaced || steps::store_changed(auth, &stored) {
@@ -204,6 +229,22 @@ impl<R: Runtime> Client<R> {
         }
         let challenged = Input::Challenged { now, status, www_authenticate, dpop_nonce };
         self.run(auth, Some(&lock), challenged).await.map(|a| (a, false))
+    }
+
+    /// [`TokenStore::wait_unlocked`], unless a save of ours failed (then the lock comes first:
+    /// what we hold is written back before anything is read).
+    async fn waited_for_holder(&self) -> Result<bool, StoreError> {
+        if self.inner.unsaved.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        self.inner.rt.spawn_blocking(move || store.wait_unlocked(&key)).await
+    }
+
+    /// What the store holds, read without its lock (its writes are whole).
+    async fn load_unlocked(&self) -> Result<Restored, StoreError> {
+        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
+        self.inner.rt.spawn_blocking(move || store.load(&key)).await
     }
 
     async fn store_lock(&self) -> Result<Held, StoreError> {

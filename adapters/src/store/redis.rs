@@ -692,6 +692,41 @@ struct Keys {
 }
 
 impl RedisStore {
+    /// Waits for the lease in `k` to be let go (its release message, or a poll after 1 s):
+    /// `Ok(false)` once it is free, `Ok(true)` if it may still be held (look again). Subscribed
+    /// before it looks, so a release between the look and the wait is not missed.
+    fn wait_once(&self, server: &str, k: &Keys, deadline: Instant, waiter: &mut Option<Connection>) -> Result<bool, StoreError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(StoreError::Redis {
+                message: format!("{}: another worker held the lease for over {} s", crate::safe_url(server), self.lock_wait.as_secs()),
+            });
+        }
+        let conn = match waiter {
+            Some(c) => c,
+            None => waiter.insert(self.subscriber().map_err(|e| redis_error(&e))?),
+        };
+        let mut ps = conn.as_pubsub();
+        ps.set_read_timeout(Some(left.min(Duration::from_secs(1)))).map_err(|e| redis_error(&e))?;
+        ps.subscribe(&k.done).map_err(|e| redis_error(&e))?;
+        if !self.with(|c| c.exists::<_, bool>(&k.lease))? {
+            let _ = ps.unsubscribe(&k.done);
+            return Ok(false);
+        }
+        match ps.get_message() {
+            Ok(_) => {}
+            Err(e) if e.is_timeout() => {}
+            Err(e) => {
+                drop(ps);
+                *waiter = None;
+                log::debug!("mcp-oauth: Redis lease wait: {e}");
+                return Ok(true);
+            }
+        }
+        let _ = ps.unsubscribe(&k.done);
+        Ok(true)
+    }
+
     /// Applies `p`, fenced by `token` (empty: not fenced).
     fn write(&self, server: &str, p: &Persist, token: &str) -> Result<(), StoreError> {
         let issuer = issuer_of(p);
@@ -744,42 +779,13 @@ impl TokenStore for RedisStore {
         let token: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let deadline = Instant::now() + self.lock_wait;
-        // Subscribed before each attempt, so a release between a failed attempt and the wait
-        // is not missed.
         let mut waiter: Option<Connection> = None;
         loop {
             let got: i64 = self.with(|c| ::redis::Script::new(ACQUIRE).key(&k.lease).arg(&token).arg(lease_ms).invoke(c))?;
             if got == 1 {
                 break;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(StoreError::Redis {
-                    message: format!("{}: another worker held the lease for over {} s", crate::safe_url(server), self.lock_wait.as_secs()),
-                });
-            }
-            if waiter.is_none() {
-                waiter = Some(self.subscriber().map_err(|e| redis_error(&e))?);
-            }
-            let conn = waiter.as_mut().unwrap_or_else(|| unreachable!("connected above"));
-            let mut ps = conn.as_pubsub();
-            ps.set_read_timeout(Some(left.min(Duration::from_secs(1)))).map_err(|e| redis_error(&e))?;
-            ps.subscribe(&k.done).map_err(|e| redis_error(&e))?;
-            // Taken meanwhile? Then try at once; else wait for a release (or the poll).
-            let free: bool = self.with(|c| c.exists::<_, bool>(&k.lease)).map(|b| !b)?;
-            if !free {
-                match ps.get_message() {
-                    Ok(_) => {}
-                    Err(e) if e.is_timeout() => {}
-                    Err(e) => {
-                        drop(ps);
-                        waiter = None;
-                        log::debug!("mcp-oauth: Redis lease wait: {e}");
-                        continue;
-                    }
-                }
-            }
-            let _ = ps.unsubscribe(&k.done);
+            self.wait_once(server, &k, deadline, &mut waiter)?;
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let renewer = {
@@ -816,6 +822,19 @@ impl TokenStore for RedisStore {
             }),
             fence: Some(fence),
         })
+    }
+
+    /// One `EXISTS` when nobody holds the lease; else a wait for the holder's release (its
+    /// message, or the 1 s poll) by a subscriber that takes no lease.
+    fn wait_unlocked(&self, server: &str) -> Result<bool, StoreError> {
+        let k = self.keys(server);
+        if !self.with(|c| c.exists::<_, bool>(&k.lease))? {
+            return Ok(false);
+        }
+        let deadline = Instant::now() + self.lock_wait;
+        let mut waiter: Option<Connection> = None;
+        while self.wait_once(server, &k, deadline, &mut waiter)? {}
+        Ok(true)
     }
 
     fn servers(&self) -> Result<Vec<String>, StoreError> {
