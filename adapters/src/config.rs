@@ -299,6 +299,16 @@ pub enum StoreConfig {
         /// `ID:BASE64KEY[,…]`, the current key first: values are then encrypted at rest.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encryption_keys: Option<mcp_oauth_core::config::SecretRef>,
+        /// For `rediss://`: a PEM file of the CA that signed the servers' certificates (the
+        /// system's roots otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_ca_file: Option<std::path::PathBuf>,
+        /// For mutual TLS: the client certificate's PEM file (with `tls_key_file`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_cert_file: Option<std::path::PathBuf>,
+        /// For mutual TLS: the client key's PEM file (with `tls_cert_file`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_key_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -334,9 +344,10 @@ impl StoreConfig {
             #[cfg(not(feature = "keyring"))]
             StoreConfig::Auto { dir: d, .. } => Ok(Arc::new(FileStore::new(dir(d)?))),
             #[cfg(feature = "redis")]
-            StoreConfig::Redis { url, prefix, subject, encryption_keys } => {
+            StoreConfig::Redis { url, prefix, subject, encryption_keys, tls_ca_file, tls_cert_file, tls_key_file } => {
                 let bad = |e: mcp_oauth_core::ConfigError| StoreError::Misconfigured { message: e.to_string() };
-                let mut store = crate::RedisStore::open(&url.resolve("store.url", env).map_err(bad)?)?;
+                let tls = crate::RedisTls::from_files(tls_ca_file.as_deref(), tls_cert_file.as_deref(), tls_key_file.as_deref())?;
+                let mut store = crate::RedisStore::open_with_tls(&url.resolve("store.url", env).map_err(bad)?, tls)?;
                 if let Some(p) = prefix {
                     store = store.with_prefix(p.clone());
                 }

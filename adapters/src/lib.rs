@@ -76,7 +76,7 @@ pub use mcp_oauth_core::{Authorization, Blame, ClientKind, Config, Flow, OAuthCo
 pub use store::{AutoStore, KeyringBackend, KeyringStore};
 pub use store::{Distrust, FileStore, KeyringFailure, MemoryStore, StoreError, StoredClient, StoredServer, StoredTokens, TokenStore};
 #[cfg(feature = "redis")]
-pub use store::{EncryptionKeys, RedisStore};
+pub use store::{EncryptionKeys, RedisStore, RedisTls};
 
 // Every code block of the README is compiled with the doc tests (`no_run`: they talk to
 // example.com), so the README cannot drift from the API.

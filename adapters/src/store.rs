@@ -55,7 +55,7 @@ pub use keyring::{auto, AutoStore, KeyringBackend, KeyringStore};
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "redis")]
-pub use self::redis::{EncryptionKeys, RedisStore};
+pub use self::redis::{EncryptionKeys, RedisStore, RedisTls};
 
 /// Why a `KeyringStore`'s OS keyring failed ([`StoreError::Keyring`]). Never carries what an
 /// item holds.

@@ -1089,3 +1089,136 @@ fn waiters_go_on_with_the_holders_tokens_without_taking_the_lease() {
     assert_eq!(leases_taken(&r), 0, "waiters took the lease to reload");
     assert_eq!(s.lock().authorization_requests().len(), 2);
 }
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate, made with the
+/// `openssl` command in `dir`.
+fn tls_material(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cd '{}' && {args}", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "openssl failed: {args}");
+    };
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    run(&format!(
+        "openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=mcp-oauth-test-ca \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+    ));
+    for (name, usage, cn) in [("server", "serverAuth", "127.0.0.1"), ("client", "clientAuth", "fleet-worker")] {
+        run(&format!("openssl req {key} -keyout {name}.key -out {name}.csr -subj /CN={cn}"));
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        run(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
+        ));
+    }
+}
+
+/// A `redis-server` speaking only TLS, with the certificates of [`tls_material`].
+fn tls_redis(tag: &str, client_certificates: bool) -> (Redis, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    tls_material(&certs);
+    let port = free_port();
+    let f = |n: &str| certs.join(n).to_string_lossy().into_owned();
+    let extra: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &f("server.pem"),
+        "--tls-key-file",
+        &f("server.key"),
+        "--tls-ca-cert-file",
+        &f("ca.pem"),
+        "--tls-auth-clients",
+        if client_certificates { "yes" } else { "no" },
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    (Redis::start_with(dir, port, &extra), certs)
+}
+
+/// `rediss://` against a real TLS Redis with a private CA: the store contract passes when the
+/// CA is given; the system's roots refuse the server (a typed error); certificates for a URL
+/// without TLS are refused up front; a key never shows in `Debug`.
+#[test]
+fn rediss_with_a_private_ca_passes_the_contract_and_an_untrusted_server_is_refused() {
+    let (r, certs) = tls_redis("tls", false);
+    let url = format!("rediss://127.0.0.1:{}/", r.port);
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let store = RedisStore::open_with_tls(&url, mcp_oauth_client::RedisTls::default().with_roots_pem(ca.clone())).unwrap();
+    store_contract::round_trips(&store);
+    store_contract::lock_excludes(Arc::new(store.clone()));
+
+    let untrusting = RedisStore::open(&url).unwrap().with_timeout(Duration::from_secs(2));
+    match untrusting.load("https://mcp.example.com/mcp#user") {
+        Err(StoreError::Redis { .. }) => {}
+        other => panic!("a server signed by an unknown CA was trusted: {other:?}"),
+    }
+    let plain = RedisStore::open(&format!("redis://127.0.0.1:{}/", r.port)).unwrap().with_timeout(Duration::from_secs(2));
+    assert!(matches!(plain.load("https://mcp.example.com/mcp#user"), Err(StoreError::Redis { .. })));
+    let e = RedisStore::open_with_tls(&format!("redis://127.0.0.1:{}/", r.port), mcp_oauth_client::RedisTls::default().with_roots_pem(ca))
+        .map(|_| ())
+        .expect_err("certificates for a URL without TLS");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+    let e = RedisStore::open_with_tls(&url, mcp_oauth_client::RedisTls::default().with_roots_pem(b"not a certificate".to_vec()))
+        .map(|_| ())
+        .expect_err("a CA that does not parse");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+}
+
+/// Mutual TLS, selected through `StoreConfig` (`tls_ca_file`, `tls_cert_file`,
+/// `tls_key_file`): a client without its certificate is refused, one with it works, and
+/// neither the key nor its file's contents appear in `Debug`.
+#[test]
+fn mutual_tls_through_the_store_config() {
+    let (r, certs) = tls_redis("mtls", true);
+    let url = format!("rediss://127.0.0.1:{}/", r.port);
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let without = RedisStore::open_with_tls(&url, mcp_oauth_client::RedisTls::default().with_roots_pem(ca))
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
+    assert!(matches!(without.load("https://mcp.example.com/mcp#user"), Err(StoreError::Redis { .. })), "no client certificate, yet let in");
+
+    let json = serde_json::json!({
+        "type": "redis",
+        "url": url,
+        "tls_ca_file": certs.join("ca.pem"),
+        "tls_cert_file": certs.join("client.pem"),
+        "tls_key_file": certs.join("client.key"),
+    });
+    let config: mcp_oauth_client::config::StoreConfig = serde_json::from_value(json).unwrap();
+    let store = config.open(&|_| None).unwrap();
+    store_contract::round_trips(&*store);
+    let key = std::fs::read_to_string(certs.join("client.key")).unwrap();
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let tls = mcp_oauth_client::RedisTls::from_files(
+        Some(&certs.join("ca.pem")),
+        Some(&certs.join("client.pem")),
+        Some(&certs.join("client.key")),
+    )
+    .unwrap();
+    let shown = format!("{tls:?} {config:?}");
+    assert!(!shown.contains(&body[..24]), "{shown}");
+    let e = mcp_oauth_client::RedisTls::from_files(None, Some(&certs.join("client.pem")), None)
+        .map(|_| ())
+        .expect_err("a certificate without its key");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+    let cert = std::fs::read(certs.join("client.pem")).unwrap();
+    let e = RedisStore::open_with_tls(&url, mcp_oauth_client::RedisTls::default().with_client_pem(cert, b"not a key".to_vec()))
+        .map(|_| ())
+        .expect_err("a key that is no key");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+}

@@ -23,6 +23,10 @@
 //! nothing is forgotten, and no login starts because the store could not be read); every
 //! command has a deadline (5 s by default), and the next call reconnects.
 //!
+//! **TLS**: `rediss://` (and `rediss+cluster://`, `rediss+sentinel://`) trusts the system's
+//! roots, or the CA given by [`RedisStore::open_with_tls`] ([`RedisTls`]), which can also present
+//! a client certificate (mutual TLS).
+//!
 //! **Cluster and Sentinel** ([`RedisStore::open`] takes `redis+cluster://` and
 //! `redis+sentinel://` URLs). On a Cluster every server's keys live in one slot, so the lease,
 //! the fenced write and the release each run as one script on one node; waiters subscribe on
@@ -124,6 +128,7 @@ return 1
 #[derive(Clone)]
 pub struct RedisStore {
     target: Arc<Target>,
+    tls: RedisTls,
     url: String,
     /// Idle connections, taken by one call at a time (threads of one process do not queue
     /// behind one connection).
@@ -273,6 +278,100 @@ impl EncryptionKeys {
     }
 }
 
+/// TLS for a [`RedisStore`] beyond the system's roots: the CA that signed the servers'
+/// certificates, and a client certificate for mutual TLS. `Debug` shows what is set, never the
+/// key.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    roots: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls").field("roots", &self.roots.is_some()).field("client_certificate", &self.client.is_some()).finish()
+    }
+}
+
+impl RedisTls {
+    /// Trusts the CA certificates in `pem` (instead of the system's roots).
+    pub fn with_roots_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and its private key (PEM) for mutual TLS.
+    pub fn with_client_pem(mut self, certificate: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.client = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// Reads the PEM files: a CA, and a client certificate with its key (both or neither).
+    /// Errors name the file, never its contents.
+    pub fn from_files(
+        roots: Option<&std::path::Path>,
+        client_certificate: Option<&std::path::Path>,
+        client_key: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| StoreError::Misconfigured { message: format!("cannot read {}: {e}", p.display()) })
+        };
+        let mut tls = RedisTls::default();
+        if let Some(p) = roots {
+            tls = tls.with_roots_pem(read(p)?);
+        }
+        match (client_certificate, client_key) {
+            (Some(c), Some(k)) => tls = tls.with_client_pem(read(c)?, read(k)?),
+            (None, None) => {}
+            _ => {
+                return Err(StoreError::Misconfigured {
+                    message: "a client certificate for Redis needs both its certificate and its key".into(),
+                })
+            }
+        }
+        Ok(tls)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.roots.is_none() && self.client.is_none()
+    }
+
+    /// PEM that holds no certificate would leave the crate with an empty root store (every
+    /// server refused, and nothing said why) or no client certificate: refused up front.
+    fn check(&self) -> Result<(), StoreError> {
+        let has = |pem: &[u8], label: &[u8]| pem.windows(label.len()).any(|w| w == label);
+        let bad = |what: &str| Err(StoreError::Misconfigured { message: format!("the Redis TLS {what} holds no PEM block of its kind") });
+        if self.roots.as_deref().is_some_and(|r| !has(r, b"-----BEGIN CERTIFICATE-----")) {
+            return bad("CA");
+        }
+        if let Some((c, k)) = &self.client {
+            if !has(c, b"-----BEGIN CERTIFICATE-----") {
+                return bad("client certificate");
+            }
+            if !has(k, b"PRIVATE KEY-----") {
+                return bad("client key");
+            }
+        }
+        Ok(())
+    }
+
+    fn certificates(&self) -> ::redis::TlsCertificates {
+        ::redis::TlsCertificates {
+            client_tls: self.client.as_ref().map(|(c, k)| ::redis::ClientTlsConfig { client_cert: c.clone(), client_key: k.clone() }),
+            root_cert: self.roots.clone(),
+        }
+    }
+
+    /// A client for one node's URL, with these certificates if any.
+    fn client(&self, url: &str) -> ::redis::RedisResult<::redis::Client> {
+        if self.is_empty() {
+            ::redis::Client::open(url)
+        } else {
+            ::redis::Client::build_with_tls(url, self.certificates())
+        }
+    }
+}
+
 /// Where the store's Redis is, by the URL's scheme.
 enum Target {
     /// One server (`redis://`, `rediss://`, `redis+unix://`).
@@ -283,7 +382,7 @@ enum Target {
     Cluster { client: ::redis::cluster::ClusterClient, nodes: Vec<::redis::Client> },
     /// A master found through Sentinel (`redis+sentinel://`, `rediss+sentinel://`): asked anew
     /// for each new connection, so a failover is followed.
-    Sentinel { sentinels: Vec<::redis::Client>, master: String, scheme: &'static str, userinfo: String, db: String },
+    Sentinel { sentinels: Vec<::redis::Client>, master: String, scheme: &'static str, userinfo: String, db: String, tls: RedisTls },
 }
 
 /// A connection to a server, or to a Cluster.
@@ -358,9 +457,15 @@ fn misconfigured(what: &str, e: &::redis::RedisError) -> StoreError {
 }
 
 impl Target {
-    fn parse(url: &str, timeout: Duration) -> Result<Target, StoreError> {
+    fn parse(url: &str, timeout: Duration, tls: &RedisTls) -> Result<Target, StoreError> {
         let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
         let node_scheme = if scheme.starts_with("rediss+") { "rediss" } else { "redis" };
+        tls.check()?;
+        if !tls.is_empty() && !scheme.starts_with("rediss") {
+            return Err(StoreError::Misconfigured {
+                message: "TLS certificates are given, but the Redis URL is not rediss:// (or rediss+cluster://, rediss+sentinel://)".into(),
+            });
+        }
         match scheme {
             "redis+cluster" | "rediss+cluster" => {
                 let (userinfo, hosts, path) = split_multi_host(rest)?;
@@ -371,17 +476,19 @@ impl Target {
                 }
                 let nodes = hosts
                     .iter()
-                    .map(|h| ::redis::Client::open(format!("{node_scheme}://{userinfo}{h}/")))
+                    .map(|h| tls.client(&format!("{node_scheme}://{userinfo}{h}/")))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| misconfigured("not a Redis Cluster URL", &e))?;
-                let client = ::redis::cluster::ClusterClient::builder(nodes.iter().map(|n| n.get_connection_info().clone()))
+                let mut builder = ::redis::cluster::ClusterClient::builder(nodes.iter().map(|n| n.get_connection_info().clone()))
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .retries(3)
                     .min_retry_wait(10)
-                    .max_retry_wait(200)
-                    .build()
-                    .map_err(|e| misconfigured("not a Redis Cluster URL", &e))?;
+                    .max_retry_wait(200);
+                if !tls.is_empty() {
+                    builder = builder.certs(tls.certificates());
+                }
+                let client = builder.build().map_err(|e| misconfigured("not a Redis Cluster URL", &e))?;
                 Ok(Target::Cluster { client, nodes })
             }
             "redis+sentinel" | "rediss+sentinel" => {
@@ -397,15 +504,15 @@ impl Target {
                 };
                 let sentinels = hosts
                     .iter()
-                    .map(|h| ::redis::Client::open(format!("{node_scheme}://{h}/")))
+                    .map(|h| tls.client(&format!("{node_scheme}://{h}/")))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| misconfigured("not a Redis Sentinel URL", &e))?;
                 // The master's URL must parse too (its credentials, its database).
-                ::redis::Client::open(format!("{node_scheme}://{userinfo}127.0.0.1:6379/{db}"))
+                tls.client(&format!("{node_scheme}://{userinfo}127.0.0.1:6379/{db}"))
                     .map_err(|e| misconfigured("not a Redis Sentinel URL", &e))?;
-                Ok(Target::Sentinel { sentinels, master, scheme: node_scheme, userinfo, db })
+                Ok(Target::Sentinel { sentinels, master, scheme: node_scheme, userinfo, db, tls: tls.clone() })
             }
-            _ => ::redis::Client::open(url).map(Target::Node).map_err(|e| misconfigured("not a Redis URL", &e)),
+            _ => tls.client(url).map(Target::Node).map_err(|e| misconfigured("not a Redis URL", &e)),
         }
     }
 }
@@ -448,8 +555,17 @@ impl RedisStore {
     /// Nothing is connected yet; a URL that cannot be parsed is a
     /// [`StoreError::Misconfigured`] (which never repeats its password).
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_tls(url, RedisTls::default())
+    }
+
+    /// [`open`](Self::open), for a `rediss://` URL (or `rediss+cluster://`,
+    /// `rediss+sentinel://`) whose servers need more than the system's roots: a private CA,
+    /// or a client certificate (mutual TLS). Certificates that do not parse, or given for a URL
+    /// without TLS, are a [`StoreError::Misconfigured`].
+    pub fn open_with_tls(url: &str, tls: RedisTls) -> Result<Self, StoreError> {
         Ok(RedisStore {
-            target: Arc::new(Target::parse(url, DEFAULT_TIMEOUT)?),
+            target: Arc::new(Target::parse(url, DEFAULT_TIMEOUT, &tls)?),
+            tls,
             url: url.to_owned(),
             pool: Arc::default(),
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -483,7 +599,7 @@ impl RedisStore {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
         if let Target::Cluster { .. } = *self.target {
-            if let Ok(target) = Target::parse(&self.url, self.timeout) {
+            if let Ok(target) = Target::parse(&self.url, self.timeout, &self.tls) {
                 self.target = Arc::new(target);
                 self.pool = Arc::default();
             }
@@ -588,7 +704,9 @@ impl RedisStore {
                 }
                 Err(last.unwrap_or_else(|| (::redis::ErrorKind::InvalidClientConfig, "no Cluster node").into()))
             }
-            Target::Sentinel { sentinels, master, scheme, userinfo, db } => self.master_connection(sentinels, master, scheme, userinfo, db),
+            Target::Sentinel { sentinels, master, scheme, userinfo, db, tls } => {
+                self.master_connection(sentinels, master, (scheme, userinfo, db), tls)
+            }
         }
     }
 
@@ -600,9 +718,8 @@ impl RedisStore {
         &self,
         sentinels: &[::redis::Client],
         master: &str,
-        scheme: &str,
-        userinfo: &str,
-        db: &str,
+        (scheme, userinfo, db): (&str, &str, &str),
+        tls: &RedisTls,
     ) -> ::redis::RedisResult<Connection> {
         let mut last: ::redis::RedisError = (::redis::ErrorKind::InvalidClientConfig, "no Sentinel").into();
         for sentinel in sentinels {
@@ -620,7 +737,7 @@ impl RedisStore {
                 continue;
             };
             let host = if host.contains(':') { format!("[{host}]") } else { host };
-            let client = ::redis::Client::open(format!("{scheme}://{userinfo}{host}:{port}/{db}"))?;
+            let client = tls.client(&format!("{scheme}://{userinfo}{host}:{port}/{db}"))?;
             let mut c = match plain_connection(&client, self.timeout) {
                 Ok(c) => c,
                 Err(e) => {
