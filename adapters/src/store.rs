@@ -360,11 +360,17 @@ pub trait TokenStore: Send + Sync {
         self.persist(server, p)
     }
 
+    /// The lock if nobody holds it, else `Ok(None)` at once. The default is [`lock`](Self::lock),
+    /// which waits: then it never answers `None`, and a client waits in `lock` as before.
+    fn try_lock(&self, server: &str) -> Result<Option<StoreLock>, StoreError> {
+        self.lock(server).map(Some)
+    }
+
     /// Waits, without taking the lock, while another holder has it; `Ok(true)` if it waited.
     ///
-    /// A client whose token ran out calls this before [`lock`](Self::lock): when it waited,
-    /// the holder was most likely refreshing, and the client reloads and goes on with the
-    /// holder's tokens without queueing for the lock at all. For a store whose lock hands over
+    /// A client whose token ran out and finds the lock taken ([`try_lock`](Self::try_lock))
+    /// calls this: the holder was most likely refreshing, and the client reloads and goes on
+    /// with the holder's tokens without queueing for the lock at all (or tries again). For a store whose lock hands over
     /// slowly (a `RedisStore` lease, handed over by messages) this turns a fleet's queue of
     /// lock holders, each reloading in turn, into one refresh and a reload by all at once. The
     /// default waits for nothing (`Ok(false)`): the lock itself is then the wait.

@@ -675,6 +675,9 @@ fn a_lost_reply_to_taking_the_lease_does_not_make_the_taker_wait_out_its_own_lea
         .unwrap()
         .with_lease(Duration::from_secs(8))
         .with_lock_wait(Duration::from_secs(20));
+    // The scripts cached in Redis (as in any running fleet), so the command whose reply is
+    // lost is applied, not answered NOSCRIPT.
+    drop(r.store().lock("https://preload.example/mcp#user").unwrap());
     // A pooled connection, so the lost reply is retried once on a fresh one.
     assert!(s.load(key).unwrap().tokens.is_none());
     let started = Instant::now();
@@ -944,7 +947,7 @@ impl SentinelSet {
             &conf,
             format!(
                 "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                 sentinel down-after-milliseconds mymaster 3000\nsentinel failover-timeout mymaster 10000\n",
                 dir.display(),
                 master.port
             ),
@@ -1001,10 +1004,20 @@ fn through_sentinel_the_store_follows_a_failover_without_a_new_login() {
     let mut mcp = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).unwrap();
     mcp.call_tool("echo", serde_json::json!({"text": "before"})).unwrap();
     assert_eq!(s.lock().authorization_requests().len(), 1);
-    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut set.master.raw()).unwrap();
-
+    // Replication is asynchronous: the replica must hold the login before the master dies
+    // (else the failover loses it, as it would any Redis write).
     let key = config(&s).store_key();
+    let started = Instant::now();
+    while set.replica.store().load(&key).unwrap().tokens.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the replica never got the login");
+        let _: i64 = redis::cmd("WAIT").arg(1).arg(1000).query(&mut set.master.raw()).unwrap();
+    }
+
     let before = store.load(&key).unwrap().tokens.unwrap();
+    // (A master too slow to answer the Sentinel for 3 s would have been failed over already,
+    // and its writes lost when it rejoined as a replica: not the failover this test is about.)
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut set.master.raw()).unwrap();
+    assert_eq!(redis::from_redis_value_ref::<String>(&role[0]).unwrap(), "master", "a failover came early");
     set.master.stop();
     let started = Instant::now();
     let mut errors = 0;

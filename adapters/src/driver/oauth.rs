@@ -167,27 +167,46 @@ impl<R: Runtime> Client<R> {
         if auth.has_usable_token(now) && !self.inner.unsaved.load(Ordering::SeqCst) {
             return self.run(auth, None, Input::TokenWanted { now }).await;
         }
-        // Another holder most likely refreshing: wait for it, and go on with its tokens.
-        if self.waited_for_holder().await? {
-            let restored = self.load_unlocked().await?;
-            if steps::store_changed(auth, &restored) {
-                steps::abandon(auth, self.inner.clock.now());
-                auth.restore(restored)?;
-                let now = self.inner.clock.now();
-                if auth.has_usable_token(now) {
-                    return self.run(auth, None, Input::TokenWanted { now }).await;
+        // Single flight across clients and processes: the store's lock, then reload. While
+        // another holder has it (most likely refreshing), wait for it and go on with its tokens.
+        let mut round = 0;
+        let lock = loop {
+            round += 1;
+            match self.lock_or_wait(round).await? {
+                Some(lock) => break lock,
+                None => {
+                    let restored = self.load_unlocked().await?;
+                    if steps::store_changed(auth, &restored) {
+                        steps::abandon(auth, self.inner.clock.now());
+                        auth.restore(restored)?;
+                        let now = self.inner.clock.now();
+                        if auth.has_usable_token(now) {
+                            return self.run(auth, None, Input::TokenWanted { now }).await;
+                        }
+                    }
                 }
             }
-        }
-        // Single flight across clients and processes: wait for the store, then reload.
-        let lock = self.store_lock().await?;
-        self.write_back(auth, &lock).await?;
-        let restored = self.load(&lock).await?;
+        };
+        let result = self.authorize_locked(auth, &lock).await;
+        self.release(lock).await;
+        result
+    }
+
+    async fn authorize_locked(&self, auth: &mut MutexGuard<'_, Authorizer>, lock: &Held) -> Result<Authorization, Error> {
+        self.write_back(auth, lock).await?;
+        let restored = self.load(lock).await?;
         if steps::store_changed(auth, &restored) {
             steps::abandon(auth, self.inner.clock.now());
             auth.restore(restored)?;
         }
-        self.run(auth, Some(&lock), Input::TokenWanted { now: self.inner.clock.now() }).await
+        self.run(auth, Some(lock), Input::TokenWanted { now: self.inner.clock.now() }).await
+    }
+
+    /// Lets go of the store's lock on the blocking pool, not on the executor: letting go of a
+    /// Redis lease is a round trip (up to the store's timeout). Errors come here too; only a
+    /// future dropped mid-flow lets go of its lock where it is dropped.
+    async fn release(&self, lock: Held) {
+        self.inner.rt.spawn_blocking(move || drop(lock)).await;
     }
 
     /// The answer to a challenge, and whether it is a token another instance stored meanwhile.
@@ -197,24 +216,42 @@ impl<R: Runtime> Client<R> {
         challenge: Challenge,
         rejected: Option<&Authorization>,
     ) -> Result<(Authorization, bool), Error> {
-        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
         let rejected = rejected.map(|a| a.access_token().secret());
-        // Another holder most likely replacing the rejected token: wait for it, and go on with
-        // its token if it is one to use as it is.
-        if self.waited_for_holder().await? {
-            let stored = self.load_unlocked().await?;
-            if steps::replaced_since(&self.inner.config, rejected, &stored) {
-                let now = self.inner.clock.now();
-                steps::abandon(auth, now);
-                auth.restore(stored)?;
-                if auth.has_usable_token(now) {
-                    return self.run(auth, None, Input::TokenWanted { now }).await.map(|a| (a, true));
+        // While another holder has the lock (most likely replacing the rejected token), wait for
+        // it, and go on with its token if it is one to use as it is.
+        let mut round = 0;
+        let lock = loop {
+            round += 1;
+            match self.lock_or_wait(round).await? {
+                Some(lock) => break lock,
+                None => {
+                    let stored = self.load_unlocked().await?;
+                    if steps::replaced_since(&self.inner.config, rejected, &stored) {
+                        let now = self.inner.clock.now();
+                        steps::abandon(auth, now);
+                        auth.restore(stored)?;
+                        if auth.has_usable_token(now) {
+                            return self.run(auth, None, Input::TokenWanted { now }).await.map(|a| (a, true));
+                        }
+                    }
                 }
             }
-        }
-        let lock = self.store_lock().await?;
-        self.write_back(auth, &lock).await?;
-        let stored = self.load(&lock).await?;
+        };
+        let result = self.challenge_locked(auth, challenge, rejected, &lock).await;
+        self.release(lock).await;
+        result
+    }
+
+    async fn challenge_locked(
+        &self,
+        auth: &mut MutexGuard<'_, Authorizer>,
+        challenge: Challenge,
+        rejected: Option<&str>,
+        lock: &Held,
+    ) -> Result<(Authorization, bool), Error> {
+        let Challenge { status, www_authenticate, dpop_nonce } = challenge;
+        self.write_back(auth, lock).await?;
+        let stored = self.load(lock).await?;
         let now = self.inner.clock.now();
         let replaced = steps::replaced_since(&self.inner.config, rejected, &stored);
         if replaced || steps::store_changed(auth, &stored) {
@@ -225,20 +262,32 @@ impl<R: Runtime> Client<R> {
         }
         if replaced {
             // The rejected token was already replaced by a fresh one: use that.
-            return self.run(auth, Some(&lock), Input::TokenWanted { now }).await.map(|a| (a, true));
+            return self.run(auth, Some(lock), Input::TokenWanted { now }).await.map(|a| (a, true));
         }
         let challenged = Input::Challenged { now, status, www_authenticate, dpop_nonce };
-        self.run(auth, Some(&lock), challenged).await.map(|a| (a, false))
+        self.run(auth, Some(lock), challenged).await.map(|a| (a, false))
     }
 
-    /// [`TokenStore::wait_unlocked`], unless a save of ours failed (then the lock comes first:
-    /// what we hold is written back before anything is read).
-    async fn waited_for_holder(&self) -> Result<bool, StoreError> {
-        if self.inner.unsaved.load(Ordering::SeqCst) {
-            return Ok(false);
+    /// The store's lock if it is free ([`TokenStore::try_lock`]); else `None` once its holder
+    /// let go ([`TokenStore::wait_unlocked`]), for the caller to reload and perhaps go on with
+    /// the holder's tokens. After a failed save of ours, the lock, waiting: what we hold is
+    /// written back before anything is read.
+    /// From the 32nd round, the lock, waiting (it has a deadline; one client out of many is
+    /// not left to lose the race for ever).
+    async fn lock_or_wait(&self, round: u32) -> Result<Option<Held>, StoreError> {
+        if self.inner.unsaved.load(Ordering::SeqCst) || round >= 32 {
+            return self.store_lock().await.map(Some);
         }
         let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        self.inner.rt.spawn_blocking(move || store.wait_unlocked(&key)).await
+        let lock = self
+            .inner
+            .rt
+            .spawn_blocking(move || match store.try_lock(&key)? {
+                Some(lock) => Ok(Some(lock)),
+                None => store.wait_unlocked(&key).map(|_| None),
+            })
+            .await?;
+        Ok(lock.map(|l| Arc::new(std::sync::Mutex::new(l))))
     }
 
     /// What the store holds, read without its lock (its writes are whole).
@@ -313,12 +362,23 @@ impl<R: Runtime> Client<R> {
     pub(crate) async fn logout(&self, if_unreachable: IfUnreachable) -> Result<LogoutReport, Error> {
         let mut auth = self.inner.auth.lock().await;
         let lock = self.store_lock().await?;
-        self.write_back(&auth, &lock).await?;
-        let restored = self.load(&lock).await?;
-        steps::abandon(&mut auth, self.inner.clock.now());
+        let result = self.logout_locked(&mut auth, if_unreachable, &lock).await;
+        self.release(lock).await;
+        result
+    }
+
+    async fn logout_locked(
+        &self,
+        auth: &mut MutexGuard<'_, Authorizer>,
+        if_unreachable: IfUnreachable,
+        lock: &Held,
+    ) -> Result<LogoutReport, Error> {
+        self.write_back(auth, lock).await?;
+        let restored = self.load(lock).await?;
+        steps::abandon(auth, self.inner.clock.now());
         auth.restore(restored)?;
         let first = Input::LogoutWanted { now: self.inner.clock.now(), if_unreachable };
-        match self.run_flow(&mut auth, Some(&lock), first).await? {
+        match self.run_flow(auth, Some(lock), first).await? {
             Ended::LoggedOut(report) => Ok(report),
             Ended::Ready(_) => Err(Error::Stalled),
         }

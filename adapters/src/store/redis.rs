@@ -9,7 +9,9 @@
 //!   renewed by the holder while it works, released by compare-and-delete;
 //! * `PREFIX[:SUBJECT]:{H}:done`: the channel a holder publishes on when it lets go, so waiters
 //!   wake at once instead of polling (they still poll once a second, should a message be lost);
-//! * `PREFIX[:SUBJECT]:servers`: the store keys held, for listing.
+//! * `PREFIX[:SUBJECT]:servers`: the store keys held, for listing; with encryption, the hash
+//!   `PREFIX[:SUBJECT]:servers:sealed` instead, each key sealed (a server's URL and principal
+//!   are not left readable in Redis).
 //!
 //! (`{`, `}` and `%` in the prefix or subject are written `%7B`, `%7D` and `%25`, so the hash
 //! tag is always the server's.)
@@ -144,7 +146,7 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("url", &crate::safe_url(&self.url))
+            .field("url", &shown_url(&self.url))
             .field("prefix", &self.prefix)
             .field("subject", &self.subject)
             .finish_non_exhaustive()
@@ -435,6 +437,15 @@ impl ::redis::ConnectionLike for Conn {
     }
 }
 
+/// The URL as `Debug` shows it: no userinfo even where a password holds an unencoded `/`
+/// (everything up to the last `@` goes), no query.
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    format!("{scheme}://{rest}")
+}
+
 /// `scheme://[userinfo@]host:port[,host:port…][/path]` split into its userinfo (still
 /// percent-encoded, with its `@`), its hosts and its path segments.
 fn split_multi_host(rest: &str) -> Result<(String, Vec<String>, Vec<String>), StoreError> {
@@ -447,6 +458,13 @@ fn split_multi_host(rest: &str) -> Result<(String, Vec<String>, Vec<String>), St
     let hosts: Vec<String> = hosts.split(',').map(str::to_owned).collect();
     if hosts.iter().any(|h| h.is_empty() || h.contains(['/', '@'])) {
         return Err(StoreError::Misconfigured { message: "a Redis URL names an empty or malformed host".into() });
+    }
+    if path.contains('@') {
+        // A password with an unencoded `/`: the rest of it would be taken for the path (and
+        // sent as a master name).
+        return Err(StoreError::Misconfigured {
+            message: "a Redis URL has an `@` after its hosts: percent-encode `/` in a password as %2F".into(),
+        });
     }
     let path = path.split('/').filter(|p| !p.is_empty()).map(str::to_owned).collect();
     Ok((userinfo, hosts, path))
@@ -494,6 +512,11 @@ impl Target {
             "redis+sentinel" | "rediss+sentinel" => {
                 let (userinfo, hosts, path) = split_multi_host(rest)?;
                 let (master, db) = match path.as_slice() {
+                    [master, ..] if !master.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) => {
+                        return Err(StoreError::Misconfigured {
+                            message: "a Sentinel master name is made of letters, digits, `.`, `_` and `-`".into(),
+                        })
+                    }
                     [master] => (master.clone(), "0".to_owned()),
                     [master, db] if db.parse::<u32>().is_ok() => (master.clone(), db.clone()),
                     _ => {
@@ -673,6 +696,37 @@ impl RedisStore {
         Keys { entries: format!("{tag}:entries"), lease: format!("{tag}:lease"), done: format!("{tag}:done") }
     }
 
+    /// Lists `server`: in the set, or (encrypted) sealed in the hash, leaving nothing of the
+    /// server's URL readable in Redis.
+    fn list(&self, server: &str) -> Result<(), StoreError> {
+        match &self.encryption {
+            None => self.with(|c| c.sadd::<_, _, ()>(self.servers_key(), server)),
+            Some(keys) => {
+                let field = hex16(server);
+                let sealed = keys.seal(server.as_bytes(), &self.listing_aad(&field))?;
+                self.with(|c| c.hset::<_, _, _, ()>(self.sealed_servers_key(), &field, &sealed))?;
+                // Listed in the clear before encryption was turned on: not any more.
+                self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))
+            }
+        }
+    }
+
+    fn unlist(&self, server: &str) -> Result<(), StoreError> {
+        self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
+        if self.encryption.is_some() {
+            self.with(|c| c.hdel::<_, _, ()>(self.sealed_servers_key(), hex16(server)))?;
+        }
+        Ok(())
+    }
+
+    fn listing_aad(&self, field: &str) -> Vec<u8> {
+        format!("mcp-oauth redis listing\n{}\n{field}", self.base()).into_bytes()
+    }
+
+    fn sealed_servers_key(&self) -> String {
+        format!("{}:servers:sealed", self.base())
+    }
+
     fn servers_key(&self) -> String {
         format!("{}:servers", self.base())
     }
@@ -758,9 +812,20 @@ impl RedisStore {
     /// Runs `f` on an idle connection, or a new one. A reused connection that fails at the
     /// socket (Redis restarted while it sat idle) is dropped and `f` runs once more on a new
     /// one: every command here is idempotent, or (taking the lease) safe to repeat.
-    fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+        self.run(false, f)
+    }
+
+    /// [`with`](Self::with), for a command that may be repeated whatever happened to the
+    /// first try (taking the lease with the same token): repeated once on a new connection
+    /// after a failed socket, even if the first connection was new too (its reply was lost).
+    fn with_repeatable<T>(&self, f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
+        self.run(true, f)
+    }
+
+    fn run<T>(&self, repeatable: bool, mut f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
         let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let reused = idle.is_some();
+        let reused = idle.is_some() || repeatable;
         let mut conn = match idle {
             Some(c) => c,
             None => self.connect().map_err(|e| redis_error(&e))?,
@@ -809,6 +874,60 @@ struct Keys {
 }
 
 impl RedisStore {
+    /// Takes the lease in `k` for `token`: `Ok(false)` if another holder has it. Repeated on a
+    /// new connection after a lost reply (the same token makes that safe); if even that fails,
+    /// the lease is let go of should it have been taken, not left to run out while all wait.
+    fn take(&self, k: &Keys, token: &str) -> Result<bool, StoreError> {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        match self.with_repeatable(|c| ::redis::Script::new(ACQUIRE).key(&k.lease).arg(token).arg(lease_ms).invoke::<i64>(c)) {
+            Ok(got) => Ok(got == 1),
+            Err(e) => {
+                let _ = self.with(|c| ::redis::Script::new(RELEASE).key(&k.lease).key(&k.done).arg(token).invoke::<i64>(c));
+                Err(e)
+            }
+        }
+    }
+
+    /// The lease just taken, as a lock: renewed by a thread of its own until dropped.
+    fn holding(&self, server: &str, k: Keys, token: String) -> Result<StoreLock, StoreError> {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let renewer = {
+            let (store, lease_key, token) = (self.clone(), k.lease.clone(), token.clone());
+            std::thread::Builder::new()
+                .name("mcp-oauth-lease".into())
+                .spawn(move || loop {
+                    match stopped.recv_timeout(store.lease / 3) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let renewed: Result<i64, _> =
+                        store.with(|c| ::redis::Script::new(RENEW).key(&lease_key).arg(&token).arg(lease_ms).invoke(c));
+                    match renewed {
+                        Ok(1) => {}
+                        Ok(_) => {
+                            log::warn!("mcp-oauth: the Redis lease was lost; writes under it will be refused");
+                            return;
+                        }
+                        Err(e) => log::warn!("mcp-oauth: could not renew the Redis lease: {e}"),
+                    }
+                })
+                .map_err(|e| StoreError::Redis { message: format!("cannot start the lease renewer: {e}") })?
+        };
+        let fence = token.clone();
+        Ok(StoreLock {
+            _inner: Box::new(Lease {
+                store: self.clone(),
+                server: server.to_owned(),
+                token,
+                keys: k,
+                stop: Some(stop),
+                renewer: Some(renewer),
+            }),
+            fence: Some(fence),
+        })
+    }
+
     /// Waits for the lease in `k` to be let go (its release message, or a poll after 1 s):
     /// `Ok(false)` once it is free, `Ok(true)` if it may still be held (look again). Subscribed
     /// before it looks, so a release between the look and the wait is not missed.
@@ -864,12 +983,12 @@ impl RedisStore {
         e.apply(p);
         let value = if e.is_empty() { String::new() } else { self.encode(server, &field, &e)? };
         if !value.is_empty() {
-            self.with(|c| c.sadd::<_, _, ()>(self.servers_key(), server))?;
+            self.list(server)?;
         }
         let left: i64 =
             self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(token).arg(&field).arg(&value).invoke(c))?;
         if left == 0 {
-            self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
+            self.unlist(server)?;
         }
         Ok(())
     }
@@ -890,57 +1009,23 @@ impl TokenStore for RedisStore {
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
-        let k = self.keys(server);
-        let mut r = [0u8; 16];
-        getrandom::fill(&mut r).map_err(|e| StoreError::Redis { message: format!("no randomness for a lease token: {e}") })?;
-        let token: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let (k, token) = (self.keys(server), lease_token()?);
         let deadline = Instant::now() + self.lock_wait;
         let mut waiter: Option<Connection> = None;
-        loop {
-            let got: i64 = self.with(|c| ::redis::Script::new(ACQUIRE).key(&k.lease).arg(&token).arg(lease_ms).invoke(c))?;
-            if got == 1 {
-                break;
-            }
+        while !self.take(&k, &token)? {
             self.wait_once(server, &k, deadline, &mut waiter)?;
         }
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let renewer = {
-            let (store, lease_key, token) = (self.clone(), k.lease.clone(), token.clone());
-            std::thread::Builder::new()
-                .name("mcp-oauth-lease".into())
-                .spawn(move || loop {
-                    match stopped.recv_timeout(store.lease / 3) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    let renewed: Result<i64, _> =
-                        store.with(|c| ::redis::Script::new(RENEW).key(&lease_key).arg(&token).arg(lease_ms).invoke(c));
-                    match renewed {
-                        Ok(1) => {}
-                        Ok(_) => {
-                            log::warn!("mcp-oauth: the Redis lease was lost; writes under it will be refused");
-                            return;
-                        }
-                        Err(e) => log::warn!("mcp-oauth: could not renew the Redis lease: {e}"),
-                    }
-                })
-                .map_err(|e| StoreError::Redis { message: format!("cannot start the lease renewer: {e}") })?
-        };
-        let fence = token.clone();
-        Ok(StoreLock {
-            _inner: Box::new(Lease {
-                store: self.clone(),
-                server: server.to_owned(),
-                token,
-                keys: k,
-                stop: Some(stop),
-                renewer: Some(renewer),
-            }),
-            fence: Some(fence),
-        })
+        self.holding(server, k, token)
     }
 
+    /// One attempt: the lease, or `None` at once if another holder has it.
+    fn try_lock(&self, server: &str) -> Result<Option<StoreLock>, StoreError> {
+        let (k, token) = (self.keys(server), lease_token()?);
+        if !self.take(&k, &token)? {
+            return Ok(None);
+        }
+        self.holding(server, k, token).map(Some)
+    }
     /// One `EXISTS` when nobody holds the lease; else a wait for the holder's release (its
     /// message, or the 1 s poll) by a subscriber that takes no lease.
     fn wait_unlocked(&self, server: &str) -> Result<bool, StoreError> {
@@ -956,7 +1041,17 @@ impl TokenStore for RedisStore {
 
     fn servers(&self) -> Result<Vec<String>, StoreError> {
         let mut keys: Vec<String> = self.with(|c| c.smembers(self.servers_key()))?;
+        if let Some(enc) = &self.encryption {
+            let sealed: HashMap<String, String> = self.with(|c| c.hgetall(self.sealed_servers_key()))?;
+            for (field, value) in sealed {
+                match enc.open(&value, &self.listing_aad(&field)).map(String::from_utf8) {
+                    Ok(Ok(server)) if hex16(&server) == field => keys.push(server),
+                    _ => log::warn!("mcp-oauth: a listed Redis server does not decrypt with these keys; not listed"),
+                }
+            }
+        }
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 
@@ -975,9 +1070,16 @@ impl TokenStore for RedisStore {
             let _: i64 =
                 self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg("").invoke(c))?;
         }
-        self.with(|c| c.srem::<_, _, ()>(self.servers_key(), server))?;
+        self.unlist(server)?;
         Ok(held)
     }
+}
+
+/// A random lease token: who holds the lease.
+fn lease_token() -> Result<String, StoreError> {
+    let mut r = [0u8; 16];
+    getrandom::fill(&mut r).map_err(|e| StoreError::Redis { message: format!("no randomness for a lease token: {e}") })?;
+    Ok(r.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A held lease: renewed until dropped, then released (compare-and-delete) and announced.
