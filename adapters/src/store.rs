@@ -395,7 +395,7 @@ pub trait TokenStore: Send + Sync {
     /// The tokens are not revoked at the authorization server. For a configuration, use
     /// [`forget_config`], which also takes what older versions stored under the bare URL.
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
-        let _lock = self.lock(server)?;
+        let lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
         // `load` shows the newest tokens only: older ones (another issuer's) show up as the
         // newer are forgotten. Each round forgets at least one entry, so this ends.
@@ -407,8 +407,8 @@ pub trait TokenStore: Send + Sync {
                 return Ok(held);
             }
             for issuer in issuers {
-                self.persist(server, &Persist::ForgetTokens { issuer: issuer.clone() })?;
-                self.persist(server, &Persist::ForgetClient { issuer })?;
+                self.persist_locked(server, &Persist::ForgetTokens { issuer: issuer.clone() }, &lock)?;
+                self.persist_locked(server, &Persist::ForgetClient { issuer }, &lock)?;
             }
         }
         Err(StoreError::NotForgotten { server: server.to_owned() })
@@ -569,7 +569,7 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
     if own.tokens.is_some() || !own.clients.is_empty() {
         return Ok(own);
     }
-    let _lock = store.lock(&key)?;
+    let lock = store.lock(&key)?;
     let own = store.load(&key)?;
     if own.tokens.is_some() || !own.clients.is_empty() {
         return Ok(own);
@@ -589,7 +589,7 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
         let in_use = source != config.legacy_store_key();
         // Under that key's lock, and read under it: an older version's process may be
         // refreshing there right now.
-        let _old = store.lock(&source)?;
+        let old = store.lock(&source)?;
         let legacy = store.load(&source)?;
         let clients: Vec<ClientInfo> = legacy
             .clients
@@ -605,10 +605,10 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
             continue;
         }
         for c in &clients {
-            store.persist(&key, &Persist::Client(c.clone()))?;
+            store.persist_locked(&key, &Persist::Client(c.clone()), &lock)?;
         }
         if let Some(t) = &tokens {
-            store.persist(&key, &Persist::Tokens(t.clone()))?;
+            store.persist_locked(&key, &Persist::Tokens(t.clone()), &lock)?;
             if config.flow == mcp_oauth_core::Flow::Auto && config.has_client_credentials() && t.grant.is_none() {
                 log::warn!(
                     "mcp-oauth: {}: the stored grant from an earlier version is used while it lasts; after it, this configuration \
@@ -617,11 +617,11 @@ pub(crate) fn load_for(config: &mcp_oauth_core::Config, store: &dyn TokenStore) 
                     config.server_url
                 );
             }
-            store.persist(&source, &Persist::ForgetTokens { issuer: t.issuer.clone() })?;
+            store.persist_locked(&source, &Persist::ForgetTokens { issuer: t.issuer.clone() }, &old)?;
         }
         if !in_use {
             for c in &clients {
-                store.persist(&source, &Persist::ForgetClient { issuer: c.issuer.clone() })?;
+                store.persist_locked(&source, &Persist::ForgetClient { issuer: c.issuer.clone() }, &old)?;
             }
         }
         log::debug!("mcp-oauth: {}: moved what was stored under another key to this configuration's own", config.server_url);
