@@ -44,6 +44,26 @@ struct Inner<R> {
     clock: Arc<dyn Clock>,
     /// A save failed: the store may hold older tokens than the machine (a rotated refresh token).
     unsaved: AtomicBool,
+    /// The access token the store held when this client last read or wrote it (a digest): a
+    /// failed save is written back only over that, never over what another instance stored
+    /// since (a Redis holder fenced out while the next holder logged in).
+    stored: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// What identifies the tokens a store holds, without keeping another copy of a secret.
+fn digest(tokens: Option<&mcp_oauth_core::TokenSet>) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    tokens.map(|t| sha2::Sha256::digest(t.access_token.secret().as_bytes()).into())
+}
+
+impl<R: Runtime> Inner<R> {
+    fn saw(&self, tokens: Option<&mcp_oauth_core::TokenSet>) {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = digest(tokens);
+    }
+
+    fn last_seen(&self) -> Option<[u8; 32]> {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Client<R> {
@@ -107,9 +127,10 @@ impl<R: Runtime> Client<R> {
             rt.spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
         };
         steps::note_foreign_tokens(&config, &restored);
+        let stored = std::sync::Mutex::new(digest(restored.tokens.as_ref()));
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
-        let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved };
+        let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved, stored };
         Ok(Client { inner: Arc::new(inner) })
     }
 
@@ -292,8 +313,15 @@ impl<R: Runtime> Client<R> {
 
     /// What the store holds, read without its lock (its writes are whole).
     async fn load_unlocked(&self) -> Result<Restored, StoreError> {
-        let (store, key) = (self.inner.store.clone(), self.inner.key.clone());
-        self.inner.rt.spawn_blocking(move || store.load(&key)).await
+        let inner = self.inner.clone();
+        self.inner
+            .rt
+            .spawn_blocking(move || {
+                let r = inner.store.load(&inner.key)?;
+                inner.saw(r.tokens.as_ref());
+                Ok(r)
+            })
+            .await
     }
 
     async fn store_lock(&self) -> Result<Held, StoreError> {
@@ -303,12 +331,14 @@ impl<R: Runtime> Client<R> {
     }
 
     async fn load(&self, lock: &Held) -> Result<Restored, StoreError> {
-        let (store, key, held) = (self.inner.store.clone(), self.inner.key.clone(), lock.clone());
+        let (inner, held) = (self.inner.clone(), lock.clone());
         self.inner
             .rt
             .spawn_blocking(move || {
                 let _held = held;
-                store.load(&key)
+                let r = inner.store.load(&inner.key)?;
+                inner.saw(r.tokens.as_ref());
+                Ok(r)
             })
             .await
     }
@@ -326,25 +356,44 @@ impl<R: Runtime> Client<R> {
                 Some(h) => inner.store.persist_locked(&inner.key, &p, &h.lock().unwrap_or_else(|e| e.into_inner())),
                 None => inner.store.persist(&inner.key, &p),
             };
-            drop(held);
-            if result.is_err() {
-                inner.unsaved.store(true, Ordering::SeqCst);
+            match (&result, &p) {
+                (Ok(()), Persist::Tokens(t)) => inner.saw(Some(t)),
+                (Ok(()), Persist::ForgetTokens { .. }) => inner.saw(None),
+                (Ok(()), _) => {}
+                (Err(_), _) => inner.unsaved.store(true, Ordering::SeqCst),
             }
+            drop(held);
             result
         };
         self.inner.rt.spawn_blocking(saved).await
     }
 
-    /// After a failed save, saves what the machine holds before anything reads the store (which
-    /// may hold a refresh token that was rotated away). Callers hold the machine and the store lock.
+    /// After a failed save, saves what the machine holds before anything acts on the store
+    /// (which may hold a refresh token that was rotated away), if the store still holds what
+    /// it held when the save failed. If another instance stored tokens since (it logged in or
+    /// refreshed while ours could not be saved: a Redis lease lost mid-refresh), its tokens
+    /// are newer than ours and stay; the caller's reload then adopts them. Callers hold the
+    /// machine and the store lock.
     async fn write_back(&self, auth: &Authorizer, lock: &Held) -> Result<(), StoreError> {
         if self.inner.unsaved.load(Ordering::SeqCst) {
-            let (store, key, all, held) = (self.inner.store.clone(), self.inner.key.clone(), steps::unsaved(auth), lock.clone());
+            let (inner, all, held) = (self.inner.clone(), steps::unsaved(auth), lock.clone());
+            let mine = digest(auth.token_set());
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
-                all.iter().try_for_each(|p| store.persist_locked(&key, p, &lock))
+                let now = digest(inner.store.load(&inner.key)?.tokens.as_ref());
+                if now != inner.last_seen() && now != mine {
+                    return Ok(false);
+                }
+                all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;
+                *inner.stored.lock().unwrap_or_else(|e| e.into_inner()) = mine;
+                Ok::<_, StoreError>(true)
             };
-            self.inner.rt.spawn_blocking(saved).await?;
+            if !self.inner.rt.spawn_blocking(saved).await? {
+                log::warn!(
+                    "mcp-oauth: {}: tokens this client could not save were replaced in the store by another instance's; going on with those",
+                    self.inner.shown
+                );
+            }
             self.inner.unsaved.store(false, Ordering::SeqCst);
         }
         Ok(())
