@@ -305,7 +305,10 @@ impl<R: Runtime> Client<R> {
             .rt
             .spawn_blocking(move || match store.try_lock(&key)? {
                 Some(lock) => Ok(Some(lock)),
-                None => store.wait_unlocked(&key).map(|_| None),
+                // Waited for the holder: reload. Did not (a store that cannot wait without the
+                // lock, or a holder already gone): the lock, waiting, rather than spin.
+                None if store.wait_unlocked(&key)? => Ok(None),
+                None => store.lock(&key).map(Some),
             })
             .await?;
         Ok(lock.map(|l| Arc::new(std::sync::Mutex::new(l))))

@@ -72,8 +72,10 @@ const MAX_IDLE: usize = 8;
 /// The key prefix unless one is given.
 pub const DEFAULT_PREFIX: &str = "mcp-oauth";
 
-/// The write, fenced: `ARGV[1]` is the holder's lease token (empty: not holding one), then the
-/// field and the value (empty: delete the field).
+/// The write, fenced: `ARGV[1]` is the holder's lease token (empty: not holding one, and then
+/// `KEYS[2]`, the lease, is not named: a key named but absent makes Redis Cluster refuse the
+/// script while the slot is being moved), then the field and the value (empty: delete the
+/// field).
 const FENCED_WRITE: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('MCPOAUTH_LEASE_LOST the lease on this server is no longer held')
@@ -110,12 +112,14 @@ end
 return 0
 ";
 
-/// Releases the lease if it is still this holder's, and wakes the waiters.
+/// Releases the lease if it is still this holder's, and wakes the waiters (`ARGV[2]` is the
+/// channel: a channel is not a key, and naming it among the keys would make Redis Cluster
+/// refuse the script (TRYAGAIN) while the slot is being moved).
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
 end
-redis.call('PUBLISH', KEYS[2], '1')
+redis.call('PUBLISH', ARGV[2], '1')
 return 1
 ";
 
@@ -799,9 +803,18 @@ impl RedisStore {
                     continue;
                 }
             };
-            let role: Vec<::redis::Value> = ::redis::cmd("ROLE").query(&mut c)?;
-            if role.first().and_then(|r| ::redis::from_redis_value_ref::<String>(r).ok()).as_deref() == Some("master") {
-                return Ok(c);
+            match ::redis::cmd("ROLE").query::<Vec<::redis::Value>>(&mut c) {
+                Ok(role) if role.first().and_then(|r| ::redis::from_redis_value_ref::<String>(r).ok()).as_deref() == Some("master") => {
+                    return Ok(c)
+                }
+                Ok(_) => {}
+                // A user without `ROLE` (it is @dangerous): trust the Sentinel; a write to a
+                // server that is no longer the master fails READONLY and asks again.
+                Err(e) if e.code() == Some("NOPERM") => return Ok(c),
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
             }
             last =
                 (::redis::ErrorKind::Server(::redis::ServerErrorKind::ReadOnly), "the master Sentinel named is not a master (yet)").into();
@@ -874,6 +887,16 @@ struct Keys {
 }
 
 impl RedisStore {
+    /// [`FENCED_WRITE`] on `k`, naming the lease only when fenced by `token`.
+    fn fenced_write(&self, k: &Keys, token: &str) -> ::redis::ScriptInvocation<'static> {
+        static SCRIPT: std::sync::OnceLock<::redis::Script> = std::sync::OnceLock::new();
+        let mut call = SCRIPT.get_or_init(|| ::redis::Script::new(FENCED_WRITE)).key(&k.entries);
+        if !token.is_empty() {
+            call.key(&k.lease);
+        }
+        call
+    }
+
     /// Takes the lease in `k` for `token`: `Ok(false)` if another holder has it. Repeated on a
     /// new connection after a lost reply (the same token makes that safe); if even that fails,
     /// the lease is let go of should it have been taken, not left to run out while all wait.
@@ -882,7 +905,7 @@ impl RedisStore {
         match self.with_repeatable(|c| ::redis::Script::new(ACQUIRE).key(&k.lease).arg(token).arg(lease_ms).invoke::<i64>(c)) {
             Ok(got) => Ok(got == 1),
             Err(e) => {
-                let _ = self.with(|c| ::redis::Script::new(RELEASE).key(&k.lease).key(&k.done).arg(token).invoke::<i64>(c));
+                let _ = self.with(|c| ::redis::Script::new(RELEASE).key(&k.lease).arg(token).arg(&k.done).invoke::<i64>(c));
                 Err(e)
             }
         }
@@ -985,8 +1008,7 @@ impl RedisStore {
         if !value.is_empty() {
             self.list(server)?;
         }
-        let left: i64 =
-            self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(token).arg(&field).arg(&value).invoke(c))?;
+        let left: i64 = self.with(|c| self.fenced_write(&k, token).arg(token).arg(&field).arg(&value).invoke(c))?;
         if left == 0 {
             self.unlist(server)?;
         }
@@ -1042,6 +1064,15 @@ impl TokenStore for RedisStore {
     fn servers(&self) -> Result<Vec<String>, StoreError> {
         let mut keys: Vec<String> = self.with(|c| c.smembers(self.servers_key()))?;
         if let Some(enc) = &self.encryption {
+            // The set is not trusted (anyone who can write to Redis can add to it): a server
+            // listed there before encryption was turned on is moved to the sealed listing if its
+            // entries decrypt, and is not listed otherwise.
+            for server in std::mem::take(&mut keys) {
+                match self.entries(&server) {
+                    Ok(e) if !e.is_empty() => self.list(&server)?,
+                    _ => log::warn!("mcp-oauth: a server listed in the clear has no entry these keys decrypt; not listed"),
+                }
+            }
             let sealed: HashMap<String, String> = self.with(|c| c.hgetall(self.sealed_servers_key()))?;
             for (field, value) in sealed {
                 match enc.open(&value, &self.listing_aad(&field)).map(String::from_utf8) {
@@ -1067,8 +1098,7 @@ impl TokenStore for RedisStore {
         let fields: Vec<String> = self.with(|c| c.hkeys(&k.entries))?;
         let token = lock.fence().unwrap_or("").to_owned();
         for field in fields {
-            let _: i64 =
-                self.with(|c| ::redis::Script::new(FENCED_WRITE).key(&k.entries).key(&k.lease).arg(&token).arg(&field).arg("").invoke(c))?;
+            let _: i64 = self.with(|c| self.fenced_write(&k, &token).arg(&token).arg(&field).arg("").invoke(c))?;
         }
         self.unlist(server)?;
         Ok(held)
@@ -1099,7 +1129,7 @@ impl Drop for Lease {
             let _ = r.join();
         }
         let released: Result<i64, _> =
-            self.store.with(|c| ::redis::Script::new(RELEASE).key(&self.keys.lease).key(&self.keys.done).arg(&self.token).invoke(c));
+            self.store.with(|c| ::redis::Script::new(RELEASE).key(&self.keys.lease).arg(&self.token).arg(&self.keys.done).invoke(c));
         if let Err(e) = released {
             // The lease then expires on its own.
             log::warn!("mcp-oauth: could not release the Redis lease of {}: {e}", crate::safe_url(&self.server));
