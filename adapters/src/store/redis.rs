@@ -133,8 +133,9 @@ return 1
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    target: Arc<Target>,
-    tls: RedisTls,
+    /// Where Redis is, and the TLS it was built with (both replaced when certificate files
+    /// change), shared by clones.
+    target: Arc<std::sync::RwLock<(Arc<Target>, RedisTls)>>,
     url: String,
     /// Idle connections, taken by one call at a time (threads of one process do not queue
     /// behind one connection).
@@ -291,6 +292,21 @@ impl EncryptionKeys {
 pub struct RedisTls {
     roots: Option<Vec<u8>>,
     client: Option<(Vec<u8>, Vec<u8>)>,
+    /// The files read by [`from_files`](Self::from_files): read again when they change.
+    files: Option<TlsFiles>,
+}
+
+/// The PEM files of a [`RedisTls`], and what they were when read (modification time, size).
+#[derive(Clone, PartialEq)]
+struct TlsFiles {
+    paths: [Option<std::path::PathBuf>; 3],
+    stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+impl TlsFiles {
+    fn stamp(paths: &[Option<std::path::PathBuf>; 3]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+        paths.iter().map(|p| p.as_ref().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+    }
 }
 
 impl std::fmt::Debug for RedisTls {
@@ -313,7 +329,9 @@ impl RedisTls {
     }
 
     /// Reads the PEM files: a CA, and a client certificate with its key (both or neither).
-    /// Errors name the file, never its contents.
+    /// Errors name the file, never its contents. A store using them reads them again when
+    /// they change (certificates renewed in place): its next new connection presents the new
+    /// ones.
     pub fn from_files(
         roots: Option<&std::path::Path>,
         client_certificate: Option<&std::path::Path>,
@@ -322,7 +340,10 @@ impl RedisTls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| StoreError::Misconfigured { message: format!("cannot read {}: {e}", p.display()) })
         };
-        let mut tls = RedisTls::default();
+        let paths = [roots.map(Into::into), client_certificate.map(Into::into), client_key.map(Into::into)];
+        // Stamped before reading: a change while they are read is seen next time.
+        let stamp = TlsFiles::stamp(&paths);
+        let mut tls = RedisTls { files: Some(TlsFiles { paths, stamp }), ..RedisTls::default() };
         if let Some(p) = roots {
             tls = tls.with_roots_pem(read(p)?);
         }
@@ -340,6 +361,17 @@ impl RedisTls {
 
     fn is_empty(&self) -> bool {
         self.roots.is_none() && self.client.is_none()
+    }
+
+    /// Read again from its files if they changed since (certificates renewed in place, as
+    /// cert-manager and SPIFFE do), else `None`.
+    fn renewed(&self) -> Option<Result<RedisTls, StoreError>> {
+        let files = self.files.as_ref()?;
+        if TlsFiles::stamp(&files.paths) == files.stamp {
+            return None;
+        }
+        let [roots, cert, key] = &files.paths;
+        Some(RedisTls::from_files(roots.as_deref(), cert.as_deref(), key.as_deref()))
     }
 
     /// PEM that holds no certificate would leave the crate with an empty root store (every
@@ -591,8 +623,7 @@ impl RedisStore {
     /// without TLS, are a [`StoreError::Misconfigured`].
     pub fn open_with_tls(url: &str, tls: RedisTls) -> Result<Self, StoreError> {
         Ok(RedisStore {
-            target: Arc::new(Target::parse(url, DEFAULT_TIMEOUT, &tls)?),
-            tls,
+            target: Arc::new(std::sync::RwLock::new((Arc::new(Target::parse(url, DEFAULT_TIMEOUT, &tls)?), tls))),
             url: url.to_owned(),
             pool: Arc::default(),
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -625,9 +656,10 @@ impl RedisStore {
     /// How long one command may take ([`DEFAULT_TIMEOUT`] unless set).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
-        if let Target::Cluster { .. } = *self.target {
-            if let Ok(target) = Target::parse(&self.url, self.timeout, &self.tls) {
-                self.target = Arc::new(target);
+        let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Target::Cluster { .. } = *target {
+            if let Ok(target) = Target::parse(&self.url, self.timeout, &tls) {
+                self.target = Arc::new(std::sync::RwLock::new((Arc::new(target), tls)));
                 self.pool = Arc::default();
             }
         }
@@ -735,8 +767,29 @@ impl RedisStore {
         format!("{}:servers", self.base())
     }
 
+    /// Where Redis is, built anew first if the certificate files changed (connections made
+    /// before keep what they have; new ones present the new certificates). Files that do not
+    /// read or parse yet (half written) leave the old ones in use, with a warning.
+    fn target(&self) -> Arc<Target> {
+        let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match tls.renewed() {
+            None => target,
+            Some(renewed) => match renewed.and_then(|tls| Ok((Arc::new(Target::parse(&self.url, self.timeout, &tls)?), tls))) {
+                Ok(new) => {
+                    let target = new.0.clone();
+                    *self.target.write().unwrap_or_else(|e| e.into_inner()) = new;
+                    target
+                }
+                Err(e) => {
+                    log::warn!("mcp-oauth: the Redis TLS files changed but cannot be used yet ({e}); keeping the ones read before");
+                    target
+                }
+            },
+        }
+    }
+
     fn connect(&self) -> ::redis::RedisResult<Conn> {
-        match &*self.target {
+        match &*self.target() {
             Target::Cluster { client, .. } => {
                 let c = client.get_connection()?;
                 c.set_read_timeout(Some(self.timeout))?;
@@ -750,7 +803,7 @@ impl RedisStore {
     /// A plain connection, for the commands and the subscription of a waiter: to the server, to
     /// the master Sentinel names, or to the first Cluster seed that answers.
     fn subscriber(&self) -> ::redis::RedisResult<Connection> {
-        match &*self.target {
+        match &*self.target() {
             Target::Node(client) => plain_connection(client, self.timeout),
             Target::Cluster { nodes, .. } => {
                 let mut last = None;
