@@ -309,6 +309,12 @@ pub enum StoreConfig {
         /// For mutual TLS: the client key's PEM file (with `tls_cert_file`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tls_key_file: Option<std::path::PathBuf>,
+        /// For `redis+sentinel://`: the Sentinels' user, if they use ACL users.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sentinel_username: Option<String>,
+        /// For `redis+sentinel://`: the Sentinels' password (the URL's is the master's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sentinel_password: Option<mcp_oauth_core::config::SecretRef>,
     },
 }
 
@@ -344,10 +350,24 @@ impl StoreConfig {
             #[cfg(not(feature = "keyring"))]
             StoreConfig::Auto { dir: d, .. } => Ok(Arc::new(FileStore::new(dir(d)?))),
             #[cfg(feature = "redis")]
-            StoreConfig::Redis { url, prefix, subject, encryption_keys, tls_ca_file, tls_cert_file, tls_key_file } => {
+            StoreConfig::Redis {
+                url,
+                prefix,
+                subject,
+                encryption_keys,
+                tls_ca_file,
+                tls_cert_file,
+                tls_key_file,
+                sentinel_username,
+                sentinel_password,
+            } => {
                 let bad = |e: mcp_oauth_core::ConfigError| StoreError::Misconfigured { message: e.to_string() };
                 let tls = crate::RedisTls::from_files(tls_ca_file.as_deref(), tls_cert_file.as_deref(), tls_key_file.as_deref())?;
                 let mut store = crate::RedisStore::open_with_tls(&url.resolve("store.url", env).map_err(bad)?, tls)?;
+                if let Some(p) = sentinel_password {
+                    store =
+                        store.with_sentinel_auth(sentinel_username.as_deref(), &p.resolve("store.sentinel_password", env).map_err(bad)?)?;
+                }
                 if let Some(p) = prefix {
                     store = store.with_prefix(p.clone());
                 }

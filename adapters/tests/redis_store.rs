@@ -933,6 +933,11 @@ struct SentinelSet {
 
 impl SentinelSet {
     fn start(tag: &str) -> SentinelSet {
+        Self::start_with(tag, None)
+    }
+
+    /// With `requirepass` in the Sentinel's configuration when `password` is given.
+    fn start_with(tag: &str, password: Option<&str>) -> SentinelSet {
         let master = Redis::start(&format!("{tag}-m"));
         let rdir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-r", std::process::id()));
         let _ = std::fs::remove_dir_all(&rdir);
@@ -947,9 +952,10 @@ impl SentinelSet {
             &conf,
             format!(
                 "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds mymaster 3000\nsentinel failover-timeout mymaster 10000\n",
+                 sentinel down-after-milliseconds mymaster 3000\nsentinel failover-timeout mymaster 10000\n{}",
                 dir.display(),
-                master.port
+                master.port,
+                password.map(|p| format!("requirepass {p}\n")).unwrap_or_default()
             ),
         )
         .unwrap();
@@ -963,7 +969,13 @@ impl SentinelSet {
                 .arg("replication")
                 .query::<String>(&mut set.replica.raw())
                 .is_ok_and(|i| i.contains("master_link_status:up"));
-            let known = redis::Client::open(format!("redis://127.0.0.1:{sentinel_port}/"))
+            let encoded = |p: &str| {
+                p.bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+                    .collect::<String>()
+            };
+            let auth = password.map(|p| format!(":{}@", encoded(p))).unwrap_or_default();
+            let known = redis::Client::open(format!("redis://{auth}127.0.0.1:{sentinel_port}/"))
                 .and_then(|c| c.get_connection())
                 .and_then(|mut c| redis::cmd("SENTINEL").arg("REPLICAS").arg("mymaster").query::<Vec<redis::Value>>(&mut c))
                 .is_ok_and(|r| !r.is_empty());
@@ -1233,5 +1245,32 @@ fn mutual_tls_through_the_store_config() {
     let e = RedisStore::open_with_tls(&url, mcp_oauth_client::RedisTls::default().with_client_pem(cert, b"not a key".to_vec()))
         .map(|_| ())
         .expect_err("a key that is no key");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+}
+
+/// Sentinels that ask for a password (`requirepass`, as common Helm charts set it): without
+/// it a typed error, with it (`with_sentinel_auth`, or `sentinel_password` in `StoreConfig`,
+/// here with characters a URL must escape) the store works; and Sentinel credentials for a URL
+/// that is not a Sentinel one are refused.
+#[test]
+fn sentinels_that_ask_for_a_password_get_it() {
+    let password = "s3nt/p@ss:w%rd";
+    let set = SentinelSet::start_with("sentinel-auth", Some(password));
+    let key = "https://mcp.example.com/mcp#user";
+    let bare = RedisStore::open(&set.url()).unwrap().with_timeout(Duration::from_millis(500));
+    match bare.load(key) {
+        Err(StoreError::Redis { message }) => assert!(!message.contains(password), "{message}"),
+        other => panic!("a Sentinel that asks for a password answered without one: {other:?}"),
+    }
+    let store = RedisStore::open(&set.url()).unwrap().with_sentinel_auth(None, password).unwrap();
+    store_contract::round_trips(&store);
+    assert!(!format!("{store:?}").contains("s3nt"), "{store:?}");
+
+    let json = serde_json::json!({"type": "redis", "url": set.url(), "prefix": "via-config", "sentinel_password": {"env": "SENTINEL_PW"}});
+    let config: mcp_oauth_client::config::StoreConfig = serde_json::from_value(json).unwrap();
+    let via_config = config.open(&|v| (v == "SENTINEL_PW").then(|| password.to_owned())).unwrap();
+    store_contract::round_trips(&*via_config);
+
+    let e = RedisStore::open(&set.master.url()).unwrap().with_sentinel_auth(None, password).map(|_| ()).expect_err("not a Sentinel URL");
     assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
 }

@@ -136,6 +136,8 @@ pub struct RedisStore {
     /// Where Redis is, and the TLS it was built with (both replaced when certificate files
     /// change), shared by clones.
     target: Arc<std::sync::RwLock<(Arc<Target>, RedisTls)>>,
+    /// `user:password@` (percent-encoded) for Sentinels that ask for it, or "".
+    sentinel_auth: String,
     url: String,
     /// Idle connections, taken by one call at a time (threads of one process do not queue
     /// behind one connection).
@@ -473,6 +475,16 @@ impl ::redis::ConnectionLike for Conn {
     }
 }
 
+/// `s` percent-encoded for a URL's userinfo: all but the unreserved characters.
+fn userinfo_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The URL as `Debug` shows it: no userinfo even where a password holds an unencoded `/`
 /// (everything up to the last `@` goes), no query.
 fn shown_url(url: &str) -> String {
@@ -511,7 +523,8 @@ fn misconfigured(what: &str, e: &::redis::RedisError) -> StoreError {
 }
 
 impl Target {
-    fn parse(url: &str, timeout: Duration, tls: &RedisTls) -> Result<Target, StoreError> {
+    /// `sentinel_auth`: `user:password@`, percent-encoded, for the Sentinels ("" for none).
+    fn parse(url: &str, timeout: Duration, tls: &RedisTls, sentinel_auth: &str) -> Result<Target, StoreError> {
         let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
         let node_scheme = if scheme.starts_with("rediss+") { "rediss" } else { "redis" };
         tls.check()?;
@@ -563,7 +576,7 @@ impl Target {
                 };
                 let sentinels = hosts
                     .iter()
-                    .map(|h| tls.client(&format!("{node_scheme}://{h}/")))
+                    .map(|h| tls.client(&format!("{node_scheme}://{sentinel_auth}{h}/")))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| misconfigured("not a Redis Sentinel URL", &e))?;
                 // The master's URL must parse too (its credentials, its database).
@@ -606,8 +619,10 @@ impl RedisStore {
     ///   server's keys share one slot, so its scripts run on one node);
     /// * a master found through Sentinel:
     ///   `redis+sentinel://[user:password@]host:port[,host:port…]/MASTER-NAME[/db]`
-    ///   (`rediss+sentinel://` for TLS), the hosts being Sentinels (asked without credentials;
-    ///   the credentials and database are the master's). Each new connection asks the
+    ///   (`rediss+sentinel://` for TLS), the hosts being Sentinels (the credentials and
+    ///   database are the master's; Sentinels that ask for a password get
+    ///   [`with_sentinel_auth`](Self::with_sentinel_auth)). Without TLS, the master's password
+    ///   goes to whatever address the Sentinels name: authenticate the Sentinels, or use TLS. Each new connection asks the
     ///   Sentinels again, so the store follows a failover; meanwhile calls fail with a
     ///   retryable [`StoreError::Redis`].
     ///
@@ -623,7 +638,8 @@ impl RedisStore {
     /// without TLS, are a [`StoreError::Misconfigured`].
     pub fn open_with_tls(url: &str, tls: RedisTls) -> Result<Self, StoreError> {
         Ok(RedisStore {
-            target: Arc::new(std::sync::RwLock::new((Arc::new(Target::parse(url, DEFAULT_TIMEOUT, &tls)?), tls))),
+            target: Arc::new(std::sync::RwLock::new((Arc::new(Target::parse(url, DEFAULT_TIMEOUT, &tls, "")?), tls))),
+            sentinel_auth: String::new(),
             url: url.to_owned(),
             pool: Arc::default(),
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -633,6 +649,23 @@ impl RedisStore {
             lock_wait: DEFAULT_LOCK_WAIT,
             encryption: None,
         })
+    }
+
+    /// Credentials for Sentinels that ask for them (`requirepass` in `sentinel.conf`, or an
+    /// ACL user: then `username` too); the URL's credentials are the master's. An error for a
+    /// URL that is not `redis+sentinel://` (or `rediss+sentinel://`).
+    pub fn with_sentinel_auth(mut self, username: Option<&str>, password: &str) -> Result<Self, StoreError> {
+        let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if !matches!(*target, Target::Sentinel { .. }) {
+            return Err(StoreError::Misconfigured {
+                message: "Sentinel credentials are given, but the Redis URL is not redis+sentinel://".into(),
+            });
+        }
+        self.sentinel_auth = format!("{}:{}@", userinfo_encode(username.unwrap_or("")), userinfo_encode(password));
+        let target = Target::parse(&self.url, self.timeout, &tls, &self.sentinel_auth)?;
+        self.target = Arc::new(std::sync::RwLock::new((Arc::new(target), tls)));
+        self.pool = Arc::default();
+        Ok(self)
     }
 
     /// Keys under another prefix than [`DEFAULT_PREFIX`].
@@ -658,7 +691,7 @@ impl RedisStore {
         self.timeout = timeout.max(Duration::from_millis(1));
         let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Target::Cluster { .. } = *target {
-            if let Ok(target) = Target::parse(&self.url, self.timeout, &tls) {
+            if let Ok(target) = Target::parse(&self.url, self.timeout, &tls, &self.sentinel_auth) {
                 self.target = Arc::new(std::sync::RwLock::new((Arc::new(target), tls)));
                 self.pool = Arc::default();
             }
@@ -774,17 +807,19 @@ impl RedisStore {
         let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
         match tls.renewed() {
             None => target,
-            Some(renewed) => match renewed.and_then(|tls| Ok((Arc::new(Target::parse(&self.url, self.timeout, &tls)?), tls))) {
-                Ok(new) => {
-                    let target = new.0.clone();
-                    *self.target.write().unwrap_or_else(|e| e.into_inner()) = new;
-                    target
+            Some(renewed) => {
+                match renewed.and_then(|tls| Ok((Arc::new(Target::parse(&self.url, self.timeout, &tls, &self.sentinel_auth)?), tls))) {
+                    Ok(new) => {
+                        let target = new.0.clone();
+                        *self.target.write().unwrap_or_else(|e| e.into_inner()) = new;
+                        target
+                    }
+                    Err(e) => {
+                        log::warn!("mcp-oauth: the Redis TLS files changed but cannot be used yet ({e}); keeping the ones read before");
+                        target
+                    }
                 }
-                Err(e) => {
-                    log::warn!("mcp-oauth: the Redis TLS files changed but cannot be used yet ({e}); keeping the ones read before");
-                    target
-                }
-            },
+            }
         }
     }
 
