@@ -18,7 +18,7 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
     /// Saving or loading tokens failed.
-    #[error("token store: {0}: check the store's directory and its permissions")]
+    #[error("token store: {inner}{hint}", inner = .0, hint = store_hint(.0))]
     Store(#[from] StoreError),
     /// The operating system had no randomness to give.
     #[error("no randomness available: {0}: the operating system's random source must be readable")]
@@ -242,6 +242,14 @@ fn status_hint(status: u16) -> &'static str {
         408 | 429 => ": the server is busy; try again later",
         500..=599 => ": the server failed; try again later",
         _ => ": check the MCP server's URL, and the server's logs",
+    }
+}
+
+/// What to check after a store error, where there is something to check.
+fn store_hint(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Io { .. } | StoreError::NoDirectory => ": check the store's directory and its permissions",
+        _ => "",
     }
 }
 

@@ -195,6 +195,9 @@ impl<R: Runtime> Client<R> {
             round += 1;
             match self.lock_or_wait(round).await? {
                 Some(lock) => break lock,
+                // A save of ours failed meanwhile (a flow whose future was dropped): the lock
+                // first, to write it back.
+                None if self.inner.unsaved.load(Ordering::SeqCst) => {}
                 None => {
                     let restored = self.load_unlocked().await?;
                     if steps::store_changed(auth, &restored) {
@@ -245,6 +248,7 @@ impl<R: Runtime> Client<R> {
             round += 1;
             match self.lock_or_wait(round).await? {
                 Some(lock) => break lock,
+                None if self.inner.unsaved.load(Ordering::SeqCst) => {}
                 None => {
                     let stored = self.load_unlocked().await?;
                     if steps::replaced_since(&self.inner.config, rejected, &stored) {
@@ -361,7 +365,11 @@ impl<R: Runtime> Client<R> {
             };
             match (&result, &p) {
                 (Ok(()), Persist::Tokens(t)) => inner.saw(Some(t)),
-                (Ok(()), Persist::ForgetTokens { .. }) => inner.saw(None),
+                // What the store shows now: another issuer's older entry, perhaps.
+                (Ok(()), Persist::ForgetTokens { .. }) => match inner.store.load(&inner.key) {
+                    Ok(r) => inner.saw(r.tokens.as_ref()),
+                    Err(_) => inner.saw(None),
+                },
                 (Ok(()), _) => {}
                 (Err(_), _) => inner.unsaved.store(true, Ordering::SeqCst),
             }
@@ -384,7 +392,10 @@ impl<R: Runtime> Client<R> {
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
                 let now = digest(inner.store.load(&inner.key)?.tokens.as_ref());
-                if now != inner.last_seen() && now != mine {
+                // Ours are older only than tokens another instance stored since: an empty
+                // store (a worker that found the stale refresh token spent and forgot it) is
+                // not newer, and ours may be the only live ones.
+                if now.is_some() && now != inner.last_seen() && now != mine {
                     return Ok(false);
                 }
                 all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;

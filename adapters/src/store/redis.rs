@@ -298,6 +298,9 @@ pub struct RedisTls {
     files: Option<TlsFiles>,
 }
 
+/// How long certificate files must have been still before they are read again.
+const TLS_SETTLE: Duration = Duration::from_secs(2);
+
 /// The PEM files of a [`RedisTls`], and what they were when read (modification time, size).
 #[derive(Clone, PartialEq)]
 struct TlsFiles {
@@ -369,7 +372,15 @@ impl RedisTls {
     /// cert-manager and SPIFFE do), else `None`.
     fn renewed(&self) -> Option<Result<RedisTls, StoreError>> {
         let files = self.files.as_ref()?;
-        if TlsFiles::stamp(&files.paths) == files.stamp {
+        let stamp = TlsFiles::stamp(&files.paths);
+        if stamp == files.stamp {
+            return None;
+        }
+        // A renewal writes the certificate and the key one after the other: not taken until
+        // the files have been still for a moment, so a new certificate is never paired with
+        // the old key.
+        let settled = std::time::SystemTime::now() - TLS_SETTLE;
+        if stamp.iter().flatten().any(|(modified, _)| *modified > settled) {
             return None;
         }
         let [roots, cert, key] = &files.paths;
@@ -1157,8 +1168,17 @@ impl TokenStore for RedisStore {
             // entries decrypt, and is not listed otherwise.
             for server in std::mem::take(&mut keys) {
                 match self.entries(&server) {
-                    Ok(e) if !e.is_empty() => self.list(&server)?,
-                    _ => log::warn!("mcp-oauth: a server listed in the clear has no entry these keys decrypt; not listed"),
+                    Ok(e) if !e.is_empty() => {
+                        // Best effort: a user who may only read still gets the listing.
+                        if let Err(e) = self.list(&server) {
+                            log::debug!("mcp-oauth: could not seal a Redis listing entry: {e}");
+                        }
+                        keys.push(server);
+                    }
+                    // Entries that do not decrypt (written before encryption was turned on):
+                    // listed, so they are seen and `forget` can remove them.
+                    Err(StoreError::Undecryptable { .. }) => keys.push(server),
+                    _ => log::warn!("mcp-oauth: a server listed in the clear has no entry in Redis; not listed"),
                 }
             }
             let sealed: HashMap<String, String> = self.with(|c| c.hgetall(self.sealed_servers_key()))?;
