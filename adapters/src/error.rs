@@ -248,7 +248,9 @@ fn status_hint(status: u16) -> &'static str {
 /// What to check after a store error, where there is something to check.
 fn store_hint(e: &StoreError) -> &'static str {
     match e {
-        StoreError::Io { .. } | StoreError::NoDirectory => ": check the store's directory and its permissions",
+        StoreError::Io { .. } | StoreError::NoDirectory | StoreError::Untrusted { .. } => {
+            ": check the store's directory and its permissions"
+        }
         _ => "",
     }
 }

@@ -381,10 +381,10 @@ impl<R: Runtime> Client<R> {
 
     /// After a failed save, saves what the machine holds before anything acts on the store
     /// (which may hold a refresh token that was rotated away), if the store still holds what
-    /// it held when the save failed. If another instance stored tokens since (it logged in or
-    /// refreshed while ours could not be saved: a Redis lease lost mid-refresh), its tokens
-    /// are newer than ours and stay; the caller's reload then adopts them. Callers hold the
-    /// machine and the store lock.
+    /// it held when the save failed. If another instance changed it since (it logged in or
+    /// refreshed while ours could not be saved, a Redis lease lost mid-refresh; or it logged
+    /// out), what it left stays, and the caller's reload adopts it. Callers hold the machine
+    /// and the store lock.
     async fn write_back(&self, auth: &Authorizer, lock: &Held) -> Result<(), StoreError> {
         if self.inner.unsaved.load(Ordering::SeqCst) {
             let (inner, all, held) = (self.inner.clone(), steps::unsaved(auth), lock.clone());
@@ -392,10 +392,11 @@ impl<R: Runtime> Client<R> {
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
                 let now = digest(inner.store.load(&inner.key)?.tokens.as_ref());
-                // Ours are older only than tokens another instance stored since: an empty
-                // store (a worker that found the stale refresh token spent and forgot it) is
-                // not newer, and ours may be the only live ones.
-                if now.is_some() && now != inner.last_seen() && now != mine {
+                // Changed since: another instance's tokens, which are newer, or an emptied
+                // store, which is a logout (or a worker that found the stale refresh token
+                // spent and forgot it: the store cannot tell the two apart, and a logout must
+                // never be undone).
+                if now != inner.last_seen() && now != mine {
                     return Ok(false);
                 }
                 all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;

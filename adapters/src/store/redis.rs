@@ -233,7 +233,8 @@ impl EncryptionKeys {
     /// [`parse`](Self::parse) of a file's contents (a secret file, as mounted by an
     /// orchestrator).
     pub fn from_file(path: &std::path::Path) -> Result<Self, StoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StoreError::Misconfigured { message: format!("cannot read the encryption key file {}: {e}", path.display()) })?;
         Self::parse(&text)
     }
 
@@ -302,14 +303,20 @@ pub struct RedisTls {
 const TLS_SETTLE: Duration = Duration::from_secs(2);
 
 /// The PEM files of a [`RedisTls`], and what they were when read (modification time, size).
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 struct TlsFiles {
     paths: [Option<std::path::PathBuf>; 3],
-    stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+    stamp: Stamp,
+    /// A change seen, and when (by the monotonic clock: file times may come from another
+    /// clock, or the future).
+    seen: Arc<Mutex<Option<(Stamp, Instant)>>>,
 }
 
+/// Each file's modification time and size (`None`: unreadable).
+type Stamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
 impl TlsFiles {
-    fn stamp(paths: &[Option<std::path::PathBuf>; 3]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    fn stamp(paths: &[Option<std::path::PathBuf>; 3]) -> Stamp {
         paths.iter().map(|p| p.as_ref().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
     }
 }
@@ -348,7 +355,7 @@ impl RedisTls {
         let paths = [roots.map(Into::into), client_certificate.map(Into::into), client_key.map(Into::into)];
         // Stamped before reading: a change while they are read is seen next time.
         let stamp = TlsFiles::stamp(&paths);
-        let mut tls = RedisTls { files: Some(TlsFiles { paths, stamp }), ..RedisTls::default() };
+        let mut tls = RedisTls { files: Some(TlsFiles { paths, stamp, seen: Arc::default() }), ..RedisTls::default() };
         if let Some(p) = roots {
             tls = tls.with_roots_pem(read(p)?);
         }
@@ -377,11 +384,22 @@ impl RedisTls {
             return None;
         }
         // A renewal writes the certificate and the key one after the other: not taken until
-        // the files have been still for a moment, so a new certificate is never paired with
-        // the old key.
-        let settled = std::time::SystemTime::now() - TLS_SETTLE;
-        if stamp.iter().flatten().any(|(modified, _)| *modified > settled) {
-            return None;
+        // the files have been seen unchanged for a moment, so a new certificate is never
+        // paired with the old key.
+        {
+            let mut seen = files.seen.lock().unwrap_or_else(|e| e.into_inner());
+            match &*seen {
+                Some((s, since)) if *s == stamp => {
+                    if since.elapsed() < TLS_SETTLE {
+                        return None;
+                    }
+                }
+                _ => {
+                    log::debug!("mcp-oauth: the Redis TLS files changed; using them once they have been still for a moment");
+                    *seen = Some((stamp, Instant::now()));
+                    return None;
+                }
+            }
         }
         let [roots, cert, key] = &files.paths;
         Some(RedisTls::from_files(roots.as_deref(), cert.as_deref(), key.as_deref()))
@@ -1175,9 +1193,13 @@ impl TokenStore for RedisStore {
                         }
                         keys.push(server);
                     }
-                    // Entries that do not decrypt (written before encryption was turned on):
-                    // listed, so they are seen and `forget` can remove them.
-                    Err(StoreError::Undecryptable { .. }) => keys.push(server),
+                    // Entries that do not decrypt: written before encryption was turned on, or
+                    // planted by someone without the key. Not listed (the clear set is not
+                    // trusted), but said.
+                    Err(StoreError::Undecryptable { .. }) => log::warn!(
+                        "mcp-oauth: a server listed in the clear has entries these keys do not decrypt (written before \
+                         encryption, or planted); not listed: a store opened without the key lists and forgets it"
+                    ),
                     _ => log::warn!("mcp-oauth: a server listed in the clear has no entry in Redis; not listed"),
                 }
             }
