@@ -391,7 +391,8 @@ impl<R: Runtime> Client<R> {
             let mine = digest(auth.token_set());
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
-                let now = digest(inner.store.load(&inner.key)?.tokens.as_ref());
+                let stored = inner.store.load(&inner.key)?;
+                let now = digest(stored.tokens.as_ref());
                 // Changed since: another instance's tokens, which are newer, or an emptied
                 // store, which is a logout (or a worker that found the stale refresh token
                 // spent and forgot it: the store cannot tell the two apart, and a logout must
@@ -400,6 +401,11 @@ impl<R: Runtime> Client<R> {
                     return Ok(false);
                 }
                 all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;
+                // The machine holds no tokens (a logout, or a refused refresh token, whose
+                // forget could not be saved): the store's, which this client last saw, go too.
+                if let (None, Some(t)) = (mine, &stored.tokens) {
+                    inner.store.persist_locked(&inner.key, &Persist::ForgetTokens { issuer: t.issuer.clone() }, &lock)?;
+                }
                 *inner.stored.lock().unwrap_or_else(|e| e.into_inner()) = mine;
                 Ok::<_, StoreError>(true)
             };

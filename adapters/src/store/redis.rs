@@ -386,7 +386,11 @@ impl RedisTls {
         // A renewal writes the certificate and the key one after the other: not taken until
         // the files have been seen unchanged for a moment, so a new certificate is never
         // paired with the old key.
-        {
+        let now = std::time::SystemTime::now();
+        let settled = stamp.iter().flatten().all(|(modified, _)| now.duration_since(*modified).is_ok_and(|age| age >= TLS_SETTLE));
+        if !settled {
+            // Changed a moment ago, or stamped by another clock (or in the future): taken once
+            // seen unchanged for a moment by our own clock.
             let mut seen = files.seen.lock().unwrap_or_else(|e| e.into_inner());
             match &*seen {
                 Some((s, since)) if *s == stamp => {
