@@ -5,114 +5,19 @@
 //! retryable error that starts no login, and the client recovers when Redis is back.
 
 mod common;
+mod redis_support;
 mod store_contract;
 use common::*;
 use mcp_oauth_client::{Interaction, Persist, RedisStore, StoreError, TokenStore};
+use redis_support::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A `redis-server` of this test's own, on a free port, with its data in a scratch directory
-/// (append-only, so a restart keeps the data). Killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(tag: &str) -> Redis {
-        let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self::start_in(dir, free_port())
-    }
-
-    fn start_in(dir: PathBuf, port: u16) -> Redis {
-        Self::start_with(dir, port, &[])
-    }
-
-    fn start_with(dir: PathBuf, port: u16, extra: &[String]) -> Redis {
-        let child = Command::new(redis_server())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian: apt-get install redis-server; or set REDIS_SERVER)");
-        let r = Redis { child, port, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn store(&self) -> RedisStore {
-        RedisStore::open(&self.url()).unwrap()
-    }
-
-    /// A raw connection, for what a test does behind the store's back.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-
-    /// Stops the server (and waits for it), keeping its data directory.
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The `redis-server` to run: `REDIS_SERVER`, or the one on the PATH, installed from Debian's
-/// packages first when it is missing and this is a Debian machine where we may (as `.ci/run`
-/// installs Chromium), so the README's test command works on a fresh machine.
-fn redis_server() -> String {
-    static FOUND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            if let Ok(path) = std::env::var("REDIS_SERVER") {
-                return path;
-            }
-            let present = || Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-            if !present() && std::path::Path::new("/usr/bin/apt-get").exists() {
-                eprintln!("redis-server is missing: installing Debian's redis-server for these tests");
-                let _ = Command::new("sh")
-                    .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server"])
-                    .stdout(Stdio::null())
-                    .status();
-            }
-            "redis-server".into()
-        })
-        .clone()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn refreshes(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
-    s.lock().token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count()
-}
-
 #[test]
 fn the_redis_store_passes_the_store_contract() {
-    let r = Redis::start("contract");
+    let r = Redis::durable("contract");
     store_contract::round_trips(&r.store());
     store_contract::lock_excludes(Arc::new(r.store()));
     store_contract::lists_describes_and_forgets(Arc::new(r.store()));
@@ -120,7 +25,7 @@ fn the_redis_store_passes_the_store_contract() {
 
 #[test]
 fn subjects_and_prefixes_keep_entries_apart_and_one_servers_keys_share_a_hash_tag() {
-    let r = Redis::start("subjects");
+    let r = Redis::durable("subjects");
     let key = "https://mcp.example.com/mcp#user";
     let (alice, bob) = (r.store().with_subject("alice"), r.store().with_subject("bob"));
     alice.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-ALICE", 1))).unwrap();
@@ -143,7 +48,7 @@ fn subjects_and_prefixes_keep_entries_apart_and_one_servers_keys_share_a_hash_ta
 /// new holder wrote.
 #[test]
 fn a_stale_holders_write_is_refused() {
-    let r = Redis::start("fencing");
+    let r = Redis::durable("fencing");
     let key = "https://mcp.example.com/mcp#user";
     let (a, b) = (r.store(), r.store());
     let stale = a.lock(key).unwrap();
@@ -170,7 +75,7 @@ fn a_stale_holders_write_is_refused() {
 /// woken by the release rather than a poll.
 #[test]
 fn the_lease_is_renewed_while_held_and_waiters_wake_on_release() {
-    let r = Redis::start("renew");
+    let r = Redis::durable("renew");
     let key = "https://mcp.example.com/mcp#user";
     let a = r.store().with_lease(Duration::from_millis(300));
     let held = a.lock(key).unwrap();
@@ -241,7 +146,7 @@ fn run_fleet_on(redis_url: &str, s: &mcp_oauth_tests::tcp::TcpTestServer, proces
 /// twice.
 #[test]
 fn a_fleet_logs_in_once_and_refreshes_once() {
-    let r = Redis::start("fleet");
+    let r = Redis::durable("fleet");
     let s = server(|o| o.refresh_tokens = true);
     run_fleet(&r, &s, 4, 16, true);
     assert_eq!(s.lock().authorization_requests().len(), 1, "one login for the fleet");
@@ -262,7 +167,7 @@ fn a_fleet_logs_in_once_and_refreshes_once() {
 /// back (with its data), the same client works with no new login.
 #[test]
 fn redis_down_is_a_retryable_error_and_the_client_recovers_without_a_login() {
-    let mut r = Redis::start("down");
+    let mut r = Redis::durable("down");
     let s = server(|o| o.refresh_tokens = true);
     let store = Arc::new(r.store().with_timeout(Duration::from_millis(500)));
     let (i, _) = following_browser();
@@ -289,7 +194,7 @@ fn redis_down_is_a_retryable_error_and_the_client_recovers_without_a_login() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert_eq!(s.lock().authorization_requests().len(), 1, "no login started because the store was down");
 
-    let back = Redis::start_in(r.dir.clone(), r.port);
+    let back = Redis::start_in(r.dir.clone(), r.port, &DURABLE);
     let mut fresh = Adapter::Blocking.with_oauth(config(&s), store.clone(), i).expect("recovered once Redis is back");
     fresh.list_tools().unwrap();
     assert_eq!(s.lock().authorization_requests().len(), 1, "still one login");
@@ -315,7 +220,7 @@ fn raw_values(r: &Redis) -> Vec<(String, String, String)> {
 
 #[test]
 fn encrypted_entries_pass_the_contract_and_hold_no_readable_secret() {
-    let r = Redis::start("sealed");
+    let r = Redis::durable("sealed");
     let keys = mcp_oauth_client::EncryptionKeys::new("k1", key_of(1)).unwrap();
     let store = r.store().with_encryption(keys.clone());
     store_contract::round_trips(&store);
@@ -336,7 +241,7 @@ fn encrypted_entries_pass_the_contract_and_hold_no_readable_secret() {
 
 #[test]
 fn keys_rotate_by_id_and_a_value_that_does_not_decrypt_is_reported_never_overwritten() {
-    let r = Redis::start("rotate");
+    let r = Redis::durable("rotate");
     let key = "https://mcp.example.com/mcp#user";
     let old = r.store().with_encryption(mcp_oauth_client::EncryptionKeys::new("k1", key_of(1)).unwrap());
     old.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1))).unwrap();
@@ -419,16 +324,12 @@ fn redis_holder_entry() {
     std::thread::sleep(Duration::from_secs(120));
 }
 
-fn signal(pid: u32, sig: &str) {
-    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
-}
-
 /// The lease holder is SIGKILLed mid-refresh (holding the lease, its renewals stopping with
 /// it): the fleet proceeds once the lease runs out, refreshes exactly once, never presents a
 /// refresh token twice, and loses nothing.
 #[test]
 fn a_killed_lease_holder_delays_the_fleet_by_its_lease_and_nothing_is_lost() {
-    let r = Redis::start("killed");
+    let r = Redis::durable("killed");
     let s = server(|o| o.refresh_tokens = true);
     let store = r.store();
     let (i, _) = following_browser();
@@ -470,7 +371,7 @@ fn a_killed_lease_holder_delays_the_fleet_by_its_lease_and_nothing_is_lost() {
 /// works with no new login.
 #[test]
 fn a_paused_redis_gives_bounded_typed_errors_and_recovery_without_a_login() {
-    let r = Redis::start("paused");
+    let r = Redis::durable("paused");
     let s = server(|o| o.refresh_tokens = true);
     let store = Arc::new(r.store().with_timeout(Duration::from_millis(400)));
     let (i, _) = following_browser();
@@ -498,7 +399,7 @@ fn a_paused_redis_gives_bounded_typed_errors_and_recovery_without_a_login() {
 #[test]
 fn a_store_config_selects_redis_with_encryption() {
     use mcp_oauth_client::config::StoreConfig;
-    let r = Redis::start("config");
+    let r = Redis::durable("config");
     let cfg: StoreConfig = serde_json::from_value(serde_json::json!({
         "type": "redis", "url": {"env": "FLEET_REDIS"}, "prefix": "agents", "subject": "t1",
         "encryption_keys": {"env": "FLEET_KEYS"}
@@ -538,13 +439,13 @@ fn a_store_config_selects_redis_with_encryption() {
 /// succeeds (no spurious error for the restart it did not see).
 #[test]
 fn a_restart_between_calls_costs_no_error() {
-    let mut r = Redis::start("restart-idle");
+    let mut r = Redis::durable("restart-idle");
     let store = r.store();
     let key = "https://mcp.example.com/mcp#user";
     store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-KEPT", 1))).unwrap();
     assert!(store.load(key).unwrap().tokens.is_some());
     r.stop();
-    let back = Redis::start_in(r.dir.clone(), r.port);
+    let back = Redis::start_in(r.dir.clone(), r.port, &DURABLE);
     assert_eq!(store.load(key).expect("reconnected").tokens.unwrap().access_token.secret(), "AT-KEPT", "kept across the restart");
     drop(back);
 }
@@ -554,7 +455,7 @@ fn a_restart_between_calls_costs_no_error() {
 /// lease neither blocks another tenant's writes nor unfences them.
 #[test]
 fn fencing_is_per_holder_within_a_process_and_per_tenant() {
-    let r = Redis::start("fence-holder");
+    let r = Redis::durable("fence-holder");
     let key = "https://mcp.example.com/mcp#user";
     let shared = r.store();
     let stale = shared.lock(key).unwrap();
@@ -619,58 +520,13 @@ fn configuration_errors_are_typed_and_repeat_no_secret() {
     }
 }
 
-/// A proxy on 127.0.0.1 in front of Redis that, the first time a client sends a command naming
-/// a lease key, passes the command on, lets Redis apply it, and then cuts the connection before
-/// the reply: a reply lost on the way back.
-fn reply_losing_proxy(redis_port: u16) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(mut client) = client else { return };
-            let Ok(mut upstream) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else { return };
-            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut u2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Both);
-            });
-            let cut = cut.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 65536];
-                while let Ok(n) = client.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let names_lease = buf[..n].windows(6).any(|w| w == b":lease");
-                    if names_lease && !cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                        // Applied by Redis (on a connection of the proxy's own, whose reply
-                        // it reads and drops), but the client's connection is cut instead.
-                        let mut side = std::net::TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
-                        side.write_all(&buf[..n]).unwrap();
-                        let _ = side.read(&mut [0u8; 512]);
-                        let _ = client.shutdown(std::net::Shutdown::Both);
-                        let _ = upstream.shutdown(std::net::Shutdown::Both);
-                        break;
-                    }
-                    if upstream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// Taking the lease, the reply is lost after Redis applied it; the store retries on a fresh
 /// connection with the same token. It must see the lease is its own, not wait it out.
 #[test]
 fn a_lost_reply_to_taking_the_lease_does_not_make_the_taker_wait_out_its_own_lease() {
-    let r = Redis::start("lost-reply");
+    let r = Redis::durable("lost-reply");
     let key = "https://mcp.example.com/mcp#user";
-    let proxy = reply_losing_proxy(r.port);
+    let proxy = reply_losing_proxy(r.port, b":lease", Arc::new(std::sync::atomic::AtomicBool::new(true)));
     let s = RedisStore::open(&format!("redis://127.0.0.1:{proxy}/"))
         .unwrap()
         .with_lease(Duration::from_secs(8))
@@ -697,7 +553,7 @@ fn a_lost_reply_to_taking_the_lease_does_not_make_the_taker_wait_out_its_own_lea
 /// every server in one slot. They are escaped, so each server's keys share the server's tag.
 #[test]
 fn braces_in_a_prefix_or_subject_do_not_change_the_hash_tag() {
-    let r = Redis::start("braces");
+    let r = Redis::durable("braces");
     let key = "https://mcp.example.com/mcp#user";
     let s = r.store().with_prefix("app{}").with_subject("{tenant}");
     let t = r.store().with_prefix("app{").with_subject("x}");
@@ -764,7 +620,7 @@ impl Cluster {
             "--cluster-port".into(),
             cport.to_string(),
         ];
-        Redis::start_with(dir, port, &extra)
+        Redis::start_in(dir, port, &durable(&extra))
     }
 
     /// Until every node says the cluster is up and knows all three.
@@ -938,11 +794,11 @@ impl SentinelSet {
 
     /// With `requirepass` in the Sentinel's configuration when `password` is given.
     fn start_with(tag: &str, password: Option<&str>) -> SentinelSet {
-        let master = Redis::start(&format!("{tag}-m"));
+        let master = Redis::durable(&format!("{tag}-m"));
         let rdir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-r", std::process::id()));
         let _ = std::fs::remove_dir_all(&rdir);
         std::fs::create_dir_all(&rdir).unwrap();
-        let replica = Redis::start_with(rdir, free_port(), &["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        let replica = Redis::start_in(rdir, free_port(), &["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
         let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-s", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1072,7 +928,7 @@ fn leases_taken(r: &Redis) -> u64 {
 /// each took it in turn to reload under it: 16 leases, one after another).
 #[test]
 fn waiters_go_on_with_the_holders_tokens_without_taking_the_lease() {
-    let r = Redis::start("waiters");
+    let r = Redis::durable("waiters");
     let s = server(|o| o.refresh_tokens = true);
     let store = Arc::new(r.store());
     let key = config(&s).store_key();
@@ -1115,64 +971,16 @@ fn waiters_go_on_with_the_holders_tokens_without_taking_the_lease() {
     assert_eq!(s.lock().authorization_requests().len(), 2);
 }
 
-/// A private CA, a server certificate for 127.0.0.1 and a client certificate, made with the
-/// `openssl` command in `dir`.
-fn tls_material(dir: &std::path::Path) {
-    let run = |args: &str| {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(format!("cd '{}' && {args}", dir.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "openssl failed: {args}");
-    };
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    run(&format!(
-        "openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=mcp-oauth-test-ca \
-         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-    ));
-    for (name, usage, cn) in [("server", "serverAuth", "127.0.0.1"), ("client", "clientAuth", "fleet-worker")] {
-        run(&format!("openssl req {key} -keyout {name}.key -out {name}.csr -subj /CN={cn}"));
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-        )
-        .unwrap();
-        run(&format!(
-            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
-        ));
-    }
-}
-
 /// A `redis-server` speaking only TLS, with the certificates of [`tls_material`].
 fn tls_redis(tag: &str, client_certificates: bool) -> (Redis, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch(tag);
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     tls_material(&certs);
     let port = free_port();
-    let f = |n: &str| certs.join(n).to_string_lossy().into_owned();
-    let extra: Vec<String> = [
-        "--port",
-        "0",
-        "--tls-port",
-        &port.to_string(),
-        "--tls-cert-file",
-        &f("server.pem"),
-        "--tls-key-file",
-        &f("server.key"),
-        "--tls-ca-cert-file",
-        &f("ca.pem"),
-        "--tls-auth-clients",
-        if client_certificates { "yes" } else { "no" },
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    (Redis::start_with(dir, port, &extra), certs)
+    let mut extra = vec!["--port".to_owned(), "0".into()];
+    extra.extend(tls_options(&certs, port, client_certificates));
+    (Redis::start_in(dir, port, &extra), certs)
 }
 
 /// `rediss://` against a real TLS Redis with a private CA: the store contract passes when the
@@ -1273,4 +1081,25 @@ fn sentinels_that_ask_for_a_password_get_it() {
 
     let e = RedisStore::open(&set.master.url()).unwrap().with_sentinel_auth(None, password).map(|_| ()).expect_err("not a Sentinel URL");
     assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+}
+
+/// The tests' own scaffolding: a server whose port is already taken (in CI, by another test's
+/// Cluster bus port) is reported when it starts, not found later as "connection reset by peer"
+/// at the store's first command; and no port is handed out twice in one process.
+#[test]
+fn a_test_server_whose_port_is_taken_is_reported_at_its_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = scratch("taken");
+    let started = std::panic::catch_unwind(|| Redis::start_in(dir.clone(), port, &DURABLE));
+    let _ = std::fs::remove_dir_all(&dir);
+    let message = match started {
+        Ok(r) => panic!("a server that could not listen on {} was taken as started", r.port),
+        Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(message.contains("exited"), "{message}");
+    drop(taken);
+    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+    let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
 }

@@ -4,11 +4,13 @@
 //! `sound_*` check what held; the others reproduce findings.
 
 mod common;
+mod redis_support;
 mod store_contract;
 use common::*;
 use mcp_oauth_client::core::Restored;
 use mcp_oauth_client::store::StoreLock;
-use mcp_oauth_client::{EncryptionKeys, Persist, RedisStore, StoreError, TokenStore};
+use mcp_oauth_client::{Persist, RedisStore, StoreError, TokenStore};
+use redis_support::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,68 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "https://mcp.example.com/mcp#user";
-
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(tag: &str) -> Redis {
-        Self::start_with(tag, &[])
-    }
-
-    fn start_with(tag: &str, extra: &[String]) -> Redis {
-        let dir = std::env::temp_dir().join(format!("mcp-oauth-review-e-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self::start_in(dir, free_port(), extra)
-    }
-
-    fn start_in(dir: PathBuf, port: u16, extra: &[String]) -> Redis {
-        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let r = Redis { child, port, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn store(&self) -> RedisStore {
-        RedisStore::open(&self.url()).unwrap()
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn lease_keys(r: &Redis) -> Vec<String> {
     redis::cmd("KEYS").arg("*:lease").query(&mut r.raw()).unwrap()
@@ -522,10 +462,6 @@ fn sound_a_finished_slot_move_is_followed() {
 // 5. Contents written by someone without the key.
 // ---------------------------------------------------------------------------------------------
 
-fn keys() -> EncryptionKeys {
-    EncryptionKeys::new("k1", [7u8; 32]).unwrap()
-}
-
 /// With encryption on, the sealed listing is checked (a value that does not open is not
 /// listed), but the clear `servers` set is still read and trusted: anyone who can write to
 /// Redis, without the key, adds servers to what `servers()` (and `mcp-oauth status`,
@@ -566,35 +502,6 @@ fn sound_sealed_values_and_listing_do_not_move_between_tenants() {
 // 6. TLS certificate rotation.
 // ---------------------------------------------------------------------------------------------
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made by `openssl` in `dir`.
-fn tls_material(dir: &std::path::Path) {
-    let run = |args: &str| {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(format!("cd '{}' && {args}", dir.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "openssl failed: {args}");
-    };
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    run(&format!(
-        "openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=mcp-oauth-review-ca \
-         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-    ));
-    for (name, usage, cn) in [("server", "serverAuth", "127.0.0.1"), ("client", "clientAuth", "fleet-worker")] {
-        run(&format!("openssl req {key} -keyout {name}.key -out {name}.csr -subj /CN={cn}"));
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-        )
-        .unwrap();
-        run(&format!(
-            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
-        ));
-    }
-}
-
 /// Mutual TLS through `StoreConfig` files, as an orchestrator mounts them (cert-manager,
 /// SPIFFE: short-lived client certificates renewed in place). The client certificate is
 /// rotated: new files, the server now trusting only the new issuer, connections cut (a node
@@ -616,20 +523,7 @@ fn a_rotated_client_certificate_is_never_picked_up() {
     }
     std::fs::copy(old.join("ca.pem"), live.join("ca.pem")).unwrap();
     let tls_port = free_port();
-    let p = |d: &PathBuf, n: &str| d.join(n).to_string_lossy().into_owned();
-    let extra: Vec<String> = [
-        "--tls-port".to_owned(),
-        tls_port.to_string(),
-        "--tls-cert-file".into(),
-        p(&old, "server.pem"),
-        "--tls-key-file".into(),
-        p(&old, "server.key"),
-        "--tls-ca-cert-file".into(),
-        p(&old, "ca.pem"),
-        "--tls-auth-clients".into(),
-        "yes".into(),
-    ]
-    .to_vec();
+    let extra = tls_options(&old, tls_port, true);
     let r = Redis::start_with("rotate", &extra); // its plain port: the operator's
     let json = serde_json::json!({
         "type": "redis",
@@ -646,7 +540,12 @@ fn a_rotated_client_certificate_is_never_picked_up() {
     for f in ["client.pem", "client.key"] {
         std::fs::copy(new.join(f), live.join(f)).unwrap();
     }
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("tls-ca-cert-file").arg(p(&new, "ca.pem")).query(&mut r.raw()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tls-ca-cert-file")
+        .arg(new.join("ca.pem").to_string_lossy().as_ref())
+        .query(&mut r.raw())
+        .unwrap();
     let _: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes").query(&mut r.raw()).unwrap();
 
     let reopened = config.open(&|_| None).unwrap();

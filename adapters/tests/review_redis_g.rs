@@ -5,161 +5,16 @@
 //! check what held; the others reproduce findings.
 
 mod common;
+mod redis_support;
 use common::*;
-use mcp_oauth_client::core::Restored;
-use mcp_oauth_client::store::StoreLock;
-use mcp_oauth_client::{EncryptionKeys, Interaction, Persist, RedisStore, StoreError, TokenStore};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use mcp_oauth_client::{Interaction, Persist, RedisStore, StoreError, TokenStore};
+use redis_support::*;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "https://mcp.example.com/mcp#user";
-
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(tag: &str) -> Redis {
-        Self::start_with(tag, &[])
-    }
-
-    fn start_with(tag: &str, extra: &[String]) -> Redis {
-        let dir = std::env::temp_dir().join(format!("mcp-oauth-review-g-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let r = Redis { child, port, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn store(&self) -> RedisStore {
-        RedisStore::open(&self.url()).unwrap()
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn keys() -> EncryptionKeys {
-    EncryptionKeys::new("k1", [7u8; 32]).unwrap()
-}
-
-/// How a failing save fails.
-#[derive(Clone, Copy, PartialEq)]
-enum Fail {
-    /// Not applied (Redis unreachable for that one command).
-    NotApplied,
-    /// Applied, but the reply was lost.
-    AppliedReplyLost,
-}
-
-/// A `RedisStore` (every method delegated) whose next save of tokens, once armed, fails.
-struct FailingSave {
-    inner: RedisStore,
-    armed: AtomicBool,
-    how: Fail,
-    token_saves: AtomicUsize,
-}
-
-impl FailingSave {
-    fn new(inner: RedisStore, how: Fail) -> Arc<Self> {
-        Arc::new(FailingSave { inner, armed: AtomicBool::new(false), how, token_saves: AtomicUsize::new(0) })
-    }
-
-    fn fail(&self, server: &str, p: &Persist, write: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
-        if matches!(p, Persist::Tokens(_)) {
-            self.token_saves.fetch_add(1, Ordering::SeqCst);
-            if self.armed.swap(false, Ordering::SeqCst) {
-                if self.how == Fail::AppliedReplyLost {
-                    write()?;
-                }
-                let _ = server;
-                return Err(StoreError::Redis { message: "injected: connection reset".into() });
-            }
-        }
-        write()
-    }
-}
-
-impl TokenStore for FailingSave {
-    fn load(&self, server: &str) -> Result<Restored, StoreError> {
-        self.inner.load(server)
-    }
-    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
-        self.fail(server, p, || self.inner.persist(server, p))
-    }
-    fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
-        self.fail(server, p, || self.inner.persist_locked(server, p, lock))
-    }
-    fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
-        self.inner.lock(server)
-    }
-    fn try_lock(&self, server: &str) -> Result<Option<StoreLock>, StoreError> {
-        self.inner.try_lock(server)
-    }
-    fn wait_unlocked(&self, server: &str) -> Result<bool, StoreError> {
-        self.inner.wait_unlocked(server)
-    }
-    fn servers(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.servers()
-    }
-}
-
-/// Logs in once through `store`, then marks the stored access token expired: the next
-/// client to start from the store refreshes.
-fn logged_in_and_expired(s: &mcp_oauth_tests::tcp::TcpTestServer, store: &RedisStore) -> mcp_oauth_client::core::TokenSet {
-    let (browser, _) = following_browser();
-    Adapter::Blocking.with_oauth(config(s), Arc::new(store.clone()), browser).unwrap().list_tools().unwrap();
-    let key = config(s).store_key();
-    let mut t = store.load(&key).unwrap().tokens.unwrap();
-    t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
-    store.persist(&key, &Persist::Tokens(t.clone())).unwrap();
-    t
-}
-
-fn stored_access(store: &dyn TokenStore, key: &str) -> Option<String> {
-    store.load(key).unwrap().tokens.map(|t| t.access_token.secret().to_owned())
-}
-
-fn echo(m: &mut Mcp, text: &str) -> Result<(), mcp_oauth_client::Error> {
-    m.call_tool("echo", serde_json::json!({ "text": text })).map(|_| ())
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. A headless worker that found the rotated-away refresh token forgot it; write_back then
@@ -185,7 +40,7 @@ fn write_back_drops_the_only_live_refresh_token_when_a_headless_worker_forgot_th
     logged_in_and_expired(&s, &inner);
     let key = config(&s).store_key();
 
-    let store = FailingSave::new(inner.clone(), Fail::NotApplied);
+    let store = FailingSave::failing(inner.clone(), Fail::NotApplied);
     let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), Interaction::non_interactive()).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     let first = echo(&mut x, "x1");
@@ -251,7 +106,7 @@ fn write_back_throws_away_a_fresh_login_when_the_store_shows_another_issuers_old
     inner.persist(&key, &Persist::Tokens(old)).unwrap();
     assert_eq!(stored_access(&inner, &key).as_deref(), Some(t.access_token.secret()), "load shows the newest");
 
-    let store = FailingSave::new(inner.clone(), Fail::NotApplied);
+    let store = FailingSave::failing(inner.clone(), Fail::NotApplied);
     let (browser, _) = following_browser();
     let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), browser).unwrap();
     store.armed.store(true, Ordering::SeqCst);
@@ -287,7 +142,7 @@ fn sound_a_failed_save_with_no_other_writer_is_written_back() {
     let inner = r.store();
     let t1 = logged_in_and_expired(&s, &inner);
     let key = config(&s).store_key();
-    let store = FailingSave::new(inner.clone(), Fail::NotApplied);
+    let store = FailingSave::failing(inner.clone(), Fail::NotApplied);
     let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), Interaction::non_interactive()).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     assert!(echo(&mut x, "x1").is_err());
@@ -319,7 +174,7 @@ fn sound_a_lost_reply_then_another_workers_refresh_is_not_overwritten() {
     let inner = r.store();
     logged_in_and_expired(&s, &inner);
     let key = config(&s).store_key();
-    let store = FailingSave::new(inner.clone(), Fail::AppliedReplyLost);
+    let store = FailingSave::failing(inner.clone(), Fail::AppliedReplyLost);
     let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), Interaction::non_interactive()).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     assert!(echo(&mut x, "x1").is_err());
@@ -347,7 +202,7 @@ fn sound_a_lost_reply_alone_goes_on_without_a_refresh() {
     });
     let inner = r.store();
     logged_in_and_expired(&s, &inner);
-    let store = FailingSave::new(inner.clone(), Fail::AppliedReplyLost);
+    let store = FailingSave::failing(inner.clone(), Fail::AppliedReplyLost);
     let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), Interaction::non_interactive()).unwrap();
     store.armed.store(true, Ordering::SeqCst);
     assert!(echo(&mut x, "x1").is_err());
@@ -474,35 +329,6 @@ fn sound_a_clear_member_whose_entries_decrypt_is_moved() {
 // 6. TLS files renewed in place: a half-written key.
 // ---------------------------------------------------------------------------------------------
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made by `openssl` in `dir`.
-fn tls_material(dir: &std::path::Path) {
-    let run = |args: &str| {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(format!("cd '{}' && {args}", dir.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(ok.is_ok_and(|s| s.success()), "openssl failed: {args}");
-    };
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    run(&format!(
-        "openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=mcp-oauth-review-ca \
-         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-    ));
-    for (name, usage, cn) in [("server", "serverAuth", "127.0.0.1"), ("client", "clientAuth", "fleet-worker")] {
-        run(&format!("openssl req {key} -keyout {name}.key -out {name}.csr -subj /CN={cn}"));
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-        )
-        .unwrap();
-        run(&format!(
-            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
-        ));
-    }
-}
-
 /// 4518ec6: "files that do not read or parse yet (half written) keep the old ones": a key file
 /// caught half written is refused when the target is built, and the old key serves.
 #[test]
@@ -512,19 +338,7 @@ fn sound_a_half_written_key_file_keeps_the_old_one() {
     std::fs::create_dir_all(&base).unwrap();
     tls_material(&base);
     let tls_port = free_port();
-    let p = |n: &str| base.join(n).to_string_lossy().into_owned();
-    let extra: Vec<String> = vec![
-        "--tls-port".into(),
-        tls_port.to_string(),
-        "--tls-cert-file".into(),
-        p("server.pem"),
-        "--tls-key-file".into(),
-        p("server.key"),
-        "--tls-ca-cert-file".into(),
-        p("ca.pem"),
-        "--tls-auth-clients".into(),
-        "yes".into(),
-    ];
+    let extra = tls_options(&base, tls_port, true);
     let r = Redis::start_with("halfkey", &extra);
     let tls =
         mcp_oauth_client::RedisTls::from_files(Some(&base.join("ca.pem")), Some(&base.join("client.pem")), Some(&base.join("client.key")))
@@ -567,19 +381,7 @@ fn a_new_certificate_with_the_old_key_is_installed_between_the_two_writes() {
         .status();
     assert!(ok.is_ok_and(|s| s.success()));
     let tls_port = free_port();
-    let p = |n: &str| base.join(n).to_string_lossy().into_owned();
-    let extra: Vec<String> = vec![
-        "--tls-port".into(),
-        tls_port.to_string(),
-        "--tls-cert-file".into(),
-        p("server.pem"),
-        "--tls-key-file".into(),
-        p("server.key"),
-        "--tls-ca-cert-file".into(),
-        p("ca.pem"),
-        "--tls-auth-clients".into(),
-        "yes".into(),
-    ];
+    let extra = tls_options(&base, tls_port, true);
     let r = Redis::start_with("pair", &extra);
     let tls =
         mcp_oauth_client::RedisTls::from_files(Some(&base.join("ca.pem")), Some(&base.join("client.pem")), Some(&base.join("client.key")))

@@ -5,148 +5,17 @@
 //! others reproduce findings and fail against the reviewed code.
 
 mod common;
+mod redis_support;
 use common::*;
-use mcp_oauth_client::core::Restored;
-use mcp_oauth_client::store::StoreLock;
 use mcp_oauth_client::{EncryptionKeys, Interaction, Persist, RedisStore, StoreError, TokenStore};
+use redis_support::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 const KEY: &str = "https://mcp.example.com/mcp#user";
-
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(tag: &str) -> Redis {
-        Self::start_with(tag, &[])
-    }
-
-    fn start_with(tag: &str, extra: &[String]) -> Redis {
-        let dir = std::env::temp_dir().join(format!("mcp-oauth-review-h-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let r = Redis { child, port, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn store(&self) -> RedisStore {
-        RedisStore::open(&self.url()).unwrap()
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn keys() -> EncryptionKeys {
-    EncryptionKeys::new("k1", [7u8; 32]).unwrap()
-}
-
-/// A `RedisStore` (every method delegated) whose next save of tokens, once armed, fails
-/// without being applied (Redis unreachable for that one command).
-struct FailingSave {
-    inner: RedisStore,
-    armed: AtomicBool,
-    token_saves: AtomicUsize,
-}
-
-impl FailingSave {
-    fn new(inner: RedisStore) -> Arc<Self> {
-        Arc::new(FailingSave { inner, armed: AtomicBool::new(false), token_saves: AtomicUsize::new(0) })
-    }
-
-    fn fail(&self, p: &Persist, write: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
-        if matches!(p, Persist::Tokens(_)) {
-            self.token_saves.fetch_add(1, Ordering::SeqCst);
-            if self.armed.swap(false, Ordering::SeqCst) {
-                return Err(StoreError::Redis { message: "injected: connection reset".into() });
-            }
-        }
-        write()
-    }
-}
-
-impl TokenStore for FailingSave {
-    fn load(&self, server: &str) -> Result<Restored, StoreError> {
-        self.inner.load(server)
-    }
-    fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
-        self.fail(p, || self.inner.persist(server, p))
-    }
-    fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
-        self.fail(p, || self.inner.persist_locked(server, p, lock))
-    }
-    fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
-        self.inner.lock(server)
-    }
-    fn try_lock(&self, server: &str) -> Result<Option<StoreLock>, StoreError> {
-        self.inner.try_lock(server)
-    }
-    fn wait_unlocked(&self, server: &str) -> Result<bool, StoreError> {
-        self.inner.wait_unlocked(server)
-    }
-    fn servers(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.servers()
-    }
-}
-
-/// Logs in once through `store`, then marks the stored access token expired: the next
-/// client to start from the store refreshes.
-fn logged_in_and_expired(s: &mcp_oauth_tests::tcp::TcpTestServer, store: &RedisStore) -> mcp_oauth_client::core::TokenSet {
-    let (browser, _) = following_browser();
-    Adapter::Blocking.with_oauth(config(s), Arc::new(store.clone()), browser).unwrap().list_tools().unwrap();
-    let key = config(s).store_key();
-    let mut t = store.load(&key).unwrap().tokens.unwrap();
-    t.expires_at = Some(mcp_oauth_client::Timestamp::from_secs(1));
-    store.persist(&key, &Persist::Tokens(t.clone())).unwrap();
-    t
-}
-
-fn stored_access(store: &dyn TokenStore, key: &str) -> Option<String> {
-    store.load(key).unwrap().tokens.map(|t| t.access_token.secret().to_owned())
-}
-
-fn echo(m: &mut Mcp, text: &str) -> Result<(), mcp_oauth_client::Error> {
-    m.call_tool("echo", serde_json::json!({ "text": text })).map(|_| ())
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. write_back over an emptied store: a logout made elsewhere is undone.
@@ -315,46 +184,6 @@ fn sound_a_client_of_a_planted_server_sends_nothing() {
 // 3. Certificate files renewed in place, and the 2 s settle.
 // ---------------------------------------------------------------------------------------------
 
-fn sh(dir: &std::path::Path, args: &str) {
-    let ok =
-        Command::new("sh").arg("-c").arg(format!("cd '{}' && {args}", dir.display())).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    assert!(ok.is_ok_and(|s| s.success()), "openssl failed: {args}");
-}
-
-/// CA 1 (the server's certificate, the client's first certificate) and CA 2 (a renewed client
-/// certificate `client2.*`): once Redis trusts only CA 2 for clients, only the renewed
-/// certificate gets in, so a connection shows which one the store presents.
-fn tls_material(dir: &std::path::Path) {
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    for ca in ["ca", "ca2"] {
-        sh(
-            dir,
-            &format!(
-                "openssl req -x509 {key} -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN=mcp-oauth-review-{ca} \
-                 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-            ),
-        );
-    }
-    for (name, usage, cn, ca) in [
-        ("server", "serverAuth", "127.0.0.1", "ca"),
-        ("client", "clientAuth", "fleet-worker", "ca"),
-        ("client2", "clientAuth", "fleet-worker", "ca2"),
-    ] {
-        sh(dir, &format!("openssl req {key} -keyout {name}.key -out {name}.csr -subj /CN={cn}"));
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-        )
-        .unwrap();
-        sh(
-            dir,
-            &format!(
-                "openssl x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
-            ),
-        );
-    }
-}
-
 /// Renews the client certificate in place (CA 2's), with `mtime` as the files' modification
 /// time if given, then makes Redis accept only CA 2's clients and drops every connection.
 /// Returns whether the store got in within 8 s, and its last error.
@@ -364,19 +193,7 @@ fn renewal(tag: &str, mtime: Option<SystemTime>) -> (bool, String) {
     std::fs::create_dir_all(&base).unwrap();
     tls_material(&base);
     let tls_port = free_port();
-    let p = |n: &str| base.join(n).to_string_lossy().into_owned();
-    let extra: Vec<String> = vec![
-        "--tls-port".into(),
-        tls_port.to_string(),
-        "--tls-cert-file".into(),
-        p("server.pem"),
-        "--tls-key-file".into(),
-        p("server.key"),
-        "--tls-ca-cert-file".into(),
-        p("ca.pem"),
-        "--tls-auth-clients".into(),
-        "yes".into(),
-    ];
+    let extra = tls_options(&base, tls_port, true);
     let r = Redis::start_with(tag, &extra);
     let tls =
         mcp_oauth_client::RedisTls::from_files(Some(&base.join("ca.pem")), Some(&base.join("client.pem")), Some(&base.join("client.key")))
@@ -389,7 +206,12 @@ fn renewal(tag: &str, mtime: Option<SystemTime>) -> (bool, String) {
             std::fs::File::options().write(true).open(base.join(to)).unwrap().set_modified(t).unwrap();
         }
     }
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("tls-ca-cert-file").arg(p("ca2.pem")).query(&mut r.raw()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tls-ca-cert-file")
+        .arg(base.join("ca2.pem").to_string_lossy().as_ref())
+        .query(&mut r.raw())
+        .unwrap();
     let _: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes").query(&mut r.raw()).unwrap();
     let started = Instant::now();
     let mut last = String::new();
