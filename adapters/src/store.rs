@@ -379,6 +379,28 @@ pub trait TokenStore: Send + Sync {
         Ok(false)
     }
 
+    /// A number that changes every time tokens of `server` are saved or forgotten, through any
+    /// instance, and never comes back to an earlier value (a forget moves it on too), or `None`
+    /// for a store that keeps none (the default).
+    ///
+    /// A client whose save failed writes its tokens back later only if the store still holds
+    /// what it last saw. Comparing the tokens alone cannot see a round trip: the store was
+    /// empty, another instance logged in, the fleet logged out, and it is empty again. With a
+    /// revision the client sees that it moved, and leaves the logout alone. [`MemoryStore`],
+    /// [`FileStore`] and `RedisStore` keep one.
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        let _ = server;
+        Ok(None)
+    }
+
+    /// [`load`](Self::load) and [`revision`](Self::revision) together (the revision read first,
+    /// so that a save between the two shows as a change, never hides one). A store that can
+    /// read both at once (one round trip) overrides it.
+    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
+        let revision = self.revision(server)?;
+        Ok((self.load(server)?, revision))
+    }
+
     /// The keys of every server this store holds something for, sorted. The default says the
     /// store cannot list ([`StoreError::CannotList`]); [`MemoryStore`] and [`FileStore`] can.
     fn servers(&self) -> Result<Vec<String>, StoreError> {
@@ -549,6 +571,12 @@ impl Entry {
     }
 }
 
+/// Whether a save of `p` moves the server's [`revision`](TokenStore::revision): one that saves or
+/// forgets tokens.
+pub(crate) fn moves_revision(p: &Persist) -> bool {
+    matches!(p, Persist::Tokens(_) | Persist::ForgetTokens { .. })
+}
+
 pub(crate) fn issuer_of(p: &Persist) -> &str {
     match p {
         Persist::Client(c) => &c.issuer,
@@ -650,6 +678,8 @@ pub(crate) fn restored(entries: impl IntoIterator<Item = Entry>) -> Restored {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     data: Arc<Mutex<HashMap<String, HashMap<String, Entry>>>>,
+    /// Each server's [`revision`](TokenStore::revision), kept after its entries are gone.
+    revisions: Arc<Mutex<HashMap<String, u64>>>,
     locks: Arc<(Mutex<HashSet<String>>, Condvar)>,
 }
 
@@ -691,7 +721,16 @@ impl TokenStore for MemoryStore {
         let per = data.entry(server.to_owned()).or_default();
         let e = per.entry(issuer.clone()).or_insert_with(|| Entry { version: 1, server: server.into(), issuer, ..Default::default() });
         e.apply(p);
+        if moves_revision(p) {
+            // Moved while the data is still locked: a reader that reads the revision first
+            // and then the data sees a change, never misses one.
+            *self.revisions.lock().unwrap_or_else(|e| e.into_inner()).entry(server.to_owned()).or_default() += 1;
+        }
         Ok(())
+    }
+
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.revisions.lock().unwrap_or_else(|e| e.into_inner()).get(server).copied().unwrap_or(0)))
     }
 
     fn servers(&self) -> Result<Vec<String>, StoreError> {
@@ -711,6 +750,9 @@ impl TokenStore for MemoryStore {
         Ok(StoreLock { _inner: Box::new(MemoryLock { locks: self.locks.clone(), server: server.to_owned() }), fence: None })
     }
 }
+
+/// The file, in a server's directory, of its [`revision`](TokenStore::revision).
+const REVISION_FILE: &str = "revision";
 
 /// A store of JSON files in a per-user directory.
 #[derive(Debug, Clone)]
@@ -860,6 +902,13 @@ impl FileStore {
         Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
     }
 
+    /// Moves the revision kept in the server directory `dir` on by one.
+    fn move_revision(dir: &Path) -> Result<(), StoreError> {
+        let path = dir.join(REVISION_FILE);
+        let next = Self::read_json::<u64>(&path).unwrap_or(0).saturating_add(1);
+        Self::write_atomic(&path, next.to_string().as_bytes())
+    }
+
     /// Writes `bytes` to `path` atomically: a new 0600 temp file in the same directory, fsync,
     /// rename over the target (a link or file planted there is replaced, not written through),
     /// fsync the directory.
@@ -920,14 +969,30 @@ impl TokenStore for FileStore {
         });
         e.apply(p);
         if e.is_empty() {
-            return match fs::remove_file(&path) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path, source: err }),
-                _ => Ok(()),
-            };
+            match fs::remove_file(&path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
+                _ => {}
+            }
+        } else {
+            let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+            Self::sweep_temp_files(&dir);
+            Self::write_atomic(&path, &bytes)?;
         }
-        let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
-        Self::sweep_temp_files(&dir);
-        Self::write_atomic(&path, &bytes)
+        // After the entry: a reader that reads the revision first sees a change, never misses one.
+        if moves_revision(p) {
+            Self::move_revision(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The server's revision: a number in the file `revision` of its directory (0 while there
+    /// is none). It stays when the entries go.
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        let dir = self.server_dir(server);
+        if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {
+            return Ok(Some(0));
+        }
+        Ok(Some(Self::read_json::<u64>(&dir.join(REVISION_FILE)).unwrap_or(0)))
     }
 
     /// Removes every entry `load` would read for `server` (a copy under another name too, as
@@ -947,6 +1012,9 @@ impl TokenStore for FileStore {
                     }
                 }
             }
+        }
+        if held.tokens.is_some() {
+            Self::move_revision(&self.ensure_dirs(server)?)?;
         }
         let left = self.load(server)?;
         if left.tokens.is_some() || !left.clients.is_empty() {

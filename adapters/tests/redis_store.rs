@@ -21,6 +21,7 @@ fn the_redis_store_passes_the_store_contract() {
     store_contract::round_trips(&r.store());
     store_contract::lock_excludes(Arc::new(r.store()));
     store_contract::lists_describes_and_forgets(Arc::new(r.store()));
+    store_contract::revisions_move(&r.store(), &r.store());
 }
 
 #[test]
@@ -1102,4 +1103,14 @@ fn a_test_server_whose_port_is_taken_is_reported_at_its_start() {
     let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
     let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
     assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+}
+
+/// Round 5's open finding, closed by the revision: X's first login cannot be saved, another
+/// instance logs in, the fleet is logged out; X does not write its login back.
+#[test]
+fn a_logout_elsewhere_after_a_failed_first_save_is_kept() {
+    let r = Redis::start("aba");
+    store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(r.store()));
+    let encrypted = Redis::start("aba-sealed");
+    store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(encrypted.store().with_encryption(keys())));
 }

@@ -95,3 +95,24 @@ fn a_store_that_cannot_list_says_so() {
     assert!(store.forget(&key).unwrap().tokens.is_some());
     assert!(store.describe(&key).unwrap().is_empty());
 }
+
+#[test]
+fn memory_and_file_stores_keep_a_revision() {
+    let memory = MemoryStore::new();
+    store_contract::revisions_move(&memory, &memory.clone());
+    let dir = temp_dir("revision");
+    store_contract::revisions_move(&FileStore::new(&dir), &FileStore::new(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn memory_store_keeps_a_logout_elsewhere_after_a_failed_first_save() {
+    store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(MemoryStore::new()));
+}
+
+#[test]
+fn file_store_keeps_a_logout_elsewhere_after_a_failed_first_save() {
+    let dir = temp_dir("aba");
+    store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(FileStore::new(&dir)));
+    let _ = std::fs::remove_dir_all(&dir);
+}

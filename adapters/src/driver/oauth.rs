@@ -44,10 +44,36 @@ struct Inner<R> {
     clock: Arc<dyn Clock>,
     /// A save failed: the store may hold older tokens than the machine (a rotated refresh token).
     unsaved: AtomicBool,
-    /// The access token the store held when this client last read or wrote it (a digest): a
-    /// failed save is written back only over that, never over what another instance stored
-    /// since (a Redis holder fenced out while the next holder logged in).
-    stored: std::sync::Mutex<Option<[u8; 32]>>,
+    /// What the store held when this client last read or wrote it: a failed save is written
+    /// back only over that, never over what another instance stored since (a Redis holder
+    /// fenced out while the next holder logged in; a login and a logout elsewhere).
+    stored: std::sync::Mutex<Seen>,
+}
+
+/// What a store held at one time, as far as writing back goes.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+struct Seen {
+    /// The access token (a digest: no other copy of a secret).
+    tokens: Option<[u8; 32]>,
+    /// [`TokenStore::revision`], for a store that keeps one.
+    revision: Option<u64>,
+}
+
+impl Seen {
+    fn of(tokens: Option<&mcp_oauth_core::TokenSet>, revision: Option<u64>) -> Self {
+        Seen { tokens: digest(tokens), revision }
+    }
+
+    /// Whether the store holds what it held at `earlier`: the same tokens, and no save or
+    /// forget since where the store counts them (without a revision, a login and a logout
+    /// elsewhere, from empty back to empty, do not show).
+    fn unchanged_since(&self, earlier: &Seen) -> bool {
+        self.tokens == earlier.tokens
+            && match (self.revision, earlier.revision) {
+                (Some(now), Some(then)) => now == then,
+                _ => true,
+            }
+    }
 }
 
 /// What identifies the tokens a store holds, without keeping another copy of a secret.
@@ -57,12 +83,25 @@ fn digest(tokens: Option<&mcp_oauth_core::TokenSet>) -> Option<[u8; 32]> {
 }
 
 impl<R: Runtime> Inner<R> {
-    fn saw(&self, tokens: Option<&mcp_oauth_core::TokenSet>) {
-        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = digest(tokens);
+    fn saw(&self, seen: Seen) {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = seen;
     }
 
-    fn last_seen(&self) -> Option<[u8; 32]> {
+    fn last_seen(&self) -> Seen {
         *self.stored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the store, and notes what it held.
+    fn look(&self) -> Result<Restored, StoreError> {
+        let (r, revision) = self.store.load_revised(&self.key)?;
+        self.saw(Seen::of(r.tokens.as_ref(), revision));
+        Ok(r)
+    }
+
+    /// Notes `tokens` as the store's after a save of ours, with the revision that save left (or
+    /// an unknown one, if it cannot be read: then the tokens alone are compared).
+    fn saved(&self, tokens: Option<&mcp_oauth_core::TokenSet>) {
+        self.saw(Seen::of(tokens, self.store.revision(&self.key).unwrap_or(None)));
     }
 }
 
@@ -122,12 +161,17 @@ impl<R: Runtime> Client<R> {
         config.remote_session |= interaction.is_remote_session();
         let key = config.store_key();
         let shown = steps::safe_url(&key);
-        let restored = {
+        let (restored, revision) = {
             let (store, config) = (store.clone(), config.clone());
-            rt.spawn_blocking(move || crate::store::load_for(&config, &*store)).await?
+            rt.spawn_blocking(move || {
+                // The revision first: a save between the two reads shows as a change.
+                let revision = store.revision(&config.store_key())?;
+                Ok::<_, StoreError>((crate::store::load_for(&config, &*store)?, revision))
+            })
+            .await?
         };
         steps::note_foreign_tokens(&config, &restored);
-        let stored = std::sync::Mutex::new(digest(restored.tokens.as_ref()));
+        let stored = std::sync::Mutex::new(Seen::of(restored.tokens.as_ref(), revision));
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
         let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved, stored };
@@ -321,14 +365,7 @@ impl<R: Runtime> Client<R> {
     /// What the store holds, read without its lock (its writes are whole).
     async fn load_unlocked(&self) -> Result<Restored, StoreError> {
         let inner = self.inner.clone();
-        self.inner
-            .rt
-            .spawn_blocking(move || {
-                let r = inner.store.load(&inner.key)?;
-                inner.saw(r.tokens.as_ref());
-                Ok(r)
-            })
-            .await
+        self.inner.rt.spawn_blocking(move || inner.look()).await
     }
 
     async fn store_lock(&self) -> Result<Held, StoreError> {
@@ -343,9 +380,7 @@ impl<R: Runtime> Client<R> {
             .rt
             .spawn_blocking(move || {
                 let _held = held;
-                let r = inner.store.load(&inner.key)?;
-                inner.saw(r.tokens.as_ref());
-                Ok(r)
+                inner.look()
             })
             .await
     }
@@ -364,12 +399,13 @@ impl<R: Runtime> Client<R> {
                 None => inner.store.persist(&inner.key, &p),
             };
             match (&result, &p) {
-                (Ok(()), Persist::Tokens(t)) => inner.saw(Some(t)),
+                (Ok(()), Persist::Tokens(t)) => inner.saved(Some(t)),
                 // What the store shows now: another issuer's older entry, perhaps.
-                (Ok(()), Persist::ForgetTokens { .. }) => match inner.store.load(&inner.key) {
-                    Ok(r) => inner.saw(r.tokens.as_ref()),
-                    Err(_) => inner.saw(None),
-                },
+                (Ok(()), Persist::ForgetTokens { .. }) => {
+                    if inner.look().is_err() {
+                        inner.saved(None);
+                    }
+                }
                 (Ok(()), _) => {}
                 (Err(_), _) => inner.unsaved.store(true, Ordering::SeqCst),
             }
@@ -391,13 +427,14 @@ impl<R: Runtime> Client<R> {
             let mine = digest(auth.token_set());
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
-                let stored = inner.store.load(&inner.key)?;
-                let now = digest(stored.tokens.as_ref());
+                let (stored, revision) = inner.store.load_revised(&inner.key)?;
+                let now = Seen::of(stored.tokens.as_ref(), revision);
                 // Changed since: another instance's tokens, which are newer, or an emptied
                 // store, which is a logout (or a worker that found the stale refresh token
                 // spent and forgot it: the store cannot tell the two apart, and a logout must
-                // never be undone).
-                if now != inner.last_seen() && now != mine {
+                // never be undone). The revision shows a login and a logout that left the store
+                // as empty as it was.
+                if !now.unchanged_since(&inner.last_seen()) && now.tokens != mine {
                     return Ok(false);
                 }
                 all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;
@@ -406,7 +443,7 @@ impl<R: Runtime> Client<R> {
                 if let (None, Some(t)) = (mine, &stored.tokens) {
                     inner.store.persist_locked(&inner.key, &Persist::ForgetTokens { issuer: t.issuer.clone() }, &lock)?;
                 }
-                *inner.stored.lock().unwrap_or_else(|e| e.into_inner()) = mine;
+                inner.saw(Seen { tokens: mine, revision: inner.store.revision(&inner.key).unwrap_or(None) });
                 Ok::<_, StoreError>(true)
             };
             if !self.inner.rt.spawn_blocking(saved).await? {

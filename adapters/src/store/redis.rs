@@ -5,6 +5,8 @@
 //! * `PREFIX[:SUBJECT]:{H}:entries`: a hash, one field per issuer, holding the entry (the
 //!   registration and tokens, as a [`FileStore`](super::FileStore) file holds them), where `H`
 //!   is a hash of the store key;
+//! * `PREFIX[:SUBJECT]:{H}:revision`: a counter moved by every save and forget of tokens (the
+//!   same script that writes), kept when the entries go ([`TokenStore::revision`]);
 //! * `PREFIX[:SUBJECT]:{H}:lease`: the refresh lock, a lease: set if absent (`PX`) to a random token,
 //!   renewed by the holder while it works, released by compare-and-delete;
 //! * `PREFIX[:SUBJECT]:{H}:done`: the channel a holder publishes on when it lets go, so waiters
@@ -53,7 +55,7 @@
 //! worst a refused refresh and a new login; it reveals no token, and never hands one server's
 //! or subject's tokens to another.
 
-use super::{hex16, issuer_of, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
+use super::{hex16, issuer_of, moves_revision, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
 use ::redis::{Commands, Connection};
 use mcp_oauth_core::{Persist, Restored};
 use std::collections::HashMap;
@@ -73,17 +75,21 @@ const MAX_IDLE: usize = 8;
 pub const DEFAULT_PREFIX: &str = "mcp-oauth";
 
 /// The write, fenced: `ARGV[1]` is the holder's lease token (empty: not holding one, and then
-/// `KEYS[2]`, the lease, is not named: a key named but absent makes Redis Cluster refuse the
-/// script while the slot is being moved), then the field and the value (empty: delete the
-/// field).
+/// the lease is not named: a key named but absent makes Redis Cluster refuse the script while
+/// the slot is being moved), then the field and the value (empty: delete the field), then `1`
+/// if the write moves the server's revision. `KEYS[1]` is the entries, then the revision if it
+/// moves, then the lease if fenced. Returns how many entries are left.
 const FENCED_WRITE: &str = r"
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+if ARGV[1] ~= '' and redis.call('GET', KEYS[#KEYS]) ~= ARGV[1] then
   return redis.error_reply('MCPOAUTH_LEASE_LOST the lease on this server is no longer held')
 end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], ARGV[2])
 else
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+if ARGV[4] == '1' then
+  redis.call('INCR', KEYS[2])
 end
 return redis.call('HLEN', KEYS[1])
 ";
@@ -795,7 +801,12 @@ impl RedisStore {
 
     fn keys(&self, server: &str) -> Keys {
         let tag = format!("{}:{{{}}}", self.base(), hex16(server));
-        Keys { entries: format!("{tag}:entries"), lease: format!("{tag}:lease"), done: format!("{tag}:done") }
+        Keys {
+            entries: format!("{tag}:entries"),
+            revision: format!("{tag}:revision"),
+            lease: format!("{tag}:lease"),
+            done: format!("{tag}:done"),
+        }
     }
 
     /// Lists `server`: in the set, or (encrypted) sealed in the hash, leaving nothing of the
@@ -993,8 +1004,21 @@ impl RedisStore {
     fn entries(&self, server: &str) -> Result<Vec<Entry>, StoreError> {
         let k = self.keys(server);
         let raw: HashMap<String, String> = self.with(|c| c.hgetall(&k.entries))?;
+        self.decode_all(server, &raw)
+    }
+
+    /// The entries and the revision, in one round trip.
+    fn entries_revised(&self, server: &str) -> Result<(Vec<Entry>, u64), StoreError> {
+        let k = self.keys(server);
+        let (raw, revision): (HashMap<String, String>, Option<u64>) = self.with(|c| {
+            ::redis::pipe().get(&k.revision).hgetall(&k.entries).query::<(Option<u64>, HashMap<String, String>)>(c).map(|(r, e)| (e, r))
+        })?;
+        Ok((self.decode_all(server, &raw)?, revision.unwrap_or(0)))
+    }
+
+    fn decode_all(&self, server: &str, raw: &HashMap<String, String>) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
-        for (field, value) in &raw {
+        for (field, value) in raw {
             out.extend(self.decode(server, field, value)?);
         }
         Ok(out)
@@ -1003,15 +1027,21 @@ impl RedisStore {
 
 struct Keys {
     entries: String,
+    /// The server's [`revision`](TokenStore::revision): a counter, kept when the entries go.
+    revision: String,
     lease: String,
     done: String,
 }
 
 impl RedisStore {
-    /// [`FENCED_WRITE`] on `k`, naming the lease only when fenced by `token`.
-    fn fenced_write(&self, k: &Keys, token: &str) -> ::redis::ScriptInvocation<'static> {
+    /// [`FENCED_WRITE`] on `k`, naming the revision only when it `moves`, and the lease only
+    /// when fenced by `token`.
+    fn fenced_write(&self, k: &Keys, token: &str, moves: bool) -> ::redis::ScriptInvocation<'static> {
         static SCRIPT: std::sync::OnceLock<::redis::Script> = std::sync::OnceLock::new();
         let mut call = SCRIPT.get_or_init(|| ::redis::Script::new(FENCED_WRITE)).key(&k.entries);
+        if moves {
+            call.key(&k.revision);
+        }
         if !token.is_empty() {
             call.key(&k.lease);
         }
@@ -1129,7 +1159,10 @@ impl RedisStore {
         if !value.is_empty() {
             self.list(server)?;
         }
-        let left: i64 = self.with(|c| self.fenced_write(&k, token).arg(token).arg(&field).arg(&value).invoke(c))?;
+        let moves = moves_revision(p);
+        let left: i64 = self.with(|c| {
+            self.fenced_write(&k, token, moves).arg(token).arg(&field).arg(&value).arg(if moves { "1" } else { "0" }).invoke(c)
+        })?;
         if left == 0 {
             self.unlist(server)?;
         }
@@ -1144,6 +1177,18 @@ impl TokenStore for RedisStore {
 
     fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
         self.write(server, p, "")
+    }
+
+    /// A counter next to the entries (same hash tag), moved by the same script that writes.
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        let k = self.keys(server);
+        Ok(Some(self.with(|c| c.get::<_, Option<u64>>(&k.revision))?.unwrap_or(0)))
+    }
+
+    /// One round trip (a pipeline: the revision, then the entries).
+    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
+        let (entries, revision) = self.entries_revised(server)?;
+        Ok((restored(entries), Some(revision)))
     }
 
     /// Fenced by this holder's own lease: refused ([`StoreError::LeaseLost`]) once it lost it.
@@ -1231,8 +1276,9 @@ impl TokenStore for RedisStore {
         let k = self.keys(server);
         let fields: Vec<String> = self.with(|c| c.hkeys(&k.entries))?;
         let token = lock.fence().unwrap_or("").to_owned();
+        // Each removal moves the revision: what is gone may be tokens that do not decrypt.
         for field in fields {
-            let _: i64 = self.with(|c| self.fenced_write(&k, &token).arg(&token).arg(&field).arg("").invoke(c))?;
+            let _: i64 = self.with(|c| self.fenced_write(&k, &token, true).arg(&token).arg(&field).arg("").arg("1").invoke(c))?;
         }
         self.unlist(server)?;
         Ok(held)

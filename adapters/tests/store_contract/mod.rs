@@ -154,3 +154,127 @@ pub fn lock_excludes(store: Arc<dyn TokenStore>) {
     t.join().unwrap();
     let _ = ClientKind::Dynamic;
 }
+
+/// The revision ([`TokenStore::revision`]): moved by every save and forget of tokens, through
+/// any instance (`same` is another handle on the same storage), by nothing else, and never back
+/// to a value it had, even when the store is as empty as it was.
+pub fn revisions_move(store: &dyn TokenStore, same: &dyn TokenStore) {
+    let (key, other) = ("https://rev.example.com/mcp#user", "https://rev-other.example.com/mcp#user");
+    let rev = |s: &dyn TokenStore| s.revision(key).unwrap().expect("this store keeps a revision");
+    let r0 = rev(store);
+    store.persist(key, &Persist::Client(client("https://as.a"))).unwrap();
+    assert_eq!(rev(store), r0, "a registration does not move it");
+    store.persist(key, &Persist::Tokens(tokens("https://as.a", "AT-1", 10))).unwrap();
+    let r1 = rev(store);
+    assert_ne!(r1, r0, "a save of tokens moves it");
+    assert_eq!(rev(same), r1, "another instance reads the same revision");
+    store.persist(other, &Persist::Tokens(tokens("https://as.a", "AT-OTHER", 10))).unwrap();
+    assert_eq!(rev(store), r1, "another server's save does not move it");
+    let (r, revision) = same.load_revised(key).unwrap();
+    assert_eq!(revision, Some(r1), "load_revised reads the same revision");
+    assert_eq!(r.tokens.unwrap().access_token.secret(), "AT-1");
+
+    same.persist(key, &Persist::ForgetTokens { issuer: "https://as.a".into() }).unwrap();
+    let r2 = rev(store);
+    assert!(![r0, r1].contains(&r2), "a forget through another instance moves it to a new value");
+    // Logged in and forgotten again: as empty as after the first forget, at a new revision.
+    store.persist(key, &Persist::Tokens(tokens("https://as.a", "AT-2", 20))).unwrap();
+    let r3 = rev(store);
+    same.forget(key).unwrap();
+    let r4 = rev(store);
+    assert!(store.load(key).unwrap().tokens.is_none() && store.load(key).unwrap().clients.is_empty());
+    assert!(![r0, r1, r2, r3].contains(&r4), "the revision came back to an earlier value: {r0} {r1} {r2} {r3} then {r4}");
+    assert!(![r0, r1, r2].contains(&r3));
+    store.forget(other).unwrap();
+}
+
+/// A store whose first save of tokens fails (Redis unreachable, a full disk), not applied.
+pub struct FailingFirstSave {
+    pub inner: Arc<dyn TokenStore>,
+    pub armed: std::sync::atomic::AtomicBool,
+}
+
+impl FailingFirstSave {
+    fn fail(
+        &self,
+        p: &Persist,
+        write: impl FnOnce() -> Result<(), mcp_oauth_client::StoreError>,
+    ) -> Result<(), mcp_oauth_client::StoreError> {
+        if matches!(p, Persist::Tokens(_)) && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(mcp_oauth_client::StoreError::Redis { message: "injected: the save failed".into() });
+        }
+        write()
+    }
+}
+
+impl TokenStore for FailingFirstSave {
+    fn load(&self, server: &str) -> Result<mcp_oauth_client::core::Restored, mcp_oauth_client::StoreError> {
+        self.inner.load(server)
+    }
+    fn persist(&self, server: &str, p: &Persist) -> Result<(), mcp_oauth_client::StoreError> {
+        self.fail(p, || self.inner.persist(server, p))
+    }
+    fn persist_locked(
+        &self,
+        server: &str,
+        p: &Persist,
+        lock: &mcp_oauth_client::store::StoreLock,
+    ) -> Result<(), mcp_oauth_client::StoreError> {
+        self.fail(p, || self.inner.persist_locked(server, p, lock))
+    }
+    fn lock(&self, server: &str) -> Result<mcp_oauth_client::store::StoreLock, mcp_oauth_client::StoreError> {
+        self.inner.lock(server)
+    }
+    fn try_lock(&self, server: &str) -> Result<Option<mcp_oauth_client::store::StoreLock>, mcp_oauth_client::StoreError> {
+        self.inner.try_lock(server)
+    }
+    fn wait_unlocked(&self, server: &str) -> Result<bool, mcp_oauth_client::StoreError> {
+        self.inner.wait_unlocked(server)
+    }
+    fn revision(&self, server: &str) -> Result<Option<u64>, mcp_oauth_client::StoreError> {
+        self.inner.revision(server)
+    }
+    fn load_revised(&self, server: &str) -> Result<(mcp_oauth_client::core::Restored, Option<u64>), mcp_oauth_client::StoreError> {
+        self.inner.load_revised(server)
+    }
+}
+
+/// A client X whose first login cannot be saved keeps it and writes it back at its next call
+/// (a transient failure costs no grant), unless the store moved meanwhile: here another
+/// instance logged in and the fleet was logged out, which leaves the store as empty as X last
+/// saw it. X must not write its login back over that logout (round 5 of the Redis review, the
+/// ABA case: comparing the tokens alone cannot see it).
+pub fn a_logout_elsewhere_after_a_failed_first_save_is_kept(store: Arc<dyn TokenStore>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = server(|o| {
+        o.refresh_tokens = true;
+        o.revocation = true;
+    });
+    let key = config(&s).store_key();
+    let failing = Arc::new(FailingFirstSave { inner: store.clone(), armed: AtomicBool::new(true) });
+    let (browser, _) = following_browser();
+    let mut x = Adapter::Blocking.with_oauth(config(&s), failing.clone(), browser.clone()).unwrap();
+    // X logs in; its save fails (the call says so), and X keeps the tokens it holds, to write
+    // them back at its next call.
+    let first = x.list_tools();
+    assert!(matches!(first, Err(mcp_oauth_client::Error::Store(_))), "{:?}", first.map(|_| ()));
+    assert!(!failing.armed.load(Ordering::SeqCst), "X's save was attempted");
+    assert!(store.load(&key).unwrap().tokens.is_none(), "X's login was not saved");
+
+    // Y logs in (the store now holds Y's), then the fleet is logged out.
+    Adapter::Blocking.with_oauth(config(&s), store.clone(), browser.clone()).unwrap().list_tools().expect("Y logged in");
+    assert!(store.load(&key).unwrap().tokens.is_some());
+    let report = Adapter::Blocking.with_oauth(config(&s), store.clone(), browser).unwrap().logout().expect("logout");
+    assert!(report.forgotten, "{report:?}");
+    assert!(store.load(&key).unwrap().tokens.is_none(), "the logout emptied the store");
+
+    // X's next call: with a save of its own unsaved, it goes through the store first.
+    let next = x.list_tools();
+    let after = store.load(&key).unwrap().tokens.map(|t| t.access_token.secret().to_owned());
+    let logins = s.lock().authorization_requests().len();
+    assert!(
+        after.is_none() || logins >= 3,
+        "X wrote back its own login over the fleet's logout (X's call: {:?}; logins at the AS: {logins})",
+        next.as_ref().map(|_| ())
+    );
+}
