@@ -36,9 +36,9 @@ fn subjects_and_prefixes_keep_entries_apart_and_one_servers_keys_share_a_hash_ta
     let _held = alice.lock(key).unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut r.raw()).unwrap();
     let tagged: Vec<&String> = keys.iter().filter(|k| k.contains(":{")).collect();
-    assert_eq!(tagged.len(), 2, "the entries and the lease: {keys:?}");
+    assert_eq!(tagged.len(), 3, "the entries, the revision and the lease: {keys:?}");
     let tag = |k: &str| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_owned();
-    assert_eq!(tag(tagged[0]), tag(tagged[1]), "one hash tag: one Cluster slot");
+    assert!(tagged.iter().all(|k| tag(k) == tag(tagged[0])), "one hash tag: one Cluster slot: {keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("mcp-oauth:alice:")), "{keys:?}");
     // Nothing secret in a key name.
     assert!(keys.iter().all(|k| !k.contains("AT-ALICE") && !k.contains("mcp.example.com")), "{keys:?}");
@@ -78,21 +78,25 @@ fn a_stale_holders_write_is_refused() {
 fn the_lease_is_renewed_while_held_and_waiters_wake_on_release() {
     let r = Redis::durable("renew");
     let key = "https://mcp.example.com/mcp#user";
-    let a = r.store().with_lease(Duration::from_millis(300));
+    // A lease of 900 ms (renewed every 300 ms) held for 2.5 s: a renewer stalled for a while on
+    // a loaded machine still keeps it.
+    let a = r.store().with_lease(Duration::from_millis(900));
     let held = a.lock(key).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(2500));
     a.persist_locked(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1)), &held).expect("still the holder");
     let b = r.store();
     let waiter = std::thread::spawn(move || {
-        let started = Instant::now();
         drop(b.lock(key).unwrap());
-        started.elapsed()
+        Instant::now()
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // Released halfway between the waiter's 1 s polls (which count from its own start, never
+    // earlier than this thread's spawn): a wake by the poll comes at least 500 ms after it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let released = Instant::now();
     drop(held);
-    let waited = waiter.join().unwrap();
-    assert!(waited >= Duration::from_millis(350), "the waiter did not wait: {waited:?}");
-    assert!(waited < Duration::from_millis(900), "woken by the release, not the 1 s poll: {waited:?}");
+    let got = waiter.join().unwrap();
+    assert!(got >= released, "the waiter took the lock while it was held");
+    assert!(got - released < Duration::from_millis(400), "woken by the release, not the 1 s poll: {:?} after it", got - released);
 }
 
 /// Run as a child (MCP_OAUTH_REDIS_CHILD=redis-url|mcp-url|threads): `threads` clients in
@@ -357,10 +361,14 @@ fn a_killed_lease_holder_delays_the_fleet_by_its_lease_and_nothing_is_lost() {
     signal(holder.id(), "-KILL");
     let _ = holder.wait();
     let killed = Instant::now();
+    let leases: Vec<String> = redis::cmd("KEYS").arg("*:lease").query(&mut r.raw()).unwrap();
+    let left: i64 = redis::cmd("PTTL").arg(&leases[0]).query(&mut r.raw()).unwrap();
+    assert!(left > 0, "the dead holder's lease is still there ({left} ms)");
 
     run_fleet(&r, &s, 2, 8, false);
     let waited = killed.elapsed();
-    assert!(waited >= Duration::from_millis(500), "the fleet did not wait for the dead holder's lease: {waited:?}");
+    let left = Duration::from_millis(left as u64);
+    assert!(waited >= left, "the fleet did not wait out the dead holder's lease ({left:?} left): {waited:?}");
     assert!(waited < Duration::from_secs(10), "the fleet waited far past the lease: {waited:?}");
     assert_eq!(refreshes(&s), 1, "exactly one refresh");
     assert!(s.lock().token_requests().iter().all(|t| t.status == 200), "a refresh token was presented twice");
@@ -961,7 +969,21 @@ fn waiters_go_on_with_the_holders_tokens_without_taking_the_lease() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Until all 16 wait on the release (subscribed), not a fixed time: a waiter still starting
+    // after the release would find the lease free and take it, as it should.
+    let started = Instant::now();
+    loop {
+        let channels: Vec<String> = redis::cmd("PUBSUB").arg("CHANNELS").arg("*:done").query(&mut r.raw()).unwrap();
+        let subscribed: Vec<(String, usize)> = match channels.first() {
+            Some(c) => redis::cmd("PUBSUB").arg("NUMSUB").arg(c).query(&mut r.raw()).unwrap(),
+            None => Vec::new(),
+        };
+        if subscribed.first().is_some_and(|(_, n)| *n == 16) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the 16 waiters did not all wait: {subscribed:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     store.persist_locked(&key, &Persist::Tokens(second), &holder).unwrap();
     drop(holder);
     for w in waiters {
@@ -1113,4 +1135,48 @@ fn a_logout_elsewhere_after_a_failed_first_save_is_kept() {
     store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(r.store()));
     let encrypted = Redis::start("aba-sealed");
     store_contract::a_logout_elsewhere_after_a_failed_first_save_is_kept(Arc::new(encrypted.store().with_encryption(keys())));
+}
+
+/// A Redis that may evict keys under memory pressure is refused, with the reason, before the
+/// store reads or writes anything: it could drop a held lease (`volatile-*`: two workers
+/// refresh at once) or the tokens themselves (`allkeys-*`). `noeviction` (Redis's default) is
+/// used as always.
+#[test]
+fn a_redis_that_may_evict_keys_is_refused_with_the_reason() {
+    for policy in ["allkeys-lru", "volatile-ttl"] {
+        let r = Redis::start_with(&format!("evict-{policy}"), &["--maxmemory-policy", policy]);
+        let store = r.store();
+        for attempt in
+            [store.load("https://mcp.example.com/mcp#user").map(|_| ()), store.lock("https://mcp.example.com/mcp#user").map(|_| ())]
+        {
+            match attempt {
+                Err(StoreError::Misconfigured { message }) => {
+                    assert!(message.contains(policy) && message.contains("noeviction"), "{message}")
+                }
+                other => panic!("maxmemory-policy {policy}: {other:?}"),
+            }
+        }
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut r.raw()).unwrap();
+        assert!(keys.is_empty(), "nothing was written: {keys:?}");
+        // Put right, a new store (a restart of the worker) is served.
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query(&mut r.raw()).unwrap();
+        r.store()
+            .persist("https://mcp.example.com/mcp#user", &Persist::Tokens(store_contract::tokens("https://as.example", "AT", 1)))
+            .unwrap();
+    }
+}
+
+/// A client certificate with another certificate's key is refused when the store is opened,
+/// before any connection fails on it.
+#[test]
+fn a_client_certificate_with_another_key_is_refused_up_front() {
+    let dir = scratch("mismatched-pair");
+    tls_material(&dir);
+    let e =
+        mcp_oauth_client::RedisTls::from_files(Some(&dir.join("ca.pem")), Some(&dir.join("client.pem")), Some(&dir.join("client2.key")))
+            .and_then(|tls| RedisStore::open_with_tls("rediss://127.0.0.1:6379/", tls))
+            .map(|_| ())
+            .expect_err("a mismatched pair");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(&e, StoreError::Misconfigured { message } if message.contains("do not belong together")), "{e:?}");
 }

@@ -172,7 +172,9 @@ fn waiters_of_a_holder_that_wrote_nothing_queue_through_the_lease_one_by_one() {
 #[test]
 fn sound_leases_and_waits_leak_no_connection_thread_or_key() {
     let r = Redis::start("leaks");
-    let store = r.store().with_lease(Duration::from_millis(90));
+    // Amended (was 90 ms, renewed every 30 ms, with 70 ms holds: a 60 ms stall of the renewer on
+    // a loaded machine lost the lease and failed the write): 600 ms, held 250 ms.
+    let store = r.store().with_lease(Duration::from_millis(600));
     for i in 0..150 {
         let key = format!("https://mcp{}.example.com/mcp#user", i % 7);
         let held = store.lock(&key).unwrap();
@@ -181,7 +183,7 @@ fn sound_leases_and_waits_leak_no_connection_thread_or_key() {
             std::thread::spawn(move || s.wait_unlocked(&key).unwrap())
         };
         if i % 10 == 0 {
-            std::thread::sleep(Duration::from_millis(70)); // renewals too
+            std::thread::sleep(Duration::from_millis(250)); // renewals too
         }
         store.persist_locked(&key, &Persist::Tokens(store_contract::tokens("https://as.example", &format!("AT-{i}"), i)), &held).unwrap();
         drop(held);

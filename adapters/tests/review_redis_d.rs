@@ -67,5 +67,7 @@ fn the_lease_is_released_on_the_executor_thread_and_blocks_it() {
     ));
     called.unwrap();
     assert_eq!(refreshes(&s), 1, "it refreshed, under the lease");
-    assert!(max_gap < Duration::from_millis(1000), "the executor thread was blocked for {max_gap:?} (the lease released on it)");
+    // Amended (was 1 s: a loaded machine can hold a 20 ms timer that long): still well under the
+    // 2.5 s a release on the executor thread blocks it.
+    assert!(max_gap < Duration::from_millis(1800), "the executor thread was blocked for {max_gap:?} (the lease released on it)");
 }

@@ -433,8 +433,10 @@ impl<R: Runtime> Client<R> {
                 // store, which is a logout (or a worker that found the stale refresh token
                 // spent and forgot it: the store cannot tell the two apart, and a logout must
                 // never be undone). The revision shows a login and a logout that left the store
-                // as empty as it was.
-                if !now.unchanged_since(&inner.last_seen()) && now.tokens != mine {
+                // as empty as it was. The store holding our own tokens (a save whose reply
+                // was lost) is not a change; an emptied store is, even when we hold no tokens
+                // either: whoever emptied it forgot registrations too, and ours stay gone.
+                if !now.unchanged_since(&inner.last_seen()) && (mine.is_none() || now.tokens != mine) {
                     return Ok(false);
                 }
                 all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;

@@ -16,7 +16,15 @@
 //!   are not left readable in Redis).
 //!
 //! (`{`, `}` and `%` in the prefix or subject are written `%7B`, `%7D` and `%25`, so the hash
-//! tag is always the server's.)
+//! tag is always the server's.) `H` is not keyed: whoever can list the keys can confirm a
+//! guessed server and principal, encryption or not (a keyed name would change with every key
+//! rotation). Encryption keeps values and the listing unreadable, not which servers a guess
+//! names.
+//!
+//! **Eviction.** The store needs `maxmemory-policy noeviction` (Redis's default): a Redis that
+//! may evict under memory pressure would drop a held lease (`volatile-*`: two workers refresh
+//! at once) or the tokens themselves (`allkeys-*`). Such a Redis is refused
+//! ([`StoreError::Misconfigured`], saying why) on the store's first connection.
 //!
 //! **Fencing.** A write made while holding the lease runs as one script that first checks the
 //! lease still holds this holder's token: a holder that was paused, killed or cut off past its
@@ -154,6 +162,9 @@ pub struct RedisStore {
     timeout: Duration,
     lock_wait: Duration,
     encryption: Option<EncryptionKeys>,
+    /// What Redis said of its eviction policy, once asked (shared by clones): `Some(why)` if
+    /// it may evict the store's keys, which refuses every call.
+    eviction: Arc<std::sync::OnceLock<Option<String>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -430,6 +441,13 @@ impl RedisTls {
             if !has(k, b"PRIVATE KEY-----") {
                 return bad("client key");
             }
+            // A renewal caught between its two writes (or copied with the files' old times) has
+            // a new certificate and the old key: refused, so the pair in use stays.
+            if client_pair_mismatched(c, k) {
+                return Err(StoreError::Misconfigured {
+                    message: "the Redis TLS client certificate and key do not belong together".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -449,6 +467,21 @@ impl RedisTls {
             ::redis::Client::build_with_tls(url, self.certificates())
         }
     }
+}
+
+/// Whether the client certificate's public key is not the key's (what the TLS handshake would
+/// fail on). Anything that cannot be told here (PEM that does not parse, a key type without a
+/// public key to compare) is left for the connection to report.
+fn client_pair_mismatched(certificate: &[u8], key: &[u8]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Ok(chain) = CertificateDer::pem_slice_iter(certificate).collect::<Result<Vec<_>, _>>() else { return false };
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key) else { return false };
+    let Ok(signing) = rustls::crypto::ring::sign::any_supported_type(&key) else { return false };
+    matches!(
+        rustls::sign::CertifiedKey::new(chain, signing).keys_match(),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch))
+    )
 }
 
 /// Where the store's Redis is, by the URL's scheme.
@@ -687,6 +720,7 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
             encryption: None,
+            eviction: Arc::default(),
         })
     }
 
@@ -728,11 +762,13 @@ impl RedisStore {
     /// How long one command may take ([`DEFAULT_TIMEOUT`] unless set).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
+        // Connections carry their timeouts: a store derived with another timeout (a clone)
+        // keeps its own, not the pooled connections of the store it came from.
+        self.pool = Arc::default();
         let (target, tls) = self.target.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Target::Cluster { .. } = *target {
             if let Ok(target) = Target::parse(&self.url, self.timeout, &tls, &self.sentinel_auth) {
                 self.target = Arc::new(std::sync::RwLock::new((Arc::new(target), tls)));
-                self.pool = Arc::default();
             }
         }
         self
@@ -975,6 +1011,7 @@ impl RedisStore {
             Some(c) => c,
             None => self.connect().map_err(|e| redis_error(&e))?,
         };
+        self.check_eviction(&mut conn)?;
         let mut result = f(&mut conn);
         if result.as_ref().is_err_and(|e| e.code() == Some("READONLY")) || reused && result.as_ref().is_err_and(reconnect_for) {
             conn = self.connect().map_err(|e| redis_error(&e))?;
@@ -998,6 +1035,29 @@ impl RedisStore {
                 }
                 Err(redis_error(&e))
             }
+        }
+    }
+
+    /// Refuses a Redis that may evict keys (`maxmemory-policy` other than `noeviction`): under
+    /// memory pressure it would drop a held lease (two workers refresh at once, and an
+    /// authorization server that detects refresh token reuse revokes the grant) or, with an
+    /// `allkeys-*` policy, the tokens themselves (a silent logout of the fleet). Asked once per
+    /// store, on its first connection; a Redis that does not say (an ACL without `INFO`, a
+    /// Cluster) is asked again on the next new connection, and not refused.
+    fn check_eviction(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        let verdict = match self.eviction.get() {
+            Some(v) => v,
+            None => match ::redis::cmd("INFO").arg("memory").query::<String>(conn) {
+                Ok(info) => self.eviction.get_or_init(|| eviction_refusal(&info)),
+                Err(e) => {
+                    log::debug!("mcp-oauth: Redis did not say its eviction policy ({:?})", e.kind());
+                    return Ok(());
+                }
+            },
+        };
+        match verdict {
+            Some(why) => Err(StoreError::Misconfigured { message: why.clone() }),
+            None => Ok(()),
         }
     }
 
@@ -1148,6 +1208,7 @@ impl RedisStore {
             Some(v) => self.decode(server, &field, &v)?,
             None => None,
         };
+        let first = current.is_none();
         let mut e = current.filter(|e| e.issuer == issuer).unwrap_or_else(|| Entry {
             version: 1,
             server: server.into(),
@@ -1156,15 +1217,44 @@ impl RedisStore {
         });
         e.apply(p);
         let value = if e.is_empty() { String::new() } else { self.encode(server, &field, &e)? };
-        if !value.is_empty() {
+        // The listing is kept outside the fenced script (its key is in no server's slot), so
+        // it is kept in an order that never hides a server that holds something: listed before
+        // a first entry is written (a writer that dies next leaves it listed) and after every
+        // write (see `unlist_if_empty`); unlisted only once the entries are seen gone.
+        let listed_first = !value.is_empty() && first;
+        if listed_first {
             self.list(server)?;
         }
         let moves = moves_revision(p);
-        let left: i64 = self.with(|c| {
-            self.fenced_write(&k, token, moves).arg(token).arg(&field).arg(&value).arg(if moves { "1" } else { "0" }).invoke(c)
-        })?;
+        let written: Result<i64, StoreError> = self
+            .with(|c| self.fenced_write(&k, token, moves).arg(token).arg(&field).arg(&value).arg(if moves { "1" } else { "0" }).invoke(c));
+        let left = match written {
+            Ok(left) => left,
+            Err(e) => {
+                // Refused (a lost lease) or not answered: a listing made for this write alone
+                // goes again if the server holds nothing (best effort: the error is the news).
+                if listed_first {
+                    let _ = self.unlist_if_empty(server, &k);
+                }
+                return Err(e);
+            }
+        };
         if left == 0 {
-            self.unlist(server)?;
+            self.unlist_if_empty(server, &k)
+        } else if !value.is_empty() {
+            self.list(server)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Unlists `server`, then lists it again if it holds entries after all. A writer lists
+    /// after its write, so whichever of the two comes last sees the other's: a stale holder's
+    /// unlist, arriving late, never hides the next holder's login.
+    fn unlist_if_empty(&self, server: &str, k: &Keys) -> Result<(), StoreError> {
+        self.unlist(server)?;
+        if self.with(|c| c.exists::<_, bool>(&k.entries))? {
+            self.list(server)?;
         }
         Ok(())
     }
@@ -1249,6 +1339,9 @@ impl TokenStore for RedisStore {
                         "mcp-oauth: a server listed in the clear has entries these keys do not decrypt (written before \
                          encryption, or planted); not listed: a store opened without the key lists and forgets it"
                     ),
+                    // Redis did not answer: the listing is not known, and saying so beats
+                    // leaving a server out of it (a `logout --all` would miss it).
+                    Err(e @ StoreError::Redis { .. }) => return Err(e),
                     _ => log::warn!("mcp-oauth: a server listed in the clear has no entry in Redis; not listed"),
                 }
             }
@@ -1280,9 +1373,26 @@ impl TokenStore for RedisStore {
         for field in fields {
             let _: i64 = self.with(|c| self.fenced_write(&k, &token, true).arg(&token).arg(&field).arg("").arg("1").invoke(c))?;
         }
-        self.unlist(server)?;
+        self.unlist_if_empty(server, &k)?;
         Ok(held)
     }
+}
+
+/// Why a Redis whose `INFO memory` is `info` may not hold tokens, if it may not.
+fn eviction_refusal(info: &str) -> Option<String> {
+    let policy = info.lines().find_map(|l| l.strip_prefix("maxmemory_policy:")).map(str::trim)?;
+    if policy == "noeviction" {
+        return None;
+    }
+    let what = if policy.starts_with("allkeys-") {
+        "any key, stored tokens too (a silent logout)"
+    } else {
+        "keys with a TTL, a held refresh lease"
+    };
+    Some(format!(
+        "this Redis may evict {what} under memory pressure (maxmemory-policy {policy}); a token store needs maxmemory-policy \
+         noeviction (the policy is the server's: give the fleet a Redis of its own if others need eviction)"
+    ))
 }
 
 /// A random lease token: who holds the lease.

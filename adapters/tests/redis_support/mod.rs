@@ -95,15 +95,30 @@ impl Redis {
         Self::start_with(tag, &DURABLE)
     }
 
-    /// [`start`](Self::start) with more options (later ones override earlier ones).
+    /// [`start`](Self::start) with more options (later ones override earlier ones). A port
+    /// taken meanwhile (by a listener bound to port 0 outside [`free_port`]: the test servers,
+    /// another process) makes it try another.
     pub fn start_with<S: AsRef<OsStr>>(tag: &str, extra: &[S]) -> Redis {
-        Self::start_in(scratch(tag), free_port(), extra)
+        let dir = scratch(tag);
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start_in(dir.clone(), free_port(), extra) {
+                Ok(r) => return r,
+                Err(log) if log.contains("Address already in use") => last = log,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("{last}")
     }
 
     /// A server on `port` with its data in `dir` (a restart passes the old ones). `port` 0 with
     /// `--tls-port` in `extra` gives a server that speaks only TLS. Returns once the server has
     /// logged that it is ready; panics, with its log, if it exits first (its port taken).
     pub fn start_in<S: AsRef<OsStr>>(dir: PathBuf, port: u16, extra: &[S]) -> Redis {
+        Self::try_start_in(dir, port, extra).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    fn try_start_in<S: AsRef<OsStr>>(dir: PathBuf, port: u16, extra: &[S]) -> Result<Redis, String> {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let log = dir.join(format!("redis-{port}-{}.log", STARTS.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_file(&log);
@@ -122,19 +137,18 @@ impl Redis {
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("redis-server on port {port} exited ({status}) before it was ready:\n{text}");
+                return Err(format!("redis-server on port {port} exited ({status}) before it was ready:\n{text}"));
             }
             if text.contains("Ready to accept connections") {
-                break;
+                return Ok(Redis { child, port, dir });
             }
             if started.elapsed() > Duration::from_secs(20) {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("redis-server on port {port} was not ready within 20 s:\n{text}");
+                return Err(format!("redis-server on port {port} was not ready within 20 s:\n{text}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis { child, port, dir }
     }
 
     pub fn url(&self) -> String {
