@@ -410,3 +410,58 @@ fn sound_a_timed_out_reply_is_never_read_by_the_next_command() {
         assert_eq!(stored_access(&via, fast).as_deref(), Some("AT-FAST"));
     }
 }
+
+/// Not a finding of the review (it was noted, not tested): a pooled connection left idle past
+/// what a NAT gateway keeps (AWS's drops idle flows after 350 s, without a word to either end)
+/// made the first command after a quiet hour wait out the whole timeout before its retry on a
+/// new connection. A connection idle for over a minute is not used again. The proxy here stands
+/// for the NAT: after the quiet time it drops what the old connection sends, and answers new
+/// connections as before.
+#[test]
+fn a_connection_idle_past_a_nat_timeout_is_not_used_again() {
+    use std::io::{Read, Write};
+    let r = Redis::start("nat");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    let generation = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let redis_port = r.port;
+    {
+        let generation = generation.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Ok(mut upstream) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else { return };
+                let born = generation.load(Ordering::SeqCst);
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                });
+                let generation = generation.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = client.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        // A flow from before the quiet time: dropped, silently.
+                        if generation.load(Ordering::SeqCst) != born {
+                            continue;
+                        }
+                        if upstream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let store = RedisStore::open(&format!("redis://127.0.0.1:{proxy}/")).unwrap().with_timeout(Duration::from_secs(3));
+    store.persist(KEY, &Persist::Tokens(tokens("AT-1", 1))).unwrap();
+    std::thread::sleep(Duration::from_secs(61));
+    generation.fetch_add(1, Ordering::SeqCst);
+    let started = Instant::now();
+    let loaded = store.load(KEY).map(|r| r.tokens.is_some());
+    let took = started.elapsed();
+    assert_eq!(loaded.map_err(|e| e.to_string()), Ok(true));
+    assert!(took < Duration::from_secs(2), "the first command after a quiet minute waited {took:?} on a dropped connection");
+}

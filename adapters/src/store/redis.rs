@@ -79,6 +79,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
 /// Idle connections kept per store (and its clones).
 const MAX_IDLE: usize = 8;
+/// How long a connection may sit idle and still be used (NAT gateways drop idle flows after a
+/// few minutes, AWS's after 350 s, without telling either end).
+const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 /// The key prefix unless one is given.
 pub const DEFAULT_PREFIX: &str = "mcp-oauth";
 
@@ -155,7 +158,7 @@ pub struct RedisStore {
     url: String,
     /// Idle connections, taken by one call at a time (threads of one process do not queue
     /// behind one connection).
-    pool: Arc<Mutex<Vec<Conn>>>,
+    pool: Arc<Mutex<Vec<(Conn, Instant)>>>,
     prefix: String,
     subject: Option<String>,
     lease: Duration,
@@ -1005,7 +1008,13 @@ impl RedisStore {
     }
 
     fn run<T>(&self, repeatable: bool, mut f: impl FnMut(&mut Conn) -> ::redis::RedisResult<T>) -> Result<T, StoreError> {
-        let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // Not one idle for long: a NAT or a firewall may have dropped it without a word, and the
+        // first command on it would wait out the whole timeout before the retry.
+        let idle = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.retain(|(_, since)| since.elapsed() < MAX_IDLE_AGE);
+            pool.pop().map(|(c, _)| c)
+        };
         let reused = idle.is_some() || repeatable;
         let mut conn = match idle {
             Some(c) => c,
@@ -1021,7 +1030,7 @@ impl RedisStore {
             Ok(t) => {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                 if pool.len() < MAX_IDLE {
-                    pool.push(conn);
+                    pool.push((conn, Instant::now()));
                 }
                 Ok(t)
             }
@@ -1030,7 +1039,7 @@ impl RedisStore {
                 if !reconnect_for(&e) && matches!(e.kind(), ::redis::ErrorKind::Server(_)) {
                     let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
                     if pool.len() < MAX_IDLE {
-                        pool.push(conn);
+                        pool.push((conn, Instant::now()));
                     }
                 }
                 Err(redis_error(&e))
