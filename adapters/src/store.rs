@@ -379,15 +379,19 @@ pub trait TokenStore: Send + Sync {
         Ok(false)
     }
 
-    /// A number that changes every time tokens of `server` are saved or forgotten, through any
-    /// instance, and never comes back to an earlier value (a forget moves it on too), or `None`
-    /// for a store that keeps none (the default).
+    /// A number that changes every time the tokens of `server` change (saved or forgotten,
+    /// through any instance; saving the tokens already held changes nothing) and never comes
+    /// back to an earlier value, or `None` for a store that keeps none (the default). 0 for a
+    /// server nothing was ever saved for.
     ///
     /// A client whose save failed writes its tokens back later only if the store still holds
     /// what it last saw. Comparing the tokens alone cannot see a round trip: the store was
     /// empty, another instance logged in, the fleet logged out, and it is empty again. With a
     /// revision the client sees that it moved, and leaves the logout alone. [`MemoryStore`],
-    /// [`FileStore`] and `RedisStore` keep one.
+    /// [`FileStore`], `KeyringStore` and `RedisStore` keep one: a random number, new with each
+    /// change (a counter could come back to a value: a Redis failover that lost writes, a store
+    /// directory deleted). Versions of this crate before the revision write without moving it:
+    /// while one still writes to a shared store, that round trip can go unseen.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let _ = server;
         Ok(None)
@@ -556,7 +560,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn apply(&mut self, p: &Persist) {
+    /// Applies `p`; true if the tokens held changed (a save of other tokens, or a forget of
+    /// some): what moves the server's [`revision`](TokenStore::revision). Saving the tokens
+    /// already held (a write-back of a save whose reply was lost) changes nothing.
+    fn apply(&mut self, p: &Persist) -> bool {
+        let fingerprint = |t: &Option<TokenSet>| serde_json::to_vec(t).unwrap_or_default();
+        let before = fingerprint(&self.tokens);
         match p {
             Persist::Client(c) => self.client = Some(c.clone()),
             Persist::ForgetClient { .. } => self.client = None,
@@ -564,6 +573,7 @@ impl Entry {
             Persist::ForgetTokens { .. } => self.tokens = None,
             _ => {}
         }
+        matches!(p, Persist::Tokens(_) | Persist::ForgetTokens { .. }) && fingerprint(&self.tokens) != before
     }
 
     fn is_empty(&self) -> bool {
@@ -571,10 +581,18 @@ impl Entry {
     }
 }
 
-/// Whether a save of `p` moves the server's [`revision`](TokenStore::revision): one that saves or
-/// forgets tokens.
-pub(crate) fn moves_revision(p: &Persist) -> bool {
-    matches!(p, Persist::Tokens(_) | Persist::ForgetTokens { .. })
+/// A new [`revision`](TokenStore::revision): random, so that it never comes back to a value a
+/// client saw, whatever happened to the store meanwhile (a counter would: a Redis failover that
+/// lost writes, a store directory deleted and made again). Never 0, the revision of a server
+/// nothing was ever saved for.
+pub(crate) fn fresh_revision() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No randomness: the time, which does not repeat either.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = (t.as_nanos() as u64).to_le_bytes();
+    }
+    u64::from_le_bytes(b).max(1)
 }
 
 pub(crate) fn issuer_of(p: &Persist) -> &str {
@@ -720,11 +738,10 @@ impl TokenStore for MemoryStore {
         let issuer = issuer_of(p).to_owned();
         let per = data.entry(server.to_owned()).or_default();
         let e = per.entry(issuer.clone()).or_insert_with(|| Entry { version: 1, server: server.into(), issuer, ..Default::default() });
-        e.apply(p);
-        if moves_revision(p) {
+        if e.apply(p) {
             // Moved while the data is still locked: a reader that reads the revision first
             // and then the data sees a change, never misses one.
-            *self.revisions.lock().unwrap_or_else(|e| e.into_inner()).entry(server.to_owned()).or_default() += 1;
+            self.revisions.lock().unwrap_or_else(|e| e.into_inner()).insert(server.to_owned(), fresh_revision());
         }
         Ok(())
     }
@@ -902,11 +919,9 @@ impl FileStore {
         Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
     }
 
-    /// Moves the revision kept in the server directory `dir` on by one.
-    fn move_revision(dir: &Path) -> Result<(), StoreError> {
-        let path = dir.join(REVISION_FILE);
-        let next = Self::read_json::<u64>(&path).unwrap_or(0).saturating_add(1);
-        Self::write_atomic(&path, next.to_string().as_bytes())
+    /// Gives the server whose directory is `dir` a new revision.
+    pub(crate) fn move_revision(dir: &Path) -> Result<(), StoreError> {
+        Self::write_atomic(&dir.join(REVISION_FILE), fresh_revision().to_string().as_bytes())
     }
 
     /// Writes `bytes` to `path` atomically: a new 0600 temp file in the same directory, fsync,
@@ -967,7 +982,7 @@ impl TokenStore for FileStore {
             issuer: issuer.into(),
             ..Default::default()
         });
-        e.apply(p);
+        let moved = e.apply(p);
         if e.is_empty() {
             match fs::remove_file(&path) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
@@ -979,14 +994,15 @@ impl TokenStore for FileStore {
             Self::write_atomic(&path, &bytes)?;
         }
         // After the entry: a reader that reads the revision first sees a change, never misses one.
-        if moves_revision(p) {
+        if moved {
             Self::move_revision(&dir)?;
         }
         Ok(())
     }
 
     /// The server's revision: a number in the file `revision` of its directory (0 while there
-    /// is none). It stays when the entries go.
+    /// is none, or while it does not read: the next save writes a new one). It stays when the
+    /// entries go.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let dir = self.server_dir(server);
         if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {

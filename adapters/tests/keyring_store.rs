@@ -77,6 +77,7 @@ fn the_keyutils_store_passes_the_store_contract() {
     store_contract::round_trips(&keyutils(&dir, "contract"));
     store_contract::lock_excludes(Arc::new(keyutils(&dir, "contract")));
     store_contract::lists_describes_and_forgets(Arc::new(keyutils(&dir, "contract")));
+    store_contract::revisions_move(&keyutils(&dir, "contract"), &keyutils(&dir, "contract"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

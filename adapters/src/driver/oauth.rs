@@ -51,27 +51,49 @@ struct Inner<R> {
 }
 
 /// What a store held at one time, as far as writing back goes.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Seen {
     /// The access token (a digest: no other copy of a secret).
     tokens: Option<[u8; 32]>,
-    /// [`TokenStore::revision`], for a store that keeps one.
-    revision: Option<u64>,
+    revision: Revision,
+}
+
+/// A store's [`TokenStore::revision`] as this client read it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Revision {
+    At(u64),
+    /// The store keeps none.
+    NotKept,
+    /// It could not be read (the store failed right after a save of ours).
+    Unknown,
+}
+
+impl Revision {
+    fn of(read: Result<Option<u64>, StoreError>) -> Self {
+        match read {
+            Ok(Some(r)) => Revision::At(r),
+            Ok(None) => Revision::NotKept,
+            Err(_) => Revision::Unknown,
+        }
+    }
 }
 
 impl Seen {
-    fn of(tokens: Option<&mcp_oauth_core::TokenSet>, revision: Option<u64>) -> Self {
+    fn of(tokens: Option<&mcp_oauth_core::TokenSet>, revision: Revision) -> Self {
         Seen { tokens: digest(tokens), revision }
     }
 
     /// Whether the store holds what it held at `earlier`: the same tokens, and no save or
-    /// forget since where the store counts them (without a revision, a login and a logout
-    /// elsewhere, from empty back to empty, do not show).
+    /// forget that changed them since. Tokens are new with every login and refresh, so the
+    /// same tokens cannot come back; an empty store can (a login and a logout elsewhere), which
+    /// only the revision shows: where it is unknown, an empty store counts as changed (a
+    /// logout is never undone). A store that keeps no revision is judged by its tokens alone.
     fn unchanged_since(&self, earlier: &Seen) -> bool {
         self.tokens == earlier.tokens
             && match (self.revision, earlier.revision) {
-                (Some(now), Some(then)) => now == then,
-                _ => true,
+                (Revision::At(now), Revision::At(then)) => now == then,
+                (Revision::NotKept, Revision::NotKept) => true,
+                _ => self.tokens.is_some(),
             }
     }
 }
@@ -94,14 +116,14 @@ impl<R: Runtime> Inner<R> {
     /// Reads the store, and notes what it held.
     fn look(&self) -> Result<Restored, StoreError> {
         let (r, revision) = self.store.load_revised(&self.key)?;
-        self.saw(Seen::of(r.tokens.as_ref(), revision));
+        self.saw(Seen::of(r.tokens.as_ref(), Revision::of(Ok(revision))));
         Ok(r)
     }
 
     /// Notes `tokens` as the store's after a save of ours, with the revision that save left (or
-    /// an unknown one, if it cannot be read: then the tokens alone are compared).
+    /// an unknown one, if it cannot be read).
     fn saved(&self, tokens: Option<&mcp_oauth_core::TokenSet>) {
-        self.saw(Seen::of(tokens, self.store.revision(&self.key).unwrap_or(None)));
+        self.saw(Seen::of(tokens, Revision::of(self.store.revision(&self.key))));
     }
 }
 
@@ -171,7 +193,7 @@ impl<R: Runtime> Client<R> {
             .await?
         };
         steps::note_foreign_tokens(&config, &restored);
-        let stored = std::sync::Mutex::new(Seen::of(restored.tokens.as_ref(), revision));
+        let stored = std::sync::Mutex::new(Seen::of(restored.tokens.as_ref(), Revision::of(Ok(revision))));
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
         let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved, stored };
@@ -428,7 +450,7 @@ impl<R: Runtime> Client<R> {
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
                 let (stored, revision) = inner.store.load_revised(&inner.key)?;
-                let now = Seen::of(stored.tokens.as_ref(), revision);
+                let now = Seen::of(stored.tokens.as_ref(), Revision::of(Ok(revision)));
                 // Changed since: another instance's tokens, which are newer, or an emptied
                 // store, which is a logout (or a worker that found the stale refresh token
                 // spent and forgot it: the store cannot tell the two apart, and a logout must
@@ -445,7 +467,7 @@ impl<R: Runtime> Client<R> {
                 if let (None, Some(t)) = (mine, &stored.tokens) {
                     inner.store.persist_locked(&inner.key, &Persist::ForgetTokens { issuer: t.issuer.clone() }, &lock)?;
                 }
-                inner.saw(Seen { tokens: mine, revision: inner.store.revision(&inner.key).unwrap_or(None) });
+                inner.saw(Seen { tokens: mine, revision: Revision::of(inner.store.revision(&inner.key)) });
                 Ok::<_, StoreError>(true)
             };
             if !self.inner.rt.spawn_blocking(saved).await? {

@@ -686,11 +686,14 @@ impl TokenStore for KeyringStore {
             None => None,
         };
         let mut e = current.unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
-        e.apply(p);
+        let moved = e.apply(p);
         if e.is_empty() {
             match std::fs::remove_file(&path) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
                 _ => {}
+            }
+            if moved {
+                FileStore::move_revision(&dir)?;
             }
             if let Some(old) = old {
                 pending.items.insert(old.item.clone(), old.chunks);
@@ -731,6 +734,10 @@ impl TokenStore for KeyringStore {
         let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         FileStore::sweep_temp_files(&dir);
         FileStore::write_atomic(&path, &index_bytes)?;
+        // After the commit, as `FileStore` does: a reader of the revision first sees a change.
+        if moved {
+            FileStore::move_revision(&dir)?;
+        }
         // 3. The replaced items go (what fails stays recorded, for the next writer).
         self.sweep(&mut pending, Some(&idx.item));
         pending.items.remove(&idx.item);
@@ -762,10 +769,18 @@ impl TokenStore for KeyringStore {
                 }
             }
         }
+        if held.tokens.is_some() {
+            FileStore::move_revision(&self.index.ensure_dirs(server)?)?;
+        }
         if !self.indexes(server)?.is_empty() {
             return Err(StoreError::NotForgotten { server: server.to_owned() });
         }
         Ok(held)
+    }
+
+    /// Kept in the index directory, as [`FileStore`] keeps it (the keyring holds no revision).
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        TokenStore::revision(&self.index, server)
     }
 
     /// The servers with an index file (or items recorded as pending), without asking the
@@ -936,6 +951,14 @@ impl TokenStore for Routed {
 
     fn persist_locked(&self, server: &str, p: &Persist, lock: &StoreLock) -> Result<(), StoreError> {
         self.pick(server)?.persist_locked(server, p, lock)
+    }
+
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        self.pick(server)?.revision(server)
+    }
+
+    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
+        self.pick(server)?.load_revised(server)
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {

@@ -5,8 +5,9 @@
 //! * `PREFIX[:SUBJECT]:{H}:entries`: a hash, one field per issuer, holding the entry (the
 //!   registration and tokens, as a [`FileStore`](super::FileStore) file holds them), where `H`
 //!   is a hash of the store key;
-//! * `PREFIX[:SUBJECT]:{H}:revision`: a counter moved by every save and forget of tokens (the
-//!   same script that writes), kept when the entries go ([`TokenStore::revision`]);
+//! * `PREFIX[:SUBJECT]:{H}:revision`: a random number, new with every save and forget that
+//!   changes the tokens (set by the same script that writes), kept when the entries go
+//!   ([`TokenStore::revision`]);
 //! * `PREFIX[:SUBJECT]:{H}:lease`: the refresh lock, a lease: set if absent (`PX`) to a random token,
 //!   renewed by the holder while it works, released by compare-and-delete;
 //! * `PREFIX[:SUBJECT]:{H}:done`: the channel a holder publishes on when it lets go, so waiters
@@ -24,7 +25,13 @@
 //! **Eviction.** The store needs `maxmemory-policy noeviction` (Redis's default): a Redis that
 //! may evict under memory pressure would drop a held lease (`volatile-*`: two workers refresh
 //! at once) or the tokens themselves (`allkeys-*`). Such a Redis is refused
-//! ([`StoreError::Misconfigured`], saying why) on the store's first connection.
+//! ([`StoreError::Misconfigured`], saying why), asked on each new connection; a Cluster's
+//! nodes are not asked.
+//!
+//! **Cluster resharding.** While a server's slot is being moved, its first save of tokens after
+//! an upgrade from a version without the revision key, and any save while the server holds
+//! nothing (a first login, a login after a logout), is refused with a retryable error until the
+//! move ends: Redis refuses a script naming a key that is not there yet.
 //!
 //! **Fencing.** A write made while holding the lease runs as one script that first checks the
 //! lease still holds this holder's token: a holder that was paused, killed or cut off past its
@@ -63,7 +70,7 @@
 //! worst a refused refresh and a new login; it reveals no token, and never hands one server's
 //! or subject's tokens to another.
 
-use super::{hex16, issuer_of, moves_revision, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
+use super::{fresh_revision, hex16, issuer_of, restored, Entry, StoreError, StoreLock, StoredServer, TokenStore};
 use ::redis::{Commands, Connection};
 use mcp_oauth_core::{Persist, Restored};
 use std::collections::HashMap;
@@ -87,9 +94,9 @@ pub const DEFAULT_PREFIX: &str = "mcp-oauth";
 
 /// The write, fenced: `ARGV[1]` is the holder's lease token (empty: not holding one, and then
 /// the lease is not named: a key named but absent makes Redis Cluster refuse the script while
-/// the slot is being moved), then the field and the value (empty: delete the field), then `1`
-/// if the write moves the server's revision. `KEYS[1]` is the entries, then the revision if it
-/// moves, then the lease if fenced. Returns how many entries are left.
+/// the slot is being moved), then the field and the value (empty: delete the field), then the
+/// server's new revision if the write moves it (else empty). `KEYS[1]` is the entries, then the
+/// revision if it moves, then the lease if fenced. Returns how many entries are left.
 const FENCED_WRITE: &str = r"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[#KEYS]) ~= ARGV[1] then
   return redis.error_reply('MCPOAUTH_LEASE_LOST the lease on this server is no longer held')
@@ -99,8 +106,8 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 end
-if ARGV[4] == '1' then
-  redis.call('INCR', KEYS[2])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[4])
 end
 return redis.call('HLEN', KEYS[1])
 ";
@@ -165,9 +172,6 @@ pub struct RedisStore {
     timeout: Duration,
     lock_wait: Duration,
     encryption: Option<EncryptionKeys>,
-    /// What Redis said of its eviction policy, once asked (shared by clones): `Some(why)` if
-    /// it may evict the store's keys, which refuses every call.
-    eviction: Arc<std::sync::OnceLock<Option<String>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -723,7 +727,6 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             lock_wait: DEFAULT_LOCK_WAIT,
             encryption: None,
-            eviction: Arc::default(),
         })
     }
 
@@ -1018,12 +1021,16 @@ impl RedisStore {
         let reused = idle.is_some() || repeatable;
         let mut conn = match idle {
             Some(c) => c,
-            None => self.connect().map_err(|e| redis_error(&e))?,
+            None => {
+                let mut c = self.connect().map_err(|e| redis_error(&e))?;
+                self.check_eviction(&mut c)?;
+                c
+            }
         };
-        self.check_eviction(&mut conn)?;
         let mut result = f(&mut conn);
         if result.as_ref().is_err_and(|e| e.code() == Some("READONLY")) || reused && result.as_ref().is_err_and(reconnect_for) {
             conn = self.connect().map_err(|e| redis_error(&e))?;
+            self.check_eviction(&mut conn)?;
             result = f(&mut conn);
         }
         match result {
@@ -1050,23 +1057,26 @@ impl RedisStore {
     /// Refuses a Redis that may evict keys (`maxmemory-policy` other than `noeviction`): under
     /// memory pressure it would drop a held lease (two workers refresh at once, and an
     /// authorization server that detects refresh token reuse revokes the grant) or, with an
-    /// `allkeys-*` policy, the tokens themselves (a silent logout of the fleet). Asked once per
-    /// store, on its first connection; a Redis that does not say (an ACL without `INFO`, a
-    /// Cluster) is asked again on the next new connection, and not refused.
+    /// `allkeys-*` policy, the tokens themselves (a silent logout of the fleet). Asked on every
+    /// new connection (one `INFO` per connection, which the pool keeps for a minute), so a
+    /// policy changed at runtime, or a failover to a server configured otherwise, is seen. A
+    /// Redis that does not say (an ACL without `INFO`) is not refused; a Cluster's nodes are not
+    /// asked (`INFO` there is every node's).
     fn check_eviction(&self, conn: &mut Conn) -> Result<(), StoreError> {
-        let verdict = match self.eviction.get() {
-            Some(v) => v,
-            None => match ::redis::cmd("INFO").arg("memory").query::<String>(conn) {
-                Ok(info) => self.eviction.get_or_init(|| eviction_refusal(&info)),
-                Err(e) => {
-                    log::debug!("mcp-oauth: Redis did not say its eviction policy ({:?})", e.kind());
-                    return Ok(());
-                }
+        let Conn::Node(node) = conn else { return Ok(()) };
+        match ::redis::cmd("INFO").arg("memory").query::<String>(node) {
+            Ok(info) => match eviction_refusal(&info) {
+                Some(why) => Err(StoreError::Misconfigured { message: why }),
+                None => Ok(()),
             },
-        };
-        match verdict {
-            Some(why) => Err(StoreError::Misconfigured { message: why.clone() }),
-            None => Ok(()),
+            // Refused (an ACL without `INFO`): not known, not refused.
+            Err(e) if matches!(e.kind(), ::redis::ErrorKind::Server(_)) => {
+                log::debug!("mcp-oauth: Redis did not say its eviction policy ({:?})", e.kind());
+                Ok(())
+            }
+            // Not answered: the connection is not used (a late reply must not be taken for the
+            // next command's).
+            Err(e) => Err(redis_error(&e)),
         }
     }
 
@@ -1224,7 +1234,7 @@ impl RedisStore {
             issuer: issuer.into(),
             ..Default::default()
         });
-        e.apply(p);
+        let moved = e.apply(p);
         let value = if e.is_empty() { String::new() } else { self.encode(server, &field, &e)? };
         // The listing is kept outside the fenced script (its key is in no server's slot), so
         // it is kept in an order that never hides a server that holds something: listed before
@@ -1234,9 +1244,9 @@ impl RedisStore {
         if listed_first {
             self.list(server)?;
         }
-        let moves = moves_revision(p);
-        let written: Result<i64, StoreError> = self
-            .with(|c| self.fenced_write(&k, token, moves).arg(token).arg(&field).arg(&value).arg(if moves { "1" } else { "0" }).invoke(c));
+        let revision = if moved { fresh_revision().to_string() } else { String::new() };
+        let written: Result<i64, StoreError> =
+            self.with(|c| self.fenced_write(&k, token, moved).arg(token).arg(&field).arg(&value).arg(&revision).invoke(c));
         let left = match written {
             Ok(left) => left,
             Err(e) => {
@@ -1278,7 +1288,7 @@ impl TokenStore for RedisStore {
         self.write(server, p, "")
     }
 
-    /// A counter next to the entries (same hash tag), moved by the same script that writes.
+    /// A number next to the entries (same hash tag), set by the same script that writes.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let k = self.keys(server);
         Ok(Some(self.with(|c| c.get::<_, Option<u64>>(&k.revision))?.unwrap_or(0)))
@@ -1380,7 +1390,8 @@ impl TokenStore for RedisStore {
         let token = lock.fence().unwrap_or("").to_owned();
         // Each removal moves the revision: what is gone may be tokens that do not decrypt.
         for field in fields {
-            let _: i64 = self.with(|c| self.fenced_write(&k, &token, true).arg(&token).arg(&field).arg("").arg("1").invoke(c))?;
+            let revision = fresh_revision().to_string();
+            let _: i64 = self.with(|c| self.fenced_write(&k, &token, true).arg(&token).arg(&field).arg("").arg(&revision).invoke(c))?;
         }
         self.unlist_if_empty(server, &k)?;
         Ok(held)

@@ -188,6 +188,17 @@ pub fn refreshes(s: &mcp_oauth_tests::tcp::TcpTestServer) -> usize {
     s.lock().token_requests().iter().filter(|r| r.params.iter().any(|(k, v)| k == "grant_type" && v == "refresh_token")).count()
 }
 
+/// Leases let go of since the server's statistics were last reset: each release publishes once
+/// on the server's channel (a count of `SET`s would count revisions too, which the fenced
+/// write sets).
+pub fn leases_released(r: &Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut r.raw()).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
 /// An encryption key set of one key, `k1`.
 pub fn keys() -> EncryptionKeys {
     EncryptionKeys::new("k1", [7u8; 32]).unwrap()
@@ -288,6 +299,12 @@ impl TokenStore for FailingSave {
     }
     fn servers(&self) -> Result<Vec<String>, StoreError> {
         self.inner.servers()
+    }
+    fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.revision(server)
+    }
+    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
+        self.inner.load_revised(server)
     }
 }
 
