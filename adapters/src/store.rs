@@ -381,8 +381,9 @@ pub trait TokenStore: Send + Sync {
 
     /// A number that changes every time the tokens of `server` change (saved or forgotten,
     /// through any instance; saving the tokens already held changes nothing) and never comes
-    /// back to an earlier value, or `None` for a store that keeps none (the default). 0 for a
-    /// server nothing was ever saved for.
+    /// back to an earlier value; 0 for a server nothing was ever saved for. `None` for a store
+    /// that keeps none (the default), or that cannot read its own now: a client then judges by
+    /// the tokens, and takes an emptied store for changed.
     ///
     /// A client whose save failed writes its tokens back later only if the store still holds
     /// what it last saw. Comparing the tokens alone cannot see a round trip: the store was
@@ -982,7 +983,11 @@ impl TokenStore for FileStore {
             issuer: issuer.into(),
             ..Default::default()
         });
-        let moved = e.apply(p);
+        // The revision first: if it cannot be written, nothing changed; if the entry then cannot
+        // be, the store shows a change that did not happen, which only makes a client careful.
+        if e.apply(p) {
+            Self::move_revision(&dir)?;
+        }
         if e.is_empty() {
             match fs::remove_file(&path) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
@@ -993,22 +998,23 @@ impl TokenStore for FileStore {
             Self::sweep_temp_files(&dir);
             Self::write_atomic(&path, &bytes)?;
         }
-        // After the entry: a reader that reads the revision first sees a change, never misses one.
-        if moved {
-            Self::move_revision(&dir)?;
-        }
         Ok(())
     }
 
-    /// The server's revision: a number in the file `revision` of its directory (0 while there
-    /// is none, or while it does not read: the next save writes a new one). It stays when the
-    /// entries go.
+    /// The server's revision: a number in the file `revision` of its directory, 0 while there
+    /// is none. It stays when the entries go. A file there that does not read (damaged, not a
+    /// file, not readable) gives `None`: a client cannot tell, and takes an emptied store for
+    /// changed.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let dir = self.server_dir(server);
         if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {
             return Ok(Some(0));
         }
-        Ok(Some(Self::read_json::<u64>(&dir.join(REVISION_FILE)).unwrap_or(0)))
+        let path = dir.join(REVISION_FILE);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(0)),
+            _ => Ok(Self::read_json::<u64>(&path)),
+        }
     }
 
     /// Removes every entry `load` would read for `server` (a copy under another name too, as
@@ -1016,6 +1022,10 @@ impl TokenStore for FileStore {
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
+        // The revision first, as `persist` moves it.
+        if held.tokens.is_some() {
+            Self::move_revision(&self.ensure_dirs(server)?)?;
+        }
         let dir = self.server_dir(server);
         if check_dir(&self.dir, true)? && check_dir(&dir, false)? {
             let rd = fs::read_dir(&dir).map_err(io_err(&dir))?;
@@ -1028,9 +1038,6 @@ impl TokenStore for FileStore {
                     }
                 }
             }
-        }
-        if held.tokens.is_some() {
-            Self::move_revision(&self.ensure_dirs(server)?)?;
         }
         let left = self.load(server)?;
         if left.tokens.is_some() || !left.clients.is_empty() {

@@ -1171,3 +1171,21 @@ fn a_client_certificate_with_another_key_is_refused_up_front() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(matches!(&e, StoreError::Misconfigured { message } if message.contains("do not belong together")), "{e:?}");
 }
+
+/// A revision key that holds no number (written behind the store's back) does not make the
+/// store unusable: the revision cannot be told (`None`), entries still load, and the next save
+/// of tokens sets a number again.
+#[test]
+fn a_revision_key_that_is_not_a_number_is_not_trusted_nor_fatal() {
+    let r = Redis::start("revision-junk");
+    let store = r.store();
+    let key = "https://mcp.example.com/mcp#user";
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-1", 1))).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*:revision").query(&mut r.raw()).unwrap();
+    let _: () = redis::cmd("SET").arg(&keys[0]).arg("not a number").query(&mut r.raw()).unwrap();
+    assert_eq!(store.revision(key).unwrap(), None);
+    let (loaded, revision) = store.load_revised(key).unwrap();
+    assert_eq!((loaded.tokens.map(|t| t.access_token.secret().to_owned()), revision), (Some("AT-1".to_owned()), None));
+    store.persist(key, &Persist::Tokens(store_contract::tokens("https://as.example", "AT-2", 2))).unwrap();
+    assert!(store.revision(key).unwrap().is_some_and(|r| r != 0));
+}

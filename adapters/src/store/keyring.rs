@@ -686,14 +686,15 @@ impl TokenStore for KeyringStore {
             None => None,
         };
         let mut e = current.unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
-        let moved = e.apply(p);
+        // The revision before anything else, as `FileStore` moves it: a failure here leaves
+        // everything as it was.
+        if e.apply(p) {
+            FileStore::move_revision(&dir)?;
+        }
         if e.is_empty() {
             match std::fs::remove_file(&path) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
                 _ => {}
-            }
-            if moved {
-                FileStore::move_revision(&dir)?;
             }
             if let Some(old) = old {
                 pending.items.insert(old.item.clone(), old.chunks);
@@ -734,10 +735,6 @@ impl TokenStore for KeyringStore {
         let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
         FileStore::sweep_temp_files(&dir);
         FileStore::write_atomic(&path, &index_bytes)?;
-        // After the commit, as `FileStore` does: a reader of the revision first sees a change.
-        if moved {
-            FileStore::move_revision(&dir)?;
-        }
         // 3. The replaced items go (what fails stays recorded, for the next writer).
         self.sweep(&mut pending, Some(&idx.item));
         pending.items.remove(&idx.item);
@@ -749,6 +746,9 @@ impl TokenStore for KeyringStore {
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
+        if held.tokens.is_some() {
+            FileStore::move_revision(&self.index.ensure_dirs(server)?)?;
+        }
         for (path, idx) in self.indexes(server)? {
             self.delete(idx)?;
             match std::fs::remove_file(&path) {
@@ -768,9 +768,6 @@ impl TokenStore for KeyringStore {
                     }
                 }
             }
-        }
-        if held.tokens.is_some() {
-            FileStore::move_revision(&self.index.ensure_dirs(server)?)?;
         }
         if !self.indexes(server)?.is_empty() {
             return Err(StoreError::NotForgotten { server: server.to_owned() });

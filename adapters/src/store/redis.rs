@@ -1069,8 +1069,8 @@ impl RedisStore {
                 Some(why) => Err(StoreError::Misconfigured { message: why }),
                 None => Ok(()),
             },
-            // Refused (an ACL without `INFO`): not known, not refused.
-            Err(e) if matches!(e.kind(), ::redis::ErrorKind::Server(_)) => {
+            // Refused (an ACL without `INFO`, a proxy's own error): not known, not refused.
+            Err(e) if !reconnect_for(&e) && !e.is_timeout() => {
                 log::debug!("mcp-oauth: Redis did not say its eviction policy ({:?})", e.kind());
                 Ok(())
             }
@@ -1087,12 +1087,12 @@ impl RedisStore {
     }
 
     /// The entries and the revision, in one round trip.
-    fn entries_revised(&self, server: &str) -> Result<(Vec<Entry>, u64), StoreError> {
+    fn entries_revised(&self, server: &str) -> Result<(Vec<Entry>, Option<u64>), StoreError> {
         let k = self.keys(server);
-        let (raw, revision): (HashMap<String, String>, Option<u64>) = self.with(|c| {
-            ::redis::pipe().get(&k.revision).hgetall(&k.entries).query::<(Option<u64>, HashMap<String, String>)>(c).map(|(r, e)| (e, r))
+        let (raw, revision): (HashMap<String, String>, Option<String>) = self.with(|c| {
+            ::redis::pipe().get(&k.revision).hgetall(&k.entries).query::<(Option<String>, HashMap<String, String>)>(c).map(|(r, e)| (e, r))
         })?;
-        Ok((self.decode_all(server, &raw)?, revision.unwrap_or(0)))
+        Ok((self.decode_all(server, &raw)?, revision_of(revision)))
     }
 
     fn decode_all(&self, server: &str, raw: &HashMap<String, String>) -> Result<Vec<Entry>, StoreError> {
@@ -1291,13 +1291,13 @@ impl TokenStore for RedisStore {
     /// A number next to the entries (same hash tag), set by the same script that writes.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let k = self.keys(server);
-        Ok(Some(self.with(|c| c.get::<_, Option<u64>>(&k.revision))?.unwrap_or(0)))
+        Ok(revision_of(self.with(|c| c.get::<_, Option<String>>(&k.revision))?))
     }
 
     /// One round trip (a pipeline: the revision, then the entries).
     fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
         let (entries, revision) = self.entries_revised(server)?;
-        Ok((restored(entries), Some(revision)))
+        Ok((restored(entries), revision))
     }
 
     /// Fenced by this holder's own lease: refused ([`StoreError::LeaseLost`]) once it lost it.
@@ -1413,6 +1413,15 @@ fn eviction_refusal(info: &str) -> Option<String> {
         "this Redis may evict {what} under memory pressure (maxmemory-policy {policy}); a token store needs maxmemory-policy \
          noeviction (the policy is the server's: give the fleet a Redis of its own if others need eviction)"
     ))
+}
+
+/// The revision a `GET` of its key shows: 0 while it is not there, `None` (cannot tell) for a
+/// value that is not a number (written by someone else: the store's own writes set numbers).
+fn revision_of(value: Option<String>) -> Option<u64> {
+    match value {
+        None => Some(0),
+        Some(v) => v.trim().parse().ok(),
+    }
 }
 
 /// A random lease token: who holds the lease.
