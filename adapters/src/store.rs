@@ -382,8 +382,9 @@ pub trait TokenStore: Send + Sync {
     /// A number that changes every time the tokens of `server` change (saved or forgotten,
     /// through any instance; saving the tokens already held changes nothing) and never comes
     /// back to an earlier value; 0 for a server nothing was ever saved for. `None` for a store
-    /// that keeps none (the default), or that cannot read its own now: a client then judges by
-    /// the tokens, and takes an emptied store for changed.
+    /// that keeps none (the default). An error when it cannot be read now: a client then judges
+    /// by the tokens, and takes an emptied store for changed. Clients read it before
+    /// [`load`](Self::load), so that a save between the two shows as a change.
     ///
     /// A client whose save failed writes its tokens back later only if the store still holds
     /// what it last saw. Comparing the tokens alone cannot see a round trip: the store was
@@ -392,18 +393,11 @@ pub trait TokenStore: Send + Sync {
     /// [`FileStore`], `KeyringStore` and `RedisStore` keep one: a random number, new with each
     /// change (a counter could come back to a value: a Redis failover that lost writes, a store
     /// directory deleted). Versions of this crate before the revision write without moving it:
-    /// while one still writes to a shared store, that round trip can go unseen.
+    /// while one still writes to a shared store, that round trip can go unseen. A store that
+    /// wraps another must forward this too, or its clients judge by the tokens alone.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let _ = server;
         Ok(None)
-    }
-
-    /// [`load`](Self::load) and [`revision`](Self::revision) together (the revision read first,
-    /// so that a save between the two shows as a change, never hides one). A store that can
-    /// read both at once (one round trip) overrides it.
-    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
-        let revision = self.revision(server)?;
-        Ok((self.load(server)?, revision))
     }
 
     /// The keys of every server this store holds something for, sorted. The default says the
@@ -772,6 +766,44 @@ impl TokenStore for MemoryStore {
 /// The file, in a server's directory, of its [`revision`](TokenStore::revision).
 const REVISION_FILE: &str = "revision";
 
+/// A server's revision, moved before the write it stands for (a revision that cannot be moved
+/// leaves everything as it was), and put back if that write then fails: a revision moved for a
+/// change that did not happen would make the writer, whose save failed, take the store for
+/// changed and throw its newer tokens away; a change made without moving it could hide a login
+/// and a logout elsewhere. Callers hold the server's lock.
+pub(crate) struct RevisionMove {
+    dir: PathBuf,
+    /// What to put back: `None` if nothing moved; `Some(None)` if there was no file.
+    before: Option<Option<u64>>,
+}
+
+impl RevisionMove {
+    pub(crate) fn begin(dir: &Path, moves: bool) -> Result<Self, StoreError> {
+        if !moves {
+            return Ok(RevisionMove { dir: dir.to_owned(), before: None });
+        }
+        let path = dir.join(REVISION_FILE);
+        let before = match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            // One that does not read is not put back as it was: a new value then (a change).
+            _ => Some(FileStore::read_json::<u64>(&path).unwrap_or_else(fresh_revision)),
+        };
+        FileStore::move_revision(dir)?;
+        Ok(RevisionMove { dir: dir.to_owned(), before: Some(before) })
+    }
+
+    /// The write failed: the revision as it was (best effort; if even this fails, the store
+    /// shows a change, the careful side).
+    pub(crate) fn undo(self) {
+        let path = self.dir.join(REVISION_FILE);
+        let _ = match self.before {
+            None => Ok(()),
+            Some(None) => fs::remove_file(&path).map_err(|_| ()),
+            Some(Some(v)) => FileStore::write_atomic(&path, v.to_string().as_bytes()).map_err(|_| ()),
+        };
+    }
+}
+
 /// A store of JSON files in a per-user directory.
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -983,28 +1015,28 @@ impl TokenStore for FileStore {
             issuer: issuer.into(),
             ..Default::default()
         });
-        // The revision first: if it cannot be written, nothing changed; if the entry then cannot
-        // be, the store shows a change that did not happen, which only makes a client careful.
-        if e.apply(p) {
-            Self::move_revision(&dir)?;
-        }
-        if e.is_empty() {
+        let revision = RevisionMove::begin(&dir, e.apply(p))?;
+        let written = if e.is_empty() {
             match fs::remove_file(&path) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
-                _ => {}
+                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path, source: err }),
+                _ => Ok(()),
             }
         } else {
-            let bytes = serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
-            Self::sweep_temp_files(&dir);
-            Self::write_atomic(&path, &bytes)?;
+            serde_json::to_vec_pretty(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() }).and_then(|bytes| {
+                Self::sweep_temp_files(&dir);
+                Self::write_atomic(&path, &bytes)
+            })
+        };
+        if written.is_err() {
+            revision.undo();
         }
-        Ok(())
+        written
     }
 
     /// The server's revision: a number in the file `revision` of its directory, 0 while there
     /// is none. It stays when the entries go. A file there that does not read (damaged, not a
-    /// file, not readable) gives `None`: a client cannot tell, and takes an emptied store for
-    /// changed.
+    /// file, not readable) is an error: a client cannot tell, and takes an emptied store for
+    /// changed. The next save of tokens writes it anew.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let dir = self.server_dir(server);
         if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {
@@ -1013,7 +1045,9 @@ impl TokenStore for FileStore {
         let path = dir.join(REVISION_FILE);
         match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(0)),
-            _ => Ok(Self::read_json::<u64>(&path)),
+            _ => Self::read_json::<u64>(&path)
+                .map(Some)
+                .ok_or_else(|| StoreError::Io { path, source: io::Error::new(io::ErrorKind::InvalidData, "the revision does not read") }),
         }
     }
 
@@ -1022,10 +1056,6 @@ impl TokenStore for FileStore {
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
-        // The revision first, as `persist` moves it.
-        if held.tokens.is_some() {
-            Self::move_revision(&self.ensure_dirs(server)?)?;
-        }
         let dir = self.server_dir(server);
         if check_dir(&self.dir, true)? && check_dir(&dir, false)? {
             let rd = fs::read_dir(&dir).map_err(io_err(&dir))?;
@@ -1038,6 +1068,10 @@ impl TokenStore for FileStore {
                     }
                 }
             }
+        }
+        // After the entries, as `persist` moves it.
+        if held.tokens.is_some() {
+            Self::move_revision(&self.ensure_dirs(server)?)?;
         }
         let left = self.load(server)?;
         if left.tokens.is_some() || !left.clients.is_empty() {

@@ -135,13 +135,6 @@ impl TokenStore for Flaky {
         }
         self.inner.revision(server)
     }
-    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
-        self.read()?;
-        if self.hide_revision.load(Ordering::SeqCst) {
-            return Ok((self.inner.load(server)?, None));
-        }
-        self.inner.load_revised(server)
-    }
     fn servers(&self) -> Result<Vec<String>, StoreError> {
         self.inner.servers()
     }

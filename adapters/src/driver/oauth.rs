@@ -115,8 +115,10 @@ impl<R: Runtime> Inner<R> {
 
     /// Reads the store, and notes what it held.
     fn look(&self) -> Result<Restored, StoreError> {
-        let (r, revision) = self.store.load_revised(&self.key)?;
-        self.saw(Seen::of(r.tokens.as_ref(), Revision::of(Ok(revision))));
+        // The revision first: a save between the two reads shows as a change.
+        let revision = Revision::of(self.store.revision(&self.key));
+        let r = self.store.load(&self.key)?;
+        self.saw(Seen::of(r.tokens.as_ref(), revision));
         Ok(r)
     }
 
@@ -187,13 +189,13 @@ impl<R: Runtime> Client<R> {
             let (store, config) = (store.clone(), config.clone());
             rt.spawn_blocking(move || {
                 // The revision first: a save between the two reads shows as a change.
-                let revision = store.revision(&config.store_key())?;
+                let revision = Revision::of(store.revision(&config.store_key()));
                 Ok::<_, StoreError>((crate::store::load_for(&config, &*store)?, revision))
             })
             .await?
         };
         steps::note_foreign_tokens(&config, &restored);
-        let stored = std::sync::Mutex::new(Seen::of(restored.tokens.as_ref(), Revision::of(Ok(revision))));
+        let stored = std::sync::Mutex::new(Seen::of(restored.tokens.as_ref(), revision));
         let auth = Authorizer::new(config.clone(), restored, clock.now())?;
         let unsaved = AtomicBool::new(false);
         let inner = Inner { rt, config, key, shown, auth: Mutex::new(auth), http, store, interaction, clock, unsaved, stored };
@@ -449,8 +451,9 @@ impl<R: Runtime> Client<R> {
             let mine = digest(auth.token_set());
             let saved = move || {
                 let lock = held.lock().unwrap_or_else(|e| e.into_inner());
-                let (stored, revision) = inner.store.load_revised(&inner.key)?;
-                let now = Seen::of(stored.tokens.as_ref(), Revision::of(Ok(revision)));
+                let revision = Revision::of(inner.store.revision(&inner.key));
+                let stored = inner.store.load(&inner.key)?;
+                let now = Seen::of(stored.tokens.as_ref(), revision);
                 // Changed since: another instance's tokens, which are newer, or an emptied
                 // store, which is a logout (or a worker that found the stale refresh token
                 // spent and forgot it: the store cannot tell the two apart, and a logout must

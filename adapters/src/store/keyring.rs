@@ -21,7 +21,8 @@
 //! because of it, and the call can be retried.
 
 use super::{
-    check_dir, hex16, io_err, issuer_of, restored, Entry, FileStore, KeyringFailure, StoreError, StoreLock, StoredServer, TokenStore,
+    check_dir, hex16, io_err, issuer_of, restored, Entry, FileStore, KeyringFailure, RevisionMove, StoreError, StoreLock, StoredServer,
+    TokenStore,
 };
 use keyring_core::{CredentialStore, Error as KrError};
 use mcp_oauth_core::{Persist, Restored};
@@ -686,14 +687,15 @@ impl TokenStore for KeyringStore {
             None => None,
         };
         let mut e = current.unwrap_or_else(|| Entry { version: 1, server: server.into(), issuer: issuer.into(), ..Default::default() });
-        // The revision before anything else, as `FileStore` moves it: a failure here leaves
-        // everything as it was.
-        if e.apply(p) {
-            FileStore::move_revision(&dir)?;
-        }
+        // The revision before the write, put back if the write does not happen (see
+        // `RevisionMove`).
+        let revision = RevisionMove::begin(&dir, e.apply(p))?;
         if e.is_empty() {
             match std::fs::remove_file(&path) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io { path, source: err }),
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    revision.undo();
+                    return Err(StoreError::Io { path, source: err });
+                }
                 _ => {}
             }
             if let Some(old) = old {
@@ -702,39 +704,49 @@ impl TokenStore for KeyringStore {
             self.sweep(&mut pending, None);
             return write_pending(&pending_path, &pending);
         }
-        let bytes = serde_json::to_vec(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
-        let mut r = [0u8; 8];
-        getrandom::fill(&mut r).map_err(|err| self.error(KeyringFailure::Failed(err.to_string())))?;
-        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
-        let idx = Index {
-            version: 1,
-            server: server.into(),
-            issuer: issuer.into(),
-            item: hex(&r),
-            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
-            sha256: hex(&Sha256::digest(&bytes)),
+        let committed = (|| {
+            let bytes = serde_json::to_vec(&e).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+            let mut r = [0u8; 8];
+            getrandom::fill(&mut r).map_err(|err| self.error(KeyringFailure::Failed(err.to_string())))?;
+            let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+            let idx = Index {
+                version: 1,
+                server: server.into(),
+                issuer: issuer.into(),
+                item: hex(&r),
+                chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+                sha256: hex(&Sha256::digest(&bytes)),
+            };
+            // 0. A record of the items about to exist (and of those about to be replaced),
+            //    before any is written: whoever comes next deletes what no index names.
+            pending.items.insert(idx.item.clone(), idx.chunks);
+            if let Some(o) = &old {
+                pending.items.insert(o.item.clone(), o.chunks);
+            }
+            write_pending(&pending_path, &pending)?;
+            // 1. The new items, under their new name.
+            if let Err(err) = self.write_items(&idx, &chunks) {
+                // Nothing of the new version is left; the stored entry is as it was. (A keyring
+                // at its quota, `KeyringFailure::Full`, refuses here: it has no room for the
+                // new version beside the old one, and writing over the old one in place could
+                // lose both.)
+                pending.items.remove(&idx.item);
+                let _ = write_pending(&pending_path, &pending);
+                return Err(err);
+            }
+            // 2. The commit: the index names them.
+            let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
+            FileStore::sweep_temp_files(&dir);
+            FileStore::write_atomic(&path, &index_bytes)?;
+            Ok(idx)
+        })();
+        let idx = match committed {
+            Ok(idx) => idx,
+            Err(err) => {
+                revision.undo();
+                return Err(err);
+            }
         };
-        // 0. A record of the items about to exist (and of those about to be replaced), before
-        //    any is written: whoever comes next deletes what no index names.
-        pending.items.insert(idx.item.clone(), idx.chunks);
-        if let Some(o) = &old {
-            pending.items.insert(o.item.clone(), o.chunks);
-        }
-        write_pending(&pending_path, &pending)?;
-        // 1. The new items, under their new name.
-        if let Err(err) = self.write_items(&idx, &chunks) {
-            // Nothing of the new version is left; the stored entry is as it was. (A keyring at
-            // its quota, `KeyringFailure::Full`, refuses here: it has no room for the new
-            // version beside the old one, and writing over the old one in place could lose
-            // both.)
-            pending.items.remove(&idx.item);
-            let _ = write_pending(&pending_path, &pending);
-            return Err(err);
-        }
-        // 2. The commit: the index names them.
-        let index_bytes = serde_json::to_vec_pretty(&idx).map_err(|err| StoreError::Io { path: path.clone(), source: err.into() })?;
-        FileStore::sweep_temp_files(&dir);
-        FileStore::write_atomic(&path, &index_bytes)?;
         // 3. The replaced items go (what fails stays recorded, for the next writer).
         self.sweep(&mut pending, Some(&idx.item));
         pending.items.remove(&idx.item);
@@ -746,9 +758,6 @@ impl TokenStore for KeyringStore {
     fn forget(&self, server: &str) -> Result<StoredServer, StoreError> {
         let _lock = self.lock(server)?;
         let held = StoredServer::of(server, &self.load(server)?);
-        if held.tokens.is_some() {
-            FileStore::move_revision(&self.index.ensure_dirs(server)?)?;
-        }
         for (path, idx) in self.indexes(server)? {
             self.delete(idx)?;
             match std::fs::remove_file(&path) {
@@ -768,6 +777,9 @@ impl TokenStore for KeyringStore {
                     }
                 }
             }
+        }
+        if held.tokens.is_some() {
+            FileStore::move_revision(&self.index.ensure_dirs(server)?)?;
         }
         if !self.indexes(server)?.is_empty() {
             return Err(StoreError::NotForgotten { server: server.to_owned() });
@@ -950,12 +962,13 @@ impl TokenStore for Routed {
         self.pick(server)?.persist_locked(server, p, lock)
     }
 
+    /// Both stores' revisions, mixed: a change in either shows, whichever store the server is
+    /// routed to (an application on the files alone shares them).
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
-        self.pick(server)?.revision(server)
-    }
-
-    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
-        self.pick(server)?.load_revised(server)
+        Ok(match (self.file.revision(server)?, self.keyring.revision(server)?) {
+            (Some(f), Some(k)) => Some(f ^ k.rotate_left(17)),
+            _ => None,
+        })
     }
 
     fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {

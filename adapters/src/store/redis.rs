@@ -1086,15 +1086,6 @@ impl RedisStore {
         self.decode_all(server, &raw)
     }
 
-    /// The entries and the revision, in one round trip.
-    fn entries_revised(&self, server: &str) -> Result<(Vec<Entry>, Option<u64>), StoreError> {
-        let k = self.keys(server);
-        let (raw, revision): (HashMap<String, String>, Option<String>) = self.with(|c| {
-            ::redis::pipe().get(&k.revision).hgetall(&k.entries).query::<(Option<String>, HashMap<String, String>)>(c).map(|(r, e)| (e, r))
-        })?;
-        Ok((self.decode_all(server, &raw)?, revision_of(revision)))
-    }
-
     fn decode_all(&self, server: &str, raw: &HashMap<String, String>) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         for (field, value) in raw {
@@ -1291,13 +1282,7 @@ impl TokenStore for RedisStore {
     /// A number next to the entries (same hash tag), set by the same script that writes.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let k = self.keys(server);
-        Ok(revision_of(self.with(|c| c.get::<_, Option<String>>(&k.revision))?))
-    }
-
-    /// One round trip (a pipeline: the revision, then the entries).
-    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
-        let (entries, revision) = self.entries_revised(server)?;
-        Ok((restored(entries), revision))
+        revision_of(self.with(|c| c.get::<_, Option<String>>(&k.revision))?)
     }
 
     /// Fenced by this holder's own lease: refused ([`StoreError::LeaseLost`]) once it lost it.
@@ -1415,12 +1400,12 @@ fn eviction_refusal(info: &str) -> Option<String> {
     ))
 }
 
-/// The revision a `GET` of its key shows: 0 while it is not there, `None` (cannot tell) for a
+/// The revision a `GET` of its key shows: 0 while it is not there, an error (cannot tell) for a
 /// value that is not a number (written by someone else: the store's own writes set numbers).
-fn revision_of(value: Option<String>) -> Option<u64> {
+fn revision_of(value: Option<String>) -> Result<Option<u64>, StoreError> {
     match value {
-        None => Some(0),
-        Some(v) => v.trim().parse().ok(),
+        None => Ok(Some(0)),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| StoreError::Redis { message: "the revision key holds no number".into() }),
     }
 }
 

@@ -303,9 +303,6 @@ impl TokenStore for FailingSave {
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         self.inner.revision(server)
     }
-    fn load_revised(&self, server: &str) -> Result<(Restored, Option<u64>), StoreError> {
-        self.inner.load_revised(server)
-    }
 }
 
 /// Runs a shell command in `dir`, and asserts that it succeeded.

@@ -170,9 +170,7 @@ pub fn revisions_move(store: &dyn TokenStore, same: &dyn TokenStore) {
     assert_eq!(rev(same), r1, "another instance reads the same revision");
     store.persist(other, &Persist::Tokens(tokens("https://as.a", "AT-OTHER", 10))).unwrap();
     assert_eq!(rev(store), r1, "another server's save does not move it");
-    let (r, revision) = same.load_revised(key).unwrap();
-    assert_eq!(revision, Some(r1), "load_revised reads the same revision");
-    assert_eq!(r.tokens.unwrap().access_token.secret(), "AT-1");
+    assert_eq!(same.load(key).unwrap().tokens.unwrap().access_token.secret(), "AT-1");
 
     same.persist(key, &Persist::ForgetTokens { issuer: "https://as.a".into() }).unwrap();
     let r2 = rev(store);
@@ -233,9 +231,6 @@ impl TokenStore for FailingFirstSave {
     }
     fn revision(&self, server: &str) -> Result<Option<u64>, mcp_oauth_client::StoreError> {
         self.inner.revision(server)
-    }
-    fn load_revised(&self, server: &str) -> Result<(mcp_oauth_client::core::Restored, Option<u64>), mcp_oauth_client::StoreError> {
-        self.inner.load_revised(server)
     }
 }
 
