@@ -576,6 +576,18 @@ impl Entry {
     }
 }
 
+/// The revision stored as `bytes`: the number they hold, else a digest of them (see
+/// [`FileStore::read_revision`]).
+pub(crate) fn revision_of_bytes(bytes: &[u8]) -> u64 {
+    match std::str::from_utf8(bytes).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(n) => n,
+        None => {
+            let d = Sha256::digest(bytes);
+            u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]).max(1)
+        }
+    }
+}
+
 /// A new [`revision`](TokenStore::revision): random, so that it never comes back to a value a
 /// client saw, whatever happened to the store meanwhile (a counter would: a Redis failover that
 /// lost writes, a store directory deleted and made again). Never 0, the revision of a server
@@ -785,8 +797,8 @@ impl RevisionMove {
         let path = dir.join(REVISION_FILE);
         let before = match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            // One that does not read is not put back as it was: a new value then (a change).
-            _ => Some(FileStore::read_json::<u64>(&path).unwrap_or_else(fresh_revision)),
+            // One that cannot be read is not put back as it was: a new value then (a change).
+            _ => Some(FileStore::read_revision(&path).unwrap_or_else(|_| fresh_revision())),
         };
         FileStore::move_revision(dir)?;
         Ok(RevisionMove { dir: dir.to_owned(), before: Some(before) })
@@ -952,6 +964,22 @@ impl FileStore {
         Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
     }
 
+    /// The revision in the file at `path`: 0 if there is none. Content that is not a number
+    /// (damaged, or written by someone else: the store writes numbers) stands for itself, a
+    /// digest of it, so that the same damage read twice is no change and any write is one. A
+    /// file that cannot be read at all is an error (a client cannot tell).
+    pub(crate) fn read_revision(path: &Path) -> Result<u64, StoreError> {
+        let mut f = match open_checked(path, fs::OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(OpenFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(OpenFailure::Io(e)) => return Err(StoreError::Io { path: path.to_owned(), source: e }),
+            Err(OpenFailure::Untrusted(reason)) => return Err(StoreError::Untrusted { path: path.to_owned(), reason }),
+        };
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut f, &mut bytes).map_err(io_err(path))?;
+        Ok(revision_of_bytes(&bytes))
+    }
+
     /// Gives the server whose directory is `dir` a new revision.
     pub(crate) fn move_revision(dir: &Path) -> Result<(), StoreError> {
         Self::write_atomic(&dir.join(REVISION_FILE), fresh_revision().to_string().as_bytes())
@@ -1034,21 +1062,14 @@ impl TokenStore for FileStore {
     }
 
     /// The server's revision: a number in the file `revision` of its directory, 0 while there
-    /// is none. It stays when the entries go. A file there that does not read (damaged, not a
-    /// file, not readable) is an error: a client cannot tell, and takes an emptied store for
-    /// changed. The next save of tokens writes it anew.
+    /// is none. It stays when the entries go. See [`read_revision`](FileStore::read_revision)
+    /// for one that does not read. The next save of tokens writes it anew.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let dir = self.server_dir(server);
         if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {
             return Ok(Some(0));
         }
-        let path = dir.join(REVISION_FILE);
-        match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(0)),
-            _ => Self::read_json::<u64>(&path)
-                .map(Some)
-                .ok_or_else(|| StoreError::Io { path, source: io::Error::new(io::ErrorKind::InvalidData, "the revision does not read") }),
-        }
+        Self::read_revision(&dir.join(REVISION_FILE)).map(Some)
     }
 
     /// Removes every entry `load` would read for `server` (a copy under another name too, as
@@ -1069,7 +1090,7 @@ impl TokenStore for FileStore {
                 }
             }
         }
-        // After the entries, as `persist` moves it.
+        // After the entries: a forget that fails midway leaves other tokens, which shows.
         if held.tokens.is_some() {
             Self::move_revision(&self.ensure_dirs(server)?)?;
         }

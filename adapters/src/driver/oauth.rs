@@ -430,6 +430,13 @@ impl<R: Runtime> Client<R> {
                         inner.saved(None);
                     }
                 }
+                // A registration changes no tokens, but a store may give it a revision of its own
+                // (the auto store's moves from both stores' to the keyring's once the keyring
+                // holds an entry): what the store holds after our own write is what we saw.
+                (Ok(()), Persist::Client(_) | Persist::ForgetClient { .. }) => {
+                    let revision = Revision::of(inner.store.revision(&inner.key));
+                    inner.stored.lock().unwrap_or_else(|e| e.into_inner()).revision = revision;
+                }
                 (Ok(()), _) => {}
                 (Err(_), _) => inner.unsaved.store(true, Ordering::SeqCst),
             }

@@ -962,10 +962,16 @@ impl TokenStore for Routed {
         self.pick(server)?.persist_locked(server, p, lock)
     }
 
-    /// Both stores' revisions, mixed: a change in either shows, whichever store the server is
-    /// routed to (an application on the files alone shares them).
+    /// While the keyring holds the server's entries, the keyring's revision: a client reads
+    /// them alone, and what the files hold does not concern it. Otherwise both stores'
+    /// revisions, mixed: the files may be what is read, or become it (an application on the
+    /// files alone shares them), and a change in either shows.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
-        Ok(match (self.file.revision(server)?, self.keyring.revision(server)?) {
+        let keyring = self.keyring.revision(server)?;
+        if !self.keyring.indexes(server)?.is_empty() {
+            return Ok(keyring);
+        }
+        Ok(match (self.file.revision(server)?, keyring) {
             (Some(f), Some(k)) => Some(f ^ k.rotate_left(17)),
             _ => None,
         })

@@ -1400,13 +1400,11 @@ fn eviction_refusal(info: &str) -> Option<String> {
     ))
 }
 
-/// The revision a `GET` of its key shows: 0 while it is not there, an error (cannot tell) for a
-/// value that is not a number (written by someone else: the store's own writes set numbers).
+/// The revision a `GET` of its key shows: 0 while it is not there; for a value that is not a
+/// number (written by someone else: the store's own writes set numbers), a digest of it, so
+/// that the same value read twice is no change and any write of the store's is one.
 fn revision_of(value: Option<String>) -> Result<Option<u64>, StoreError> {
-    match value {
-        None => Ok(Some(0)),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| StoreError::Redis { message: "the revision key holds no number".into() }),
-    }
+    Ok(Some(value.map_or(0, |v| super::revision_of_bytes(v.as_bytes()))))
 }
 
 /// A random lease token: who holds the lease.
