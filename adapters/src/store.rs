@@ -391,10 +391,12 @@ pub trait TokenStore: Send + Sync {
     /// empty, another instance logged in, the fleet logged out, and it is empty again. With a
     /// revision the client sees that it moved, and leaves the logout alone. [`MemoryStore`],
     /// [`FileStore`], `KeyringStore` and `RedisStore` keep one: a random number, new with each
-    /// change (a counter could come back to a value: a Redis failover that lost writes, a store
-    /// directory deleted). Versions of this crate before the revision write without moving it:
-    /// while one still writes to a shared store, that round trip can go unseen. A store that
-    /// wraps another must forward this too, or its clients judge by the tokens alone.
+    /// change (a counter could come back to a value a client saw: a Redis failover that lost
+    /// writes). What the store keeps for a server deleted by hand (its directory, its Redis
+    /// keys) starts again at 0, and a client that saw 0 then cannot tell. Versions of this crate
+    /// before the revision write without moving it: while one still writes to a shared store,
+    /// that round trip can go unseen. A store that wraps another must forward this too, or its
+    /// clients judge by the tokens alone.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let _ = server;
         Ok(None)
@@ -588,10 +590,9 @@ pub(crate) fn revision_of_bytes(bytes: &[u8]) -> u64 {
     }
 }
 
-/// A new [`revision`](TokenStore::revision): random, so that it never comes back to a value a
-/// client saw, whatever happened to the store meanwhile (a counter would: a Redis failover that
-/// lost writes, a store directory deleted and made again). Never 0, the revision of a server
-/// nothing was ever saved for.
+/// A new [`revision`](TokenStore::revision): random, so that it does not come back to a value a
+/// client saw (a counter would, after a Redis failover that lost writes). Never 0, the revision
+/// of a server nothing was ever saved for.
 pub(crate) fn fresh_revision() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_err() {
@@ -1062,8 +1063,9 @@ impl TokenStore for FileStore {
     }
 
     /// The server's revision: a number in the file `revision` of its directory, 0 while there
-    /// is none. It stays when the entries go. See [`read_revision`](FileStore::read_revision)
-    /// for one that does not read. The next save of tokens writes it anew.
+    /// is none. It stays when the entries go. Content that is not a number stands for itself
+    /// (a digest of it: the same damage read twice is no change); a file that cannot be read at
+    /// all is an error. The next save of tokens writes it anew.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let dir = self.server_dir(server);
         if !check_dir(&self.dir, true)? || !check_dir(&dir, false)? {

@@ -205,4 +205,76 @@ mod auto_store {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(logins, 1, "the first login was lost (first call {first:?}, next {next:?}); revision after: {after_save:?}");
     }
+
+    /// Read-only review of a55dc09, finding 1: a write-back that half succeeds, on the auto
+    /// store, for a server the files were used for before. The keyring does not answer for a
+    /// while: the registration's save fails once and the login's token save twice. A write-back
+    /// then saves the registration (the keyring now holds an entry, so the auto store's revision
+    /// becomes the keyring's alone) and fails on the tokens; it did not note what its
+    /// registration save left, so the next call took the store for changed and threw the login
+    /// away (a second browser login). Each save that lands is now noted as it lands.
+    #[test]
+    fn a_write_back_that_half_succeeds_keeps_the_login() {
+        use mcp_oauth_client::StoreError;
+        struct Fails {
+            inner: Arc<dyn TokenStore>,
+            clients: std::sync::atomic::AtomicUsize,
+            tokens: std::sync::atomic::AtomicUsize,
+        }
+        impl Fails {
+            fn fail(&self, p: &Persist, write: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+                let counter = match p {
+                    Persist::Client(_) => &self.clients,
+                    Persist::Tokens(_) => &self.tokens,
+                    _ => return write(),
+                };
+                if counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    return Err(StoreError::Redis { message: "injected: the keyring did not answer".into() });
+                }
+                write()
+            }
+        }
+        impl TokenStore for Fails {
+            fn load(&self, server: &str) -> Result<mcp_oauth_client::core::Restored, StoreError> {
+                self.inner.load(server)
+            }
+            fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+                self.fail(p, || self.inner.persist(server, p))
+            }
+            fn persist_locked(&self, server: &str, p: &Persist, lock: &mcp_oauth_client::store::StoreLock) -> Result<(), StoreError> {
+                self.fail(p, || self.inner.persist_locked(server, p, lock))
+            }
+            fn lock(&self, server: &str) -> Result<mcp_oauth_client::store::StoreLock, StoreError> {
+                self.inner.lock(server)
+            }
+            fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+                self.inner.revision(server)
+            }
+        }
+        session();
+        let dir = scratch("half-write-back");
+        let s = server(|o| o.refresh_tokens = true);
+        let key = config(&s).store_key();
+        // Files used for this server before (its revision there is not 0), as in the tests above.
+        let files = FileStore::new(&dir);
+        files.persist(&key, &Persist::Tokens(store_contract::tokens("https://as.earlier", "earlier", 1))).unwrap();
+        files.persist(&key, &Persist::ForgetTokens { issuer: "https://as.earlier".into() }).unwrap();
+        let chosen = mcp_oauth_client::store::auto(&dir, KeyringBackend::KeyUtils, Duration::from_secs(10));
+        assert_eq!(chosen.keyring, Some(KeyringBackend::KeyUtils), "{chosen:?}");
+        let failing = Arc::new(Fails {
+            inner: chosen.store.clone(),
+            clients: std::sync::atomic::AtomicUsize::new(1),
+            tokens: std::sync::atomic::AtomicUsize::new(2),
+        });
+        let (browser, log) = following_browser();
+        let mut x = Adapter::Blocking.with_oauth(config(&s), failing.clone(), browser).unwrap();
+        let calls: Vec<_> = (0..4).map(|_| x.list_tools().map(|t| t.len()).map_err(|e| e.to_string())).collect();
+        let logins = log.lock().unwrap().opened.len();
+        let held = chosen.store.load(&key).unwrap().tokens.is_some();
+        let _ = chosen.store.forget(&key);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(failing.tokens.load(Ordering::SeqCst), 0, "both token saves failed");
+        assert_eq!(logins, 1, "the login was thrown away after a write-back that half succeeded: {calls:?}");
+        assert!(held, "the login was written back at last: {calls:?}");
+    }
 }

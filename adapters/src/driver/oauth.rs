@@ -122,6 +122,23 @@ impl<R: Runtime> Inner<R> {
         Ok(r)
     }
 
+    /// Notes what the store holds after a save of ours of `p` succeeded.
+    fn after_save(&self, p: &Persist) {
+        match p {
+            Persist::Tokens(t) => self.saved(Some(t)),
+            // What the store shows now: another issuer's older entry, perhaps.
+            Persist::ForgetTokens { .. } if self.look().is_err() => self.saved(None),
+            // A registration changes no tokens, but a store may give it a revision of its own
+            // (the auto store's moves from both stores' to the keyring's once the keyring holds
+            // an entry): what the store holds after our own write is what we saw.
+            Persist::Client(_) | Persist::ForgetClient { .. } => {
+                let revision = Revision::of(self.store.revision(&self.key));
+                self.stored.lock().unwrap_or_else(|e| e.into_inner()).revision = revision;
+            }
+            _ => {}
+        }
+    }
+
     /// Notes `tokens` as the store's after a save of ours, with the revision that save left (or
     /// an unknown one, if it cannot be read).
     fn saved(&self, tokens: Option<&mcp_oauth_core::TokenSet>) {
@@ -422,23 +439,9 @@ impl<R: Runtime> Client<R> {
                 Some(h) => inner.store.persist_locked(&inner.key, &p, &h.lock().unwrap_or_else(|e| e.into_inner())),
                 None => inner.store.persist(&inner.key, &p),
             };
-            match (&result, &p) {
-                (Ok(()), Persist::Tokens(t)) => inner.saved(Some(t)),
-                // What the store shows now: another issuer's older entry, perhaps.
-                (Ok(()), Persist::ForgetTokens { .. }) => {
-                    if inner.look().is_err() {
-                        inner.saved(None);
-                    }
-                }
-                // A registration changes no tokens, but a store may give it a revision of its own
-                // (the auto store's moves from both stores' to the keyring's once the keyring
-                // holds an entry): what the store holds after our own write is what we saw.
-                (Ok(()), Persist::Client(_) | Persist::ForgetClient { .. }) => {
-                    let revision = Revision::of(inner.store.revision(&inner.key));
-                    inner.stored.lock().unwrap_or_else(|e| e.into_inner()).revision = revision;
-                }
-                (Ok(()), _) => {}
-                (Err(_), _) => inner.unsaved.store(true, Ordering::SeqCst),
+            match &result {
+                Ok(()) => inner.after_save(&p),
+                Err(_) => inner.unsaved.store(true, Ordering::SeqCst),
             }
             drop(held);
             result
@@ -471,11 +474,16 @@ impl<R: Runtime> Client<R> {
                 if !now.unchanged_since(&inner.last_seen()) && (mine.is_none() || now.tokens != mine) {
                     return Ok(false);
                 }
-                all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock))?;
+                // Each save that succeeds is noted as it lands: a write-back that fails halfway
+                // (its registration saved, its tokens not) is compared next time with what it
+                // left, not with what was there before it.
+                all.iter().try_for_each(|p| inner.store.persist_locked(&inner.key, p, &lock).map(|()| inner.after_save(p)))?;
                 // The machine holds no tokens (a logout, or a refused refresh token, whose
                 // forget could not be saved): the store's, which this client last saw, go too.
                 if let (None, Some(t)) = (mine, &stored.tokens) {
-                    inner.store.persist_locked(&inner.key, &Persist::ForgetTokens { issuer: t.issuer.clone() }, &lock)?;
+                    let forget = Persist::ForgetTokens { issuer: t.issuer.clone() };
+                    inner.store.persist_locked(&inner.key, &forget, &lock)?;
+                    inner.after_save(&forget);
                 }
                 inner.saw(Seen { tokens: mine, revision: Revision::of(inner.store.revision(&inner.key)) });
                 Ok::<_, StoreError>(true)

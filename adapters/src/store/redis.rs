@@ -1097,7 +1097,7 @@ impl RedisStore {
 
 struct Keys {
     entries: String,
-    /// The server's [`revision`](TokenStore::revision): a counter, kept when the entries go.
+    /// The server's [`revision`](TokenStore::revision): a random number, kept when the entries go.
     revision: String,
     lease: String,
     done: String,
@@ -1282,7 +1282,7 @@ impl TokenStore for RedisStore {
     /// A number next to the entries (same hash tag), set by the same script that writes.
     fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
         let k = self.keys(server);
-        revision_of(self.with(|c| c.get::<_, Option<String>>(&k.revision))?)
+        revision_of(self.with(|c| c.get::<_, Option<Vec<u8>>>(&k.revision))?)
     }
 
     /// Fenced by this holder's own lease: refused ([`StoreError::LeaseLost`]) once it lost it.
@@ -1403,8 +1403,8 @@ fn eviction_refusal(info: &str) -> Option<String> {
 /// The revision a `GET` of its key shows: 0 while it is not there; for a value that is not a
 /// number (written by someone else: the store's own writes set numbers), a digest of it, so
 /// that the same value read twice is no change and any write of the store's is one.
-fn revision_of(value: Option<String>) -> Result<Option<u64>, StoreError> {
-    Ok(Some(value.map_or(0, |v| super::revision_of_bytes(v.as_bytes()))))
+fn revision_of(value: Option<Vec<u8>>) -> Result<Option<u64>, StoreError> {
+    Ok(Some(value.map_or(0, |v| super::revision_of_bytes(&v))))
 }
 
 /// A random lease token: who holds the lease.
