@@ -471,3 +471,61 @@ pub fn stalling_proxy(redis_port: u16, needle: &'static [u8], delay: Duration, a
     });
     port
 }
+
+/// A Cluster of three masters on 127.0.0.1, its slots split in three (`ADDSLOTSRANGE`,
+/// `MEET`; Redis 7). Killed when dropped.
+pub struct Cluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    pub fn start(tag: &str) -> Cluster {
+        let mut nodes = Vec::new();
+        let mut bus = Vec::new();
+        for i in 0..3 {
+            let dir = std::env::temp_dir().join(format!("mcp-oauth-redis-{}-{tag}-{i}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let cport = free_port();
+            let conf = dir.join("nodes.conf");
+            let extra = [
+                "--cluster-enabled".to_owned(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                conf.to_string_lossy().into_owned(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+                "--cluster-port".into(),
+                cport.to_string(),
+            ];
+            nodes.push(Redis::start_in(dir, free_port(), &extra));
+            bus.push(cport);
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            let (from, to) = (i * 16384 / 3, (i + 1) * 16384 / 3 - 1);
+            let _: () = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(from).arg(to).query(&mut n.raw()).unwrap();
+        }
+        for (n, cport) in nodes.iter().zip(&bus).skip(1) {
+            let _: () = redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(n.port).arg(cport).query(&mut nodes[0].raw()).unwrap();
+        }
+        let c = Cluster { nodes };
+        let started = Instant::now();
+        loop {
+            let ok = c.nodes.iter().all(|n| {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut n.raw()).unwrap_or_default();
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            });
+            if ok {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    /// A `redis+cluster://` URL with two of the nodes as seeds.
+    pub fn url(&self) -> String {
+        format!("redis+cluster://127.0.0.1:{},127.0.0.1:{}", self.nodes[0].port, self.nodes[1].port)
+    }
+}
