@@ -278,3 +278,64 @@ mod auto_store {
         assert!(held, "the login was written back at last: {calls:?}");
     }
 }
+
+/// Read-only review of dfd2f51: the registration saved by a first login lands, but the store
+/// fails to answer the revision read right after it (a Redis failover at that moment) and the
+/// token save fails too. The client noted an unknown revision, and at its next call took the
+/// store for changed and threw the login away (a second browser login). A revision read that
+/// fails after a registration save now leaves the one noted before.
+#[test]
+fn a_failed_revision_read_after_a_registration_keeps_the_first_login() {
+    use mcp_oauth_client::core::Restored;
+    use mcp_oauth_client::store::StoreLock;
+    use mcp_oauth_client::StoreError;
+    use std::sync::atomic::AtomicUsize;
+    struct Flaky {
+        inner: mcp_oauth_client::MemoryStore,
+        revision_fails: AtomicUsize,
+        token_fails: AtomicUsize,
+    }
+    impl TokenStore for Flaky {
+        fn load(&self, server: &str) -> Result<Restored, StoreError> {
+            self.inner.load(server)
+        }
+        fn persist(&self, server: &str, p: &Persist) -> Result<(), StoreError> {
+            let counter = match p {
+                Persist::Tokens(_) => &self.token_fails,
+                _ => {
+                    self.inner.persist(server, p)?;
+                    if matches!(p, Persist::Client(_)) {
+                        self.revision_fails.store(1, Ordering::SeqCst);
+                    }
+                    return Ok(());
+                }
+            };
+            if counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(StoreError::Redis { message: "injected: the save failed".into() });
+            }
+            self.inner.persist(server, p)
+        }
+        fn lock(&self, server: &str) -> Result<StoreLock, StoreError> {
+            self.inner.lock(server)
+        }
+        fn revision(&self, server: &str) -> Result<Option<u64>, StoreError> {
+            if self.revision_fails.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(StoreError::Redis { message: "injected: no answer".into() });
+            }
+            self.inner.revision(server)
+        }
+    }
+    let s = server(|o| o.refresh_tokens = true);
+    let store = Arc::new(Flaky {
+        inner: mcp_oauth_client::MemoryStore::new(),
+        revision_fails: AtomicUsize::new(0),
+        token_fails: AtomicUsize::new(1),
+    });
+    let (browser, log) = following_browser();
+    let mut x = Adapter::Blocking.with_oauth(config(&s), store.clone(), browser).unwrap();
+    let calls: Vec<_> = (0..2).map(|_| x.list_tools().map(|t| t.len()).map_err(|e| e.to_string())).collect();
+    let logins = log.lock().unwrap().opened.len();
+    assert_eq!(store.token_fails.load(Ordering::SeqCst), 0, "the first token save failed");
+    assert_eq!(logins, 1, "the first login was thrown away: {calls:?}");
+    assert!(store.inner.load(&config(&s).store_key()).unwrap().tokens.is_some(), "written back: {calls:?}");
+}

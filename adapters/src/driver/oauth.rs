@@ -131,9 +131,13 @@ impl<R: Runtime> Inner<R> {
             // A registration changes no tokens, but a store may give it a revision of its own
             // (the auto store's moves from both stores' to the keyring's once the keyring holds
             // an entry): what the store holds after our own write is what we saw.
+            // Only a revision that reads replaces the one noted: a registration moves no tokens,
+            // and a failed read here would make a later write-back of a first login take the
+            // store for changed.
             Persist::Client(_) | Persist::ForgetClient { .. } => {
-                let revision = Revision::of(self.store.revision(&self.key));
-                self.stored.lock().unwrap_or_else(|e| e.into_inner()).revision = revision;
+                if let Ok(r) = self.store.revision(&self.key) {
+                    self.stored.lock().unwrap_or_else(|e| e.into_inner()).revision = Revision::of(Ok(r));
+                }
             }
             _ => {}
         }
